@@ -1,0 +1,313 @@
+// Package indextest has test helpers for the index, pagecache and vfs
+// packages: an in-memory remote.Client that counts and can fail requests, a
+// read-only client over a directory in the file-backend layout, and an LTX
+// encoder for synthetic files. It is imported only by tests.
+package indextest
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote"
+)
+
+type fileKey struct {
+	level    int
+	min, max ltx.TXID
+}
+
+// Mem is an in-memory remote.Client. Its counters and hooks are safe for
+// concurrent use.
+type Mem struct {
+	mu      sync.Mutex
+	files   map[fileKey][]byte
+	created map[fileKey]time.Time
+
+	// Opens counts OpenLTXFile calls; OpenedBytes the bytes they returned.
+	Opens       atomic.Int64
+	OpenedBytes atomic.Int64
+	// Lists counts LTXFiles calls.
+	Lists atomic.Int64
+
+	// OpenHook, if set, runs before every OpenLTXFile; a non-nil error is
+	// returned from it. Set it before the client is used concurrently.
+	OpenHook func(level int, minTXID, maxTXID ltx.TXID, offset, size int64) error
+}
+
+// NewMem returns an empty in-memory client.
+func NewMem() *Mem {
+	return &Mem{files: make(map[fileKey][]byte), created: make(map[fileKey]time.Time)}
+}
+
+// Put stores data as a file of level; TXIDs come from data's header. If
+// createdAt is zero the header timestamp is used.
+func (m *Mem) Put(level int, data []byte, createdAt time.Time) (*ltx.FileInfo, error) {
+	var hdr ltx.Header
+	if err := hdr.UnmarshalBinary(data); err != nil {
+		return nil, fmt.Errorf("put: %w", err)
+	}
+	if createdAt.IsZero() {
+		createdAt = time.UnixMilli(hdr.Timestamp).UTC()
+	}
+	k := fileKey{level, hdr.MinTXID, hdr.MaxTXID}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.files[k] = slices.Clone(data)
+	m.created[k] = createdAt
+	return &ltx.FileInfo{Level: level, MinTXID: hdr.MinTXID, MaxTXID: hdr.MaxTXID, Size: int64(len(data)), CreatedAt: createdAt}, nil
+}
+
+// Data returns the stored bytes of a file (not a copy) or nil.
+func (m *Mem) Data(level int, minTXID, maxTXID ltx.TXID) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.files[fileKey{level, minTXID, maxTXID}]
+}
+
+// SetData replaces the bytes of an existing file (to simulate corruption).
+func (m *Mem) SetData(level int, minTXID, maxTXID ltx.TXID, data []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.files[fileKey{level, minTXID, maxTXID}] = data
+}
+
+// LoadDir copies every file of a file-backend replica directory
+// (<root>/ltx/<level>/<min>-<max>.ltx) into a new Mem, with the file's
+// modification time as CreatedAt.
+func LoadDir(root string) (*Mem, error) {
+	m := NewMem()
+	d := NewDir(root)
+	for level := 0; level <= remote.MaxLevel; level++ {
+		infos, err := d.LTXFiles(context.Background(), level, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, info := range infos {
+			b, err := os.ReadFile(d.path(level, info.MinTXID, info.MaxTXID))
+			if err != nil {
+				return nil, err
+			}
+			if _, err := m.Put(level, b, info.CreatedAt); err != nil {
+				return nil, fmt.Errorf("%s: %w", d.path(level, info.MinTXID, info.MaxTXID), err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// Type implements remote.Client.
+func (m *Mem) Type() string { return "mem" }
+
+// LTXFiles implements remote.Client.
+func (m *Mem) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
+	m.Lists.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*ltx.FileInfo
+	for k, b := range m.files {
+		if k.level == level && k.min >= seek {
+			out = append(out, &ltx.FileInfo{Level: level, MinTXID: k.min, MaxTXID: k.max, Size: int64(len(b)), CreatedAt: m.created[k]})
+		}
+	}
+	slices.SortFunc(out, func(a, b *ltx.FileInfo) int { return cmp.Compare(a.MinTXID, b.MinTXID) })
+	return out, nil
+}
+
+// OpenLTXFile implements remote.Client.
+func (m *Mem) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	m.Opens.Add(1)
+	if h := m.OpenHook; h != nil {
+		if err := h(level, minTXID, maxTXID, offset, size); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b := m.Data(level, minTXID, maxTXID)
+	name := remote.FileDesc(level, minTXID, maxTXID)
+	if b == nil {
+		return nil, fmt.Errorf("mem: %s: %w", name, remote.ErrNotExist)
+	}
+	if offset < 0 || offset > int64(len(b)) || size < 0 || (size > 0 && offset+size > int64(len(b))) {
+		return nil, fmt.Errorf("mem: %s: range %d+%d outside %d bytes", name, offset, size, len(b))
+	}
+	end := int64(len(b))
+	if size > 0 {
+		end = offset + size
+	}
+	m.OpenedBytes.Add(end - offset)
+	return io.NopCloser(bytes.NewReader(b[offset:end])), nil
+}
+
+// WriteLTXFile implements remote.Client.
+func (m *Mem) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	return m.Put(level, b, time.Time{})
+}
+
+// DeleteLTXFiles implements remote.Client.
+func (m *Mem) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range files {
+		k := fileKey{f.Level, f.MinTXID, f.MaxTXID}
+		delete(m.files, k)
+		delete(m.created, k)
+	}
+	return nil
+}
+
+// DeleteAll implements remote.Client.
+func (m *Mem) DeleteAll(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.files)
+	clear(m.created)
+	return nil
+}
+
+// Dir is a read-only remote.Client over a file-backend replica directory:
+// <root>/ltx/<level>/<%016x-%016x>.ltx. CreatedAt is the file's mtime.
+type Dir struct {
+	root string
+	// Opens counts OpenLTXFile calls.
+	Opens atomic.Int64
+}
+
+// NewDir returns a client over root.
+func NewDir(root string) *Dir { return &Dir{root: root} }
+
+func (d *Dir) path(level int, minTXID, maxTXID ltx.TXID) string {
+	return filepath.Join(d.root, "ltx", strconv.Itoa(level), ltx.FormatFilename(minTXID, maxTXID))
+}
+
+// Type implements remote.Client.
+func (d *Dir) Type() string { return "dir" }
+
+// LTXFiles implements remote.Client.
+func (d *Dir) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
+	ents, err := os.ReadDir(filepath.Join(d.root, "ltx", strconv.Itoa(level)))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var out []*ltx.FileInfo
+	for _, e := range ents {
+		minTXID, maxTXID, err := ltx.ParseFilename(e.Name())
+		if err != nil || minTXID < seek {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: fi.Size(), CreatedAt: fi.ModTime().UTC()})
+	}
+	slices.SortFunc(out, func(a, b *ltx.FileInfo) int { return cmp.Compare(a.MinTXID, b.MinTXID) })
+	return out, nil
+}
+
+type sectionFile struct {
+	*io.SectionReader
+	f *os.File
+}
+
+func (s sectionFile) Close() error { return s.f.Close() }
+
+// OpenLTXFile implements remote.Client.
+func (d *Dir) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	d.Opens.Add(1)
+	f, err := os.Open(d.path(level, minTXID, maxTXID))
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if size == 0 {
+		size = st.Size() - offset
+	}
+	if offset < 0 || size < 0 || offset+size > st.Size() {
+		f.Close()
+		return nil, fmt.Errorf("%s: range %d+%d outside %d bytes", f.Name(), offset, size, st.Size())
+	}
+	return sectionFile{io.NewSectionReader(f, offset, size), f}, nil
+}
+
+// WriteLTXFile is not supported.
+func (d *Dir) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	return nil, errors.ErrUnsupported
+}
+
+// DeleteLTXFiles is not supported.
+func (d *Dir) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
+	return errors.ErrUnsupported
+}
+
+// DeleteAll is not supported.
+func (d *Dir) DeleteAll(ctx context.Context) error { return errors.ErrUnsupported }
+
+// Page is one page of a synthetic file.
+type Page struct {
+	Pgno uint32
+	Data []byte
+}
+
+// Encode returns an LTX file with the given header fields and pages (which
+// must be in ascending order), written the way Litestream v0.5 writes them
+// (no rolling checksum, LZ4 block pages). Version, Flags and a zero
+// Timestamp are filled in.
+func Encode(hdr ltx.Header, pages []Page) ([]byte, error) {
+	hdr.Version = ltx.Version
+	hdr.Flags |= ltx.HeaderFlagNoChecksum
+	if hdr.Timestamp == 0 {
+		hdr.Timestamp = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli() + int64(hdr.MaxTXID)*1000
+	}
+	var buf bytes.Buffer
+	enc, err := ltx.NewEncoder(&buf)
+	if err != nil {
+		return nil, err
+	}
+	if err := enc.EncodeHeader(hdr); err != nil {
+		return nil, err
+	}
+	for _, p := range pages {
+		if err := enc.EncodePage(ltx.PageHeader{Pgno: p.Pgno}, p.Data); err != nil {
+			return nil, fmt.Errorf("page %d: %w", p.Pgno, err)
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// PageData returns deterministic page content for (txid, pgno): the page is
+// filled with a pattern that names both, so tests can tell versions apart.
+func PageData(pageSize uint32, txid ltx.TXID, pgno uint32) []byte {
+	b := make([]byte, pageSize)
+	for i := 0; i+16 <= len(b); i += 16 {
+		copy(b[i:], fmt.Sprintf("%07d:%07d|", uint32(txid)%10000000, pgno%10000000))
+	}
+	return b
+}
