@@ -10,4 +10,7 @@ require (
 	gopkg.in/yaml.v3 v3.0.1
 )
 
-require github.com/pierrec/lz4/v4 v4.1.23 // indirect
+require (
+	github.com/pierrec/lz4/v4 v4.1.23 // indirect
+	github.com/psanford/sqlite3vfs v0.0.0-20260519004904-f9180fa2acc9 // indirect
+)
