@@ -1,0 +1,469 @@
+package pagecache
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pierrec/lz4/v4"
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote"
+)
+
+// Frame locates one page frame in one LTX file. It has the same fields as
+// index.Entry, so an entry converts directly: pagecache.Frame(entry).
+type Frame struct {
+	File   *ltx.FileInfo
+	Offset int64
+	Size   int64
+}
+
+// Request asks for page Pgno, whose frame is Frame and whose decoded size
+// must be PageSize.
+type Request struct {
+	Frame
+	Pgno     uint32
+	PageSize uint32
+}
+
+// Options tune a Fetcher. Zero values take the defaults.
+type Options struct {
+	// MaxGap is the most unneeded bytes between two wanted frames of one
+	// file that still go into one range request (default 64 KiB: reading a
+	// little extra is cheaper than another round trip).
+	MaxGap int64
+	// MaxRequestBytes bounds one range request (default 4 MiB), so a large
+	// batch still spreads over parallel requests.
+	MaxRequestBytes int64
+	// Parallelism bounds this Fetcher's concurrent range requests
+	// (default 8).
+	Parallelism int
+	// Retries is how many times a failed range read is retried (default 3;
+	// negative: never). A missing file or a cancelled context is not retried.
+	Retries int
+	// Backoff is the wait before the first retry, doubled before each next
+	// one (default 100ms).
+	Backoff time.Duration
+	// Logger receives retry warnings (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxGap <= 0 {
+		o.MaxGap = 64 << 10
+	}
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = 4 << 20
+	}
+	if o.Parallelism <= 0 {
+		o.Parallelism = 8
+	}
+	if o.Retries == 0 {
+		o.Retries = 3
+	} else if o.Retries < 0 {
+		o.Retries = 0
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 100 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Stats are a Fetcher's counters since it was created.
+type Stats struct {
+	Hits    int64 // pages served from the cache
+	Misses  int64 // pages this Fetcher fetched
+	Waits   int64 // pages that joined another caller's in-flight fetch
+	Fetches int64 // range requests issued, retries included
+	Bytes   int64 // bytes received from the remote
+	Retries int64 // range requests retried after a failure
+}
+
+// Fetcher reads pages of one replica through a Cache. It is safe for
+// concurrent use; all methods may be called from many goroutines.
+type Fetcher struct {
+	client remote.Client
+	cache  *Cache
+	space  uint64
+	opts   Options
+	sem    chan struct{} // bounds concurrent range requests
+
+	mu       sync.Mutex
+	inflight map[key]*call
+
+	hits, misses, waits, fetches, bytes, retries atomic.Int64
+}
+
+// call is one page being fetched; done is closed once data or err is set.
+type call struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// NewFetcher returns a Fetcher that reads from client and caches in cache.
+// Several Fetchers (replicas) may share one cache: each gets its own key
+// namespace.
+func NewFetcher(client remote.Client, cache *Cache, opts Options) *Fetcher {
+	opts = opts.withDefaults()
+	return &Fetcher{
+		client:   client,
+		cache:    cache,
+		space:    cache.spaces.Add(1),
+		opts:     opts,
+		sem:      make(chan struct{}, opts.Parallelism),
+		inflight: make(map[key]*call),
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (f *Fetcher) Stats() Stats {
+	return Stats{
+		Hits: f.hits.Load(), Misses: f.misses.Load(), Waits: f.waits.Load(),
+		Fetches: f.fetches.Load(), Bytes: f.bytes.Load(), Retries: f.retries.Load(),
+	}
+}
+
+// Cache returns the cache the Fetcher reads through.
+func (f *Fetcher) Cache() *Cache { return f.cache }
+
+func (f *Fetcher) key(r Request) key {
+	return key{space: f.space, level: r.File.Level, min: r.File.MinTXID, max: r.File.MaxTXID, pgno: r.Pgno}
+}
+
+// Cached reports whether a page is in the cache, without touching its
+// recency (for deciding what to read ahead).
+func (f *Fetcher) Cached(r Request) bool {
+	return r.File != nil && f.cache.contains(f.key(r))
+}
+
+// ReadPage returns one decoded page. The returned slice is shared with the
+// cache and other readers: it must not be modified.
+func (f *Fetcher) ReadPage(ctx context.Context, r Request) ([]byte, error) {
+	if r.File != nil {
+		if b, ok := f.cache.get(f.key(r)); ok {
+			f.hits.Add(1)
+			return b, nil
+		}
+	}
+	out, err := f.ReadPages(ctx, []Request{r})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// ReadPages returns the decoded pages of reqs, in order. Cached pages are
+// returned at once; pages another caller is already fetching are waited for;
+// the rest are fetched in as few range requests as the Options allow, in
+// parallel. The returned slices are shared: they must not be modified.
+func (f *Fetcher) ReadPages(ctx context.Context, reqs []Request) ([][]byte, error) {
+	out := make([][]byte, len(reqs))
+	// A page fetched by another caller fails with that caller's context
+	// error if it gave up; then this caller fetches it itself. A few rounds
+	// bound the loop if callers keep cancelling.
+	todo := make([]int, len(reqs))
+	for i := range todo {
+		todo[i] = i
+	}
+	for round := 0; ; round++ {
+		retry, err := f.readPages(ctx, reqs, todo, out, round < 3)
+		if err != nil {
+			return nil, err
+		}
+		if len(retry) == 0 {
+			return out, nil
+		}
+		todo = retry
+	}
+}
+
+// pending is one page of a ReadPages call that is not yet in out.
+type pending struct {
+	idx  int
+	c    *call
+	mine bool // this call fetches it (else another caller does)
+}
+
+// readPages serves reqs[i] for i in todo into out. It returns the indexes to
+// try again: pages another caller was fetching when that caller's context
+// ended (only if retryOthers).
+func (f *Fetcher) readPages(ctx context.Context, reqs []Request, todo []int, out [][]byte, retryOthers bool) ([]int, error) {
+	var wait []pending
+	var mine []pending
+	for _, i := range todo {
+		r := reqs[i]
+		if r.File == nil {
+			return nil, fmt.Errorf("read page %d: no file", r.Pgno)
+		}
+		k := f.key(r)
+		if b, ok := f.cache.get(k); ok {
+			f.hits.Add(1)
+			out[i] = b
+			continue
+		}
+		f.mu.Lock()
+		if c, ok := f.inflight[k]; ok {
+			f.mu.Unlock()
+			f.waits.Add(1)
+			wait = append(wait, pending{idx: i, c: c})
+			continue
+		}
+		// A fetch may have completed between the cache miss and the lock:
+		// completers fill the cache before leaving inflight, so this second
+		// look under the lock cannot miss it.
+		if b, ok := f.cache.get(k); ok {
+			f.mu.Unlock()
+			f.hits.Add(1)
+			out[i] = b
+			continue
+		}
+		c := &call{done: make(chan struct{})}
+		f.inflight[k] = c
+		f.mu.Unlock()
+		f.misses.Add(1)
+		p := pending{idx: i, c: c, mine: true}
+		mine = append(mine, p)
+		wait = append(wait, p)
+	}
+
+	if len(mine) > 0 {
+		f.fetch(ctx, reqs, mine)
+	}
+
+	var retry []int
+	var firstErr error
+	for _, p := range wait {
+		select {
+		case <-p.c.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if p.c.err == nil {
+			out[p.idx] = p.c.data
+			continue
+		}
+		if !p.mine && retryOthers && ctx.Err() == nil && isContextErr(p.c.err) {
+			retry = append(retry, p.idx)
+			continue
+		}
+		if firstErr == nil {
+			firstErr = p.c.err
+		}
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return retry, nil
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// span is one range request: frames of one file, sorted by offset.
+type span struct {
+	file       *ltx.FileInfo
+	start, end int64
+	pages      []pending
+}
+
+// fetch issues the range requests for pages this caller owns and completes
+// every one of their calls (success or error) before returning, so that
+// waiters never hang.
+func (f *Fetcher) fetch(ctx context.Context, reqs []Request, mine []pending) {
+	// Group by file, order by offset, and cut into spans.
+	slices.SortFunc(mine, func(a, b pending) int {
+		ra, rb := reqs[a.idx], reqs[b.idx]
+		if c := cmp.Compare(ra.File.Level, rb.File.Level); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(ra.File.MinTXID, rb.File.MinTXID); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(ra.File.MaxTXID, rb.File.MaxTXID); c != 0 {
+			return c
+		}
+		return cmp.Compare(ra.Offset, rb.Offset)
+	})
+	var spans []*span
+	var cur *span
+	for _, p := range mine {
+		r := reqs[p.idx]
+		end := r.Offset + r.Size
+		if cur != nil && sameFile(cur.file, r.File) &&
+			r.Offset >= cur.end && r.Offset-cur.end <= f.opts.MaxGap &&
+			end-cur.start <= f.opts.MaxRequestBytes {
+			cur.end = end
+			cur.pages = append(cur.pages, p)
+			continue
+		}
+		cur = &span{file: r.File, start: r.Offset, end: end, pages: []pending{p}}
+		spans = append(spans, cur)
+	}
+
+	var wg sync.WaitGroup
+	for _, s := range spans[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.fetchSpan(ctx, reqs, s)
+		}()
+	}
+	f.fetchSpan(ctx, reqs, spans[0]) // the caller's goroutine does one itself
+	wg.Wait()
+}
+
+func sameFile(a, b *ltx.FileInfo) bool {
+	return a == b || (a.Level == b.Level && a.MinTXID == b.MinTXID && a.MaxTXID == b.MaxTXID)
+}
+
+// fetchSpan reads one span, decodes its frames, caches the pages and
+// completes their calls.
+func (f *Fetcher) fetchSpan(ctx context.Context, reqs []Request, s *span) {
+	buf, err := f.readRange(ctx, s.file, s.start, s.end-s.start)
+	for _, p := range s.pages {
+		r := reqs[p.idx]
+		var data []byte
+		perr := err
+		if perr == nil {
+			data, perr = DecodeFrame(buf[r.Offset-s.start:r.Offset-s.start+r.Size], r.Pgno, r.PageSize)
+			if perr != nil {
+				perr = fmt.Errorf("%s: %w", remote.FileDesc(r.File.Level, r.File.MinTXID, r.File.MaxTXID), perr)
+			}
+		}
+		f.complete(f.key(r), p.c, data, perr)
+	}
+}
+
+// complete publishes a call's result: into the cache first, then out of
+// inflight (see the second cache look in readPages), then to waiters.
+func (f *Fetcher) complete(k key, c *call, data []byte, err error) {
+	if err == nil {
+		f.cache.add(k, data)
+	}
+	c.data, c.err = data, err
+	f.mu.Lock()
+	delete(f.inflight, k)
+	f.mu.Unlock()
+	close(c.done)
+}
+
+// readRange reads size bytes at off of file, retrying transient failures
+// with exponential backoff.
+func (f *Fetcher) readRange(ctx context.Context, file *ltx.FileInfo, off, size int64) ([]byte, error) {
+	desc := remote.FileDesc(file.Level, file.MinTXID, file.MaxTXID)
+	backoff := f.opts.Backoff
+	for attempt := 0; ; attempt++ {
+		b, err := f.readOnce(ctx, file, off, size)
+		if err == nil {
+			return b, nil
+		}
+		err = fmt.Errorf("read %s bytes %d+%d: %w", desc, off, size, err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, remote.ErrNotExist) || isContextErr(err) {
+			return nil, err
+		}
+		if attempt >= f.opts.Retries {
+			if attempt > 0 {
+				return nil, fmt.Errorf("%w (gave up after %d attempts)", err, attempt+1)
+			}
+			return nil, err
+		}
+		f.retries.Add(1)
+		f.opts.Logger.Warn("page read failed, retrying", "file", desc, "offset", off, "size", size, "attempt", attempt+1, "backoff", backoff, "error", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		backoff *= 2
+	}
+}
+
+func (f *Fetcher) readOnce(ctx context.Context, file *ltx.FileInfo, off, size int64) ([]byte, error) {
+	select {
+	case f.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-f.sem }()
+
+	f.fetches.Add(1)
+	rc, err := f.client.OpenLTXFile(ctx, file.Level, file.MinTXID, file.MaxTXID, off, size)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b := make([]byte, size)
+	n, err := io.ReadFull(rc, b)
+	f.bytes.Add(int64(n))
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// DecodeFrame decodes one page frame (page header, then either a 4-byte size
+// and an LZ4 block, or an LZ4 frame as older Litestream wrote) and checks that
+// it holds page pgno of pageSize bytes. The result is a new slice of exactly
+// pageSize bytes.
+func DecodeFrame(b []byte, pgno, pageSize uint32) ([]byte, error) {
+	var hdr ltx.PageHeader
+	if err := hdr.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("page %d: frame of %d bytes: %w", pgno, len(b), err)
+	}
+	if hdr.Pgno != pgno {
+		return nil, fmt.Errorf("page %d: frame holds page %d", pgno, hdr.Pgno)
+	}
+	var data []byte
+	if hdr.Flags&ltx.PageHeaderFlagSize != 0 {
+		// Decode straight into a page-sized buffer: ltx.DecodePageData
+		// returns a slice of a 64 KiB buffer, which a cache would then keep
+		// alive whole for every 4 KiB page.
+		if len(b) < ltx.PageHeaderSize+4 {
+			return nil, fmt.Errorf("page %d: frame of %d bytes has no size field", pgno, len(b))
+		}
+		n := int(binary.BigEndian.Uint32(b[ltx.PageHeaderSize:]))
+		body := b[ltx.PageHeaderSize+4:]
+		if n > len(body) {
+			return nil, fmt.Errorf("page %d: compressed size %d exceeds the %d-byte frame", pgno, n, len(b))
+		}
+		data = make([]byte, pageSize)
+		m, err := lz4.UncompressBlock(body[:n], data)
+		if err != nil {
+			return nil, fmt.Errorf("page %d: decompress: %w", pgno, err)
+		}
+		if m != int(pageSize) {
+			return nil, fmt.Errorf("page %d: decoded %d bytes, page size is %d", pgno, m, pageSize)
+		}
+		return data, nil
+	}
+	_, data, err := ltx.DecodePageData(b)
+	if err != nil {
+		return nil, fmt.Errorf("page %d: decompress: %w", pgno, err)
+	}
+	if len(data) != int(pageSize) {
+		return nil, fmt.Errorf("page %d: decoded %d bytes, page size is %d", pgno, len(data), pageSize)
+	}
+	if cap(data) != len(data) {
+		data = append(make([]byte, 0, len(data)), data...)
+	}
+	return data, nil
+}
