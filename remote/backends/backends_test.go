@@ -1,0 +1,91 @@
+package backends
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/file"
+	"github.com/litestream-go/litestream/remote/remotetest"
+)
+
+func TestOpenFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, raw := range []string{dir, "file://" + dir, "file://" + dir + "/"} {
+		t.Run(raw, func(t *testing.T) {
+			c, err := Open(t.Context(), raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fc, ok := c.(*file.Client)
+			if !ok || c.Type() != "file" || fc.Root() != filepath.Clean(dir) {
+				t.Fatalf("got %T %q", c, c.Type())
+			}
+		})
+	}
+
+	// A client from Open really writes where the URL says.
+	c, err := Open(t.Context(), "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now()})
+	if _, err := c.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := file.New(dir).LTXFiles(t.Context(), 0, 0)
+	if err != nil || len(infos) != 1 {
+		t.Fatalf("got %d files, %v", len(infos), err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	tests := []struct {
+		raw         string
+		want        []string
+		unsupported bool
+	}{
+		{"ftp://host/x", []string{`unknown replica URL scheme "ftp"`, "this build supports: file"}, false},
+		{"s3://bucket/db?secret-access-key=hunter2", []string{"s3 backend is not yet supported in this build", "supported: file", "secret-access-key=xxxxx"}, true},
+		{"gs://bucket/db", []string{"gs backend is not yet supported"}, true},
+		{"abs://acct@container/db", []string{"abs backend is not yet supported"}, true},
+		{"sftp://u:hunter2@127.0.0.1:22/db", []string{"sftp backend is not yet supported", "u:xxxxx@"}, true},
+		{"nats://127.0.0.1:4222/bucket", []string{"nats backend is not yet supported"}, true},
+		{"webdav://127.0.0.1/db", []string{"webdav backend is not yet supported"}, true},
+		{"webdavs://127.0.0.1/db", []string{"webdavs backend is not yet supported"}, true},
+		{"file://host/x", []string{`has host "host"`}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			_, err := Open(t.Context(), tt.raw)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %q leaks a secret", err)
+			}
+			if errors.Is(err, errors.ErrUnsupported) != tt.unsupported {
+				t.Errorf("errors.Is(ErrUnsupported) = %v, want %v", !tt.unsupported, tt.unsupported)
+			}
+		})
+	}
+	if _, err := Open(t.Context(), "ftp://x/y"); !errors.Is(err, remote.ErrUnknownScheme) {
+		t.Errorf("unknown scheme error does not wrap ErrUnknownScheme: %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := Open(ctx, t.TempDir()); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled context: got %v", err)
+	}
+}
