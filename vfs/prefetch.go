@@ -1,0 +1,226 @@
+package vfs
+
+import (
+	"context"
+	"encoding/binary"
+	"sync"
+
+	"github.com/litestream-go/litestream/index"
+	"github.com/litestream-go/litestream/pagecache"
+)
+
+// PrefetchOptions tune read-ahead. Prefetches run in the background and
+// never delay the read that triggered them; when the prefetch slots are all
+// busy a new prefetch is dropped, not queued.
+type PrefetchOptions struct {
+	// Disable turns all read-ahead off.
+	Disable bool
+	// SmallFanout: an interior B-tree page read from the remote with at most
+	// this many children has all its children fetched at once (default 32).
+	SmallFanout int
+	// MaxSiblings bounds the pages fetched when an interior page turns out
+	// to have interior children: its other children are then interior pages
+	// too (a B-tree is balanced) and are fetched together (default 2048).
+	MaxSiblings int
+	// ReadAhead is how many pages a sequential scan fetches ahead of itself
+	// (default 64).
+	ReadAhead int
+	// Concurrent bounds the prefetches in flight per replica (default 2).
+	Concurrent int
+}
+
+func (o PrefetchOptions) withDefaults() PrefetchOptions {
+	if o.SmallFanout <= 0 {
+		o.SmallFanout = 32
+	}
+	if o.MaxSiblings <= 0 {
+		o.MaxSiblings = 2048
+	}
+	if o.ReadAhead <= 0 {
+		o.ReadAhead = 64
+	}
+	if o.Concurrent <= 0 {
+		o.Concurrent = 2
+	}
+	return o
+}
+
+// maxTracked bounds the interior pages whose children the prefetcher
+// remembers; past it the memory is dropped (it is only a hint).
+const maxTracked = 1 << 16
+
+// prefetcher decides what to read ahead for one replica. Its knowledge of
+// the tree (which page is whose child) is keyed by page number only: it is
+// a hint that may be stale after the primary restructures a tree, which
+// costs a useless fetch at worst, never a wrong page (pages are always read
+// through the version being queried).
+type prefetcher struct {
+	r    *Replica
+	opts PrefetchOptions
+	sem  chan struct{}
+
+	mu       sync.Mutex
+	children map[uint32][]uint32 // interior page -> its child pages
+	parent   map[uint32]uint32   // page -> the interior page that points to it
+	done     map[uint32]bool     // interior pages whose children were prefetched
+}
+
+func newPrefetcher(r *Replica, opts PrefetchOptions) *prefetcher {
+	return &prefetcher{
+		r: r, opts: opts, sem: make(chan struct{}, opts.Concurrent),
+		children: make(map[uint32][]uint32), parent: make(map[uint32]uint32), done: make(map[uint32]bool),
+	}
+}
+
+// missed is told about every page that had to be fetched from the remote.
+func (p *prefetcher) missed(v *index.Version, pgno uint32, data []byte) {
+	if p.opts.Disable {
+		return
+	}
+	kids := interiorChildren(data, pgno, v.Commit())
+	if kids == nil {
+		return
+	}
+	var fetch []uint32
+	p.mu.Lock()
+	if len(p.children) >= maxTracked {
+		clear(p.children)
+		clear(p.parent)
+		clear(p.done)
+	}
+	p.children[pgno] = kids
+	for _, k := range kids {
+		p.parent[k] = pgno
+	}
+	switch {
+	case len(kids) <= p.opts.SmallFanout && !p.done[pgno]:
+		p.done[pgno] = true
+		fetch = kids
+	default:
+		// This page is interior, so its siblings are too: fetch them all,
+		// once per parent. Reading the first child of the root this way
+		// brings in the whole level below the root in a few range requests.
+		if par, ok := p.parent[pgno]; ok && !p.done[par] {
+			p.done[par] = true
+			fetch = p.children[par]
+			if len(fetch) > p.opts.MaxSiblings {
+				fetch = fetch[:p.opts.MaxSiblings]
+			}
+		}
+	}
+	p.mu.Unlock()
+	if len(fetch) > 0 {
+		p.fetch(v, fetch)
+	}
+}
+
+// fetch reads pgnos of v into the cache in the background, skipping pages
+// that are cached already. It returns at once.
+func (p *prefetcher) fetch(v *index.Version, pgnos []uint32) bool {
+	select {
+	case p.sem <- struct{}{}:
+	default:
+		return false // busy: read-ahead is an optimization, drop it
+	}
+	reqs := make([]pagecache.Request, 0, len(pgnos))
+	for _, pgno := range pgnos {
+		e, ok := v.Lookup(pgno)
+		if !ok {
+			continue
+		}
+		req := pagecache.Request{Frame: pagecache.Frame(e), Pgno: pgno, PageSize: v.PageSize()}
+		if !p.r.fetcher.Cached(req) {
+			reqs = append(reqs, req)
+		}
+	}
+	if len(reqs) == 0 {
+		<-p.sem
+		return true
+	}
+	go func() {
+		defer func() { <-p.sem }()
+		defer func() { _ = recover() }() // never take the host process down for a hint
+		if _, err := p.r.fetcher.ReadPages(context.Background(), reqs); err != nil {
+			p.r.log.Debug("prefetch failed", "pages", len(reqs), "error", err)
+		}
+	}()
+	return true
+}
+
+// seqState detects a sequential scan on one connection.
+type seqState struct {
+	last    uint32 // last page read
+	run     int    // consecutive reads of last+1
+	fetched uint32 // read-ahead has been issued up to this page
+}
+
+// read is told about every page a connection reads; during a sequential
+// scan it keeps ReadAhead pages fetched ahead, topping up when half are used.
+func (p *prefetcher) read(s *seqState, v *index.Version, pgno uint32) {
+	if p.opts.Disable {
+		return
+	}
+	if pgno == s.last+1 {
+		s.run++
+	} else {
+		s.run = 0
+		s.fetched = 0
+	}
+	s.last = pgno
+	if s.run < 2 {
+		return
+	}
+	ra := uint32(p.opts.ReadAhead)
+	if s.fetched >= pgno+ra/2 {
+		return
+	}
+	from := max(pgno+1, s.fetched+1)
+	to := min(pgno+ra, v.Commit())
+	if from > to {
+		return
+	}
+	pgnos := make([]uint32, 0, to-from+1)
+	for n := from; n <= to; n++ {
+		pgnos = append(pgnos, n)
+	}
+	if p.fetch(v, pgnos) {
+		s.fetched = to
+	}
+}
+
+// interiorChildren returns the child page numbers of an interior B-tree
+// page (table or index), or nil for any other page. Values that do not make
+// sense (a corrupt or non-B-tree page) end the parse: this is only a hint.
+func interiorChildren(data []byte, pgno uint32, commit uint32) []uint32 {
+	hdr := 0
+	if pgno == 1 {
+		hdr = 100
+	}
+	if len(data) < hdr+12 {
+		return nil
+	}
+	if t := data[hdr]; t != 0x02 && t != 0x05 {
+		return nil
+	}
+	ncells := int(binary.BigEndian.Uint16(data[hdr+3:]))
+	if hdr+12+2*ncells > len(data) {
+		return nil
+	}
+	kids := make([]uint32, 0, ncells+1)
+	ok := func(c uint32) bool { return c >= 1 && c <= commit }
+	for i := 0; i < ncells; i++ {
+		off := int(binary.BigEndian.Uint16(data[hdr+12+2*i:]))
+		if off+4 > len(data) {
+			return nil
+		}
+		c := binary.BigEndian.Uint32(data[off:])
+		if !ok(c) {
+			return nil
+		}
+		kids = append(kids, c)
+	}
+	if right := binary.BigEndian.Uint32(data[hdr+8:]); ok(right) {
+		kids = append(kids, right)
+	}
+	return kids
+}

@@ -1,0 +1,348 @@
+package vfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/index"
+	"github.com/litestream-go/litestream/pagecache"
+	"github.com/litestream-go/litestream/remote"
+)
+
+// Defaults for ReplicaOptions.
+const (
+	DefaultCacheSize      = 64 << 20
+	DefaultPollInterval   = time.Second
+	DefaultRequestTimeout = 30 * time.Second
+	// fullCheckEvery is how many polls that found nothing new at level 0 pass
+	// before a poll lists every level, to notice a primary that compacted and
+	// deleted level-0 files the reader never saw (see poll.go).
+	fullCheckEvery = 10
+)
+
+// ReplicaOptions tune a Replica. Zero values take the defaults.
+type ReplicaOptions struct {
+	// CacheSize bounds the decoded pages kept in memory, in bytes
+	// (default 64 MiB).
+	CacheSize int64
+	// PollInterval is how often the poller looks for new files
+	// (default 1 s).
+	PollInterval time.Duration
+	// RequestTimeout bounds one remote request; a request that stalls
+	// longer fails and is retried like any other failure (default 30 s).
+	RequestTimeout time.Duration
+	// Fetch tunes the page fetcher (retries, backoff, parallelism).
+	Fetch pagecache.Options
+	// Prefetch tunes read-ahead; see PrefetchOptions.
+	Prefetch PrefetchOptions
+	// Logger receives poll errors and read failures (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o ReplicaOptions) withDefaults() ReplicaOptions {
+	if o.CacheSize == 0 {
+		o.CacheSize = DefaultCacheSize
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Fetch.Logger == nil {
+		o.Fetch.Logger = o.Logger
+	}
+	o.Prefetch = o.Prefetch.withDefaults()
+	return o
+}
+
+// Replica is one remote replica opened for reading: its current page index,
+// its page cache and fetcher, and a poller that extends the index as the
+// primary uploads new files. Every connection to the same replica in a
+// process shares one Replica (see VFS), so N connections cost one index, one
+// cache and one poll.
+//
+// A Replica is safe for concurrent use.
+type Replica struct {
+	name    string // URL or description, for logs
+	client  remote.Client
+	fetcher *pagecache.Fetcher
+	opts    ReplicaOptions
+	log     *slog.Logger
+
+	cur atomic.Pointer[index.Version] // latest state known; never nil after open
+
+	pf *prefetcher
+
+	// pollMu serializes polls (the poller's and synchronous ones).
+	pollMu      sync.Mutex
+	idlePolls   int  // consecutive polls that found nothing at level 0
+	needRebuild bool // the last poll failed in a way only a fresh plan fixes
+
+	mu       sync.Mutex
+	refs     int
+	stopPoll context.CancelFunc
+	pollDone chan struct{}
+	lastOK   time.Time // last successful poll (or open)
+	lastErr  error     // error of the last poll, nil if it succeeded
+	polls    int64
+	travel   map[travelKey]*index.Version // built past versions, shared by connections
+}
+
+type travelKey struct {
+	txid ltx.TXID
+	ts   int64
+}
+
+// OpenReplica reads the replica's latest state (one listing round trip and
+// one round of parallel page-index reads) and returns a Replica whose
+// poller is not running; Acquire starts it.
+func OpenReplica(ctx context.Context, name string, client remote.Client, opts ReplicaOptions) (*Replica, error) {
+	opts = opts.withDefaults()
+	client = &timeoutClient{Client: client, timeout: opts.RequestTimeout}
+	r := &Replica{
+		name:    name,
+		client:  client,
+		fetcher: pagecache.NewFetcher(client, pagecache.New(opts.CacheSize), opts.Fetch),
+		opts:    opts,
+		log:     opts.Logger.With("replica", name),
+		travel:  make(map[travelKey]*index.Version),
+	}
+	r.pf = newPrefetcher(r, opts.Prefetch)
+	v, err := r.build(ctx, 0, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	r.cur.Store(v)
+	r.lastOK = time.Now()
+	return r, nil
+}
+
+// build returns the version at txid or ts (both zero: latest) from a fresh
+// listing.
+func (r *Replica) build(ctx context.Context, txid ltx.TXID, ts time.Time) (*index.Version, error) {
+	plan, err := index.PlanAt(ctx, r.client, txid, ts)
+	if err != nil {
+		return nil, fmt.Errorf("replica %s: %w", r.name, err)
+	}
+	v, err := index.Build(ctx, r.client, plan)
+	if err != nil {
+		return nil, fmt.Errorf("replica %s: %w", r.name, err)
+	}
+	return v, nil
+}
+
+// Name returns the replica's URL (or the name it was opened with).
+func (r *Replica) Name() string { return r.name }
+
+// Client returns the remote the replica reads from (wrapped with the
+// request timeout).
+func (r *Replica) Client() remote.Client { return r.client }
+
+// Version returns the latest state the replica knows. Versions are
+// immutable; holding one pins that state.
+func (r *Replica) Version() *index.Version { return r.cur.Load() }
+
+// Fetcher returns the replica's page fetcher (for its Stats).
+func (r *Replica) Fetcher() *pagecache.Fetcher { return r.fetcher }
+
+// Status describes the poller.
+type Status struct {
+	TXID      ltx.TXID
+	Timestamp time.Time // LTX timestamp of the latest state
+	LastPoll  time.Time // last successful poll (or open)
+	Lag       time.Duration
+	Err       error // error of the last poll, nil if it succeeded
+	Polls     int64
+}
+
+// Status returns the replica's freshness: Lag is the time since a poll last
+// confirmed the replica's state as the newest the remote has; it grows
+// while polls fail (Err says why).
+func (r *Replica) Status() Status {
+	v := r.cur.Load()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Status{
+		TXID: v.TXID(), Timestamp: v.Timestamp(), LastPoll: r.lastOK,
+		Lag: time.Since(r.lastOK), Err: r.lastErr, Polls: r.polls,
+	}
+}
+
+// Acquire registers a user of the replica; the poller runs while there is
+// at least one. A user that arrives after the replica sat idle for longer
+// than a poll interval polls once first, so it does not start stale.
+func (r *Replica) Acquire(ctx context.Context) {
+	r.mu.Lock()
+	r.refs++
+	start := r.refs == 1
+	stale := time.Since(r.lastOK) > r.opts.PollInterval
+	if start {
+		pctx, cancel := context.WithCancel(context.Background())
+		r.stopPoll, r.pollDone = cancel, make(chan struct{})
+		go r.pollLoop(pctx, r.pollDone)
+	}
+	r.mu.Unlock()
+	if start && stale {
+		_ = r.Poll(ctx) // errors are recorded in Status and logged
+	}
+}
+
+// Release drops a user; the last one stops the poller (and waits for it).
+func (r *Replica) Release() {
+	r.mu.Lock()
+	if r.refs == 0 { // stopped by VFS.Close already
+		r.mu.Unlock()
+		return
+	}
+	r.refs--
+	var stop context.CancelFunc
+	var done chan struct{}
+	if r.refs == 0 {
+		stop, done = r.stopPoll, r.pollDone
+		r.stopPoll, r.pollDone = nil, nil
+	}
+	r.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
+
+func (r *Replica) pollLoop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(r.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_ = r.Poll(ctx)
+	}
+}
+
+// Poll looks for new files once and applies them (see poll.go). The result
+// is also recorded for Status.
+func (r *Replica) Poll(ctx context.Context) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("replica %s: poll panicked: %v", r.name, p)
+			r.log.Error("poll panicked", "panic", p)
+		}
+		r.mu.Lock()
+		r.polls++
+		if err == nil {
+			r.lastOK = time.Now()
+		} else if ctx.Err() == nil {
+			r.log.Warn("poll failed", "error", err, "lag", time.Since(r.lastOK).Round(time.Millisecond))
+		}
+		if ctx.Err() == nil {
+			r.lastErr = err
+		}
+		r.mu.Unlock()
+	}()
+	r.pollMu.Lock()
+	defer r.pollMu.Unlock()
+	return r.poll(ctx)
+}
+
+// VersionAt returns the state at txid or at time ts (exactly one non-zero),
+// built with the same plan as point-in-time restore. Built versions are
+// kept so that connections travelling to the same point share one.
+func (r *Replica) VersionAt(ctx context.Context, txid ltx.TXID, ts time.Time) (*index.Version, error) {
+	k := travelKey{txid: txid}
+	if !ts.IsZero() {
+		k.ts = ts.UnixNano()
+	}
+	r.mu.Lock()
+	v, ok := r.travel[k]
+	r.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v, err := r.build(ctx, txid, ts)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if len(r.travel) >= 16 { // a few past states are plenty; forget them all
+		clear(r.travel)
+	}
+	r.travel[k] = v
+	r.mu.Unlock()
+	return v, nil
+}
+
+// ErrPageRead marks a failure to read a page from the remote (after
+// retries); the VFS turns it into SQLITE_IOERR.
+var ErrPageRead = errors.New("page read failed")
+
+// ReadPages returns the pages pgnos of version v, in order. A page that no
+// file holds (never written, or the lock page) is returned as nil: it reads
+// as zeros. The returned slices are shared with the cache and must not be
+// modified.
+func (r *Replica) ReadPages(ctx context.Context, v *index.Version, pgnos []uint32) ([][]byte, error) {
+	out := make([][]byte, len(pgnos))
+	reqs := make([]pagecache.Request, 0, len(pgnos))
+	idx := make([]int, 0, len(pgnos))
+	for i, pgno := range pgnos {
+		e, ok := v.Lookup(pgno)
+		if !ok {
+			continue
+		}
+		reqs = append(reqs, pagecache.Request{Frame: pagecache.Frame(e), Pgno: pgno, PageSize: v.PageSize()})
+		idx = append(idx, i)
+	}
+	if len(reqs) == 0 {
+		return out, nil
+	}
+	pages, err := r.fetcher.ReadPages(ctx, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: replica %s at TXID %s: %w", ErrPageRead, r.name, v.TXID(), err)
+	}
+	for i, p := range pages {
+		out[idx[i]] = p
+	}
+	return out, nil
+}
+
+// ReadPage returns one page of v (nil: zeros) and whether it had to be
+// fetched from the remote (a cache miss), which drives prefetching.
+func (r *Replica) ReadPage(ctx context.Context, v *index.Version, pgno uint32) (data []byte, miss bool, err error) {
+	e, ok := v.Lookup(pgno)
+	if !ok {
+		return nil, false, nil
+	}
+	req := pagecache.Request{Frame: pagecache.Frame(e), Pgno: pgno, PageSize: v.PageSize()}
+	miss = !r.fetcher.Cached(req)
+	data, err = r.fetcher.ReadPage(ctx, req)
+	if err != nil {
+		return nil, miss, fmt.Errorf("%w: replica %s at TXID %s: %w", ErrPageRead, r.name, v.TXID(), err)
+	}
+	return data, miss, nil
+}
+
+// stop ends the poller whatever the number of users (VFS.Close).
+func (r *Replica) stop() {
+	r.mu.Lock()
+	stop, done := r.stopPoll, r.pollDone
+	r.stopPoll, r.pollDone = nil, nil
+	r.refs = 0
+	r.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}

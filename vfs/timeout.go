@@ -1,0 +1,80 @@
+package vfs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote"
+)
+
+// timeoutClient bounds every request of a remote.Client, so a stalled
+// request becomes an error instead of a hung query. The error does not wrap
+// context.DeadlineExceeded on purpose: the fetcher treats context errors as
+// final, but a stalled request is worth retrying.
+type timeoutClient struct {
+	remote.Client
+	timeout time.Duration
+}
+
+// errStalled is the error of a request that exceeded the timeout.
+type errStalled struct {
+	op      string
+	timeout time.Duration
+}
+
+func (e *errStalled) Error() string {
+	return fmt.Sprintf("%s: no answer within %s", e.op, e.timeout)
+}
+
+func (c *timeoutClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
+	tctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	infos, err := c.Client.LTXFiles(tctx, level, seek)
+	if err != nil && ctx.Err() == nil && tctx.Err() != nil {
+		return nil, &errStalled{op: fmt.Sprintf("list level %d of %s replica (%v)", level, c.Type(), err), timeout: c.timeout}
+	}
+	return infos, err
+}
+
+func (c *timeoutClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	tctx, cancel := context.WithTimeout(ctx, c.timeout)
+	rc, err := c.Client.OpenLTXFile(tctx, level, minTXID, maxTXID, offset, size)
+	if err != nil {
+		cancel()
+		if ctx.Err() == nil && tctx.Err() != nil {
+			return nil, &errStalled{op: fmt.Sprintf("open %s (%v)", remote.FileDesc(level, minTXID, maxTXID), err), timeout: c.timeout}
+		}
+		return nil, err
+	}
+	return &timeoutReader{rc: rc, ctx: ctx, tctx: tctx, cancel: cancel, timeout: c.timeout}, nil
+}
+
+// timeoutReader keeps the request's deadline while the body is read and
+// releases it on Close.
+type timeoutReader struct {
+	rc      io.ReadCloser
+	ctx     context.Context // the caller's
+	tctx    context.Context
+	cancel  context.CancelFunc
+	timeout time.Duration
+}
+
+func (r *timeoutReader) Read(p []byte) (int, error) {
+	if r.tctx.Err() != nil && r.ctx.Err() == nil {
+		return 0, &errStalled{op: "read body", timeout: r.timeout}
+	}
+	n, err := r.rc.Read(p)
+	if err != nil && err != io.EOF && r.ctx.Err() == nil && r.tctx.Err() != nil {
+		return n, &errStalled{op: fmt.Sprintf("read body (%v)", err), timeout: r.timeout}
+	}
+	return n, err
+}
+
+func (r *timeoutReader) Close() error {
+	defer r.cancel()
+	return r.rc.Close()
+}
