@@ -1,0 +1,364 @@
+package writer
+
+// How the writer keeps continuity with the WAL without writing to the
+// database. The facts from SQLite's wal.c this relies on:
+//
+//  F1. A reader holding read-mark slot i >= 1 with mark M sees frames up to
+//      at least M; no checkpoint copies ("backfills") a frame > M into the
+//      database while it holds the slot (walCheckpoint's mxSafeFrame), and
+//      the log cannot be restarted or truncated, because both need an
+//      exclusive lock on every slot 1..N-1 (walRestartLog, walCheckpoint).
+//  F2. A reader holding slot 0 began when every frame was backfilled
+//      (nBackfill == mxFrame) and reads only the database file. While it
+//      holds the slot, no checkpoint backfills anything (backfill needs slot
+//      0 exclusively). The log may be restarted, but only while nothing new
+//      was appended since the reader began: appended frames cannot be
+//      backfilled, and a restart needs nBackfill == mxFrame.
+//  F3. Within one generation of the log (same salts) committed frames are
+//      never overwritten; every restart increments salt1 and draws a new
+//      salt2 (walRestartHdr), and a fresh log gets random salts.
+//
+// The writer keeps these invariants:
+//
+//  I1. While open it always holds a read transaction (the pin, on d.pin).
+//  I2. A sync begins a new read transaction on d.spare BEFORE it reads the
+//      log, so everything that transaction can see is at or below the end of
+//      what the sync reads. Only after the sync's file is uploaded does the
+//      new transaction replace the pin (and the old one end). Hence, once
+//      the first sync is done, everything visible to the pin is uploaded
+//      (d.pinCovered).
+//  I3. By F1/F2 and I2, no checkpoint (ours or the application's) backfills a
+//      frame that is not uploaded, and frames after what we uploaded stay in
+//      the log until we read them: with the pin in a slot >= 1 the log cannot
+//      restart; with the pin in slot 0 it can restart only if the old
+//      generation ended within what the pin saw, which is uploaded.
+//  I4. Therefore, when a sync finds new salts while d.pinCovered holds, the
+//      old generation was read to its end and the new one continues it from
+//      its first frame. Without d.pinCovered (first sync after Open, or a
+//      resume point that is not the end of the log) a new generation means
+//      continuity is lost and the sync writes a full snapshot.
+//  I5. A snapshot reads each page from its newest committed frame of the
+//      current generation at or below the position, else from the database
+//      file. Under I3 the database file then holds exactly the older
+//      content: backfill never runs past what the new transaction can see.
+//      The one race, a restart (F2) while a snapshot copies frames, is caught
+//      by re-reading the log header after staging (errRestarted).
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/writer/wal"
+)
+
+// errRestarted reports that the log was restarted while a file was staged
+// from it; the sync is retried.
+var errRestarted = errors.New("WAL restarted while staging")
+
+// plan is what one sync will write, computed from the log.
+type plan struct {
+	snapshot bool
+	hasWAL   bool
+	hdr      wal.Header
+	start    wal.Position
+	end      wal.Position
+	// pages maps each page with a committed frame in (start, end] to its
+	// newest frame's offset.
+	pages map[uint32]int64
+	// newGen: pages replaces d.pages instead of extending it.
+	newGen  bool
+	commit  uint32
+	walSize int64
+}
+
+// pending is a staged file whose upload has not completed. While it exists,
+// d.spare holds the read transaction begun for it (I2).
+type pending struct {
+	path     string
+	txid     ltx.TXID
+	plan     *plan
+	needL9   bool
+	l9Done   bool
+	snapshot bool
+}
+
+// Sync uploads the transactions committed since the last sync as one L0 file.
+// It writes nothing if nothing changed. The first sync, and any sync after
+// continuity with the WAL was lost, writes a full snapshot.
+func (d *DB) Sync(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.opened || d.closed {
+		return fmt.Errorf("sync %s: database is not open", d.path)
+	}
+	err := d.sync(ctx)
+	d.updateStatus(func(s *Status) {
+		if err != nil {
+			s.LastError = err.Error()
+		} else {
+			s.LastError = ""
+			s.LastSync = time.Now()
+		}
+		s.Pending = d.pending != nil
+	})
+	return err
+}
+
+func (d *DB) sync(ctx context.Context) error {
+	if d.pending != nil {
+		if err := d.upload(ctx, d.pending); err != nil {
+			return err
+		}
+		d.commit(d.pending)
+	}
+	for attempt := 0; ; attempt++ {
+		err := d.syncOnce(ctx)
+		if errors.Is(err, errRestarted) && attempt < 3 {
+			d.log.Debug("WAL restarted during staging; retrying")
+			continue
+		}
+		return err
+	}
+}
+
+func (d *DB) syncOnce(ctx context.Context) error {
+	if err := d.beginRead(ctx, &d.spare); err != nil {
+		return err
+	}
+	pl, err := d.plan(ctx)
+	if err != nil {
+		d.endRead(&d.spare)
+		return err
+	}
+	if pl.snapshot && pl.commit == 0 {
+		// An empty database (no pages yet): nothing to write.
+		d.swapPin()
+		d.pinCovered = false
+		return nil
+	}
+	if !pl.snapshot && len(pl.pages) == 0 {
+		d.advance(pl)
+		d.swapPin()
+		d.pinCovered = true
+		return nil
+	}
+	p, err := d.stage(ctx, pl)
+	if err != nil {
+		d.endRead(&d.spare)
+		return err
+	}
+	d.pending = p
+	if err := d.upload(ctx, p); err != nil {
+		return err
+	}
+	d.commit(p)
+	return nil
+}
+
+// swapPin makes the transaction on d.spare the pin and ends the old one.
+func (d *DB) swapPin() {
+	d.pin, d.spare = d.spare, d.pin
+	d.endRead(&d.spare)
+}
+
+// advance moves the uploaded position to the end of pl.
+func (d *DB) advance(pl *plan) {
+	if pl.newGen {
+		d.pages = map[uint32]int64{}
+		d.ckptFrames = 0
+	}
+	for pgno, off := range pl.pages {
+		d.pages[pgno] = off
+	}
+	d.pos = position{hasWAL: pl.hasWAL, hdr: pl.hdr, Position: pl.end, commit: pl.commit}
+	d.updateStatus(func(s *Status) {
+		s.WALSize = pl.walSize
+		s.WALFrames = pl.end.Frames
+		s.Commit = pl.commit
+		s.PageSize = d.pageSize
+	})
+}
+
+// commit records an uploaded file: the TXID and position move forward and
+// the read transaction begun for it becomes the pin.
+func (d *DB) commit(p *pending) {
+	d.txid = p.txid
+	d.advance(p.plan)
+	d.swapPin()
+	d.pinCovered = true
+	d.snapshotNext = false
+	d.pending = nil
+	if err := os.Remove(p.path); err != nil {
+		d.log.Warn("remove staged file", "path", p.path, "err", err)
+	}
+	d.updateStatus(func(s *Status) {
+		s.TXID = p.txid
+		s.LastUpload = time.Now()
+		if p.snapshot {
+			s.Snapshots++
+		}
+	})
+	d.log.Debug("uploaded", "txid", p.txid, "snapshot", p.snapshot, "commit", p.plan.commit,
+		"pages", len(p.plan.pages), "wal_offset", p.plan.end.Offset)
+}
+
+// readWALHeader opens the log and reads its header. A missing, short or
+// invalid log is an empty one, as SQLite treats it (ok is false). The caller
+// closes f when it is not nil.
+func (d *DB) readWALHeader() (f *os.File, hdr wal.Header, size int64, ok bool, err error) {
+	f, err = os.Open(d.walPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, hdr, 0, false, nil
+	} else if err != nil {
+		return nil, hdr, 0, false, fmt.Errorf("open WAL %s: %w", d.walPath, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, hdr, 0, false, fmt.Errorf("stat WAL %s: %w", d.walPath, err)
+	}
+	size = fi.Size()
+	buf := make([]byte, wal.HeaderSize)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		if errors.Is(err, io.EOF) {
+			return f, hdr, size, false, nil
+		}
+		f.Close()
+		return nil, hdr, 0, false, fmt.Errorf("read WAL header %s: %w", d.walPath, err)
+	}
+	hdr, err = wal.ParseHeader(buf)
+	if err != nil {
+		return f, wal.Header{}, size, false, nil
+	}
+	return f, hdr, size, true, nil
+}
+
+// plan reads the log and decides what this sync writes. It must run after
+// the new read transaction began (I2).
+func (d *DB) plan(ctx context.Context) (*plan, error) {
+	f, hdr, size, ok, err := d.readWALHeader()
+	if err != nil {
+		return nil, err
+	}
+	if f != nil {
+		defer f.Close()
+	}
+	pl := &plan{hasWAL: ok, hdr: hdr, walSize: size, pages: map[uint32]int64{}, snapshot: d.snapshotNext}
+	if ok && hdr.PageSize != d.pageSize {
+		// Only a database without pages can change its page size.
+		d.log.Info("page size changed", "from", d.pageSize, "to", hdr.PageSize)
+		d.pageSize = hdr.PageSize
+		pl.snapshot = true
+	}
+	sameGen := ok && d.pos.hasWAL && hdr.SameGeneration(d.pos.hdr)
+	if !pl.snapshot && !sameGen && !d.pinCovered {
+		// I4: a new generation (or a vanished log) we cannot prove we read
+		// the end of the previous one for.
+		d.log.Info("WAL continuity lost; next file is a snapshot")
+		pl.snapshot = true
+	}
+	pl.newGen = pl.snapshot || !sameGen
+	if !ok {
+		pl.end = wal.Position{}
+	} else {
+		pl.start = wal.Start(hdr)
+		if !pl.newGen {
+			pl.start = d.pos.Position
+		}
+		pl.end, err = wal.Scan(f, hdr, pl.start, func(fr wal.Frame) error {
+			pl.pages[fr.Pgno] = fr.Offset
+			return ctx.Err()
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read WAL %s: %w", d.walPath, err)
+		}
+	}
+	switch {
+	case pl.end.Frames > 0:
+		pl.commit = pl.end.Commit
+	case pl.snapshot:
+		if pl.commit, err = d.dbFilePages(); err != nil {
+			return nil, err
+		}
+	default:
+		pl.commit = d.pos.commit
+	}
+	return pl, nil
+}
+
+// dbFilePages returns the database size in pages according to the database
+// file: the header's size field when valid (non-zero, and the version-valid-
+// for number equals the change counter), else the file size.
+func (d *DB) dbFilePages() (uint32, error) {
+	fi, err := d.dbFile.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("stat database %s: %w", d.path, err)
+	}
+	if fi.Size() < 100 {
+		return 0, nil
+	}
+	hdr := make([]byte, 100)
+	if _, err := d.dbFile.ReadAt(hdr, 0); err != nil {
+		return 0, fmt.Errorf("read database header %s: %w", d.path, err)
+	}
+	ps := uint32(binary.BigEndian.Uint16(hdr[16:]))
+	if ps == 1 {
+		ps = 65536
+	}
+	if ps != d.pageSize {
+		d.log.Info("page size changed", "from", d.pageSize, "to", ps)
+		d.pageSize = ps
+	}
+	n := binary.BigEndian.Uint32(hdr[28:])
+	if n != 0 && binary.BigEndian.Uint32(hdr[24:]) == binary.BigEndian.Uint32(hdr[92:]) {
+		return n, nil
+	}
+	return uint32(fi.Size() / int64(ps)), nil
+}
+
+// selectPages returns the pages of an incremental file in ascending order:
+// those at or below commit, never the lock page.
+func selectPages(pages map[uint32]int64, commit, lockPgno uint32) []uint32 {
+	out := make([]uint32, 0, len(pages))
+	for pgno := range pages {
+		if pgno <= commit && pgno != lockPgno {
+			out = append(out, pgno)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// upload sends a staged file: first the level-9 snapshot copy when this is
+// TXID 1 (restore starts from the newest level-9 snapshot, and a replica
+// whose last file is that snapshot still resumes), then level 0.
+func (d *DB) upload(ctx context.Context, p *pending) error {
+	if p.needL9 && !p.l9Done {
+		if err := d.uploadFile(ctx, p, remote.SnapshotLevel); err != nil {
+			return err
+		}
+		p.l9Done = true
+	}
+	return d.uploadFile(ctx, p, remote.L0)
+}
+
+func (d *DB) uploadFile(ctx context.Context, p *pending, level int) error {
+	f, err := os.Open(p.path)
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", remote.FileDesc(level, p.txid, p.txid), err)
+	}
+	defer f.Close()
+	if _, err := d.client.WriteLTXFile(ctx, level, p.txid, p.txid, f); err != nil {
+		return fmt.Errorf("upload %s: %w", remote.FileDesc(level, p.txid, p.txid), err)
+	}
+	return nil
+}

@@ -1,0 +1,308 @@
+// Package writer is the replicating side: it tails a SQLite database's
+// write-ahead log, turns the committed transactions of each sync into one
+// level-0 LTX file, uploads it through a remote.Client, and owns
+// checkpointing so that no frame reaches the database file before it is in an
+// uploaded LTX file.
+//
+// The WAL is read directly from the file (package writer/wal); SQLite, through
+// mattn/go-sqlite3, is used only to put the database in WAL mode, to hold a
+// read transaction that pins the log (see the invariants in sync.go) and to run
+// passive checkpoints. The writer never writes to the database and adds no
+// tables.
+package writer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/writer/wal"
+)
+
+// Defaults for Options.
+const (
+	DefaultMonitorInterval    = time.Second
+	DefaultSyncInterval       = time.Second
+	DefaultCheckpointInterval = time.Minute
+	DefaultMinCheckpointPageN = 1000
+)
+
+// Options configures a DB. Zero values take the defaults.
+type Options struct {
+	// MonitorInterval is how often the background loop wakes up to examine
+	// the WAL (config key monitor-interval). Default 1s.
+	MonitorInterval time.Duration
+	// SyncInterval is how often new frames are uploaded as one L0 file
+	// (config key sync-interval). Default 1s.
+	SyncInterval time.Duration
+	// CheckpointInterval: a passive checkpoint runs at least this often while
+	// the WAL holds frames not yet checkpointed. Default 1m.
+	CheckpointInterval time.Duration
+	// MinCheckpointPageN: a passive checkpoint runs when the WAL holds more
+	// than this many frames not yet checkpointed. Default 1000.
+	MinCheckpointPageN int
+	// StagingDir is where LTX files are written before upload. Default
+	// "<dir>/.<name>-litestream" next to the database.
+	StagingDir string
+	// Logger receives the writer's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults(path string) Options {
+	if o.MonitorInterval <= 0 {
+		o.MonitorInterval = DefaultMonitorInterval
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if o.MinCheckpointPageN <= 0 {
+		o.MinCheckpointPageN = DefaultMinCheckpointPageN
+	}
+	if o.StagingDir == "" {
+		o.StagingDir = filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"-litestream")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Status is a snapshot of a DB's replication state.
+type Status struct {
+	Path string
+	// TXID is the last transaction ID uploaded (0: nothing yet).
+	TXID ltx.TXID
+	// Commit is the database size in pages at TXID.
+	Commit uint32
+	// LastSync is when the last successful sync finished (with or without
+	// a new file); LastUpload when the last file was uploaded.
+	LastSync   time.Time
+	LastUpload time.Time
+	// LastError is the error of the last sync or checkpoint, "" if it
+	// succeeded.
+	LastError string
+	// WALSize is the size of the WAL file in bytes at the last sync.
+	WALSize int64
+	// WALFrames counts the frames of the current WAL generation uploaded.
+	WALFrames int64
+	PageSize  uint32
+	// LastCheckpoint is when the writer last ran a checkpoint.
+	LastCheckpoint time.Time
+	// Snapshots counts full snapshots written by this DB since Open.
+	Snapshots int
+	// Pending is true while a staged file waits for a retried upload.
+	Pending bool
+}
+
+// DB replicates one SQLite database to one remote.
+type DB struct {
+	path    string
+	walPath string
+	client  remote.Client
+	opts    Options
+	log     *slog.Logger
+
+	// mu serializes Open, Sync, Checkpoint and Close; everything below it
+	// is guarded by it.
+	mu     sync.Mutex
+	opened bool
+	closed bool
+	sqldb  *sql.DB
+	ctl    *sql.Conn // pragmas and checkpoints; never inside a transaction
+	pin    *sql.Conn // holds the pinning read transaction
+	spare  *sql.Conn // begins the next read transaction; see sync.go
+	// dbFile is read for snapshot pages. It stays open until every SQLite
+	// connection of this process to the database is closed: closing any
+	// descriptor of a file drops all of the process's POSIX locks on it,
+	// including the shared lock SQLite holds for our connections.
+	dbFile   *os.File
+	pageSize uint32
+
+	txid ltx.TXID
+	pos  position
+	// pages maps each page written in the current WAL generation up to pos
+	// to the offset of its newest frame there; snapshots read these pages
+	// from the WAL and all others from the database file.
+	pages map[uint32]int64
+	// pinCovered is true when everything visible to the pinning read
+	// transaction has been uploaded (pos is at or past its end of log).
+	pinCovered bool
+	// snapshotNext forces the next file to be a full snapshot.
+	snapshotNext bool
+	pending      *pending
+
+	lastCheckpoint time.Time
+	// ckptFrames is how many frames of the current generation the last
+	// checkpoint left backfilled.
+	ckptFrames int64
+
+	loopCancel context.CancelFunc
+	loopDone   chan struct{}
+
+	statusMu sync.Mutex
+	status   Status
+}
+
+// position is the point of the WAL uploaded through.
+type position struct {
+	// hasWAL is false when the log was empty (no valid header) when read.
+	hasWAL bool
+	hdr    wal.Header
+	wal.Position
+	// commit is the database size in pages at this position; unlike
+	// Position.Commit it is carried over from earlier generations.
+	commit uint32
+}
+
+// New returns a DB for the database at path replicating to client. Nothing is
+// opened until Open.
+func New(path string, client remote.Client, opts Options) *DB {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	opts = opts.withDefaults(path)
+	d := &DB{
+		path:    path,
+		walPath: path + "-wal",
+		client:  client,
+		opts:    opts,
+		log:     opts.Logger.With("db", path),
+		pages:   map[uint32]int64{},
+	}
+	d.status.Path = path
+	return d
+}
+
+// Path returns the absolute path of the database.
+func (d *DB) Path() string { return d.path }
+
+// Status returns the current replication state.
+func (d *DB) Status() Status {
+	d.statusMu.Lock()
+	defer d.statusMu.Unlock()
+	return d.status
+}
+
+func (d *DB) updateStatus(fn func(*Status)) {
+	d.statusMu.Lock()
+	defer d.statusMu.Unlock()
+	fn(&d.status)
+}
+
+// Open opens the database, which must exist, puts it in WAL mode, begins the
+// read transaction that pins the WAL, and finds where replication resumes:
+// after the replica's last TXID, without a snapshot if the WAL still continues
+// it.
+func (d *DB) Open(ctx context.Context) (err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.opened || d.closed {
+		return fmt.Errorf("open database %s: already opened", d.path)
+	}
+	defer func() {
+		if err != nil {
+			d.updateStatus(func(s *Status) { s.LastError = err.Error() })
+			d.releaseAll()
+		}
+	}()
+
+	fi, err := os.Stat(d.path)
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", d.path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("open database %s: not a regular file", d.path)
+	}
+	if d.dbFile, err = os.Open(d.path); err != nil {
+		return fmt.Errorf("open database %s: %w", d.path, err)
+	}
+	if err := d.openConns(ctx); err != nil {
+		return err
+	}
+	if err := d.beginRead(ctx, &d.pin); err != nil {
+		return err
+	}
+	if err := d.resume(ctx); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(d.opts.StagingDir, 0o755); err != nil {
+		return fmt.Errorf("create staging directory %s: %w", d.opts.StagingDir, err)
+	}
+	d.removeStaleStaging()
+	d.opened = true
+	d.updateStatus(func(s *Status) {
+		s.TXID = d.txid
+		s.Commit = d.pos.commit
+		s.PageSize = d.pageSize
+	})
+	return nil
+}
+
+// Close stops the background loop, runs a final sync and releases the
+// database. The final sync's error, if any, is returned; frames it could not
+// upload stay in the WAL for the next Open.
+func (d *DB) Close(ctx context.Context) error {
+	d.stopLoop()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	if d.opened {
+		if err := d.sync(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("final sync: %w", err))
+			d.updateStatus(func(s *Status) { s.LastError = err.Error() })
+		}
+	}
+	if d.pending != nil {
+		_ = os.Remove(d.pending.path)
+		d.pending = nil
+	}
+	if err := d.releaseAll(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// releaseAll closes the SQLite connections, then the database file
+// descriptor (last, for the POSIX-lock reason given on dbFile).
+func (d *DB) releaseAll() error {
+	var errs []error
+	for _, c := range []**sql.Conn{&d.pin, &d.spare, &d.ctl} {
+		if *c == nil {
+			continue
+		}
+		// A read transaction may be open; closing the connection ends it.
+		if err := (*c).Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close connection to %s: %w", d.path, err))
+		}
+		*c = nil
+	}
+	if d.sqldb != nil {
+		if err := d.sqldb.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close database %s: %w", d.path, err))
+		}
+		d.sqldb = nil
+	}
+	if d.dbFile != nil {
+		if err := d.dbFile.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close database file %s: %w", d.path, err))
+		}
+		d.dbFile = nil
+	}
+	return errors.Join(errs...)
+}
