@@ -48,8 +48,8 @@ batch=0
 end=$((SECONDS + SECONDS_OF_LOAD))
 while [ "$SECONDS" -lt "$end" ]; do
 	{
-		echo "PRAGMA busy_timeout=5000;"
-		for i in $(seq 1 100); do
+		echo "PRAGMA busy_timeout=5000; PRAGMA synchronous=NORMAL;"
+		for i in $(seq 1 500); do
 			echo "INSERT INTO users(name, score) VALUES ('user-$batch-$i', $((RANDOM % 1000)));"
 			echo "INSERT INTO events(user_id, payload) VALUES (last_insert_rowid(), randomblob(100 + abs(random() % 400)));"
 		done
@@ -58,7 +58,7 @@ while [ "$SECONDS" -lt "$end" ]; do
 		# A bulk transaction too, so some syncs carry many pages.
 		echo "BEGIN; INSERT INTO events(user_id, payload) SELECT id, randomblob(300) FROM users WHERE id % 50 = $((batch % 50)) LIMIT 200; COMMIT;"
 	} | sqlite3 "$DB" >/dev/null
-	txns=$((txns + 203))
+	txns=$((txns + 1003))
 	batch=$((batch + 1))
 done
 echo "$txns transactions in $batch batches"
