@@ -1,0 +1,613 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultConfigPath is where the configuration is read from when neither
+// -config nor LITESTREAM_CONFIG names a file (the same as Litestream's).
+const DefaultConfigPath = "/etc/litestream.yml"
+
+// Config is the YAML configuration file. Its shape and key names are those of
+// Litestream v0.5 so that existing files load unchanged. Keys for features
+// this implementation does not have yet are parsed (so such files load) and
+// reported by Unsupported; replicate logs them as ignored.
+type Config struct {
+	// Global replica settings: defaults for every database's replica.
+	ReplicaSettings `yaml:",inline"`
+
+	DBs     []*DBConfig   `yaml:"dbs"`
+	Logging LoggingConfig `yaml:"logging"`
+
+	// Not supported yet (parsed, then ignored with a warning).
+	Addr                     string           `yaml:"addr"`
+	MCPAddr                  string           `yaml:"mcp-addr"`
+	Socket                   SocketConfig     `yaml:"socket"`
+	Exec                     string           `yaml:"exec"`
+	Levels                   []*LevelConfig   `yaml:"levels"`
+	Snapshot                 SnapshotConfig   `yaml:"snapshot"`
+	Validation               ValidationConfig `yaml:"validation"`
+	L0Retention              *time.Duration   `yaml:"l0-retention"`
+	L0RetentionCheckInterval *time.Duration   `yaml:"l0-retention-check-interval"`
+	VerifyCompaction         bool             `yaml:"verify-compaction"`
+	HeartbeatURL             string           `yaml:"heartbeat-url"`
+	HeartbeatInterval        *time.Duration   `yaml:"heartbeat-interval"`
+	ShutdownSyncTimeout      *time.Duration   `yaml:"shutdown-sync-timeout"`
+	ShutdownSyncInterval     *time.Duration   `yaml:"shutdown-sync-interval"`
+
+	// Path is the file the configuration was read from ("" when built from flags).
+	Path string `yaml:"-"`
+}
+
+// LoggingConfig is the `logging:` section.
+type LoggingConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error (default info)
+	Type   string `yaml:"type"`   // text (default) or json
+	Stderr bool   `yaml:"stderr"` // log to stderr instead of stdout (replicate)
+}
+
+// SocketConfig is Litestream's control-socket section (not supported yet).
+type SocketConfig struct {
+	Enabled     bool   `yaml:"enabled"`
+	Path        string `yaml:"path"`
+	Permissions uint32 `yaml:"permissions"`
+}
+
+// LevelConfig is one compaction level (not supported yet by the CLI).
+type LevelConfig struct {
+	Interval time.Duration `yaml:"interval"`
+}
+
+// SnapshotConfig is the `snapshot:` section (not supported yet).
+type SnapshotConfig struct {
+	Interval  *time.Duration `yaml:"interval"`
+	Retention *time.Duration `yaml:"retention"`
+}
+
+// ValidationConfig is the `validation:` section (not supported yet).
+type ValidationConfig struct {
+	Interval *time.Duration `yaml:"interval"`
+}
+
+// DBConfig is one entry of `dbs:`.
+type DBConfig struct {
+	Path               string         `yaml:"path"`
+	MetaPath           string         `yaml:"meta-path"` // local staging directory for LTX files
+	MonitorInterval    *time.Duration `yaml:"monitor-interval"`
+	CheckpointInterval *time.Duration `yaml:"checkpoint-interval"`
+	MinCheckpointPageN *int           `yaml:"min-checkpoint-page-count"`
+
+	// RestoreIfDBNotExists makes replicate restore a missing database from
+	// its replica first.
+	RestoreIfDBNotExists bool `yaml:"restore-if-db-not-exists"`
+
+	Replica  *ReplicaConfig   `yaml:"replica"`
+	Replicas []*ReplicaConfig `yaml:"replicas"` // legacy list form; at most one entry
+
+	// Not supported yet.
+	Dir                string         `yaml:"dir"`
+	Pattern            string         `yaml:"pattern"`
+	Recursive          bool           `yaml:"recursive"`
+	Watch              bool           `yaml:"watch"`
+	BusyTimeout        *time.Duration `yaml:"busy-timeout"`
+	TruncatePageN      *int           `yaml:"truncate-page-n"`
+	MaxCheckpointPageN *int           `yaml:"max-checkpoint-page-count"`
+}
+
+// ReplicaConfig is a database's `replica:` (or one item of legacy `replicas:`).
+// A replica is given either as `url:` or as `type:` plus `path:` (and
+// `bucket:` for object stores), as in Litestream.
+type ReplicaConfig struct {
+	ReplicaSettings `yaml:",inline"`
+
+	URL  string `yaml:"url"`
+	Type string `yaml:"type"`
+	Path string `yaml:"path"`
+	Name string `yaml:"name"` // legacy; ignored
+
+	// Not supported yet.
+	Retention              *time.Duration `yaml:"retention"`
+	RetentionCheckInterval *time.Duration `yaml:"retention-check-interval"`
+	SnapshotInterval       *time.Duration `yaml:"snapshot-interval"`
+}
+
+// ReplicaSettings can be set per replica or once at the top level as a
+// default for all replicas.
+type ReplicaSettings struct {
+	SyncInterval *time.Duration `yaml:"sync-interval"`
+
+	// Object-store location, used to build a URL when `url:` is not given.
+	Bucket   string `yaml:"bucket"`
+	Region   string `yaml:"region"`
+	Endpoint string `yaml:"endpoint"`
+
+	// Not supported yet (credentials come from the environment, e.g.
+	// AWS_ACCESS_KEY_ID, or from the URL).
+	ValidationInterval   *time.Duration `yaml:"validation-interval"`
+	AutoRecover          *bool          `yaml:"auto-recover"`
+	AccessKeyID          string         `yaml:"access-key-id"`
+	SecretAccessKey      string         `yaml:"secret-access-key"`
+	ForcePathStyle       *bool          `yaml:"force-path-style"`
+	SignPayload          *bool          `yaml:"sign-payload"`
+	RequireContentMD5    *bool          `yaml:"require-content-md5"`
+	SkipVerify           bool           `yaml:"skip-verify"`
+	PartSize             *ByteSize      `yaml:"part-size"`
+	Concurrency          *int           `yaml:"concurrency"`
+	SSECustomerAlgorithm string         `yaml:"sse-customer-algorithm"`
+	SSECustomerKey       string         `yaml:"sse-customer-key"`
+	SSECustomerKeyPath   string         `yaml:"sse-customer-key-path"`
+	SSEKMSKeyID          string         `yaml:"sse-kms-key-id"`
+	AccountName          string         `yaml:"account-name"`
+	AccountKey           string         `yaml:"account-key"`
+	SASToken             string         `yaml:"sas-token"`
+	Host                 string         `yaml:"host"`
+	User                 string         `yaml:"user"`
+	Password             string         `yaml:"password"`
+	KeyPath              string         `yaml:"key-path"`
+	HostKey              string         `yaml:"host-key"`
+	ConcurrentWrites     *bool          `yaml:"concurrent-writes"`
+	WebDAVURL            string         `yaml:"webdav-url"`
+	WebDAVUsername       string         `yaml:"webdav-username"`
+	WebDAVPassword       string         `yaml:"webdav-password"`
+	JWT                  string         `yaml:"jwt"`
+	Seed                 string         `yaml:"seed"`
+	Creds                string         `yaml:"creds"`
+	NKey                 string         `yaml:"nkey"`
+	Username             string         `yaml:"username"`
+	Token                string         `yaml:"token"`
+	TLS                  bool           `yaml:"tls"`
+	RootCAs              []string       `yaml:"root-cas"`
+	ClientCert           string         `yaml:"client-cert"`
+	ClientKey            string         `yaml:"client-key"`
+	MaxReconnects        *int           `yaml:"max-reconnects"`
+	ReconnectWait        *time.Duration `yaml:"reconnect-wait"`
+	Timeout              *time.Duration `yaml:"timeout"`
+	Age                  AgeConfig      `yaml:"age"`
+}
+
+// AgeConfig is Litestream's (v0.3) encryption section; not supported.
+type AgeConfig struct {
+	Identities []string `yaml:"identities"`
+	Recipients []string `yaml:"recipients"`
+}
+
+// ByteSize is a size such as "5MiB", "10MB" or "1048576".
+type ByteSize int64
+
+// UnmarshalYAML parses a size with an optional B/K/M/G/T suffix; KB/MB/GB
+// are powers of 1000 and KiB/MiB/GiB powers of 1024.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// ParseByteSize parses a human-readable byte size.
+func ParseByteSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsDigit(r) && r != '.' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.TrimSpace(s[i:])
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	mult := map[string]float64{
+		"": 1, "b": 1,
+		"k": 1000, "kb": 1000, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+	}[strings.ToLower(unit)]
+	if mult == 0 {
+		return 0, fmt.Errorf("invalid size %q: unknown unit %q", s, unit)
+	}
+	return int64(f * mult), nil
+}
+
+// ErrConfigNotFound is returned (wrapped) when the configuration file does not exist.
+var ErrConfigNotFound = errors.New("config file not found")
+
+// ReadConfigFile reads and parses the configuration file at path. With
+// expandEnv, $VAR and ${VAR} are replaced by getenv's values first.
+func ReadConfigFile(path string, expandEnv bool, getenv func(string) string) (*Config, error) {
+	buf, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrConfigNotFound, path)
+	} else if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	cfg, err := ParseConfig(buf, expandEnv, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	cfg.Path = path
+	return cfg, nil
+}
+
+// ParseConfig parses a configuration. Unknown keys are an error naming the
+// key and its line; database paths are made absolute (with ~ expanded); the
+// global replica settings are copied into each replica that does not set
+// them. The result is validated.
+func ParseConfig(buf []byte, expandEnv bool, getenv func(string) string) (*Config, error) {
+	if expandEnv {
+		buf = []byte(os.Expand(string(buf), func(key string) string {
+			if key == "PID" {
+				return strconv.Itoa(os.Getpid())
+			}
+			return getenv(key)
+		}))
+	}
+
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(buf))
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	cfg := &Config{}
+	if root.Kind == 0 {
+		return cfg, nil // empty file
+	}
+	if err := checkKeys(&root, reflect.TypeOf(cfg).Elem(), ""); err != nil {
+		return nil, err
+	}
+	if err := root.Decode(cfg); err != nil {
+		return nil, err
+	}
+
+	for i, db := range cfg.DBs {
+		if db == nil {
+			return nil, fmt.Errorf("dbs[%d]: empty entry", i)
+		}
+		if db.Path != "" {
+			p, err := expandPath(db.Path)
+			if err != nil {
+				return nil, fmt.Errorf("dbs[%d].path: %w", i, err)
+			}
+			db.Path = p
+		}
+		if db.MetaPath != "" {
+			p, err := expandPath(db.MetaPath)
+			if err != nil {
+				return nil, fmt.Errorf("dbs[%d].meta-path: %w", i, err)
+			}
+			db.MetaPath = p
+		}
+		for _, rc := range db.replicaConfigs() {
+			rc.SetDefaults(&cfg.ReplicaSettings)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// checkKeys walks the YAML tree alongside the Go type it will be decoded
+// into and rejects any mapping key that has no field, so a misspelt key is an
+// error that names the key and its line instead of a silently ignored setting.
+func checkKeys(n *yaml.Node, t reflect.Type, where string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := checkKeys(c, t, where); err != nil {
+				return err
+			}
+		}
+		return nil
+	case yaml.AliasNode:
+		if n.Alias != nil {
+			return checkKeys(n.Alias, t, where)
+		}
+		return nil
+	}
+
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode || t == reflect.TypeOf(time.Time{}) {
+			return nil // a type mismatch; Decode reports it with its line
+		}
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Value == "<<" { // merge key: its mapping belongs to this struct
+				if err := checkKeys(v, t, where); err != nil {
+					return err
+				}
+				continue
+			}
+			ft, ok := fields[k.Value]
+			if !ok {
+				if where == "" {
+					return fmt.Errorf("line %d: unknown key %q", k.Line, k.Value)
+				}
+				return fmt.Errorf("line %d: unknown key %q in %s", k.Line, k.Value, where)
+			}
+			if err := checkKeys(v, ft, joinKey(where, k.Value)); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return nil
+		}
+		for i, c := range n.Content {
+			if err := checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", where, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func joinKey(where, key string) string {
+	if where == "" {
+		return key
+	}
+	return where + "." + key
+}
+
+// yamlFields maps each YAML key of struct type t (inline structs flattened)
+// to the field's type.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	m := make(map[string]reflect.Type)
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if strings.Contains(opts, "inline") {
+			for k, v := range yamlFields(f.Type) {
+				m[k] = v
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		m[name] = f.Type
+	}
+	return m
+}
+
+// SetDefaults copies into rs every setting that rs leaves unset and src sets.
+func (rs *ReplicaSettings) SetDefaults(src *ReplicaSettings) {
+	dst := reflect.ValueOf(rs).Elem()
+	from := reflect.ValueOf(src).Elem()
+	for i := 0; i < dst.NumField(); i++ {
+		if dst.Field(i).IsZero() && !from.Field(i).IsZero() {
+			dst.Field(i).Set(from.Field(i))
+		}
+	}
+}
+
+// replicaConfigs returns the database's replica configs, new form first.
+func (db *DBConfig) replicaConfigs() []*ReplicaConfig {
+	var out []*ReplicaConfig
+	if db.Replica != nil {
+		out = append(out, db.Replica)
+	}
+	for _, rc := range db.Replicas {
+		if rc != nil {
+			out = append(out, rc)
+		}
+	}
+	return out
+}
+
+// ReplicaConfig returns the database's single replica: `replica:` or the one
+// entry of the legacy `replicas:` list.
+func (db *DBConfig) ReplicaConfig() (*ReplicaConfig, error) {
+	switch rcs := db.replicaConfigs(); {
+	case db.Replica != nil && len(db.Replicas) > 0:
+		return nil, fmt.Errorf("database %s: cannot specify both 'replica' and 'replicas'", db.Path)
+	case len(rcs) == 0:
+		return nil, fmt.Errorf("database %s: no replica configured (add 'replica: {url: ...}')", db.Path)
+	case len(rcs) > 1:
+		return nil, fmt.Errorf("database %s: multiple replicas per database are not supported (Litestream v0.5 dropped them too)", db.Path)
+	default:
+		return rcs[0], nil
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c *Config) Validate() error {
+	switch strings.ToLower(c.Logging.Type) {
+	case "", "text", "json":
+	default:
+		return fmt.Errorf("logging.type: must be text or json, not %q", c.Logging.Type)
+	}
+	if _, err := parseLogLevel(c.Logging.Level); err != nil {
+		return fmt.Errorf("logging.level: %w", err)
+	}
+	seen := make(map[string]int)
+	for i, db := range c.DBs {
+		if db.Path == "" && db.Dir == "" {
+			return fmt.Errorf("dbs[%d]: 'path' is required", i)
+		}
+		if db.Path == "" {
+			continue // dir: entries are not supported yet; replicate warns
+		}
+		if j, ok := seen[db.Path]; ok {
+			return fmt.Errorf("dbs[%d]: database %s is already listed as dbs[%d]", i, db.Path, j)
+		}
+		seen[db.Path] = i
+		if _, err := db.ReplicaConfig(); err != nil {
+			return fmt.Errorf("dbs[%d]: %w", i, err)
+		}
+		for _, d := range []struct {
+			name string
+			v    *time.Duration
+		}{{"monitor-interval", db.MonitorInterval}, {"checkpoint-interval", db.CheckpointInterval}} {
+			if d.v != nil && *d.v <= 0 {
+				return fmt.Errorf("dbs[%d].%s: must be greater than 0 (got %s)", i, d.name, *d.v)
+			}
+		}
+		if db.MinCheckpointPageN != nil && *db.MinCheckpointPageN <= 0 {
+			return fmt.Errorf("dbs[%d].min-checkpoint-page-count: must be greater than 0 (got %d)", i, *db.MinCheckpointPageN)
+		}
+		for _, rc := range db.replicaConfigs() {
+			if rc.SyncInterval != nil && *rc.SyncInterval <= 0 {
+				return fmt.Errorf("dbs[%d] replica sync-interval: must be greater than 0 (got %s)", i, *rc.SyncInterval)
+			}
+			if _, err := rc.ReplicaURL(); err != nil {
+				return fmt.Errorf("dbs[%d] replica: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// DBConfig returns the configuration of the database at path (made absolute
+// first), or nil.
+func (c *Config) DBConfig(path string) *DBConfig {
+	p, err := expandPath(path)
+	if err != nil {
+		return nil
+	}
+	for _, db := range c.DBs {
+		if db.Path == p {
+			return db
+		}
+	}
+	return nil
+}
+
+// ReplicaURL returns the replica's URL: `url:` as given, or one built from
+// `type:`, `bucket:` and `path:` (Litestream's older form).
+func (rc *ReplicaConfig) ReplicaURL() (string, error) {
+	if rc.URL != "" {
+		if rc.Path != "" {
+			return "", fmt.Errorf("cannot specify both 'url' and 'path'")
+		}
+		if !isURL(rc.URL) {
+			return "", fmt.Errorf("url %q is not a URL (expected scheme://...)", rc.URL)
+		}
+		return rc.URL, nil
+	}
+	typ := rc.Type
+	if typ == "" {
+		typ = "file"
+	}
+	switch typ {
+	case "file":
+		if rc.Path == "" {
+			return "", fmt.Errorf("file replica needs 'url' or 'path'")
+		}
+		p, err := expandPath(rc.Path)
+		if err != nil {
+			return "", err
+		}
+		return fileURL(p), nil
+	case "s3", "gs", "abs":
+		if rc.Bucket == "" {
+			return "", fmt.Errorf("%s replica needs 'url' or 'bucket'", typ)
+		}
+		u := url.URL{Scheme: typ, Host: rc.Bucket, Path: "/" + strings.TrimPrefix(rc.Path, "/")}
+		q := url.Values{}
+		if rc.Endpoint != "" {
+			q.Set("endpoint", rc.Endpoint)
+		}
+		if rc.Region != "" {
+			q.Set("region", rc.Region)
+		}
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	default:
+		return "", fmt.Errorf("replica type %q needs 'url' (only file, s3, gs and abs can be built from type/bucket/path)", typ)
+	}
+}
+
+// Unsupported lists, as "key (where)" strings, the keys that are set but not
+// supported yet, so that replicate can warn that they are ignored.
+func (c *Config) Unsupported() []string {
+	var out []string
+	add := func(where string, v any, names ...string) {
+		rv := reflect.ValueOf(v).Elem()
+		t := rv.Type()
+		for i := 0; i < t.NumField(); i++ {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			for _, n := range names {
+				if n == name && !rv.Field(i).IsZero() {
+					out = append(out, joinKey(where, name))
+				}
+			}
+		}
+	}
+	add("", c, "addr", "mcp-addr", "socket", "exec", "levels", "snapshot", "validation",
+		"l0-retention", "l0-retention-check-interval", "verify-compaction", "heartbeat-url",
+		"heartbeat-interval", "shutdown-sync-timeout", "shutdown-sync-interval")
+	add("", &c.ReplicaSettings, unsupportedReplicaSettings...)
+	for i, db := range c.DBs {
+		where := fmt.Sprintf("dbs[%d]", i)
+		add(where, db, "dir", "pattern", "recursive", "watch", "busy-timeout", "truncate-page-n",
+			"max-checkpoint-page-count")
+		for _, rc := range db.replicaConfigs() {
+			add(where+".replica", rc, "retention", "retention-check-interval", "snapshot-interval")
+			// Global settings were copied into each replica; report only
+			// those the replica set itself.
+			own := rc.ReplicaSettings
+			own.clearInherited(&c.ReplicaSettings)
+			add(where+".replica", &own, unsupportedReplicaSettings...)
+		}
+	}
+	return out
+}
+
+var unsupportedReplicaSettings = []string{
+	"validation-interval", "auto-recover", "access-key-id", "secret-access-key", "force-path-style",
+	"sign-payload", "require-content-md5", "skip-verify", "part-size", "concurrency",
+	"sse-customer-algorithm", "sse-customer-key", "sse-customer-key-path", "sse-kms-key-id",
+	"account-name", "account-key", "sas-token", "host", "user", "password", "key-path", "host-key",
+	"concurrent-writes", "webdav-url", "webdav-username", "webdav-password", "jwt", "seed", "creds",
+	"nkey", "username", "token", "tls", "root-cas", "client-cert", "client-key", "max-reconnects",
+	"reconnect-wait", "timeout", "age",
+}
+
+// clearInherited zeroes the settings that equal the global ones, leaving
+// what the replica set itself.
+func (rs *ReplicaSettings) clearInherited(global *ReplicaSettings) {
+	dst := reflect.ValueOf(rs).Elem()
+	g := reflect.ValueOf(global).Elem()
+	for i := 0; i < dst.NumField(); i++ {
+		if reflect.DeepEqual(dst.Field(i).Interface(), g.Field(i).Interface()) {
+			dst.Field(i).SetZero()
+		}
+	}
+}
+
+// expandPath makes p absolute, expanding a leading ~ to the home directory.
+func expandPath(p string) (string, error) {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("expand %s: %w", p, err)
+		}
+		p = filepath.Join(home, strings.TrimPrefix(p, "~"))
+	}
+	return filepath.Abs(p)
+}

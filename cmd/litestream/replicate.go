@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/writer"
+)
+
+const replicateSynopsis = `	litestream replicate [arguments]                      (databases from the config file)
+	litestream replicate [arguments] DB_PATH REPLICA_URL  (one database; REPLICA_URL may be a plain path)`
+
+// replicated is one database being replicated.
+type replicated struct {
+	path string
+	url  string // redacted
+	db   *writer.DB
+}
+
+func (m *Main) runReplicate(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("replicate", replicateSynopsis)
+	var cf configFlags
+	cf.register(fs)
+	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (overrides the config and $LOG_LEVEL)")
+	once := fs.Bool("once", false, "sync every database once, then exit")
+	restoreIfNotExists := fs.Bool("restore-if-db-not-exists", false, "restore a missing database from its replica before replicating")
+	execCmd := fs.String("exec", "", "run a subprocess alongside replication (not supported yet)")
+	forceSnapshot := fs.Bool("force-snapshot", false, "take a snapshot with -once (not supported yet)")
+	enforceRetention := fs.Bool("enforce-retention", false, "enforce retention with -once (not supported yet)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *execCmd != "":
+		return fmt.Errorf("%w: -exec is not supported yet", errUsage)
+	case *forceSnapshot || *enforceRetention:
+		return fmt.Errorf("%w: -force-snapshot and -enforce-retention are not supported yet", errUsage)
+	}
+
+	var cfg *Config
+	switch fs.NArg() {
+	case 0:
+		var err error
+		if cfg, err = m.loadConfig(&cf); err != nil {
+			return err
+		}
+	case 1:
+		return fmt.Errorf("%w: a replica URL is required after %s", errUsage, fs.Arg(0))
+	case 2:
+		if cf.path != "" {
+			return fmt.Errorf("%w: cannot use DB_PATH REPLICA_URL arguments and -config together", errUsage)
+		}
+		path, err := expandPath(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		u, err := replicaArg(fs.Arg(1))
+		if err != nil {
+			return err
+		}
+		cfg = &Config{DBs: []*DBConfig{{Path: path, Replica: &ReplicaConfig{URL: u}}}}
+	default:
+		return fmt.Errorf("%w: one replica URL per database (multiple replicas are not supported)", errUsage)
+	}
+	if *restoreIfNotExists {
+		for _, db := range cfg.DBs {
+			db.RestoreIfDBNotExists = true
+		}
+	}
+
+	level := cfg.Logging.Level
+	if v := m.Getenv("LOG_LEVEL"); v != "" {
+		level = v
+	}
+	if *logLevel != "" {
+		level = *logLevel
+	}
+	if _, err := parseLogLevel(level); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	var logOut io.Writer = m.Stdout
+	if cfg.Logging.Stderr {
+		logOut = m.Stderr
+	}
+	logger := newLogger(logOut, level, cfg.Logging.Type)
+	logger.Info("litestream", "version", Version, "config", cfg.Path)
+
+	for _, key := range cfg.Unsupported() {
+		logger.Warn("config key not supported yet, ignored", "key", key)
+	}
+
+	var dbCfgs []*DBConfig
+	for i, db := range cfg.DBs {
+		if db.Path == "" {
+			logger.Warn("database entry without 'path' (directory replication is not supported yet), ignored", "entry", fmt.Sprintf("dbs[%d]", i), "dir", db.Dir)
+			continue
+		}
+		dbCfgs = append(dbCfgs, db)
+	}
+	if len(dbCfgs) == 0 {
+		return fmt.Errorf("no databases to replicate in config %s", cfg.Path)
+	}
+
+	// Open every database before starting any, so a configuration error
+	// does not leave some databases replicating.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var dbs []*replicated
+	closeAll := func() error {
+		var errs []error
+		for _, r := range dbs {
+			// A fresh context: the final sync must run even if ctx is done.
+			if err := r.db.Close(context.WithoutCancel(ctx)); err != nil {
+				logger.Error("final sync failed", "db", r.path, "replica", r.url, "error", err)
+				errs = append(errs, fmt.Errorf("close %s: %w", r.path, err))
+			} else {
+				logger.Info("database closed, final sync done", "db", r.path)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for _, dbc := range dbCfgs {
+		r, err := m.openReplicated(runCtx, dbc, &cfg.ReplicaSettings, logger)
+		if err != nil {
+			_ = closeAll()
+			return err
+		}
+		dbs = append(dbs, r)
+	}
+
+	if *once {
+		var errs []error
+		for _, r := range dbs {
+			if err := r.db.Sync(runCtx); err != nil {
+				errs = append(errs, fmt.Errorf("sync %s to %s: %w", r.path, r.url, err))
+			}
+		}
+		errs = append(errs, closeAll())
+		return errors.Join(errs...)
+	}
+
+	for _, r := range dbs {
+		r.db.Start(runCtx)
+	}
+
+	select {
+	case sig := <-m.Signals:
+		logger.Info("signal received, shutting down: final sync of every database", "signal", sig.String())
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case sig := <-m.Signals:
+				logger.Error("second signal received, exiting without waiting for the final sync", "signal", sig.String())
+				if m.Exit != nil {
+					m.Exit(1)
+				}
+			case <-stop:
+			}
+		}()
+	case <-ctx.Done():
+		logger.Info("context done, shutting down", "cause", context.Cause(ctx))
+	}
+	err := closeAll()
+	cancel()
+	if err == nil {
+		logger.Info("litestream shut down")
+	}
+	return err
+}
+
+// openReplicated opens the replica client and the writer for one database.
+func (m *Main) openReplicated(ctx context.Context, dbc *DBConfig, global *ReplicaSettings, logger *slog.Logger) (*replicated, error) {
+	rc, err := dbc.ReplicaConfig()
+	if err != nil {
+		return nil, err
+	}
+	rawURL, err := rc.ReplicaURL()
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", dbc.Path, err)
+	}
+	client, err := openReplica(ctx, rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", dbc.Path, err)
+	}
+	red := redactURL(rawURL)
+
+	if _, err := os.Stat(dbc.Path); errors.Is(err, os.ErrNotExist) {
+		if !dbc.RestoreIfDBNotExists {
+			return nil, fmt.Errorf("database %s does not exist (create it first, or use -restore-if-db-not-exists to restore it from %s)", dbc.Path, red)
+		}
+		if err := m.restoreMissing(ctx, client, dbc.Path, red, logger); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("database %s: %w", dbc.Path, err)
+	}
+
+	opts := writer.Options{
+		StagingDir: dbc.MetaPath,
+		Logger:     logger.With("db", dbc.Path),
+	}
+	if dbc.MonitorInterval != nil {
+		opts.MonitorInterval = *dbc.MonitorInterval
+	}
+	if dbc.CheckpointInterval != nil {
+		opts.CheckpointInterval = *dbc.CheckpointInterval
+	}
+	if dbc.MinCheckpointPageN != nil {
+		opts.MinCheckpointPageN = *dbc.MinCheckpointPageN
+	}
+	syncInterval := rc.SyncInterval
+	if syncInterval == nil {
+		syncInterval = global.SyncInterval
+	}
+	if syncInterval != nil {
+		opts.SyncInterval = *syncInterval
+	}
+	db := writer.New(dbc.Path, client, opts)
+	if err := db.Open(ctx); err != nil {
+		return nil, redactErr(fmt.Errorf("open database %s (replica %s): %w", dbc.Path, red, err), rawURL)
+	}
+	logger.Info("replicating", "db", dbc.Path, "replica", red, "type", client.Type(),
+		"sync-interval", durationOrDefault(opts.SyncInterval))
+	return &replicated{path: dbc.Path, url: red, db: db}, nil
+}
+
+func durationOrDefault(d time.Duration) string {
+	if d == 0 {
+		return "default"
+	}
+	return d.String()
+}
+
+// restoreMissing restores a database that does not exist yet from its
+// replica; an empty replica is not an error (first start).
+func (m *Main) restoreMissing(ctx context.Context, client remote.Client, path, red string, logger *slog.Logger) error {
+	logger.Info("database does not exist, restoring from replica", "db", path, "replica", red)
+	res, err := m.restore(ctx, client, restoreParams{output: path, integrity: "quick"}, logger)
+	if errors.Is(err, errEmptyReplica) {
+		logger.Info("replica is empty, starting with a new database", "db", path)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore missing database %s from %s: %w", path, red, err)
+	}
+	logger.Info("database restored", "db", path, "txid", res.TXID.String())
+	return nil
+}
