@@ -1,0 +1,436 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote/file"
+	"github.com/litestream-go/litestream/vfs/vfstest"
+)
+
+// extPath is the built extension without its ".so" suffix, as `.load`
+// takes it; TestMain builds it once.
+var extPath string
+
+const fixtureRoot = "../../shared/fixtures/litestream-v0.5.18-file/replica"
+
+// pythonPath is Debian's python3: its sqlite3 module has
+// enable_load_extension (a pyenv build may not).
+const pythonPath = "/usr/bin/python3"
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "litestream-ext-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	so := filepath.Join(dir, "litestream_vfs.so")
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	cmd := exec.Command(goBin, "build", "-tags", "SQLITE3VFS_LOADABLE_EXT", "-buildmode=c-shared", "-o", so, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build the extension: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	extPath = strings.TrimSuffix(so, ".so")
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func fixtureURL(t *testing.T) string {
+	abs, err := filepath.Abs(fixtureRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "file://" + abs
+}
+
+// shell runs Debian's sqlite3 shell on script with extra environment
+// variables and returns stdout and stderr.
+func shell(t *testing.T, env []string, script string) (string, string, error) {
+	t.Helper()
+	if _, err := exec.LookPath("sqlite3"); err != nil {
+		t.Skip("sqlite3 shell not installed (scripts/install-deps.sh installs it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sqlite3", "-batch", "-bail")
+	cmd.Env = append(cleanEnv(), env...)
+	cmd.Stdin = strings.NewReader(script)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// cleanEnv is the environment without LITESTREAM_ variables from outside.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LITESTREAM_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func TestShellFixture(t *testing.T) {
+	script := `.load ` + extPath + `
+.open file:app.db?vfs=litestream
+select count(*), total(id), total(length(name)) from users;
+select count(*), total(id), total(user_id), total(length(payload)), hex(substr(max(payload),1,8)) from events;
+select litestream_txid(), typeof(litestream_lag()), litestream_lag() between 0 and 60, litestream_error() is null, litestream_time() like '____-__-__T__:__:__%Z';
+pragma integrity_check;
+pragma journal_mode;
+select litestream_set_time(5);
+select count(*), total(id), total(length(name)) from users;
+select count(*), total(id), total(user_id), total(length(payload)), hex(substr(max(payload),1,8)) from events;
+select litestream_set_time('0000000000000009'), litestream_txid();
+select count(*), total(id), total(length(name)) from users;
+select count(*), total(id), total(user_id), total(length(payload)), hex(substr(max(payload),1,8)) from events;
+pragma integrity_check;
+select litestream_set_time(1);
+select count(*), total(id), total(length(name)) from users;
+select count(*) from events;
+select litestream_set_time('latest'), litestream_txid();
+select count(*) from users;
+`
+	out, errOut, err := shell(t, []string{"LITESTREAM_REPLICA_URL=" + fixtureURL(t)}, script)
+	if err != nil {
+		t.Fatalf("sqlite3: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	}
+	want := `6000|18003000.0|49796.0
+2585|5218136.0|6556214.0|517000.0|FFCA921B602616FE
+15|real|1|1|1
+ok
+delete
+5
+2000|2001000.0|15796.0
+1069|662200.0|2690966.0|213800.0|FFB33BF0C0A7EF89
+9|9
+4000|8002000.0|32561.0
+1931|2485056.0|4912375.0|386200.0|FFE0B5640D7B1F57
+ok
+1
+0|0.0|0.0
+0
+15|15
+6000
+`
+	if out != want {
+		t.Errorf("output:\n%s\nwant:\n%s\nstderr:\n%s", out, want, errOut)
+	}
+}
+
+func TestShellURIParameterAndTwoReplicas(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "replica")
+	p, err := vfstest.NewPrimary(filepath.Join(dir, "primary.db"), file.New(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Exec(ctx, "create table t(id integer primary key, v int, pad blob)", "insert into t(v, pad) values (1, x'00'), (2, x'0000')"); err != nil {
+		t.Fatal(err)
+	}
+	// No LITESTREAM_REPLICA_URL: each database names its replica.
+	script := `.load ` + extPath + `
+.open 'file:app.db?vfs=litestream&replica=` + fixtureURL(t) + `&cache_size=8MiB&poll_interval=250ms'
+attach 'file:other.db?vfs=litestream&replica=file://` + root + `' as other;
+select count(*) from users;
+select count(*), total(v), total(length(pad)) from other.t;
+select litestream_txid();
+`
+	out, errOut, err := shell(t, nil, script)
+	if err != nil {
+		t.Fatalf("sqlite3: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	}
+	if want := "6000\n2|3.0|3.0\n15\n"; out != want {
+		t.Errorf("output:\n%s\nwant:\n%s\nstderr:\n%s", out, want, errOut)
+	}
+}
+
+func TestShellErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     []string
+		script  string
+		wantErr string
+	}{
+		{
+			name:    "write",
+			env:     []string{"LITESTREAM_REPLICA_URL=" + fixtureURL(t)},
+			script:  ".open file:app.db?vfs=litestream\ninsert into users(id, name) values (99999999, 'x');\n",
+			wantErr: "attempt to write a readonly database",
+		},
+		{
+			name:    "no replica URL",
+			script:  ".open file:app.db?vfs=litestream\nselect count(*) from users;\n",
+			wantErr: "unable to open database",
+		},
+		{
+			name:    "replica does not exist",
+			env:     []string{"LITESTREAM_REPLICA_URL=file://" + t.TempDir()},
+			script:  ".open file:app.db?vfs=litestream\nselect count(*) from users;\n",
+			wantErr: "unable to open database",
+		},
+		{
+			name:    "function on another database",
+			script:  "select litestream_txid();\n",
+			wantErr: "need a main database opened with vfs=litestream",
+		},
+		{
+			name:    "bad time travel target",
+			env:     []string{"LITESTREAM_REPLICA_URL=" + fixtureURL(t)},
+			script:  ".open file:app.db?vfs=litestream\nselect litestream_set_time('yesterday');\n",
+			wantErr: "time travel target",
+		},
+		{
+			name:    "unavailable TXID",
+			env:     []string{"LITESTREAM_REPLICA_URL=" + fixtureURL(t)},
+			script:  ".open file:app.db?vfs=litestream\nselect litestream_set_time(16);\n",
+			wantErr: "cannot be rebuilt",
+		},
+		{
+			name:    "bad environment",
+			env:     []string{"LITESTREAM_POLL_INTERVAL=soon"},
+			script:  "select 1;\n",
+			wantErr: "LITESTREAM_POLL_INTERVAL",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, err := shell(t, tc.env, ".load "+extPath+"\n"+tc.script)
+			if err == nil || !strings.Contains(errOut, tc.wantErr) {
+				t.Fatalf("err %v, stderr %q, stdout %q; want an error containing %q", err, errOut, out, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestPython(t *testing.T) {
+	if _, err := os.Stat(pythonPath); err != nil {
+		t.Skip("Debian's python3 is not installed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, pythonPath, "testdata/basic.py", extPath, fixtureURL(t))
+	cmd.Env = cleanEnv()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python: %v\n%s%s", err, out, stderr.String())
+	}
+	var res struct {
+		AddedSignals      []int    `json:"added_signals"`
+		SigintKept        bool     `json:"sigint_kept"`
+		Latest            [3]any   `json:"latest"`
+		Set5              float64  `json:"set5"`
+		At5               [2]any   `json:"at5"`
+		LatestAgain       float64  `json:"latest_again"`
+		Write             string   `json:"write"`
+		KeyboardInterrupt bool     `json:"keyboard_interrupt"`
+		Threads           struct {
+			Errors []string  `json:"errors"`
+			Counts []float64 `json:"counts"`
+			N      int       `json:"n"`
+		} `json:"threads"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("python output %q: %v", out, err)
+	}
+	if got := fmt.Sprint(res.Latest); got != "[[6000 1.8003e+07 49796] [2585 5.218136e+06 6.556214e+06 517000 FFCA921B602616FE] 15]" {
+		t.Errorf("latest: %s", got)
+	}
+	if res.Set5 != 5 || fmt.Sprint(res.At5) != "[[2000 2.001e+06 15796] 5]" || res.LatestAgain != 15 {
+		t.Errorf("time travel: set %v, at 5 %v, latest %v", res.Set5, res.At5, res.LatestAgain)
+	}
+	if res.Write != "attempt to write a readonly database" {
+		t.Errorf("write: %q", res.Write)
+	}
+	if len(res.Threads.Errors) > 0 || fmt.Sprint(res.Threads.Counts) != "[6000]" || res.Threads.N != 80 {
+		t.Errorf("threads: %+v", res.Threads)
+	}
+	// Our code installs no handler; the Go runtime of a c-shared library
+	// installs its own for SIGBUS, SIGFPE, SIGSEGV (faults in Go code),
+	// SIGPIPE and SIGURG (goroutine preemption), forwarding anything not
+	// meant for Go to the host's previous handler. Anything else, or a
+	// changed SIGINT, is a regression.
+	allowed := map[int]bool{7: true, 8: true, 11: true, 13: true, 23: true, 32: true, 33: true}
+	for _, s := range res.AddedSignals {
+		if !allowed[s] {
+			t.Errorf("loading the extension installed a handler for signal %d", s)
+		}
+	}
+	if !res.SigintKept || !res.KeyboardInterrupt {
+		t.Errorf("SIGINT handler changed: kept %v, KeyboardInterrupt %v", res.SigintKept, res.KeyboardInterrupt)
+	}
+	t.Logf("signals with a handler added by the Go runtime: %v", res.AddedSignals)
+}
+
+// TestLiveReaders runs a primary that commits continuously and several
+// Python reader processes querying its replica through the extension at
+// default settings. Every result a reader reports must equal the
+// primary's result at the TXID the reader reports, and readers must see
+// each new TXID within 2 s of its upload.
+func TestLiveReaders(t *testing.T) {
+	if _, err := os.Stat(pythonPath); err != nil {
+		t.Skip("Debian's python3 is not installed")
+	}
+	const (
+		readers  = 3
+		duration = 6 * time.Second
+	)
+	ctx := context.Background()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "replica")
+	p, err := vfstest.NewPrimary(filepath.Join(dir, "primary.db"), file.New(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	var mu sync.Mutex
+	want := make(map[ltx.TXID]string)        // TXID -> the primary's query result
+	published := make(map[ltx.TXID]time.Time) // TXID -> when its file was uploaded
+	record := func(txid ltx.TXID) {
+		var n, sv, sp float64
+		if err := p.DB.QueryRow("select count(*), total(v), total(length(pad)) from t").Scan(&n, &sv, &sp); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		want[txid] = fmt.Sprintf("%v|%v|%v", n, sv, sp)
+		published[txid] = time.Now()
+		mu.Unlock()
+	}
+	txid, err := p.Exec(ctx, "create table t(id integer primary key, v int, pad blob)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	record(txid)
+
+	var cmds []*exec.Cmd
+	var outs []*bytes.Buffer
+	for range readers {
+		cmd := exec.Command(pythonPath, "testdata/reader.py", extPath, "file://"+root, fmt.Sprint((duration + 2*time.Second).Seconds()))
+		cmd.Env = cleanEnv()
+		out := new(bytes.Buffer)
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, out)
+	}
+
+	// The primary: inserts, updates, deletes, and now and then a vacuum,
+	// which rewrites most pages and shrinks the file.
+	end := time.Now().Add(duration)
+	for i := 0; time.Now().Before(end); i++ {
+		var stmts []string
+		switch i % 10 {
+		case 9:
+			stmts = []string{"delete from t where id % 4 = 0"}
+		case 5:
+			stmts = []string{"update t set v = v + 1 where id % 3 = 1"}
+		default:
+			stmts = []string{fmt.Sprintf("insert into t(v, pad) with recursive s(x) as (select 1 union all select x+1 from s where x < 20) select x*%d, randomblob(%d) from s", i, 100+i%500)}
+		}
+		txid, err := p.Exec(ctx, stmts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		record(txid)
+		if i%25 == 24 {
+			if _, err := p.DB.Exec("vacuum"); err != nil {
+				t.Fatal(err)
+			}
+			txid, err := p.Publish(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			record(txid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	lastTXID := p.TXID()
+	lastAt := time.Now()
+
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("reader %d: %v\n%s", i, err, outs[i])
+		}
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	for i, out := range outs {
+		var checked, errs int
+		seen := make(map[ltx.TXID]time.Time) // first time this reader saw each TXID
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var line struct {
+				TXID  uint64    `json:"txid"`
+				Agg   []float64 `json:"agg"`
+				T     float64   `json:"t"`
+				Error string    `json:"error"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+				t.Fatalf("reader %d: %q: %v", i, sc.Text(), err)
+			}
+			if line.Error != "" {
+				errs++
+				t.Errorf("reader %d: %s", i, line.Error)
+				continue
+			}
+			id := ltx.TXID(line.TXID)
+			got := fmt.Sprintf("%v|%v|%v", line.Agg[0], line.Agg[1], line.Agg[2])
+			if w, ok := want[id]; !ok || got != w {
+				t.Fatalf("reader %d at TXID %d: got %s, primary had %s", i, id, got, w)
+			}
+			if _, ok := seen[id]; !ok {
+				seen[id] = time.Unix(0, int64(line.T*1e9))
+			}
+			checked++
+		}
+		// Freshness: every TXID the reader saw first was at most 2 s after
+		// its upload, and the reader reached the last TXID.
+		var worst time.Duration
+		for id, at := range seen {
+			if d := at.Sub(published[id]); d > worst {
+				worst = d
+			}
+		}
+		if worst > 2*time.Second {
+			t.Errorf("reader %d first saw a TXID %v after its upload", i, worst)
+		}
+		last, ok := seen[lastTXID]
+		if !ok {
+			t.Errorf("reader %d never saw the last TXID %d", i, lastTXID)
+		} else if d := last.Sub(lastAt); d > 2*time.Second {
+			t.Errorf("reader %d saw the last TXID %.2fs after it was uploaded", i, d.Seconds())
+		}
+		t.Logf("reader %d: %d transactions checked, %d distinct TXIDs of %d, worst first-seen delay %v", i, checked, len(seen), lastTXID, worst.Round(time.Millisecond))
+		if checked < 20 {
+			t.Errorf("reader %d checked only %d transactions", i, checked)
+		}
+	}
+}
