@@ -241,14 +241,14 @@ func TestPython(t *testing.T) {
 		t.Fatalf("python: %v\n%s%s", err, out, stderr.String())
 	}
 	var res struct {
-		AddedSignals      []int    `json:"added_signals"`
-		SigintKept        bool     `json:"sigint_kept"`
-		Latest            [3]any   `json:"latest"`
-		Set5              float64  `json:"set5"`
-		At5               [2]any   `json:"at5"`
-		LatestAgain       float64  `json:"latest_again"`
-		Write             string   `json:"write"`
-		KeyboardInterrupt bool     `json:"keyboard_interrupt"`
+		AddedSignals      []int   `json:"added_signals"`
+		SigintKept        bool    `json:"sigint_kept"`
+		Latest            [3]any  `json:"latest"`
+		Set5              float64 `json:"set5"`
+		At5               [2]any  `json:"at5"`
+		LatestAgain       float64 `json:"latest_again"`
+		Write             string  `json:"write"`
+		KeyboardInterrupt bool    `json:"keyboard_interrupt"`
 		Threads           struct {
 			Errors []string  `json:"errors"`
 			Counts []float64 `json:"counts"`
@@ -310,7 +310,7 @@ func TestLiveReaders(t *testing.T) {
 	defer p.Close()
 
 	var mu sync.Mutex
-	want := make(map[ltx.TXID]string)        // TXID -> the primary's query result
+	want := make(map[ltx.TXID]string)         // TXID -> the primary's query result
 	published := make(map[ltx.TXID]time.Time) // TXID -> when its file was uploaded
 	record := func(txid ltx.TXID) {
 		var n, sv, sp float64
