@@ -89,7 +89,11 @@ func (m *Main) runReplicate(ctx context.Context, args []string) error {
 		logOut = m.Stderr
 	}
 	logger := newLogger(logOut, level, cfg.Logging.Type)
-	logger.Info("litestream", "version", Version, "config", cfg.Path)
+	if cfg.Path != "" {
+		logger.Info("litestream", "version", Version, "config", cfg.Path)
+	} else {
+		logger.Info("litestream", "version", Version)
+	}
 
 	for _, key := range cfg.Unsupported() {
 		logger.Warn("config key not supported yet, ignored", "key", key)
@@ -204,7 +208,7 @@ func (m *Main) openReplicated(ctx context.Context, dbc *DBConfig, global *Replic
 
 	opts := writer.Options{
 		StagingDir: dbc.MetaPath,
-		Logger:     logger.With("db", dbc.Path),
+		Logger:     logger,
 	}
 	if dbc.MonitorInterval != nil {
 		opts.MonitorInterval = *dbc.MonitorInterval
@@ -244,8 +248,10 @@ func (m *Main) restoreMissing(ctx context.Context, client remote.Client, path, r
 	logger.Info("database does not exist, restoring from replica", "db", path, "replica", red)
 	res, err := m.restore(ctx, client, restoreParams{output: path, integrity: "quick"}, logger)
 	if errors.Is(err, errEmptyReplica) {
-		logger.Info("replica is empty, starting with a new database", "db", path)
-		return nil
+		// First start: nothing to restore. The writer replicates an
+		// existing database only, so create an empty one in WAL mode.
+		logger.Info("replica is empty, starting with a new, empty database", "db", path)
+		return createEmptyDB(ctx, path)
 	}
 	if err != nil {
 		return fmt.Errorf("restore missing database %s from %s: %w", path, red, err)
