@@ -1,12 +1,11 @@
 package index
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
-	"slices"
+	"math"
 
 	"github.com/superfly/ltx"
 
@@ -121,35 +120,24 @@ func readFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*F
 	}
 	raw := tail[indexStart-tailOff : indexEnd-tailOff]
 
-	m, err := ltx.DecodePageIndex(bytes.NewReader(raw), info.Level, info.MinTXID, info.MaxTXID)
+	pages, err := ParsePageIndex(raw)
 	if err != nil {
 		return nil, fmt.Errorf("decode page index: %w", err)
 	}
 
 	lock := ltx.LockPgno(hdr.PageSize)
-	pages := make([]Page, 0, len(m))
-	for pgno, e := range m {
+	for _, p := range pages {
 		// The tail is read without the file checksum, so check that every
 		// record at least points inside the page block of this file.
 		switch {
-		case pgno > hdr.Commit:
-			return nil, fmt.Errorf("page index names page %d beyond the database size of %d pages", pgno, hdr.Commit)
-		case pgno == lock:
-			return nil, fmt.Errorf("page index names the lock page %d", pgno)
-		case e.Offset < ltx.HeaderSize || e.Size <= ltx.PageHeaderSize || e.Offset+e.Size > pagesEnd:
-			return nil, fmt.Errorf("page index entry for page %d (offset %d, size %d) is outside the page block [%d, %d)", pgno, e.Offset, e.Size, ltx.HeaderSize, pagesEnd)
+		case p.Pgno > hdr.Commit:
+			return nil, fmt.Errorf("page index names page %d beyond the database size of %d pages", p.Pgno, hdr.Commit)
+		case p.Pgno == lock:
+			return nil, fmt.Errorf("page index names the lock page %d", p.Pgno)
+		case p.Offset < ltx.HeaderSize || p.Size <= ltx.PageHeaderSize || p.Offset > pagesEnd-p.Size:
+			return nil, fmt.Errorf("page index entry for page %d (offset %d, size %d) is outside the page block [%d, %d)", p.Pgno, p.Offset, p.Size, ltx.HeaderSize, pagesEnd)
 		}
-		pages = append(pages, Page{Pgno: pgno, Offset: e.Offset, Size: e.Size})
 	}
-	slices.SortFunc(pages, func(a, b Page) int {
-		switch {
-		case a.Pgno < b.Pgno:
-			return -1
-		case a.Pgno > b.Pgno:
-			return 1
-		}
-		return 0
-	})
 	return &FileIndex{Info: info, Header: hdr, Pages: pages}, nil
 }
 
@@ -171,4 +159,56 @@ func readRange(ctx context.Context, c remote.Client, info *ltx.FileInfo, off, si
 		return nil, fmt.Errorf("read bytes %d+%d: %w", off, size, err)
 	}
 	return b, nil
+}
+
+// ParsePageIndex decodes a page index (records of uvarint pgno, offset and
+// size; a 0 end marker; the 8-byte big-endian length of what precedes it)
+// straight into a slice sorted by page number. It checks what ltx.DecodePageIndex checks (strictly
+// ascending page numbers, values in range, the length field) but is several
+// times faster: it builds no map and needs no sort, which matters when
+// opening a replica whose snapshot has millions of pages.
+func ParsePageIndex(b []byte) ([]Page, error) {
+	if len(b) < 9 {
+		return nil, fmt.Errorf("page index of %d bytes is too short", len(b))
+	}
+	body, lenField := b[:len(b)-8], b[len(b)-8:]
+	if n := binary.BigEndian.Uint64(lenField); n != uint64(len(body)) {
+		return nil, fmt.Errorf("page index size mismatch: field=%d read=%d", n, len(body))
+	}
+	// Records are at least 3 bytes; the estimate avoids regrowing.
+	pages := make([]Page, 0, len(body)/6)
+	var prev uint32
+	for i := 0; ; {
+		pgno, n := binary.Uvarint(body[i:])
+		if n <= 0 {
+			return nil, fmt.Errorf("bad page number varint at index byte %d", i)
+		}
+		i += n
+		if pgno == 0 {
+			if i != len(body) {
+				return nil, fmt.Errorf("%d bytes after the page index end marker", len(body)-i)
+			}
+			return pages, nil
+		}
+		off, n := binary.Uvarint(body[i:])
+		if n <= 0 {
+			return nil, fmt.Errorf("bad offset varint for page %d", pgno)
+		}
+		i += n
+		size, n := binary.Uvarint(body[i:])
+		if n <= 0 {
+			return nil, fmt.Errorf("bad size varint for page %d", pgno)
+		}
+		i += n
+		switch {
+		case pgno > math.MaxUint32:
+			return nil, fmt.Errorf("page number %d out of range", pgno)
+		case uint32(pgno) <= prev:
+			return nil, fmt.Errorf("page index out of order: %d after %d", pgno, prev)
+		case off > math.MaxInt64 || size > math.MaxInt64:
+			return nil, fmt.Errorf("page %d offset/size out of range", pgno)
+		}
+		prev = uint32(pgno)
+		pages = append(pages, Page{Pgno: uint32(pgno), Offset: int64(off), Size: int64(size)})
+	}
 }

@@ -426,3 +426,92 @@ func TestBuildErrors(t *testing.T) {
 		t.Fatal("empty plan built")
 	}
 }
+
+// indexBytes encodes page-index records the way LTX files store them.
+func indexBytes(recs ...[3]uint64) []byte {
+	var b []byte
+	for _, r := range recs {
+		b = binary.AppendUvarint(b, r[0])
+		b = binary.AppendUvarint(b, r[1])
+		b = binary.AppendUvarint(b, r[2])
+	}
+	b = binary.AppendUvarint(b, 0)
+	return binary.BigEndian.AppendUint64(b, uint64(len(b)))
+}
+
+func TestParsePageIndex(t *testing.T) {
+	good := indexBytes([3]uint64{1, 100, 50}, [3]uint64{7, 150, 60}, [3]uint64{300000, 210, 70})
+	tests := []struct {
+		name   string
+		b      []byte
+		errHas string
+	}{
+		{"good", good, ""},
+		{"empty index", indexBytes(), ""},
+		{"out of order", indexBytes([3]uint64{7, 100, 50}, [3]uint64{7, 150, 60}), "out of order"},
+		{"pgno overflows uint32", indexBytes([3]uint64{1 << 32, 100, 50}), "out of range"},
+		{"length field wrong", append(bytes.Clone(good[:len(good)-8]), 0, 0, 0, 0, 0, 0, 0, 1), "size mismatch"},
+		{"no end marker", func() []byte {
+			b := bytes.Clone(good[:len(good)-9])
+			return binary.BigEndian.AppendUint64(b, uint64(len(b)))
+		}(), "varint"},
+		{"bytes after end marker", func() []byte {
+			b := append(bytes.Clone(good[:len(good)-8]), 5)
+			return binary.BigEndian.AppendUint64(b, uint64(len(b)))
+		}(), "after the page index end marker"},
+		{"too short", []byte{0}, "too short"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParsePageIndex(tt.b)
+			// ltx's own parser must agree on accept/reject and content.
+			want, lerr := ltx.DecodePageIndex(bytes.NewReader(tt.b), 0, 1, 1)
+			if tt.errHas != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
+					t.Fatalf("error %v, want %q", err, tt.errHas)
+				}
+				if lerr == nil && tt.name != "bytes after end marker" {
+					t.Errorf("ltx accepts what ParsePageIndex rejects")
+				}
+				return
+			}
+			if err != nil || lerr != nil {
+				t.Fatalf("errors %v / ltx %v", err, lerr)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d records, ltx %d", len(got), len(want))
+			}
+			for _, p := range got {
+				if w := want[p.Pgno]; w.Offset != p.Offset || w.Size != p.Size {
+					t.Fatalf("page %d: %+v, ltx %+v", p.Pgno, p, w)
+				}
+			}
+		})
+	}
+}
+
+// FuzzParsePageIndex checks that ParsePageIndex accepts exactly what ltx's
+// parser accepts, with the same records.
+func FuzzParsePageIndex(f *testing.F) {
+	f.Add(indexBytes([3]uint64{1, 100, 50}, [3]uint64{7, 150, 60}))
+	f.Add(indexBytes())
+	f.Add([]byte{1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 4})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := ParsePageIndex(b)
+		want, lerr := ltx.DecodePageIndex(bytes.NewReader(b), 0, 1, 1)
+		if err != nil {
+			return // stricter is fine (ltx ignores bytes after its length field)
+		}
+		if lerr != nil {
+			t.Fatalf("ParsePageIndex accepts %x, ltx rejects: %v", b, lerr)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d records, ltx %d", len(got), len(want))
+		}
+		for _, p := range got {
+			if w := want[p.Pgno]; w.Offset != p.Offset || w.Size != p.Size {
+				t.Fatalf("page %d: %+v, ltx %+v", p.Pgno, p, w)
+			}
+		}
+	})
+}
