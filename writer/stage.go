@@ -35,7 +35,7 @@ func (d *DB) removeStaleStaging() {
 }
 
 // stage writes the LTX file for pl to the staging directory. The file is
-// complete and fsynced before anything is uploaded, so a full disk fails
+// complete before anything is uploaded, so a full disk fails
 // here, names the file, and loses nothing: the frames are still in the WAL
 // and the next sync builds the file again.
 func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
@@ -150,9 +150,9 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
-	if err := f.Sync(); err != nil {
-		return nil, err
-	}
+	// No fsync: the file is read back right away and deleted after upload,
+	// and a read returns what was written even before writeback. Write and
+	// close errors (ENOSPC, EDQUOT; NFS reports them at close) are checked.
 	if err := f.Close(); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -596,4 +597,126 @@ func TestStageDetectsRestart(t *testing.T) {
 	if _, err := os.Stat(d.stagingPath(2)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("staged file kept: %v", err)
 	}
+}
+
+// TestSnapshotSkipsLockPage stages a snapshot of a database file larger
+// than 1 GiB (sparse, page size 64 KiB, so the lock page is page 16385) and
+// checks that every page but the lock page is written, in order.
+func TestSnapshotSkipsLockPage(t *testing.T) {
+	const ps = 65536
+	lock := ltx.LockPgno(ps)
+	commit := lock + 3
+	dir := t.TempDir()
+	path := filepath.Join(dir, "big.db")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(int64(commit) * ps); err != nil {
+		t.Fatal(err)
+	}
+	marks := []uint32{1, lock - 1, lock + 1, commit}
+	for _, p := range marks {
+		if _, err := f.WriteAt(bytes.Repeat([]byte{byte(p)}, ps), int64(p-1)*ps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+
+	// A DB with just what stage needs; no SQLite involved.
+	d := New(path, nil, Options{StagingDir: filepath.Join(dir, "staging")})
+	if d.dbFile, err = os.Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer d.dbFile.Close()
+	d.pageSize = ps
+	p, err := d.stage(context.Background(), &plan{snapshot: true, commit: commit, pages: map[uint32]int64{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(p.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := ltx.NewDecoder(bytes.NewReader(raw))
+	if err := dec.DecodeHeader(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, ps)
+	want := uint32(1)
+	for {
+		var ph ltx.PageHeader
+		if err := dec.DecodePage(&ph, buf); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if want == lock {
+			want++
+		}
+		if ph.Pgno != want {
+			t.Fatalf("page %d, want %d", ph.Pgno, want)
+		}
+		if slices.Contains(marks, ph.Pgno) && buf[0] != byte(ph.Pgno) {
+			t.Errorf("page %d content %d", ph.Pgno, buf[0])
+		}
+		want++
+	}
+	if want != commit+1 {
+		t.Errorf("snapshot ended before page %d, want %d", want, commit+1)
+	}
+	if err := dec.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCloseWithFailingUploadResumes: the final sync of Close cannot upload;
+// the frames stay in the WAL and the next Open continues from the last
+// uploaded TXID without a snapshot.
+func TestCloseWithFailingUploadResumes(t *testing.T) {
+	e := newEnv(t)
+	e.insert(50, 500)
+	d1 := e.open(e.opts())
+	e.sync(d1)
+	e.insert(20, 500)
+	e.client.set(func(c *faultyClient) {
+		c.failWrite = func(int, ltx.TXID) error { return errors.New("injected upload failure") }
+	})
+	if err := d1.Close(context.Background()); err == nil || !strings.Contains(err.Error(), "final sync") {
+		t.Fatalf("Close error %v, want a final sync error", err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(e.staging, "*")); len(names) != 0 {
+		t.Errorf("staging not cleaned: %v", names)
+	}
+	e.client.set(func(c *faultyClient) { c.failWrite = nil })
+	e.insert(5, 500)
+	d2 := e.open(e.opts())
+	e.sync(d2)
+	if f := readLTX(t, e.client, 0, 2, 2); isSnapshot(f) {
+		t.Error("resume after a failed final sync wrote a snapshot")
+	}
+	e.checkReplica()
+}
+
+// TestAppAutocheckpointKeepsUnsyncedFrames: the application writes far more
+// than its autocheckpoint threshold between syncs; its checkpoints must not
+// take frames the writer has not uploaded.
+func TestAppAutocheckpointKeepsUnsyncedFrames(t *testing.T) {
+	e := newEnv(t)
+	e.exec(`PRAGMA wal_autocheckpoint=100`)
+	e.insert(20, 500)
+	d := e.open(e.opts())
+	e.sync(d)
+	before, _ := e.walHeader()
+	for i := 0; i < 10; i++ {
+		e.insert(100, 1000) // about 30 pages each, one autocheckpoint each
+	}
+	if after, _ := e.walHeader(); !after.SameGeneration(before) {
+		t.Fatal("WAL restarted under the writer's pin")
+	}
+	e.sync(d)
+	if st := d.Status(); st.Snapshots != 1 || st.TXID != 2 {
+		t.Errorf("status after app autocheckpoints: %+v", st)
+	}
+	e.checkReplica()
 }
