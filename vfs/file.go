@@ -3,12 +3,14 @@ package vfs
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"sync"
 
 	"github.com/psanford/sqlite3vfs"
 
 	"github.com/litestream-go/litestream/index"
+	"github.com/litestream-go/litestream/remote"
 )
 
 // file is one connection's handle on a replica's main database.
@@ -84,6 +86,18 @@ func (f *file) ReadAt(p []byte, off int64) (n int, err error) {
 		inPage := pos % ps
 		chunk := want[n:min(len(want), n+int(ps-inPage))]
 		data, miss, err := f.r.ReadPage(ctx, v, pgno)
+		if err != nil && errors.Is(err, remote.ErrNotExist) {
+			// The primary deleted a file this version uses (compaction
+			// and retention). The same TXID may still be buildable from
+			// the files that replaced it.
+			if nv, rerr := f.r.rebuild(ctx, v); rerr == nil {
+				f.swap(v, nv)
+				v = nv
+				data, miss, err = f.r.ReadPage(ctx, v, pgno)
+			} else {
+				f.r.log.Warn("a file of the pinned TXID is gone and the TXID cannot be rebuilt", "txid", v.TXID(), "error", rerr)
+			}
+		}
 		if err != nil {
 			f.r.log.Error("read failed", "db", f.name, "page", pgno, "txid", v.TXID(), "error", err)
 			return 0, sqlite3vfs.IOErrorRead
@@ -108,6 +122,16 @@ func (f *file) ReadAt(p []byte, off int64) (n int, err error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// swap replaces a version the file holds by an equivalent rebuilt one.
+func (f *file) swap(old, nv *index.Version) {
+	if f.pinned == old {
+		f.pinned = nv
+	}
+	if f.travel == old {
+		f.travel = nv
+	}
 }
 
 // stampHeader rewrites the header fields of page 1 that the VFS owns, in

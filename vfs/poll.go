@@ -28,8 +28,9 @@ const perFileCost = 4096
 // level only when level 0 cannot continue the current state (a gap: the
 // primary compacted and deleted level-0 files this reader had not seen),
 // when the reader is far behind, or every fullCheckEvery idle polls. When
-// nothing can continue the state, or applying failed, the next poll starts
-// over from a fresh plan, so the poller never wedges.
+// no file can continue the state, the next poll starts over from a fresh
+// plan, so the poller never wedges; a failed request is simply retried by
+// the next poll.
 //
 // Must be called with r.pollMu held.
 func (r *Replica) poll(ctx context.Context) error {
@@ -85,7 +86,9 @@ func (r *Replica) poll(ctx context.Context) error {
 	}
 	v, err := r.extend(ctx, cur, chain)
 	if err != nil {
-		r.needRebuild = true
+		// A failed read is retried by the next poll from the same state; a
+		// file deleted since the listing is not listed again, and a gap it
+		// leaves is bridged or, failing that, rebuilt from a fresh plan.
 		return err
 	}
 	r.cur.Store(v)

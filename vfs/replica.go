@@ -128,9 +128,37 @@ func OpenReplica(ctx context.Context, name string, client remote.Client, opts Re
 	return r, nil
 }
 
+// buildAttempts is how often build tries before giving up on remote errors
+// (the first wait is buildBackoff, doubled each time).
+const (
+	buildAttempts = 3
+	buildBackoff  = 100 * time.Millisecond
+)
+
 // build returns the version at txid or ts (both zero: latest) from a fresh
-// listing.
+// listing. Remote failures are retried with backoff; a target the replica
+// cannot build is not.
 func (r *Replica) build(ctx context.Context, txid ltx.TXID, ts time.Time) (*index.Version, error) {
+	backoff := buildBackoff
+	for attempt := 1; ; attempt++ {
+		v, err := r.buildOnce(ctx, txid, ts)
+		if err == nil || attempt == buildAttempts || ctx.Err() != nil ||
+			errors.Is(err, index.ErrNoSnapshot) || errors.Is(err, index.ErrNotAvailable) {
+			return v, err
+		}
+		r.log.Warn("building the index failed, retrying", "attempt", attempt, "backoff", backoff, "error", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		backoff *= 2
+	}
+}
+
+func (r *Replica) buildOnce(ctx context.Context, txid ltx.TXID, ts time.Time) (*index.Version, error) {
 	plan, err := index.PlanAt(ctx, r.client, txid, ts)
 	if err != nil {
 		return nil, fmt.Errorf("replica %s: %w", r.name, err)
@@ -140,6 +168,31 @@ func (r *Replica) build(ctx context.Context, txid ltx.TXID, ts time.Time) (*inde
 		return nil, fmt.Errorf("replica %s: %w", r.name, err)
 	}
 	return v, nil
+}
+
+// rebuild returns a version with the same content as v, built from the
+// files the remote has now: for a version some of whose files the primary
+// deleted (after compacting them). It fails when no chain of the remaining
+// files ends exactly at v's TXID. If v was the replica's latest state, the
+// replica switches to the rebuilt one.
+func (r *Replica) rebuild(ctx context.Context, v *index.Version) (*index.Version, error) {
+	nv, err := r.build(ctx, v.TXID(), time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	if nv.TXID() != v.TXID() || nv.Commit() != v.Commit() || nv.PageSize() != v.PageSize() {
+		return nil, fmt.Errorf("replica %s: rebuilt TXID %s differs from the original", r.name, v.TXID())
+	}
+	r.cur.CompareAndSwap(v, nv)
+	r.mu.Lock()
+	for k, tv := range r.travel {
+		if tv == v {
+			r.travel[k] = nv
+		}
+	}
+	r.mu.Unlock()
+	r.log.Info("rebuilt the index of a TXID whose files were deleted", "txid", v.TXID())
+	return nv, nil
 }
 
 // Name returns the replica's URL (or the name it was opened with).

@@ -44,8 +44,9 @@ func (c *timeoutClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 	tctx, cancel := context.WithTimeout(ctx, c.timeout)
 	rc, err := c.Client.OpenLTXFile(tctx, level, minTXID, maxTXID, offset, size)
 	if err != nil {
+		stalled := ctx.Err() == nil && tctx.Err() != nil
 		cancel()
-		if ctx.Err() == nil && tctx.Err() != nil {
+		if stalled {
 			return nil, &errStalled{op: fmt.Sprintf("open %s (%v)", remote.FileDesc(level, minTXID, maxTXID), err), timeout: c.timeout}
 		}
 		return nil, err

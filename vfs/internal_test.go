@@ -1,0 +1,215 @@
+package vfs
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/index"
+)
+
+// version returns a one-page index version at txid with commit pages.
+func version(t *testing.T, txid ltx.TXID, commit uint32) *index.Version {
+	t.Helper()
+	info := &ltx.FileInfo{Level: 0, MinTXID: 1, MaxTXID: txid}
+	fi := &index.FileIndex{
+		Info:   info,
+		Header: ltx.Header{Version: ltx.Version, PageSize: 4096, Commit: commit, MinTXID: 1, MaxTXID: txid},
+		Pages:  []index.Page{{Pgno: 1, Offset: 100, Size: 10}},
+	}
+	var v *index.Version
+	v, err := v.Apply(fi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestStampHeader(t *testing.T) {
+	v := version(t, 0x1_2345_6789, 77)
+	page := bytes.Repeat([]byte{0xee}, 4096)
+	want := bytes.Clone(page)
+	want[18], want[19] = 1, 1
+	binary.BigEndian.PutUint32(want[24:], 0x2345_6789) // low 32 bits of the TXID
+	binary.BigEndian.PutUint32(want[28:], 77)
+	binary.BigEndian.PutUint32(want[92:], 0x2345_6789)
+
+	// Any read window over page 1 gets exactly the stamped bytes.
+	for _, w := range [][2]int64{{0, 4096}, {0, 100}, {24, 40}, {18, 19}, {19, 30}, {26, 27}, {90, 200}, {100, 4096}, {0, 1}} {
+		t.Run(fmt.Sprint(w), func(t *testing.T) {
+			chunk := bytes.Clone(page[w[0]:w[1]])
+			stampHeader(chunk, w[0], v)
+			if !bytes.Equal(chunk, want[w[0]:w[1]]) {
+				t.Fatalf("window %v: got %x, want %x", w, chunk, want[w[0]:w[1]])
+			}
+		})
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	ts := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	tests := []struct {
+		in     string
+		txid   ltx.TXID
+		ts     time.Time
+		latest bool
+		err    bool
+	}{
+		{in: "latest", latest: true},
+		{in: " LATEST ", latest: true},
+		{in: "", latest: true},
+		{in: "15", txid: 15},
+		{in: "0000000000000010", txid: 16},
+		{in: "000000000000000a", txid: 10},
+		{in: "0", err: true},
+		{in: "2026-11-20T10:00:00Z", ts: ts("2026-11-20T10:00:00Z")},
+		{in: "2026-11-20T10:00:00.123+02:00", ts: ts("2026-11-20T08:00:00.123Z")},
+		{in: "2026-11-20 10:00:00", ts: ts("2026-11-20T10:00:00Z")},
+		{in: "2026-11-20 10:00:00.5", ts: ts("2026-11-20T10:00:00.5Z")},
+		{in: "2026-11-20", ts: ts("2026-11-20T00:00:00Z")},
+		{in: "yesterday", err: true},
+		{in: "-3", err: true},
+	}
+	for _, tc := range tests {
+		txid, got, latest, err := ParseTarget(tc.in)
+		if (err != nil) != tc.err || txid != tc.txid || !got.Equal(tc.ts) || latest != tc.latest {
+			t.Errorf("ParseTarget(%q) = %v, %v, %v, %v", tc.in, txid, got, latest, err)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1024": 1024, "64MiB": 64 << 20, "64mb": 64 << 20, "2G": 2 << 30, "512 KiB": 512 << 10, "0": 0, "10B": 10} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "lots", "-1", "1.5M", "MiB"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) succeeded", in)
+		}
+	}
+}
+
+func fi(level int, min, max ltx.TXID, size int64) *ltx.FileInfo {
+	return &ltx.FileInfo{Level: level, MinTXID: min, MaxTXID: max, Size: size}
+}
+
+func TestBridge(t *testing.T) {
+	desc := func(chain []*ltx.FileInfo) string {
+		var s string
+		for _, f := range chain {
+			s += fmt.Sprintf("L%d:%d-%d ", f.Level, f.MinTXID, f.MaxTXID)
+		}
+		return s
+	}
+	tests := []struct {
+		name  string
+		cur   ltx.TXID
+		files []*ltx.FileInfo
+		want  string
+	}{
+		{"nothing new", 10, []*ltx.FileInfo{fi(0, 5, 5, 1), fi(1, 1, 10, 9)}, ""},
+		{"level-0 run", 10, []*ltx.FileInfo{fi(0, 11, 11, 1000), fi(0, 12, 12, 1000), fi(0, 13, 13, 1000)}, "L0:11-11 L0:12-12 L0:13-13 "},
+		{"gap bridged", 10, []*ltx.FileInfo{fi(0, 16, 16, 1000), fi(1, 11, 15, 5000)}, "L1:11-15 L0:16-16 "},
+		{"unbridgeable gap", 10, []*ltx.FileInfo{fi(0, 16, 16, 1000), fi(0, 17, 17, 1000)}, ""},
+		{"overlapping compaction", 10, []*ltx.FileInfo{fi(1, 5, 20, 5000)}, "L1:5-20 "},
+		{"snapshot continues anything", 10, []*ltx.FileInfo{fi(9, 1, 30, 1 << 20), fi(0, 11, 11, 10)}, "L9:1-30 "},
+		{"smaller files win", 10, []*ltx.FileInfo{
+			fi(9, 1, 13, 1 << 30), fi(0, 11, 11, 100), fi(0, 12, 12, 100), fi(0, 13, 13, 100),
+		}, "L0:11-11 L0:12-12 L0:13-13 "},
+		{"fewer files at equal bytes", 10, []*ltx.FileInfo{
+			fi(1, 11, 13, 300), fi(0, 11, 11, 100), fi(0, 12, 12, 100), fi(0, 13, 13, 100),
+		}, "L1:11-13 "},
+		{"reach the highest TXID", 10, []*ltx.FileInfo{
+			fi(0, 11, 11, 10), fi(0, 12, 12, 10), fi(2, 11, 40, 1 << 20), fi(0, 41, 41, 10),
+		}, "L2:11-40 L0:41-41 "},
+		{"malformed files ignored", 10, []*ltx.FileInfo{nil, fi(0, 0, 11, 1), fi(0, 12, 11, 1), fi(0, 11, 11, 1)}, "L0:11-11 "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := desc(bridge(tc.cur, tc.files)); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// interiorPage builds an interior B-tree page of type typ with the given
+// child pointers (the last one is the right-most pointer).
+func interiorPage(typ byte, hdr int, kids []uint32) []byte {
+	b := make([]byte, 4096)
+	b[hdr] = typ
+	n := len(kids) - 1
+	binary.BigEndian.PutUint16(b[hdr+3:], uint16(n))
+	binary.BigEndian.PutUint32(b[hdr+8:], kids[n])
+	off := 4096
+	for i := 0; i < n; i++ {
+		off -= 8
+		binary.BigEndian.PutUint16(b[hdr+12+2*i:], uint16(off))
+		binary.BigEndian.PutUint32(b[off:], kids[i])
+		b[off+4] = byte(i) // the key varint
+	}
+	return b
+}
+
+func TestInteriorChildren(t *testing.T) {
+	kids := []uint32{5, 9, 200, 7}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		pgno uint32
+		want []uint32
+	}{
+		{"table interior", interiorPage(0x05, 0, kids), 3, kids},
+		{"index interior", interiorPage(0x02, 0, kids), 3, kids},
+		{"page 1 interior", interiorPage(0x05, 100, kids), 1, kids},
+		{"leaf", interiorPage(0x0d, 0, kids), 3, nil},
+		{"child beyond the database", interiorPage(0x05, 0, []uint32{5, 999999, 7}), 3, nil},
+		{"cell count too big", func() []byte { b := interiorPage(0x05, 0, kids); b[3] = 0xff; return b }(), 3, nil},
+		{"short page", []byte{0x05}, 3, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := interiorChildren(tc.data, tc.pgno, 1000)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMemFile(t *testing.T) {
+	var m memFile
+	if _, err := m.WriteAt([]byte("hello"), 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Truncate(12); err != nil {
+		t.Fatal(err)
+	}
+	// Growing again must not bring back the truncated bytes.
+	if _, err := m.WriteAt([]byte("!"), 14); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 20)
+	n, err := m.ReadAt(buf, 0)
+	if n != 15 || err != io.EOF {
+		t.Fatalf("read %d, %v", n, err)
+	}
+	if want := append(make([]byte, 10), 'h', 'e', 0, 0, '!'); !bytes.Equal(buf[:n], want) {
+		t.Fatalf("got %q, want %q", buf[:n], want)
+	}
+	if size, _ := m.FileSize(); size != 15 {
+		t.Fatalf("size %d", size)
+	}
+}
