@@ -125,15 +125,15 @@ func TestBridge(t *testing.T) {
 		{"gap bridged", 10, []*ltx.FileInfo{fi(0, 16, 16, 1000), fi(1, 11, 15, 5000)}, "L1:11-15 L0:16-16 "},
 		{"unbridgeable gap", 10, []*ltx.FileInfo{fi(0, 16, 16, 1000), fi(0, 17, 17, 1000)}, ""},
 		{"overlapping compaction", 10, []*ltx.FileInfo{fi(1, 5, 20, 5000)}, "L1:5-20 "},
-		{"snapshot continues anything", 10, []*ltx.FileInfo{fi(9, 1, 30, 1 << 20), fi(0, 11, 11, 10)}, "L9:1-30 "},
+		{"snapshot continues anything", 10, []*ltx.FileInfo{fi(9, 1, 30, 1<<20), fi(0, 11, 11, 10)}, "L9:1-30 "},
 		{"smaller files win", 10, []*ltx.FileInfo{
-			fi(9, 1, 13, 1 << 30), fi(0, 11, 11, 100), fi(0, 12, 12, 100), fi(0, 13, 13, 100),
+			fi(9, 1, 13, 1<<30), fi(0, 11, 11, 100), fi(0, 12, 12, 100), fi(0, 13, 13, 100),
 		}, "L0:11-11 L0:12-12 L0:13-13 "},
 		{"fewer files at equal bytes", 10, []*ltx.FileInfo{
 			fi(1, 11, 13, 300), fi(0, 11, 11, 100), fi(0, 12, 12, 100), fi(0, 13, 13, 100),
 		}, "L1:11-13 "},
 		{"reach the highest TXID", 10, []*ltx.FileInfo{
-			fi(0, 11, 11, 10), fi(0, 12, 12, 10), fi(2, 11, 40, 1 << 20), fi(0, 41, 41, 10),
+			fi(0, 11, 11, 10), fi(0, 12, 12, 10), fi(2, 11, 40, 1<<20), fi(0, 41, 41, 10),
 		}, "L2:11-40 L0:41-41 "},
 		{"malformed files ignored", 10, []*ltx.FileInfo{nil, fi(0, 0, 11, 1), fi(0, 12, 11, 1), fi(0, 11, 11, 1)}, "L0:11-11 "},
 	}
