@@ -418,3 +418,70 @@ func TestSQLiteCacheKeptUntilTXIDMoves(t *testing.T) {
 		t.Errorf("after the TXID moved the query read only %d pages; SQLite kept a stale cache", d)
 	}
 }
+
+func TestTimeTravelByTimestamp(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "replica")
+	p, err := vfstest.NewPrimary(filepath.Join(dir, "primary.db"), file.New(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	base := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	var clock time.Time
+	p.Now = func() time.Time { return clock }
+	want := make(map[ltx.TXID]string)
+	at := make(map[ltx.TXID]time.Time)
+	for i := 1; i <= 10; i++ {
+		clock = base.Add(time.Duration(i) * time.Minute)
+		stmt := "create table t(id integer primary key, v int, pad blob)"
+		if i > 1 {
+			stmt = insertRows(i*10, 100)
+		}
+		txid, err := p.Exec(ctx, stmt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[txid], at[txid] = row(ctx, t, p.DB, sumQuery), clock
+	}
+	const u = "file:///primary"
+	_, name := register(t, map[string]remote.Client{u: file.New(root)}, vfs.Options{})
+	db := openDB(t, name, u)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	for _, tc := range []struct {
+		target string
+		txid   ltx.TXID
+	}{
+		{"2026-11-20T10:05:00Z", 5},      // exactly when TXID 5 was written
+		{"2026-11-20T10:05:59.999Z", 5},  // just before TXID 6
+		{"2026-11-20 10:07:30", 7},       // SQLite's datetime() format
+		{"2026-11-20T11:07:30+01:00", 7}, // another zone
+		{"2026-11-21T00:00:00Z", 10},     // after the last write
+		{"latest", 10},
+		{"2026-11-20T10:01:00Z", 1},
+	} {
+		got := row(ctx, t, conn, "PRAGMA litestream_set_time = '"+tc.target+"'")
+		if got != fmt.Sprint(uint64(tc.txid)) {
+			t.Fatalf("set_time %s: TXID %s, want %d", tc.target, got, tc.txid)
+		}
+		if got := row(ctx, t, conn, sumQuery); got != want[tc.txid] {
+			t.Fatalf("at %s: %s, want %s", tc.target, got, want[tc.txid])
+		}
+		if got := row(ctx, t, conn, "PRAGMA litestream_time"); got != at[tc.txid].Format(time.RFC3339Nano) {
+			t.Fatalf("litestream_time at %s: %s, want %s", tc.target, got, at[tc.txid].Format(time.RFC3339Nano))
+		}
+	}
+	if _, err := rowErr(ctx, conn, "PRAGMA litestream_set_time = '2026-11-20T09:00:00Z'"); err == nil {
+		t.Fatal("time travel to before the first write succeeded")
+	}
+	// Other connections are not affected.
+	if got := row(ctx, t, db, "PRAGMA litestream_txid"); got != "10" {
+		t.Fatalf("another connection: TXID %s", got)
+	}
+}
