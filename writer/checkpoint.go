@@ -62,6 +62,9 @@ func (d *DB) checkpoint(ctx context.Context) error {
 // committed frame beyond the uploaded position; otherwise the next sync
 // moves the pin.
 func (d *DB) repin(ctx context.Context) error {
+	if d.pending != nil {
+		return nil // d.spare holds the pending file's transaction
+	}
 	if err := d.beginRead(ctx, &d.spare); err != nil {
 		return err
 	}

@@ -53,7 +53,11 @@ func (d *DB) openConns(ctx context.Context) error {
 	// -wal and -shm files cannot be created.
 	var mode string
 	if err := d.ctl.QueryRowContext(ctx, `PRAGMA journal_mode=WAL`).Scan(&mode); err != nil {
-		return fmt.Errorf("put database %s in WAL mode (its directory must be writable): %w", d.path, err)
+		var serr sqlite3.Error
+		if errors.As(err, &serr) && serr.Code == sqlite3.ErrCantOpen {
+			return fmt.Errorf("put database %s in WAL mode: cannot create its -wal/-shm files (is the directory writable?): %w", d.path, err)
+		}
+		return fmt.Errorf("put database %s in WAL mode: %w", d.path, err)
 	}
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("put database %s in WAL mode: journal mode is still %q", d.path, mode)

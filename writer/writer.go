@@ -263,10 +263,19 @@ func (d *DB) Close(ctx context.Context) error {
 	d.closed = true
 	var errs []error
 	if d.opened {
-		if err := d.sync(ctx); err != nil {
+		err := d.sync(ctx)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("final sync: %w", err))
-			d.updateStatus(func(s *Status) { s.LastError = err.Error() })
 		}
+		d.updateStatus(func(s *Status) {
+			if err != nil {
+				s.LastError = err.Error()
+			} else {
+				s.LastError = ""
+				s.LastSync = time.Now()
+			}
+			s.Pending = false
+		})
 	}
 	if d.pending != nil {
 		_ = os.Remove(d.pending.path)

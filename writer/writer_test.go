@@ -720,3 +720,62 @@ func TestAppAutocheckpointKeepsUnsyncedFrames(t *testing.T) {
 	}
 	e.checkReplica()
 }
+
+// TestStressLoopWithAppCheckpoints runs the background loop with tiny
+// intervals while the application writes continuously and, now and then,
+// tries TRUNCATE and RESTART checkpoints of its own. Whatever interleaving
+// happens, the replica must end equal to the database.
+func TestStressLoopWithAppCheckpoints(t *testing.T) {
+	e := newEnv(t)
+	e.insert(50, 500)
+	opts := e.opts()
+	opts.MonitorInterval = 2 * time.Millisecond
+	opts.SyncInterval = 3 * time.Millisecond
+	opts.MinCheckpointPageN = 20
+	opts.CheckpointInterval = 10 * time.Millisecond
+	d := e.open(opts)
+	d.Start(context.Background())
+	e.exec(`PRAGMA busy_timeout=20`)
+	gens := map[uint32]bool{}
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for i := 0; time.Now().Before(deadline); i++ {
+		switch e.rng.IntN(10) {
+		case 0:
+			mode := []string{"TRUNCATE", "RESTART", "PASSIVE"}[e.rng.IntN(3)]
+			var busy, logN, done int
+			if err := e.app.QueryRow(`PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &logN, &done); err != nil {
+				t.Fatal(err)
+			}
+		case 1:
+			e.exec(`DELETE FROM t WHERE id % 13 = ?`, e.rng.IntN(13))
+		default:
+			e.insert(1+e.rng.IntN(10), 300)
+		}
+		if h, ok := e.walHeader(); ok {
+			gens[h.Salt1] = true
+		}
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := d.Status()
+	t.Logf("TXID %d, %d snapshots, %d WAL generations", st.TXID, st.Snapshots, len(gens))
+	if st.Snapshots != 1 {
+		t.Errorf("%d snapshots: continuity was lost under the running writer", st.Snapshots)
+	}
+	e.checkReplica()
+}
+
+func TestOpenNotADatabase(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("not a database "), 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := New(path, &faultyClient{}, Options{StagingDir: filepath.Join(dir, "s")})
+	err := d.Open(context.Background())
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "not a database") {
+		t.Fatalf("Open error %v", err)
+	}
+	d.Close(context.Background())
+}
