@@ -82,7 +82,8 @@ type Replica struct {
 
 	cur atomic.Pointer[index.Version] // latest state known; never nil after open
 
-	pf *prefetcher
+	pf    *prefetcher
+	seeds seeds // page 1 read along with file headers (seed.go)
 
 	// pollMu serializes polls (the poller's and synchronous ones).
 	pollMu      sync.Mutex
@@ -163,7 +164,7 @@ func (r *Replica) buildOnce(ctx context.Context, txid ltx.TXID, ts time.Time) (*
 	if err != nil {
 		return nil, fmt.Errorf("replica %s: %w", r.name, err)
 	}
-	v, err := index.Build(ctx, r.client, plan)
+	v, err := index.Build(ctx, newSeedingClient(r.client, plan.Files, &r.seeds), plan)
 	if err != nil {
 		return nil, fmt.Errorf("replica %s: %w", r.name, err)
 	}
@@ -377,6 +378,11 @@ func (r *Replica) ReadPage(ctx context.Context, v *index.Version, pgno uint32) (
 	e, ok := v.Lookup(pgno)
 	if !ok {
 		return nil, false, nil
+	}
+	if pgno == 1 {
+		if data, ok := r.seeds.get(e); ok {
+			return data, false, nil
+		}
 	}
 	req := pagecache.Request{Frame: pagecache.Frame(e), Pgno: pgno, PageSize: v.PageSize()}
 	miss = !r.fetcher.Cached(req)

@@ -3,6 +3,8 @@ package vfstest
 import (
 	"context"
 	"io"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +41,41 @@ type Faulty struct {
 	Lists atomic.Int64
 	Opens atomic.Int64
 	Bytes atomic.Int64
+
+	mu    sync.Mutex
+	spans []span // when each request started and ended
+}
+
+// span is one request's lifetime: a list until it returned, an open until
+// its body was closed.
+type span struct{ start, end time.Time }
+
+func (f *Faulty) record(start time.Time) {
+	f.mu.Lock()
+	f.spans = append(f.spans, span{start, time.Now()})
+	f.mu.Unlock()
+}
+
+// SequentialRoundTrips returns the length of the longest chain of requests
+// in which each started after the previous one ended: the round trips a
+// caller waited for one after another, however many ran in parallel.
+func (f *Faulty) SequentialRoundTrips() int {
+	f.mu.Lock()
+	spans := slices.Clone(f.spans)
+	f.mu.Unlock()
+	slices.SortFunc(spans, func(a, b span) int { return a.end.Compare(b.end) })
+	chain := make([]int, len(spans)) // longest chain ending with spans[i]
+	best := 0
+	for i, s := range spans {
+		chain[i] = 1
+		for j := 0; j < i; j++ {
+			if !spans[j].end.After(s.start) && chain[j]+1 > chain[i] {
+				chain[i] = chain[j] + 1
+			}
+		}
+		best = max(best, chain[i])
+	}
+	return best
 }
 
 // Requests returns lists plus opens.
@@ -49,6 +86,9 @@ func (f *Faulty) Reset() {
 	f.Lists.Store(0)
 	f.Opens.Store(0)
 	f.Bytes.Store(0)
+	f.mu.Lock()
+	f.spans = nil
+	f.mu.Unlock()
 }
 
 func (f *Faulty) wait(ctx context.Context) error {
@@ -68,6 +108,7 @@ func (f *Faulty) wait(ctx context.Context) error {
 // LTXFiles implements remote.Client.
 func (f *Faulty) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
 	f.Lists.Add(1)
+	defer f.record(time.Now())
 	if err := f.wait(ctx); err != nil {
 		return nil, err
 	}
@@ -82,21 +123,25 @@ func (f *Faulty) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 // OpenLTXFile implements remote.Client.
 func (f *Faulty) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	f.Opens.Add(1)
+	start := time.Now()
 	if err := f.wait(ctx); err != nil {
+		f.record(start)
 		return nil, err
 	}
 	req := Request{Op: "open", Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Offset: offset, Size: size}
 	if f.Hook != nil {
 		if err := f.Hook(ctx, req); err != nil {
+			f.record(start)
 			return nil, err
 		}
 	}
 	rc, err := f.Client.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
 	if err != nil {
+		f.record(start)
 		return nil, err
 	}
 	req.ReadBody = true
-	return &countingReader{rc: rc, f: f, ctx: ctx, req: req}, nil
+	return &countingReader{rc: rc, f: f, ctx: ctx, req: req, start: start}, nil
 }
 
 type countingReader struct {
@@ -105,6 +150,7 @@ type countingReader struct {
 	ctx    context.Context
 	req    Request
 	hooked bool
+	start  time.Time
 }
 
 func (r *countingReader) Read(p []byte) (int, error) {
@@ -119,4 +165,7 @@ func (r *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (r *countingReader) Close() error { return r.rc.Close() }
+func (r *countingReader) Close() error {
+	r.f.record(r.start)
+	return r.rc.Close()
+}

@@ -1,0 +1,140 @@
+package vfs
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/index"
+	"github.com/litestream-go/litestream/pagecache"
+	"github.com/litestream-go/litestream/remote"
+)
+
+// Page 1 is the first page SQLite reads and, on a cold open, a round trip of
+// its own after the page indexes. But LTX files hold their pages in page
+// number order, so a file that holds page 1 holds it in the frame right
+// after the header. While the index is built, seedingClient reads a little
+// more than the header of every plan file (the page-index read asks for the
+// header anyway, in parallel with the tail) and keeps a page-1 frame it
+// finds, so the first read of page 1 costs nothing.
+
+// seedBytes is how much more than the header is read: a 4 KiB page frame
+// even when incompressible.
+const seedBytes = 4096 + 512
+
+// maxSeeds bounds the seeded pages kept (one per file that held page 1).
+const maxSeeds = 64
+
+type fileKey struct {
+	level    int
+	min, max ltx.TXID
+}
+
+func keyOf(f *ltx.FileInfo) fileKey { return fileKey{f.Level, f.MinTXID, f.MaxTXID} }
+
+type seed struct {
+	offset, size int64
+	data         []byte
+}
+
+// seeds holds decoded page-1 frames by file.
+type seeds struct {
+	mu sync.Mutex
+	m  map[fileKey]seed
+}
+
+func (s *seeds) put(k fileKey, sd seed) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil || len(s.m) >= maxSeeds {
+		s.m = make(map[fileKey]seed)
+	}
+	s.m[k] = sd
+}
+
+// get returns the seeded page for an index entry, if it is that frame.
+func (s *seeds) get(e index.Entry) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sd, ok := s.m[keyOf(e.File)]
+	if !ok || sd.offset != e.Offset || sd.size != e.Size {
+		return nil, false
+	}
+	return sd.data, true
+}
+
+// seedingClient serves the header reads of an index build (offset 0,
+// ltx.HeaderSize bytes) with one larger read, and records a page-1 frame
+// found right after the header.
+type seedingClient struct {
+	remote.Client
+	sizes map[fileKey]int64
+	seeds *seeds
+}
+
+func newSeedingClient(c remote.Client, files []*ltx.FileInfo, s *seeds) *seedingClient {
+	sc := &seedingClient{Client: c, sizes: make(map[fileKey]int64, len(files)), seeds: s}
+	for _, f := range files {
+		sc.sizes[keyOf(f)] = f.Size
+	}
+	return sc
+}
+
+func (c *seedingClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	k := fileKey{level, minTXID, maxTXID}
+	fsize := c.sizes[k]
+	whole := size == 0 || size == fsize // small files are read whole
+	if offset != 0 || fsize <= ltx.HeaderSize || (size != ltx.HeaderSize && !whole) {
+		return c.Client.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
+	}
+	n := min(fsize, ltx.HeaderSize+seedBytes)
+	if whole {
+		n = fsize
+	}
+	rc, err := c.Client.OpenLTXFile(ctx, level, minTXID, maxTXID, 0, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return nil, fmt.Errorf("read bytes 0+%d: %w", n, err)
+	}
+	c.seed(k, b)
+	if !whole {
+		b = b[:ltx.HeaderSize]
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+// seed decodes the first frame of b (a file's first bytes) if it is a whole
+// frame of page 1 in the size-prefixed encoding. Anything else is ignored:
+// the page is then read the normal way.
+func (c *seedingClient) seed(k fileKey, b []byte) {
+	var hdr ltx.Header
+	if err := hdr.UnmarshalBinary(b[:ltx.HeaderSize]); err != nil {
+		return
+	}
+	frame := b[ltx.HeaderSize:min(len(b), ltx.HeaderSize+seedBytes)]
+	var ph ltx.PageHeader
+	if err := ph.UnmarshalBinary(frame); err != nil || ph.Pgno != 1 || ph.Flags&ltx.PageHeaderFlagSize == 0 {
+		return
+	}
+	if len(frame) < ltx.PageHeaderSize+4 {
+		return
+	}
+	size := int64(ltx.PageHeaderSize + 4 + int(binary.BigEndian.Uint32(frame[ltx.PageHeaderSize:])))
+	if size > int64(len(frame)) {
+		return
+	}
+	data, err := pagecache.DecodeFrame(frame[:size], 1, hdr.PageSize)
+	if err != nil {
+		return
+	}
+	c.seeds.put(k, seed{offset: ltx.HeaderSize, size: size, data: data})
+}

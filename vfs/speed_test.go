@@ -1,0 +1,154 @@
+package vfs_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/litestream-go/litestream/pagecache"
+	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/file"
+	"github.com/litestream-go/litestream/vfs"
+	"github.com/litestream-go/litestream/vfs/vfstest"
+)
+
+// btree reads the table B-tree rooted at root from a database file and
+// returns its pages level by level (levels[0] is the root alone).
+func btree(t *testing.T, path string, root uint32) [][]uint32 {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ps = 4096
+	var levels [][]uint32
+	for cur := []uint32{root}; len(cur) > 0; {
+		levels = append(levels, cur)
+		var next []uint32
+		for _, pgno := range cur {
+			page := data[(pgno-1)*ps : pgno*ps]
+			hdr := 0
+			if pgno == 1 {
+				hdr = 100
+			}
+			if page[hdr] != 0x05 {
+				continue // a leaf
+			}
+			n := int(binary.BigEndian.Uint16(page[hdr+3:]))
+			for i := 0; i < n; i++ {
+				off := binary.BigEndian.Uint16(page[hdr+12+2*i:])
+				next = append(next, binary.BigEndian.Uint32(page[off:]))
+			}
+			next = append(next, binary.BigEndian.Uint32(page[hdr+8:]))
+		}
+		cur = next
+	}
+	return levels
+}
+
+// coldReplica returns a new VFS over the primary's replica through a remote
+// that adds delay to every request.
+func coldReplica(t *testing.T, root string, delay time.Duration, opts vfs.ReplicaOptions) (*vfstest.Faulty, *sql.DB, *vfs.Replica) {
+	t.Helper()
+	fc := &vfstest.Faulty{Client: file.New(root), Delay: delay}
+	const u = "file:///primary"
+	opts.PollInterval = time.Hour
+	v, name := register(t, map[string]remote.Client{u: fc}, vfs.Options{Replica: opts})
+	db := openDB(t, name, u)
+	db.SetMaxOpenConns(1)
+	if err := db.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := v.Replica(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fc, db, r
+}
+
+func TestColdPointQueryRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	p, root := newPrimary(t)
+	if _, err := p.Exec(ctx, insertRows(4000, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	var rootPage uint32
+	if err := p.DB.QueryRow("select rootpage from sqlite_schema where name = 't'").Scan(&rootPage); err != nil {
+		t.Fatal(err)
+	}
+	levels := btree(t, p.Path, rootPage)
+	depth := len(levels)
+	if depth < 3 {
+		t.Fatalf("test table has depth %d, want >= 3", depth)
+	}
+
+	fc, db, r := coldReplica(t, root, 10*time.Millisecond, vfs.ReplicaOptions{})
+	// Ping opened the replica (listing + page indexes) and read page 1.
+	var n int
+	if err := db.QueryRowContext(ctx, "select length(pad) from t where id = ?", 1234).Scan(&n); err != nil || n != 1000 {
+		t.Fatalf("query: %d, %v", n, err)
+	}
+	rt := fc.SequentialRoundTrips()
+	t.Logf("depth %d: %d sequential round trips, %d requests, %d bytes", depth, rt, fc.Requests(), fc.Bytes.Load())
+	if rt > depth+3 {
+		t.Fatalf("cold point query took %d sequential round trips, want <= depth+3 = %d", rt, depth+3)
+	}
+	// The page index fits in one tail read here and page 1 comes with the
+	// header, so opening costs two round trips.
+	if rt > depth+2 {
+		t.Errorf("cold point query took %d sequential round trips, want depth+2 = %d", rt, depth+2)
+	}
+
+	// Reading the first interior child of the root brought in its siblings:
+	// wait for that prefetch, then a point query elsewhere in the table
+	// needs only its leaf.
+	v := r.Version()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pgno := range levels[1] {
+		e, _ := v.Lookup(pgno)
+		req := pagecache.Request{Frame: pagecache.Frame(e), Pgno: pgno, PageSize: v.PageSize()}
+		for !r.Fetcher().Cached(req) {
+			if time.Now().After(deadline) {
+				t.Fatalf("interior page %d was not prefetched", pgno)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	fc.Reset()
+	if err := db.QueryRowContext(ctx, "select length(pad) from t where id = ?", 3999).Scan(&n); err != nil || n != 1000 {
+		t.Fatalf("query: %d, %v", n, err)
+	}
+	if rt := fc.SequentialRoundTrips(); rt > depth-1 {
+		t.Errorf("second point query took %d sequential round trips, want at most %d (the interior level below the root was prefetched)", rt, depth-1)
+	}
+}
+
+func TestSequentialScanReadAhead(t *testing.T) {
+	ctx := context.Background()
+	p, root := newPrimary(t)
+	if _, err := p.Exec(ctx, insertRows(3000, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	want := row(ctx, t, p.DB, sumQuery)
+	pages := row(ctx, t, p.DB, "PRAGMA page_count")
+	for _, tc := range []struct {
+		name    string
+		disable bool
+	}{{"read-ahead", false}, {"no read-ahead", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc, db, _ := coldReplica(t, root, 2*time.Millisecond, vfs.ReplicaOptions{Prefetch: vfs.PrefetchOptions{Disable: tc.disable}})
+			fc.Reset()
+			if got := row(ctx, t, db, sumQuery); got != want {
+				t.Fatalf("scan: %s, want %s", got, want)
+			}
+			rt := fc.SequentialRoundTrips()
+			t.Logf("full scan of %s pages: %d sequential round trips, %d requests", pages, rt, fc.Requests())
+			if !tc.disable && rt > 100 {
+				t.Errorf("full scan with read-ahead took %d sequential round trips", rt)
+			}
+		})
+	}
+}
