@@ -603,6 +603,9 @@ func TestStageDetectsRestart(t *testing.T) {
 // than 1 GiB (sparse, page size 64 KiB, so the lock page is page 16385) and
 // checks that every page but the lock page is written, in order.
 func TestSnapshotSkipsLockPage(t *testing.T) {
+	if raceEnabled {
+		t.Skip("hashes 1 GiB; too slow under the race detector")
+	}
 	const ps = 65536
 	lock := ltx.LockPgno(ps)
 	commit := lock + 3
