@@ -224,6 +224,9 @@ type memFile struct {
 func (m *memFile) Close() error { m.data = nil; return nil }
 
 func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, sqlite3vfs.IOErrorRead
+	}
 	if off >= int64(len(m.data)) {
 		return 0, io.EOF
 	}
@@ -235,6 +238,9 @@ func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > 1<<40 {
+		return 0, sqlite3vfs.IOErrorWrite
+	}
 	if end := off + int64(len(p)); end > int64(len(m.data)) {
 		old := int64(len(m.data))
 		if end > int64(cap(m.data)) {
@@ -250,7 +256,7 @@ func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (m *memFile) Truncate(size int64) error {
-	if size < int64(len(m.data)) {
+	if size >= 0 && size < int64(len(m.data)) {
 		m.data = m.data[:size]
 	}
 	return nil

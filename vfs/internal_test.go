@@ -2,15 +2,20 @@ package vfs
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/psanford/sqlite3vfs"
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/index"
+	"github.com/litestream-go/litestream/remote"
 )
 
 // version returns a one-page index version at txid with commit pages.
@@ -211,5 +216,49 @@ func TestMemFile(t *testing.T) {
 	}
 	if size, _ := m.FileSize(); size != 15 {
 		t.Fatalf("size %d", size)
+	}
+}
+
+func TestCallbacksRecoverPanics(t *testing.T) {
+	// A file whose replica is missing panics on every use; each callback
+	// must turn that into an error SQLite understands, never a crash.
+	v := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	f := &file{vfs: v}
+	buf := make([]byte, 100)
+	if _, err := f.ReadAt(buf, 0); err != sqlite3vfs.IOErrorRead {
+		t.Errorf("ReadAt: %v", err)
+	}
+	if _, err := f.FileSize(); err != sqlite3vfs.IOError {
+		t.Errorf("FileSize: %v", err)
+	}
+	if err := f.Lock(sqlite3vfs.LockShared); err != sqlite3vfs.IOError {
+		t.Errorf("Lock: %v", err)
+	}
+	if _, err := f.FileControl(14, "litestream_txid", nil); err != sqlite3vfs.IOError {
+		t.Errorf("FileControl: %v", err)
+	}
+	if _, err := f.FileControl(14, fnPrefix+"lag", nil); err != sqlite3vfs.IOError {
+		t.Errorf("FileControl fn: %v", err)
+	}
+	f.closed = false
+	if err := f.Close(); err != sqlite3vfs.IOError {
+		t.Errorf("Close: %v", err)
+	}
+	// Opening with a client opener that panics.
+	v.opts.OpenClient = func(context.Context, string) (remote.Client, error) { panic("boom") }
+	v.opts.ReplicaURL = "x"
+	for range 2 { // the second open must not wait on the first
+		if _, _, err := v.OpenURI("db", nil, sqlite3vfs.OpenMainDB|sqlite3vfs.OpenReadWrite); err != sqlite3vfs.CantOpenError {
+			t.Errorf("OpenURI: %v", err)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	if got := redact("s3://bucket/db?secret-access-key=hunter2&region=x"); strings.Contains(got, "hunter2") || !strings.Contains(got, "region=x") {
+		t.Errorf("redact: %s", got)
+	}
+	if got := redact("sftp://user:hunter2@host/path"); strings.Contains(got, "hunter2") {
+		t.Errorf("redact: %s", got)
 	}
 }

@@ -135,7 +135,16 @@ func (v *VFS) replica(ctx context.Context, url string, params map[string]string)
 		return v.replica(ctx, url, params)
 	}
 
-	s.r, s.err = v.openReplica(ctx, url, params)
+	func() {
+		// A panic must not leave the slot open: later opens would wait
+		// on it forever.
+		defer func() {
+			if p := recover(); p != nil {
+				s.r, s.err = nil, fmt.Errorf("open replica %s: panic: %v\n%s", redact(url), p, debug.Stack())
+			}
+		}()
+		s.r, s.err = v.openReplica(ctx, url, params)
+	}()
 	if s.err != nil {
 		v.mu.Lock()
 		delete(v.replicas, url)
@@ -163,13 +172,13 @@ func (v *VFS) openReplica(ctx context.Context, url string, params map[string]str
 	}
 	c, err := v.opts.OpenClient(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("open replica %s: %w", url, err)
+		return nil, fmt.Errorf("open replica %s: %w", redact(url), err)
 	}
-	r, err := OpenReplica(ctx, url, c, ropts)
+	r, err := OpenReplica(ctx, redact(url), c, ropts)
 	if err != nil {
 		return nil, err
 	}
-	v.log.Info("opened replica", "replica", url, "txid", r.Version().TXID(),
+	v.log.Info("opened replica", "replica", redact(url), "txid", r.Version().TXID(),
 		"pages", r.Version().Commit(), "page_size", r.Version().PageSize())
 	return r, nil
 }
@@ -223,7 +232,7 @@ func (v *VFS) OpenURI(name string, params map[string]string, flags sqlite3vfs.Op
 	defer cancel()
 	r, err := v.replica(ctx, url, params)
 	if err != nil {
-		v.log.Error("cannot open database", "name", name, "replica", url, "error", err)
+		v.log.Error("cannot open database", "name", name, "replica", redact(url), "error", err)
 		return nil, 0, sqlite3vfs.CantOpenError
 	}
 	r.Acquire(ctx)
@@ -262,6 +271,16 @@ func (v *VFS) recover(op string, err *error, fallback error) {
 		v.log.Error("panic in VFS callback", "op", op, "panic", p, "stack", string(debug.Stack()))
 		*err = fallback
 	}
+}
+
+// redact returns a replica URL fit for logs: without its password and
+// secret-looking query values.
+func redact(url string) string {
+	u, err := remote.ParseURL(url)
+	if err != nil {
+		return "(unparsable replica URL)"
+	}
+	return u.Redacted()
 }
 
 // ParseSize parses a byte count: a plain number of bytes, or a number with
