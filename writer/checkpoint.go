@@ -41,7 +41,9 @@ func (d *DB) checkpoint(ctx context.Context) error {
 		}
 	}
 	var busy, logFrames, backfilled int64
+	start := time.Now()
 	err := d.ctl.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &backfilled)
+	d.observeCheckpoint(start, err)
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", d.path, err)
 	}

@@ -100,7 +100,9 @@ func (d *DB) Sync(ctx context.Context) error {
 	if !d.opened || d.closed {
 		return fmt.Errorf("sync %s: database is not open", d.path)
 	}
+	start := time.Now()
 	err := d.sync(ctx)
+	d.observeSync(start, err)
 	d.updateStatus(func(s *Status) {
 		if err != nil {
 			s.LastError = err.Error()

@@ -55,6 +55,8 @@ type Options struct {
 	StagingDir string
 	// Logger receives the writer's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Observer, if set, is told about every sync and checkpoint.
+	Observer Observer
 }
 
 func (o Options) withDefaults(path string) Options {
