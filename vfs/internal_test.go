@@ -254,6 +254,30 @@ func TestCallbacksRecoverPanics(t *testing.T) {
 	}
 }
 
+func TestReplicaKey(t *testing.T) {
+	same := [][2]string{
+		{"file:///a/b", "/a/b"},
+		{"file:///a/b/", "file:///a//b"},
+		{"s3://bucket/db?region=x&endpoint=y", "s3://bucket/db/?endpoint=y&region=x"},
+	}
+	for _, p := range same {
+		if replicaKey(p[0]) != replicaKey(p[1]) {
+			t.Errorf("%q and %q are different replicas", p[0], p[1])
+		}
+	}
+	differ := [][2]string{
+		{"file:///a/b", "file:///a/c"},
+		{"s3://bucket/db?secret-access-key=1", "s3://bucket/db?secret-access-key=2"},
+		{"sftp://u:1@h/p", "sftp://u:2@h/p"},
+		{"s3://bucket/db", "gs://bucket/db"},
+	}
+	for _, p := range differ {
+		if replicaKey(p[0]) == replicaKey(p[1]) {
+			t.Errorf("%q and %q are the same replica", p[0], p[1])
+		}
+	}
+}
+
 func TestRedact(t *testing.T) {
 	if got := redact("s3://bucket/db?secret-access-key=hunter2&region=x"); strings.Contains(got, "hunter2") || !strings.Contains(got, "region=x") {
 		t.Errorf("redact: %s", got)

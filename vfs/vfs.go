@@ -109,12 +109,24 @@ func (v *VFS) Replica(ctx context.Context, url string) (*Replica, error) {
 	return v.replica(ctx, url, nil)
 }
 
+// replicaKey identifies a replica: spellings of one URL that ParseURL
+// reads the same (file:///a/b and /a/b) share one Replica.
+func replicaKey(raw string) string {
+	u, err := remote.ParseURL(raw)
+	if err != nil {
+		return raw
+	}
+	pw, _ := u.Password()
+	return strings.Join([]string{u.Scheme, u.User, pw, u.Host, u.Path, u.Query().Encode()}, "\x00")
+}
+
 func (v *VFS) replica(ctx context.Context, url string, params map[string]string) (*Replica, error) {
+	key := replicaKey(url)
 	v.mu.Lock()
-	s, ok := v.replicas[url]
+	s, ok := v.replicas[key]
 	if !ok {
 		s = &replicaSlot{ready: make(chan struct{})}
-		v.replicas[url] = s
+		v.replicas[key] = s
 	}
 	v.mu.Unlock()
 	if ok {
@@ -128,8 +140,8 @@ func (v *VFS) replica(ctx context.Context, url string, params map[string]string)
 		}
 		// The open that was in progress failed; try again ourselves.
 		v.mu.Lock()
-		if v.replicas[url] == s {
-			delete(v.replicas, url)
+		if v.replicas[key] == s {
+			delete(v.replicas, key)
 		}
 		v.mu.Unlock()
 		return v.replica(ctx, url, params)
@@ -147,7 +159,7 @@ func (v *VFS) replica(ctx context.Context, url string, params map[string]string)
 	}()
 	if s.err != nil {
 		v.mu.Lock()
-		delete(v.replicas, url)
+		delete(v.replicas, key)
 		v.mu.Unlock()
 	}
 	close(s.ready)
