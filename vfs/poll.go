@@ -65,6 +65,8 @@ func (r *Replica) poll(ctx context.Context) error {
 	if len(l0) == 0 {
 		r.idlePolls++
 		full = full || r.idlePolls >= fullCheckEvery
+	} else {
+		r.idlePolls = 0
 	}
 	cands := run
 	if full {
@@ -99,7 +101,9 @@ func (r *Replica) poll(ctx context.Context) error {
 // extend applies chain (from bridge) to v. Page indexes are read in
 // parallel; applying costs O(pages in the new files).
 func (r *Replica) extend(ctx context.Context, v *index.Version, chain []*ltx.FileInfo) (*index.Version, error) {
-	fis, err := index.ReadFileIndexes(ctx, r.client, chain, 0)
+	// Page 1 changes with most transactions and SQLite reads it first in
+	// each one: take it along with the headers here too.
+	fis, err := index.ReadFileIndexes(ctx, newSeedingClient(r.client, chain, &r.seeds), chain, 0)
 	if err != nil {
 		return nil, fmt.Errorf("replica %s: poll: %w", r.name, err)
 	}

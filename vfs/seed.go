@@ -42,19 +42,28 @@ type seed struct {
 	data         []byte
 }
 
-// seeds holds decoded page-1 frames by file.
+// seeds holds decoded page-1 frames by file, the newest maxSeeds of them
+// (newer files are the ones current versions use).
 type seeds struct {
-	mu sync.Mutex
-	m  map[fileKey]seed
+	mu    sync.Mutex
+	m     map[fileKey]seed
+	order []fileKey // oldest first
 }
 
 func (s *seeds) put(k fileKey, sd seed) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.m == nil || len(s.m) >= maxSeeds {
+	if s.m == nil {
 		s.m = make(map[fileKey]seed)
 	}
+	if _, ok := s.m[k]; !ok {
+		s.order = append(s.order, k)
+	}
 	s.m[k] = sd
+	for len(s.order) > maxSeeds {
+		delete(s.m, s.order[0])
+		s.order = s.order[1:]
+	}
 }
 
 // get returns the seeded page for an index entry, if it is that frame.

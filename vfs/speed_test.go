@@ -152,3 +152,31 @@ func TestSequentialScanReadAhead(t *testing.T) {
 		})
 	}
 }
+
+func TestNewTXIDPageOneWithoutRequest(t *testing.T) {
+	// Every transaction starts by reading page 1, which most writes change:
+	// the poller takes it along with the new file's header, so the first
+	// read after a new TXID needs no request of its own.
+	ctx := context.Background()
+	p, root := newPrimary(t)
+	if _, err := p.Exec(ctx, insertRows(200, 100)); err != nil {
+		t.Fatal(err)
+	}
+	fc, db, r := coldReplica(t, root, 0, vfs.ReplicaOptions{})
+	for i := range 5 {
+		txid, err := p.Exec(ctx, insertRows(1+i, 10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Poll(ctx); err != nil || r.Version().TXID() != txid {
+			t.Fatalf("poll: %v, at %s, want %s", err, r.Version().TXID(), txid)
+		}
+		fc.Reset()
+		if got := row(ctx, t, db, "select count(*) from sqlite_schema"); got != "1" {
+			t.Fatalf("schema: %s", got)
+		}
+		if n := fc.Opens.Load(); n != 0 {
+			t.Fatalf("TXID %s: reading page 1 took %d requests", txid, n)
+		}
+	}
+}
