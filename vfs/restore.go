@@ -20,16 +20,21 @@ package vfs
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc64"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pierrec/lz4/v4"
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/errgroup"
 
@@ -77,10 +82,8 @@ const (
 	// whole; restoreAhead chunks of one file are in flight at once.
 	restoreChunk = 4 << 20
 	restoreAhead = 4
-	// restoreBatch is the most page bytes one WriteAt writes.
+	// restoreBatch is the page bytes decoded, written and hashed as one unit.
 	restoreBatch = 1 << 20
-	// restoreWriters write batches to the output concurrently with decoding.
-	restoreWriters = 2
 	// restoreRetries is how often a failed chunk read is retried.
 	restoreRetries  = 3
 	restoreBackoff  = 200 * time.Millisecond
@@ -110,6 +113,7 @@ func Restore(ctx context.Context, c remote.Client, opts RestoreOptions) (*Restor
 		return nil, err
 	}
 
+	start := time.Now()
 	plan, err := index.PlanAt(ctx, c, opts.TXID, opts.Timestamp)
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
@@ -153,9 +157,11 @@ func Restore(ctx context.Context, c remote.Client, opts RestoreOptions) (*Restor
 		r.prog.total += info.Size
 	}
 	r.prog.fn = opts.Progress
+	indexed := time.Now()
 	if err := r.run(ctx, plan.Files); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
+	written := time.Now()
 
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("restore: fsync %s: %w", tmp, err)
@@ -188,7 +194,8 @@ func Restore(ctx context.Context, c remote.Client, opts RestoreOptions) (*Restor
 		TXID: plan.TXID, Timestamp: plan.Timestamp, PageSize: v.PageSize(), Commit: v.Commit(),
 		Files: len(plan.Files), Bytes: r.prog.done.Load(),
 	}
-	log.Info("restored", "txid", res.TXID, "output", out, "bytes_read", res.Bytes, "missing_pages", r.missing)
+	log.Info("restored", "txid", res.TXID, "output", out, "bytes_read", res.Bytes, "missing_pages", r.missing,
+		"index_time", indexed.Sub(start), "write_time", written.Sub(indexed), "sync_time", time.Since(written))
 	return res, nil
 }
 
@@ -227,11 +234,8 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// restorer runs one restore's pipeline: up to parallelism files are decoded
-// concurrently (each fed by a few in-flight range reads), and decoded pages
-// go in page-run batches to restoreWriters goroutines that WriteAt them. No
-// goroutine handles all pages, so decoding one large snapshot overlaps with
-// writing it.
+// restorer runs one restore: up to parallelism files at once, each through
+// verifyFile's pipeline.
 type restorer struct {
 	c           remote.Client
 	v           *index.Version
@@ -239,24 +243,12 @@ type restorer struct {
 	path        string
 	log         *slog.Logger
 	parallelism int
+	workers     int // decompress+write goroutines per file
 	prog        progress
 	missing     int // pages 1..commit no file holds (excluding the lock page)
-
-	free    chan *batch
-	batches chan *batch
-}
-
-// batch is a run buffer of decoded pages bound for the output file; pgnos[i]
-// is the page in buf[i*pageSize:].
-type batch struct {
-	buf   []byte
-	pgnos []uint32
 }
 
 func (r *restorer) run(ctx context.Context, files []*ltx.FileInfo) error {
-	ps := int(r.v.PageSize())
-	perBatch := max(1, restoreBatch/ps)
-
 	// How many pages each file must contribute; checked after decoding so a
 	// file that lacks a page its index promised cannot pass unnoticed.
 	want := make(map[*ltx.FileInfo]int, len(files))
@@ -271,69 +263,360 @@ func (r *restorer) run(ctx context.Context, files []*ltx.FileInfo) error {
 	if r.missing > 0 {
 		r.log.Warn("pages missing from every file of the plan are left as zeros", "pages", r.missing, "output", r.path)
 	}
-
-	nbuf := 2*r.parallelism + restoreWriters
-	r.free = make(chan *batch, nbuf)
-	for i := 0; i < nbuf; i++ {
-		r.free <- &batch{buf: make([]byte, perBatch*ps), pgnos: make([]uint32, 0, perBatch)}
-	}
-	r.batches = make(chan *batch, restoreWriters)
+	r.workers = max(1, min(4, runtime.GOMAXPROCS(0)))
 
 	g, gctx := errgroup.WithContext(ctx)
-	for i := 0; i < restoreWriters; i++ {
-		g.Go(func() error { return r.write(gctx) })
+	g.SetLimit(r.parallelism)
+	for _, info := range files {
+		g.Go(func() error {
+			err := r.restoreFile(gctx, info, want[info])
+			if err != nil {
+				return fmt.Errorf("%s: %w", remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID), err)
+			}
+			return nil
+		})
 	}
-	g.Go(func() error {
-		defer close(r.batches)
-		dg, dctx := errgroup.WithContext(gctx)
-		dg.SetLimit(r.parallelism)
-		for _, info := range files {
-			dg.Go(func() error {
-				if err := r.decodeFile(dctx, info, want[info]); err != nil {
-					return fmt.Errorf("%s: %w", remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID), err)
-				}
-				return nil
-			})
-		}
-		return dg.Wait()
-	})
 	return g.Wait()
 }
 
-// write writes batches until the channel closes, then returns the buffers.
-func (r *restorer) write(ctx context.Context) error {
-	ps := int64(r.v.PageSize())
-	for {
-		var b *batch
-		var ok bool
+// restoreFile verifies one file and writes the pages the version assigns to
+// it. Files in the LZ4 block encoding (every file ltx v0.5.2+ writes) go
+// through the parallel verifyFile; a file in the older LZ4 frame encoding
+// is read again through ltx.Decoder, since its frames cannot be cut apart
+// without decompressing them.
+func (r *restorer) restoreFile(ctx context.Context, info *ltx.FileInfo, want int) error {
+	read, err := r.verifyFile(ctx, info, want)
+	if errors.Is(err, errFrameEncoding) {
+		r.log.Debug("file uses the LZ4 frame encoding; decoding it serially", "file", remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID))
+		return r.decodeSerial(ctx, info, want, read)
+	}
+	return err
+}
+
+// errFrameEncoding reports a page in the older LZ4 frame encoding.
+var errFrameEncoding = errors.New("page uses the LZ4 frame encoding")
+
+// pageJob is a batch of consecutive frames of one file: the splitter fills
+// the compressed payloads, a worker decompresses and writes them, and the
+// hasher then hashes them in file order.
+type pageJob struct {
+	comp   []byte       // compressed payloads, back to back
+	frames []jobFrame   // in file order
+	pages  []byte       // decompressed pages; frames[i] at i*pageSize
+	sum    ltx.Checksum // XOR of the pages' ltx.ChecksumPage (snapshots with checksums)
+	err    error
+	done   chan struct{} // closed when pages, sum and err are set
+
+	tail []byte // the final job: the bytes after the last frame (no frames)
+}
+
+type jobFrame struct {
+	hdr   [ltx.PageHeaderSize + 4]byte // page header and size field, as hashed
+	pgno  uint32
+	comp  int  // offset of the payload in comp
+	n     int  // payload length
+	write bool // the version assigns this page to this file
+}
+
+// frameRec is where the splitter found a frame, to check the page index.
+type frameRec struct {
+	pgno uint32
+	off  int64
+	size int64
+}
+
+// verifyFile reads one file whole and checks exactly what ltx.Decoder
+// checks (a valid header and page headers, ascending pages within the
+// commit, a page index that describes exactly the frames read, nothing after
+// the trailer, the CRC64 file checksum over the same bytes, and for
+// snapshots that track checksums the post-apply checksum), while spreading
+// the work over goroutines: one splits frames out of the byte stream,
+// workers decompress them and WriteAt the assigned pages, and this goroutine
+// hashes the decompressed pages in file order. Hashing (CRC64 runs at about
+// 1 GiB/s) is the only serial step left, so one large snapshot no longer
+// runs at the speed of one core doing everything.
+//
+// It returns the bytes it read, and errFrameEncoding if the file turns out
+// to use the older page encoding.
+func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int) (read int64, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	src := newChunkReader(ctx, r.c, info, &r.prog, 0, r.log)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait() // no worker may touch the file or buffers after return
+		src.Close()
+		read = src.taken // only the splitter reads src; it has stopped
+	}()
+
+	head := make([]byte, ltx.HeaderSize)
+	if _, err := io.ReadFull(src, head); err != nil {
+		return 0, fmt.Errorf("read header: %w", err)
+	}
+	var hdr ltx.Header
+	if err := hdr.UnmarshalBinary(head); err != nil {
+		return 0, fmt.Errorf("decode header: %w", err)
+	}
+	if err := hdr.Validate(); err != nil {
+		return 0, fmt.Errorf("invalid header: %w", err)
+	}
+	if hdr.MinTXID != info.MinTXID || hdr.MaxTXID != info.MaxTXID || hdr.PageSize != r.v.PageSize() {
+		return 0, fmt.Errorf("header (TXIDs %s-%s, page size %d) does not match the plan", hdr.MinTXID, hdr.MaxTXID, hdr.PageSize)
+	}
+	ps := int(hdr.PageSize)
+	perJob := max(1, restoreBatch/ps)
+	trackSum := hdr.IsSnapshot() && !hdr.NoChecksum()
+
+	// A fixed set of jobs bounds memory: about (2*workers+2) MiB per file.
+	njobs := 2*r.workers + 2
+	free := make(chan *pageJob, njobs)
+	for i := 0; i < njobs; i++ {
+		free <- &pageJob{pages: make([]byte, perJob*ps), frames: make([]jobFrame, 0, perJob)}
+	}
+	work := make(chan *pageJob, njobs)
+	ordered := make(chan *pageJob, njobs)
+
+	for i := 0; i < r.workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				r.decodeJob(j, ps, trackSum)
+				close(j.done)
+			}
+		}()
+	}
+
+	var recs []frameRec
+	var splitErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(work)
+		defer close(ordered)
+		recs, splitErr = r.split(ctx, src, info, hdr, perJob, free, work, ordered)
+	}()
+
+	// Hash in file order. The hash covers the header, every page header and
+	// size field, every decompressed page, the end-of-pages header, the page
+	// index and its length, and the trailer's first 8 bytes.
+	h := crc64.New(crc64.MakeTable(crc64.ISO))
+	h.Write(head)
+	var sum ltx.Checksum // XOR of the page checksums
+	wrote := 0
+	var tail []byte
+	for j := range ordered {
+		if j.tail != nil {
+			tail = j.tail
+			break
+		}
 		select {
-		case b, ok = <-r.batches:
-			if !ok {
-				return nil
-			}
+		case <-j.done:
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
-		// One WriteAt per run of consecutive pages.
-		for i := 0; i < len(b.pgnos); {
-			j := i + 1
-			for j < len(b.pgnos) && b.pgnos[j] == b.pgnos[j-1]+1 {
-				j++
-			}
-			if _, err := r.f.WriteAt(b.buf[int64(i)*ps:int64(j)*ps], int64(b.pgnos[i]-1)*ps); err != nil {
-				return fmt.Errorf("write pages %d..%d to %s: %w", b.pgnos[i], b.pgnos[j-1], r.path, err)
-			}
-			i = j
+		if j.err != nil {
+			return 0, j.err
 		}
-		b.pgnos = b.pgnos[:0]
-		r.free <- b
+		for i := range j.frames {
+			fr := &j.frames[i]
+			h.Write(fr.hdr[:])
+			h.Write(j.pages[i*ps : (i+1)*ps])
+			if fr.write {
+				wrote++
+			}
+		}
+		sum ^= j.sum
+		j.comp, j.frames, j.err, j.sum = j.comp[:0], j.frames[:0], nil, 0
+		free <- j
+	}
+	if tail == nil {
+		// The splitter stopped early; its error says why.
+		cancel()
+		wg.Wait()
+		if splitErr != nil {
+			return 0, splitErr
+		}
+		return 0, ctx.Err()
+	}
+	wg.Wait() // the splitter has finished once it sent the tail
+	if splitErr != nil {
+		return 0, splitErr
+	}
+
+	// tail = zero page header | index records | end marker | index length |
+	// trailer (post-apply checksum, file checksum).
+	idx := tail[ltx.PageHeaderSize : len(tail)-ltx.TrailerSize]
+	pages, err := index.ParsePageIndex(idx)
+	if err != nil {
+		return 0, fmt.Errorf("page index: %w", err)
+	}
+	if len(pages) != len(recs) {
+		return 0, fmt.Errorf("page index has %d entries but the file holds %d pages", len(pages), len(recs))
+	}
+	for i, p := range pages {
+		if rec := recs[i]; p.Pgno != rec.pgno || p.Offset != rec.off || p.Size != rec.size {
+			return 0, fmt.Errorf("page index entry %d (page %d at %d+%d) does not match the frame (page %d at %d+%d)", i, p.Pgno, p.Offset, p.Size, rec.pgno, rec.off, rec.size)
+		}
+	}
+	h.Write(tail[:len(tail)-ltx.ChecksumSize])
+	var trailer ltx.Trailer
+	if err := trailer.UnmarshalBinary(tail[len(tail)-ltx.TrailerSize:]); err != nil {
+		return 0, fmt.Errorf("trailer: %w", err)
+	}
+	if got := ltx.ChecksumFlag | ltx.Checksum(h.Sum64()); got != trailer.FileChecksum {
+		return 0, fmt.Errorf("verify: %w (computed %s, trailer says %s)", ltx.ErrChecksumMismatch, got, trailer.FileChecksum)
+	}
+	if trackSum && ltx.ChecksumFlag|sum != trailer.PostApplyChecksum {
+		return 0, fmt.Errorf("verify: post-apply checksum in trailer (%s) does not match the pages (%s)", trailer.PostApplyChecksum, ltx.ChecksumFlag|sum)
+	}
+	if wrote != want {
+		return 0, fmt.Errorf("file holds %d of the %d pages the page index assigns to it", wrote, want)
+	}
+	return 0, nil
+}
+
+// split cuts the page frames out of src into jobs, sending each to a worker
+// (work) and, in order, to the hasher (ordered); the bytes after the frames
+// go to the hasher last, as a tail job. It returns where each frame was.
+func (r *restorer) split(ctx context.Context, src io.Reader, info *ltx.FileInfo, hdr ltx.Header, perJob int, free <-chan *pageJob, work, ordered chan<- *pageJob) ([]frameRec, error) {
+	send := func(j *pageJob) error {
+		j.done = make(chan struct{})
+		for _, ch := range []chan<- *pageJob{ordered, work} {
+			select {
+			case ch <- j:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	lock := ltx.LockPgno(hdr.PageSize)
+	maxComp := lz4.CompressBlockBound(int(hdr.PageSize))
+	var recs []frameRec
+	var prev uint32
+	pos := int64(ltx.HeaderSize)
+	var j *pageJob
+	for {
+		if j == nil {
+			select {
+			case j = <-free:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		var fr jobFrame
+		if _, err := io.ReadFull(src, fr.hdr[:ltx.PageHeaderSize]); err != nil {
+			return nil, fmt.Errorf("read page header at offset %d: %w", pos, err)
+		}
+		var ph ltx.PageHeader
+		_ = ph.UnmarshalBinary(fr.hdr[:])
+		if ph.IsZero() {
+			break
+		}
+		switch err := ph.Validate(); {
+		case err != nil:
+			return nil, fmt.Errorf("page header at offset %d: %w", pos, err)
+		case ph.Flags&ltx.PageHeaderFlagSize == 0:
+			return nil, errFrameEncoding
+		case ph.Pgno <= prev:
+			return nil, fmt.Errorf("page %d after page %d: pages out of order", ph.Pgno, prev)
+		case ph.Pgno > hdr.Commit:
+			return nil, fmt.Errorf("page %d beyond the database size of %d pages", ph.Pgno, hdr.Commit)
+		case ph.Pgno == lock:
+			return nil, fmt.Errorf("file holds the lock page %d", ph.Pgno)
+		}
+		prev = ph.Pgno
+		if _, err := io.ReadFull(src, fr.hdr[ltx.PageHeaderSize:]); err != nil {
+			return nil, fmt.Errorf("read size of page %d: %w", ph.Pgno, err)
+		}
+		n := int(binary.BigEndian.Uint32(fr.hdr[ltx.PageHeaderSize:]))
+		if n > maxComp {
+			return nil, fmt.Errorf("page %d: compressed size %d exceeds the bound %d for %d-byte pages", ph.Pgno, n, maxComp, hdr.PageSize)
+		}
+		fr.pgno, fr.comp, fr.n = ph.Pgno, len(j.comp), n
+		j.comp = slices.Grow(j.comp, n)[:len(j.comp)+n]
+		if _, err := io.ReadFull(src, j.comp[fr.comp:]); err != nil {
+			return nil, fmt.Errorf("read page %d: %w", ph.Pgno, err)
+		}
+		if e, ok := r.v.Lookup(ph.Pgno); ok && e.File == info {
+			fr.write = true
+		}
+		size := int64(len(fr.hdr) + n)
+		recs = append(recs, frameRec{pgno: ph.Pgno, off: pos, size: size})
+		pos += size
+		j.frames = append(j.frames, fr)
+		if len(j.frames) == perJob {
+			if err := send(j); err != nil {
+				return nil, err
+			}
+			j = nil
+		}
+	}
+	if len(j.frames) > 0 {
+		if err := send(j); err != nil {
+			return nil, err
+		}
+	}
+	rest, err := io.ReadAll(src)
+	if err != nil {
+		return nil, fmt.Errorf("read page index and trailer: %w", err)
+	}
+	if len(rest) < 1+8+ltx.TrailerSize {
+		return nil, fmt.Errorf("file ends %d bytes after its pages, too short for a page index and trailer", len(rest))
+	}
+	tail := append(make([]byte, ltx.PageHeaderSize, ltx.PageHeaderSize+len(rest)), rest...)
+	select {
+	case ordered <- &pageJob{tail: tail}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return recs, nil
+}
+
+// decodeJob decompresses a job's frames, writes the assigned ones, and sets
+// j.err on failure.
+func (r *restorer) decodeJob(j *pageJob, ps int, trackSum bool) {
+	for i := range j.frames {
+		fr := &j.frames[i]
+		page := j.pages[i*ps : (i+1)*ps]
+		m, err := lz4.UncompressBlock(j.comp[fr.comp:fr.comp+fr.n], page)
+		if err != nil {
+			j.err = fmt.Errorf("page %d: decompress: %w", fr.pgno, err)
+			return
+		}
+		if m != ps {
+			j.err = fmt.Errorf("page %d: decompressed to %d bytes, page size is %d", fr.pgno, m, ps)
+			return
+		}
+		if trackSum {
+			j.sum ^= ltx.ChecksumPage(fr.pgno, page)
+		}
+	}
+	// One WriteAt per run of consecutive assigned pages.
+	for i := 0; i < len(j.frames); {
+		if !j.frames[i].write {
+			i++
+			continue
+		}
+		k := i + 1
+		for k < len(j.frames) && j.frames[k].write && j.frames[k].pgno == j.frames[k-1].pgno+1 {
+			k++
+		}
+		off := int64(j.frames[i].pgno-1) * int64(ps)
+		if _, err := r.f.WriteAt(j.pages[i*ps:k*ps], off); err != nil {
+			j.err = fmt.Errorf("write pages %d..%d to %s: %w", j.frames[i].pgno, j.frames[k-1].pgno, r.path, err)
+			return
+		}
+		i = k
 	}
 }
 
-// decodeFile streams one file through the decoder and sends the pages the
-// version assigns to it to the writers.
-func (r *restorer) decodeFile(ctx context.Context, info *ltx.FileInfo, want int) error {
-	src := newChunkReader(ctx, r.c, info, &r.prog, r.log)
+// decodeSerial restores one file through ltx.Decoder, for the older page
+// encoding: one goroutine reads, decodes, hashes and writes. skip is the
+// number of bytes an earlier attempt already counted as progress.
+func (r *restorer) decodeSerial(ctx context.Context, info *ltx.FileInfo, want int, skip int64) error {
+	src := newChunkReader(ctx, r.c, info, &r.prog, skip, r.log)
 	defer src.Close()
 	dec := ltx.NewDecoder(src)
 	dec.SetRetainPageIndex(false)
@@ -344,66 +627,62 @@ func (r *restorer) decodeFile(ctx context.Context, info *ltx.FileInfo, want int)
 	if hdr.MinTXID != info.MinTXID || hdr.MaxTXID != info.MaxTXID || hdr.PageSize != r.v.PageSize() {
 		return fmt.Errorf("header (TXIDs %s-%s, page size %d) does not match the plan", hdr.MinTXID, hdr.MaxTXID, hdr.PageSize)
 	}
-
-	ps := int(hdr.PageSize)
-	var b *batch
-	send := func() error {
-		if b == nil || len(b.pgnos) == 0 {
+	ps := int64(hdr.PageSize)
+	perBatch := max(1, restoreBatch/int(ps))
+	buf := make([]byte, int64(perBatch)*ps)
+	var first uint32 // page of buf[0]; buf holds a run first, first+1, ...
+	n, wrote := 0, 0
+	flush := func() error {
+		if n == 0 {
 			return nil
 		}
-		select {
-		case r.batches <- b:
-			b = nil
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
+		if _, err := r.f.WriteAt(buf[:int64(n)*ps], int64(first-1)*ps); err != nil {
+			return fmt.Errorf("write pages %d..%d to %s: %w", first, first+uint32(n)-1, r.path, err)
 		}
+		n = 0
+		return nil
 	}
-	wrote := 0
 	for {
-		if b == nil {
-			select {
-			case b = <-r.free:
-			case <-ctx.Done():
-				return ctx.Err()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if n == perBatch {
+			if err := flush(); err != nil {
+				return err
 			}
 		}
-		slot := len(b.pgnos)
-		dst := b.buf[slot*ps : (slot+1)*ps]
 		var ph ltx.PageHeader
+		dst := buf[int64(n)*ps : int64(n+1)*ps]
 		err := dec.DecodePage(&ph, dst)
 		if err == io.EOF {
 			break
 		} else if err != nil {
-			r.free <- b // never sent; return it so other files can go on
 			return fmt.Errorf("decode page after %d pages: %w", dec.PageN(), err)
 		}
 		if e, ok := r.v.Lookup(ph.Pgno); !ok || e.File != info {
-			// A later file of the plan holds this page. It was decoded and
-			// hashed (the checksum needs it); the next page overwrites its slot.
-			continue
+			continue // decoded and hashed; its slot is reused
 		}
-		b.pgnos = append(b.pgnos, ph.Pgno)
-		wrote++
-		if len(b.pgnos) == cap(b.pgnos) {
-			if err := send(); err != nil {
+		if n > 0 && ph.Pgno != first+uint32(n) {
+			// Not contiguous with the run: write the run, and start a new
+			// one with this page.
+			if err := flush(); err != nil {
 				return err
 			}
+			copy(buf[:ps], dst)
 		}
+		if n == 0 {
+			first = ph.Pgno
+		}
+		n++
+		wrote++
 	}
-	// The checksum is only known at the end: pages already handed to the
-	// writers are discarded with the temporary file if it fails.
+	// Checksum mismatches surface here; pages already written are discarded
+	// with the temporary file.
 	if err := dec.Close(); err != nil {
-		if b != nil {
-			r.free <- b
-		}
 		return fmt.Errorf("verify: %w", err)
 	}
-	if err := send(); err != nil {
+	if err := flush(); err != nil {
 		return err
-	}
-	if b != nil {
-		r.free <- b
 	}
 	if wrote != want {
 		return fmt.Errorf("file holds %d of the %d pages the page index assigns to it", wrote, want)
@@ -446,10 +725,18 @@ type chunkReader struct {
 	prog   *progress
 	log    *slog.Logger
 
+	skip    int64 // progress was already counted for bytes before this offset
+	taken   int64 // bytes of the chunks Read has started on (or returned, for whole)
 	next    int64 // offset of the next chunk to request
 	pending []chan chunkResult
-	cur     []byte
+	cur     []byte // unread part of the current chunk
+	curBuf  []byte // the current chunk's whole buffer, reused when consumed
 	err     error
+
+	// Consumed chunk buffers are reused: allocating (and zeroing) a fresh
+	// buffer per chunk costs as much CPU as copying the data.
+	mu   sync.Mutex
+	bufs [][]byte
 
 	// whole is used instead when the file's size is unknown.
 	whole io.ReadCloser
@@ -460,9 +747,11 @@ type chunkResult struct {
 	err error
 }
 
-func newChunkReader(ctx context.Context, c remote.Client, info *ltx.FileInfo, prog *progress, log *slog.Logger) *chunkReader {
+// newChunkReader reads info whole. Bytes before skip are not counted as
+// progress again (a second read of a file after a first attempt).
+func newChunkReader(ctx context.Context, c remote.Client, info *ltx.FileInfo, prog *progress, skip int64, log *slog.Logger) *chunkReader {
 	ctx, cancel := context.WithCancel(ctx)
-	return &chunkReader{ctx: ctx, cancel: cancel, c: c, info: info, prog: prog, log: log}
+	return &chunkReader{ctx: ctx, cancel: cancel, c: c, info: info, prog: prog, skip: skip, log: log}
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
@@ -486,7 +775,15 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 			r.err = res.err
 			return 0, r.err
 		}
-		r.cur = res.b
+		if r.curBuf != nil {
+			r.putBuf(r.curBuf)
+		}
+		r.cur, r.curBuf = res.b, res.b
+		// Progress counts chunks as they are consumed, so an abandoned
+		// first attempt (see skip) has counted exactly r.taken bytes.
+		size := int64(len(res.b))
+		r.prog.add(max(0, min(size, r.taken+size-r.skip)))
+		r.taken += size
 	}
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
@@ -501,7 +798,6 @@ func (r *chunkReader) fetch(off, size int64) chan chunkResult {
 		for attempt := 0; ; attempt++ {
 			b, err := r.readChunk(off, size)
 			if err == nil {
-				r.prog.add(size)
 				ch <- chunkResult{b: b}
 				return
 			}
@@ -531,11 +827,29 @@ func (r *chunkReader) readChunk(off, size int64) ([]byte, error) {
 		return nil, fmt.Errorf("open bytes %d+%d: %w", off, size, err)
 	}
 	defer rc.Close()
-	b := make([]byte, size)
+	b := r.getBuf()[:size]
 	if _, err := io.ReadFull(rc, b); err != nil {
+		r.putBuf(b)
 		return nil, fmt.Errorf("read bytes %d+%d: %w", off, size, err)
 	}
 	return b, nil
+}
+
+func (r *chunkReader) getBuf() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n := len(r.bufs); n > 0 {
+		b := r.bufs[n-1]
+		r.bufs = r.bufs[:n-1]
+		return b
+	}
+	return make([]byte, restoreChunk)
+}
+
+func (r *chunkReader) putBuf(b []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bufs = append(r.bufs, b[:cap(b)])
 }
 
 func (r *chunkReader) readWhole(p []byte) (int, error) {
@@ -547,7 +861,8 @@ func (r *chunkReader) readWhole(p []byte) (int, error) {
 		r.whole = rc
 	}
 	n, err := r.whole.Read(p)
-	r.prog.add(int64(n))
+	r.prog.add(max(0, min(int64(n), r.taken+int64(n)-r.skip)))
+	r.taken += int64(n)
 	return n, err
 }
 
