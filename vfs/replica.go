@@ -82,8 +82,9 @@ type Replica struct {
 
 	cur atomic.Pointer[index.Version] // latest state known; never nil after open
 
-	pf    *prefetcher
-	seeds seeds // page 1 read along with file headers (seed.go)
+	pf      *prefetcher
+	seeds   seeds        // page 1 read along with file headers (seed.go)
+	latency *latencyEWMA // of remote requests (timeout.go)
 
 	// pollMu serializes polls (the poller's and synchronous ones).
 	pollMu      sync.Mutex
@@ -110,10 +111,12 @@ type travelKey struct {
 // poller is not running; Acquire starts it.
 func OpenReplica(ctx context.Context, name string, client remote.Client, opts ReplicaOptions) (*Replica, error) {
 	opts = opts.withDefaults()
-	client = &timeoutClient{Client: client, timeout: opts.RequestTimeout}
+	tc := &timeoutClient{Client: client, timeout: opts.RequestTimeout}
+	client = tc
 	r := &Replica{
 		name:    name,
 		client:  client,
+		latency: &tc.latency,
 		fetcher: pagecache.NewFetcher(client, pagecache.New(opts.CacheSize), opts.Fetch),
 		opts:    opts,
 		log:     opts.Logger.With("replica", name),
@@ -218,6 +221,11 @@ type Status struct {
 	Lag       time.Duration
 	Err       error // error of the last poll, nil if it succeeded
 	Polls     int64
+	// Latency is the moving average of remote request durations.
+	Latency time.Duration
+	// TreePrefetches and ReadAheads count the prefetches issued for B-tree
+	// pages and for sequential scans.
+	TreePrefetches, ReadAheads int64
 }
 
 // Status returns the replica's freshness: Lag is the time since a poll last
@@ -230,6 +238,7 @@ func (r *Replica) Status() Status {
 	return Status{
 		TXID: v.TXID(), Timestamp: v.Timestamp(), LastPoll: r.lastOK,
 		Lag: time.Since(r.lastOK), Err: r.lastErr, Polls: r.polls,
+		Latency: r.latency.get(), TreePrefetches: r.pf.tree.Load(), ReadAheads: r.pf.ahead.Load(),
 	}
 }
 

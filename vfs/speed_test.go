@@ -117,12 +117,37 @@ func TestColdPointQueryRoundTrips(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
+	if st := r.Status(); st.TreePrefetches == 0 || st.Latency < 10*time.Millisecond {
+		t.Errorf("status %+v: want tree prefetches at 10 ms per request", st)
+	}
 	fc.Reset()
 	if err := db.QueryRowContext(ctx, "select length(pad) from t where id = ?", 3999).Scan(&n); err != nil || n != 1000 {
 		t.Fatalf("query: %d, %v", n, err)
 	}
 	if rt := fc.SequentialRoundTrips(); rt > depth-1 {
 		t.Errorf("second point query took %d sequential round trips, want at most %d (the interior level below the root was prefetched)", rt, depth-1)
+	}
+}
+
+func TestNoTreePrefetchOnFastRemote(t *testing.T) {
+	// Against a local directory a round trip is cheaper than prefetching
+	// a level of the tree: the VFS reads only what queries need.
+	ctx := context.Background()
+	p, root := newPrimary(t)
+	if _, err := p.Exec(ctx, insertRows(4000, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	// The threshold is raised from 2 ms so that a loaded machine's slow
+	// local reads cannot make this test flaky.
+	_, db, r := coldReplica(t, root, 0, vfs.ReplicaOptions{Prefetch: vfs.PrefetchOptions{MinLatency: 100 * time.Millisecond}})
+	for _, id := range []int{1, 2000, 3999} {
+		var n int
+		if err := db.QueryRowContext(ctx, "select length(pad) from t where id = ?", id).Scan(&n); err != nil || n != 1000 {
+			t.Fatalf("query: %d, %v", n, err)
+		}
+	}
+	if st := r.Status(); st.TreePrefetches != 0 {
+		t.Fatalf("status %+v: tree prefetches against a local directory", st)
 	}
 }
 

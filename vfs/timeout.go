@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -15,10 +16,29 @@ import (
 // request becomes an error instead of a hung query. The error does not wrap
 // context.DeadlineExceeded on purpose: the fetcher treats context errors as
 // final, but a stalled request is worth retrying.
+//
+// It also measures how long requests take (latency), which decides whether
+// prefetching is worth its bytes.
 type timeoutClient struct {
 	remote.Client
 	timeout time.Duration
+	latency latencyEWMA
 }
+
+// latencyEWMA is a moving average of request durations (open to close),
+// in nanoseconds. Updates may race and lose a sample; it is an estimate.
+type latencyEWMA struct{ ns atomic.Int64 }
+
+func (l *latencyEWMA) add(d time.Duration) {
+	old := l.ns.Load()
+	if old == 0 {
+		l.ns.Store(int64(d))
+		return
+	}
+	l.ns.Store(old + (int64(d)-old)/8)
+}
+
+func (l *latencyEWMA) get() time.Duration { return time.Duration(l.ns.Load()) }
 
 // errStalled is the error of a request that exceeded the timeout.
 type errStalled struct {
@@ -41,6 +61,7 @@ func (c *timeoutClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID) 
 }
 
 func (c *timeoutClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	start := time.Now()
 	tctx, cancel := context.WithTimeout(ctx, c.timeout)
 	rc, err := c.Client.OpenLTXFile(tctx, level, minTXID, maxTXID, offset, size)
 	if err != nil {
@@ -51,7 +72,7 @@ func (c *timeoutClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 		}
 		return nil, err
 	}
-	return &timeoutReader{rc: rc, ctx: ctx, tctx: tctx, cancel: cancel, timeout: c.timeout}, nil
+	return &timeoutReader{rc: rc, ctx: ctx, tctx: tctx, cancel: cancel, timeout: c.timeout, start: start, latency: &c.latency}, nil
 }
 
 // timeoutReader keeps the request's deadline while the body is read and
@@ -62,6 +83,8 @@ type timeoutReader struct {
 	tctx    context.Context
 	cancel  context.CancelFunc
 	timeout time.Duration
+	start   time.Time
+	latency *latencyEWMA
 }
 
 func (r *timeoutReader) Read(p []byte) (int, error) {
@@ -77,5 +100,6 @@ func (r *timeoutReader) Read(p []byte) (int, error) {
 
 func (r *timeoutReader) Close() error {
 	defer r.cancel()
+	r.latency.add(time.Since(r.start))
 	return r.rc.Close()
 }
