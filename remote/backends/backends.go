@@ -1,30 +1,86 @@
 // Package backends turns a replica URL into a remote.Client. It is the one
 // place that knows which backends are compiled in; everything else (the
 // command line, the extension, the VFS) goes through Open.
+//
+// Settings come from three places, later ones winning: the URL (host,
+// user, password, path and query parameters such as ?endpoint= or
+// ?region=), the environment variables Litestream v0.5 reads
+// (LITESTREAM_ACCESS_KEY_ID, LITESTREAM_AZURE_ACCOUNT_KEY, ...), and
+// Options, which carries the YAML configuration's keys.
 package backends
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
+	"github.com/litestream-go/litestream/remote/nats"
 )
 
 // Options carries per-backend settings that do not belong in a URL, such
-// as credentials from the YAML configuration or the environment. Settings
-// given here take precedence over the URL's query parameters.
+// as credentials from the YAML configuration. Non-zero fields take
+// precedence over the URL's query parameters and the environment. The
+// field comments name the Litestream v0.5 configuration key.
 //
-// It has no fields yet: the issue that adds each cloud backend adds its
-// keys here (for S3: AccessKeyID, SecretAccessKey, Region, Endpoint,
-// ForcePathStyle, SkipVerify; GCS, Azure, SFTP, NATS and WebDAV likewise),
-// so callers written today keep compiling.
-type Options struct{}
+// Secrets given here never appear in errors or logs.
+type Options struct {
+	// Logger receives the backends' debug and retry messages
+	// (nil: slog.Default()).
+	Logger *slog.Logger
+
+	// Bucket overrides the URL's bucket (s3, gs), container (abs) or
+	// object store bucket (nats). `bucket`
+	Bucket string
+	// Path overrides the URL's path. `path`
+	Path string
+
+	// S3 and S3-compatible stores.
+	AccessKeyID     string // `access-key-id`
+	SecretAccessKey string // `secret-access-key`
+	Region          string // `region`
+	Endpoint        string // `endpoint` (also abs: a custom blob endpoint)
+	ForcePathStyle  *bool  // `force-path-style`
+	SkipVerify      bool   // `skip-verify`: do not verify the TLS certificate
+	PartSize        int64  // `part-size`: multipart part size (default 5 MiB)
+	Concurrency     int    // `concurrency`: parts uploaded at once
+
+	// Azure Blob Storage.
+	AccountName string // `account-name`
+	AccountKey  string // `account-key`
+	SASToken    string // `sas-token`
+
+	// SFTP, WebDAV and NATS credentials.
+	User     string // `user` (sftp, webdav), `username` (nats)
+	Password string // `password`
+	// SFTP.
+	KeyPath string // `key-path`: private key file
+	HostKey string // `host-key`: the server's public key, authorized_keys format
+	// InsecureIgnoreHostKey skips host key verification. Only for tests
+	// and throwaway setups; never implied.
+	InsecureIgnoreHostKey bool
+
+	// NATS.
+	JWT           string        // `jwt`
+	Seed          string        // `seed`
+	Creds         string        // `creds`: credentials file
+	NKey          string        // `nkey`: nkey seed file
+	Token         string        // `token`
+	TLS           bool          // `tls`
+	RootCAs       []string      // `root-cas`
+	ClientCert    string        // `client-cert`
+	ClientKey     string        // `client-key`
+	MaxReconnects *int          // `max-reconnects`
+	ReconnectWait time.Duration // `reconnect-wait`
+	Timeout       time.Duration // `timeout`
+}
 
 // Supported returns the schemes this build can open.
-func Supported() []string { return []string{"file"} }
+func Supported() []string { return []string{"file", "nats"} }
 
 // Open parses rawURL (a URL or a plain path) and returns its client.
 func Open(ctx context.Context, rawURL string) (remote.Client, error) {
@@ -45,16 +101,99 @@ func OpenWithOptions(ctx context.Context, rawURL string, opts Options) (remote.C
 
 // OpenURL returns the client for an already parsed URL. A scheme that
 // remote.ParseURL knows but whose backend is not compiled in is an error
-// wrapping errors.ErrUnsupported.
+// wrapping errors.ErrUnsupported. Clients connect lazily: a server that is
+// down makes the first operation fail, not OpenURL.
 func OpenURL(ctx context.Context, u *remote.URL, opts Options) (remote.Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	var c remote.Client
+	var err error
 	switch u.Scheme {
 	case "file":
 		return file.New(u.Path), nil
+	case "nats":
+		c, err = openNATS(u, opts)
 	default:
 		return nil, fmt.Errorf("replica URL %q: the %s backend is not yet supported in this build (supported: %s): %w",
 			u.Redacted(), u.Scheme, strings.Join(Supported(), ", "), errors.ErrUnsupported)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("replica URL %q: %w", u.Redacted(), err)
+	}
+	return c, nil
+}
+
+// pick returns the first non-empty value.
+func pick(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// query returns the first non-empty value of the URL query parameters
+// keys, so that both Litestream's camelCase and kebab-case names work.
+func query(u *remote.URL, keys ...string) string {
+	for _, k := range keys {
+		if v := u.QueryValue(k); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// queryBool parses a boolean query parameter; ok is false when it is absent.
+func queryBool(u *remote.URL, keys ...string) (v, ok bool, err error) {
+	s := query(u, keys...)
+	switch strings.ToLower(s) {
+	case "":
+		return false, false, nil
+	case "true", "1", "yes", "t":
+		return true, true, nil
+	case "false", "0", "no", "f":
+		return false, true, nil
+	}
+	return false, false, fmt.Errorf("query parameter %s=%q: want true or false", keys[0], s)
+}
+
+func openNATS(u *remote.URL, opts Options) (remote.Client, error) {
+	bucket, p, _ := strings.Cut(u.Path, "/")
+	if opts.Bucket != "" {
+		// A configured bucket means the URL path is all replica path.
+		bucket, p = opts.Bucket, u.Path
+	}
+	if opts.Path != "" {
+		p = opts.Path
+	}
+	scheme := "nats"
+	if opts.TLS {
+		scheme = "tls"
+	}
+	pw, _ := u.Password()
+	cfg := nats.Config{
+		URL:           scheme + "://" + u.Host,
+		Bucket:        bucket,
+		Path:          p,
+		Username:      pick(opts.User, u.User),
+		Password:      pick(opts.Password, pw),
+		Token:         opts.Token,
+		Creds:         opts.Creds,
+		JWT:           opts.JWT,
+		Seed:          opts.Seed,
+		NKey:          opts.NKey,
+		TLS:           opts.TLS,
+		RootCAs:       opts.RootCAs,
+		ClientCert:    opts.ClientCert,
+		ClientKey:     opts.ClientKey,
+		ReconnectWait: opts.ReconnectWait,
+		Timeout:       opts.Timeout,
+		Logger:        opts.Logger,
+	}
+	if opts.MaxReconnects != nil {
+		cfg.MaxReconnects = *opts.MaxReconnects
+	}
+	return nats.New(cfg)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
+	"github.com/litestream-go/litestream/remote/nats"
 	"github.com/litestream-go/litestream/remote/remotetest"
 )
 
@@ -50,12 +51,11 @@ func TestOpenErrors(t *testing.T) {
 		want        []string
 		unsupported bool
 	}{
-		{"ftp://host/x", []string{`unknown replica URL scheme "ftp"`, "this build supports: file"}, false},
+		{"ftp://host/x", []string{`unknown replica URL scheme "ftp"`, "this build supports: file, nats"}, false},
 		{"s3://bucket/db?secret-access-key=hunter2", []string{"s3 backend is not yet supported in this build", "supported: file", "secret-access-key=xxxxx"}, true},
 		{"gs://bucket/db", []string{"gs backend is not yet supported"}, true},
 		{"abs://acct@container/db", []string{"abs backend is not yet supported"}, true},
 		{"sftp://u:hunter2@127.0.0.1:22/db", []string{"sftp backend is not yet supported", "u:xxxxx@"}, true},
-		{"nats://127.0.0.1:4222/bucket", []string{"nats backend is not yet supported"}, true},
 		{"webdav://127.0.0.1/db", []string{"webdav backend is not yet supported"}, true},
 		{"webdavs://127.0.0.1/db", []string{"webdavs backend is not yet supported"}, true},
 		{"file://host/x", []string{`has host "host"`}, false},
@@ -87,5 +87,35 @@ func TestOpenErrors(t *testing.T) {
 	cancel()
 	if _, err := Open(ctx, t.TempDir()); !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled context: got %v", err)
+	}
+}
+
+func TestOpenNATS(t *testing.T) {
+	tests := []struct {
+		raw                     string
+		opts                    Options
+		url, bucket, path, user string
+		password                string
+	}{
+		{raw: "nats://127.0.0.1:4222/bucket/app", url: "nats://127.0.0.1:4222", bucket: "bucket", path: "app"},
+		{raw: "nats://127.0.0.1:4222/bucket", url: "nats://127.0.0.1:4222", bucket: "bucket", path: ""},
+		{raw: "nats://u:pw@host:4222/b/x/y", url: "nats://host:4222", bucket: "b", path: "x/y", user: "u", password: "pw"},
+		{raw: "nats://host/x/y", opts: Options{Bucket: "cfg", User: "o", Password: "opw", TLS: true}, url: "tls://host", bucket: "cfg", path: "x/y", user: "o", password: "opw"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			c, err := OpenWithOptions(t.Context(), tt.raw, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nc, ok := c.(*nats.Client)
+			if !ok || c.Type() != "nats" {
+				t.Fatalf("got %T", c)
+			}
+			cfg := nc.Config()
+			if cfg.URL != tt.url || cfg.Bucket != tt.bucket || cfg.Path != tt.path || cfg.Username != tt.user || cfg.Password != tt.password {
+				t.Fatalf("config %+v", cfg)
+			}
+		})
 	}
 }

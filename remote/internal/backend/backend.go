@@ -1,0 +1,201 @@
+// Package backend holds what the cloud remote backends share: argument
+// checks, reading the LTX header of an upload, the stored timestamp format,
+// exact-length range readers, retries with backoff on transient errors,
+// spooling an upload to memory or disk, and hiding credentials in errors.
+//
+// It is internal to remote/ so that the backends agree on these details
+// without widening the remote.Client contract.
+package backend
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote"
+)
+
+// CheckLevel rejects a level outside 0..remote.MaxLevel.
+func CheckLevel(level int) error {
+	if level < 0 || level > remote.MaxLevel {
+		return fmt.Errorf("invalid level %d (levels are 0..%d)", level, remote.MaxLevel)
+	}
+	return nil
+}
+
+// CheckWrite rejects a write whose level or TXID range is invalid.
+func CheckWrite(level int, minTXID, maxTXID ltx.TXID) error {
+	if err := CheckLevel(level); err != nil {
+		return err
+	}
+	if minTXID == 0 || minTXID > maxTXID {
+		return fmt.Errorf("invalid TXID range %s-%s", minTXID, maxTXID)
+	}
+	return nil
+}
+
+// CheckRange rejects a negative offset or size.
+func CheckRange(offset, size int64) error {
+	if offset < 0 || size < 0 {
+		return fmt.Errorf("invalid range offset=%d size=%d", offset, size)
+	}
+	return nil
+}
+
+// ReadHeader reads the LTX header at the start of r, checks that it is valid
+// and that its TXIDs are the ones the file is named after, and returns the
+// header timestamp (UTC, millisecond precision) and a reader that yields all
+// of r, header included.
+func ReadHeader(r io.Reader, minTXID, maxTXID ltx.TXID) (time.Time, io.Reader, error) {
+	hdr, r, err := ltx.PeekHeader(r)
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("read LTX header: %w", err)
+	}
+	if err := hdr.Validate(); err != nil {
+		return time.Time{}, nil, fmt.Errorf("invalid LTX header: %w", err)
+	}
+	if hdr.MinTXID != minTXID || hdr.MaxTXID != maxTXID {
+		return time.Time{}, nil, fmt.Errorf("LTX header has TXIDs %s-%s", hdr.MinTXID, hdr.MaxTXID)
+	}
+	return time.UnixMilli(hdr.Timestamp).UTC(), r, nil
+}
+
+// FormatTimestamp formats a file's creation time the way Litestream v0.5
+// stores it in object metadata: RFC 3339 with nanoseconds, in UTC.
+func FormatTimestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// ParseTimestamp parses a stored creation time. It accepts any RFC 3339
+// form (Litestream writes RFC3339Nano) and returns it in UTC.
+func ParseTimestamp(s string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t.UTC(), true
+}
+
+// SortInfos orders files by MinTXID, then MaxTXID, as LTXFiles returns them.
+func SortInfos(infos []*ltx.FileInfo) {
+	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
+		return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
+	})
+}
+
+// ExactReader returns a ReadCloser that yields exactly n bytes of rc: a body
+// that ends early fails with io.ErrUnexpectedEOF, and one that has more
+// (a server that ignored the Range header) fails too, rather than handing
+// the caller bytes from the wrong offset. desc names the object in errors.
+func ExactReader(rc io.ReadCloser, n int64, desc string) io.ReadCloser {
+	return &exactReader{rc: rc, left: n, desc: desc, checkExtra: true}
+}
+
+// PrefixReader returns a ReadCloser that yields the first n bytes of rc and
+// fails with io.ErrUnexpectedEOF if rc ends before them. Unlike ExactReader
+// it does not mind that rc has more: it is for streams that cannot be
+// limited at the source.
+func PrefixReader(rc io.ReadCloser, n int64, desc string) io.ReadCloser {
+	return &exactReader{rc: rc, left: n, desc: desc}
+}
+
+type exactReader struct {
+	rc         io.ReadCloser
+	left       int64
+	desc       string
+	checkExtra bool
+	done       bool
+}
+
+func (r *exactReader) Read(p []byte) (int, error) {
+	if r.left <= 0 {
+		if !r.done && r.checkExtra {
+			r.done = true
+			// One more read tells a body of the right length (EOF) from
+			// a longer one.
+			var b [1]byte
+			n, err := io.ReadFull(r.rc, b[:])
+			if n > 0 {
+				return 0, fmt.Errorf("read %s: the server returned more bytes than the requested range", r.desc)
+			}
+			if err != nil && err != io.EOF {
+				// E.g. a checksum the stream verifies at its end.
+				return 0, fmt.Errorf("read %s: %w", r.desc, err)
+			}
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	n, err := r.rc.Read(p)
+	r.left -= int64(n)
+	switch {
+	case err == io.EOF && r.left > 0:
+		return n, fmt.Errorf("read %s: %w (%d bytes short)", r.desc, io.ErrUnexpectedEOF, r.left)
+	case err == io.EOF:
+		r.done = true
+		return n, io.EOF
+	case err != nil:
+		return n, fmt.Errorf("read %s: %w", r.desc, err)
+	}
+	return n, nil
+}
+
+func (r *exactReader) Close() error { return r.rc.Close() }
+
+// RangeEnd returns the exclusive end of the range [offset, offset+size) of
+// a file of fileSize bytes, where size 0 means "to the end", or an error if
+// the range does not lie inside the file.
+func RangeEnd(offset, size, fileSize int64) (int64, error) {
+	end := offset + size
+	if size == 0 {
+		end = fileSize
+	}
+	if offset >= fileSize || end > fileSize {
+		return 0, fmt.Errorf("range offset=%d size=%d is outside the file (%d bytes)", offset, size, fileSize)
+	}
+	return end, nil
+}
+
+// Redact returns err with every non-empty secret replaced by "xxxxx" in its
+// message; errors.Is and errors.As still see the original chain. Backends
+// pass every error through it at their boundary, so a credential that an
+// SDK puts into a message (a SAS token in a URL, say) never reaches logs.
+func Redact(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	var keep []string
+	for _, s := range secrets {
+		if len(s) >= 3 { // shorter strings would mangle ordinary words
+			keep = append(keep, s)
+		}
+	}
+	if len(keep) == 0 {
+		return err
+	}
+	msg := err.Error()
+	changed := false
+	for _, s := range keep {
+		if strings.Contains(msg, s) {
+			changed = true
+			msg = strings.ReplaceAll(msg, s, "xxxxx")
+		}
+	}
+	if !changed {
+		return err
+	}
+	return &redacted{err: err, msg: msg}
+}
+
+type redacted struct {
+	err error
+	msg string
+}
+
+func (e *redacted) Error() string { return e.msg }
+func (e *redacted) Unwrap() error { return e.err }

@@ -1,0 +1,234 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/litestream-go/litestream/remote/remotetest"
+)
+
+func TestExactReader(t *testing.T) {
+	data := []byte("0123456789")
+	tests := []struct {
+		name    string
+		body    []byte
+		n       int64
+		prefix  bool
+		want    string
+		wantErr string
+	}{
+		{"exact", data, 10, false, "0123456789", ""},
+		{"short", data[:5], 10, false, "01234", "unexpected EOF"},
+		{"long", data, 5, false, "01234", "more bytes than the requested range"},
+		{"prefix of longer", data, 5, true, "01234", ""},
+		{"prefix short", data[:3], 5, true, "012", "unexpected EOF"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r io.ReadCloser
+			if tt.prefix {
+				r = PrefixReader(io.NopCloser(bytes.NewReader(tt.body)), tt.n, "obj")
+			} else {
+				r = ExactReader(io.NopCloser(bytes.NewReader(tt.body)), tt.n, "obj")
+			}
+			got, err := io.ReadAll(r)
+			if string(got) != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("err %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRangeEnd(t *testing.T) {
+	tests := []struct {
+		off, size, file, end int64
+		ok                   bool
+	}{
+		{0, 0, 10, 10, true},
+		{3, 0, 10, 10, true},
+		{9, 1, 10, 10, true},
+		{9, 2, 10, 0, false},
+		{10, 0, 10, 0, false},
+		{0, 11, 10, 0, false},
+		{0, 0, 0, 0, false},
+	}
+	for _, tt := range tests {
+		end, err := RangeEnd(tt.off, tt.size, tt.file)
+		if (err == nil) != tt.ok || end != tt.end {
+			t.Errorf("RangeEnd(%d,%d,%d) = %d, %v", tt.off, tt.size, tt.file, end, err)
+		}
+	}
+}
+
+func TestRetry(t *testing.T) {
+	errTransient := errors.New("transient")
+	errPermanent := errors.New("permanent")
+	isTransient := func(err error) bool { return errors.Is(err, errTransient) }
+	p := Retry{Attempts: 4, Base: time.Millisecond, Max: 2 * time.Millisecond}
+
+	tests := []struct {
+		name      string
+		fails     []error
+		wantCalls int
+		wantErr   error
+	}{
+		{"success", nil, 1, nil},
+		{"transient then success", []error{errTransient, errTransient}, 3, nil},
+		{"permanent", []error{errPermanent}, 1, errPermanent},
+		{"transient exhausted", []error{errTransient, errTransient, errTransient, errTransient, errTransient}, 4, errTransient},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			err := p.Do(t.Context(), "op", isTransient, func(context.Context) error {
+				calls++
+				if calls <= len(tt.fails) {
+					return tt.fails[calls-1]
+				}
+				return nil
+			})
+			if calls != tt.wantCalls || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Fatalf("calls %d err %v; want %d %v", calls, err, tt.wantCalls, tt.wantErr)
+			}
+		})
+	}
+
+	t.Run("attempt timeout retried", func(t *testing.T) {
+		calls := 0
+		err := p.WithAttemptTimeout(10*time.Millisecond).Do(t.Context(), "op", isTransient, func(ctx context.Context) error {
+			calls++
+			if calls == 1 {
+				<-ctx.Done() // a hung request
+				return ctx.Err()
+			}
+			return nil
+		})
+		if err != nil || calls != 2 {
+			t.Fatalf("calls %d err %v", calls, err)
+		}
+	})
+	t.Run("canceled context stops", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		calls := 0
+		err := p.Do(ctx, "op", isTransient, func(context.Context) error {
+			calls++
+			cancel()
+			return errTransient
+		})
+		if calls != 1 || !errors.Is(err, errTransient) {
+			t.Fatalf("calls %d err %v", calls, err)
+		}
+	})
+}
+
+func TestIsTransientNet(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&net.OpError{Op: "read", Err: syscall.ECONNRESET}, true},
+		{fmt.Errorf("x: %w", syscall.ECONNREFUSED), true},
+		{io.ErrUnexpectedEOF, true},
+		{&net.DNSError{IsTimeout: true}, true},
+		{context.Canceled, false},
+		{context.DeadlineExceeded, false},
+		{errors.New("403 forbidden"), false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := IsTransientNet(tt.err); got != tt.want {
+			t.Errorf("IsTransientNet(%v) = %v", tt.err, got)
+		}
+	}
+	for code, want := range map[int]bool{200: false, 403: false, 404: false, 408: true, 429: true, 500: true, 501: false, 503: true} {
+		if IsTransientStatus(code) != want {
+			t.Errorf("IsTransientStatus(%d) != %v", code, want)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	base := fmt.Errorf("GET https://acct.blob/c/x?sig=SECRETSIG&sv=1: %w", syscall.ECONNRESET)
+	err := Redact(base, "SECRETSIG", "", "ab")
+	if strings.Contains(err.Error(), "SECRETSIG") || !strings.Contains(err.Error(), "sig=xxxxx") {
+		t.Fatalf("got %q", err)
+	}
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatal("chain lost")
+	}
+	if Redact(base, "absent") != base || Redact(nil, "x") != nil {
+		t.Fatal("unneeded wrap")
+	}
+}
+
+func TestSpool(t *testing.T) {
+	data := bytes.Repeat([]byte("abcdefgh"), 1000)
+	for _, limit := range []int64{100, 8000, 1 << 20} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			s, err := NewSpool(t.Context(), bytes.NewReader(data), limit, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if s.Size() != int64(len(data)) || (s.file != nil) != (limit < int64(len(data))) {
+				t.Fatalf("size %d file %v", s.Size(), s.file != nil)
+			}
+			for range 2 { // readers are independent and restartable
+				got, err := io.ReadAll(s.Reader())
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("content differs: %v", err)
+				}
+			}
+		})
+	}
+	_, err := NewSpool(t.Context(), io.MultiReader(bytes.NewReader(data), iotestErr{}), 100, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("failing reader: %v", err)
+	}
+}
+
+type iotestErr struct{}
+
+func (iotestErr) Read([]byte) (int, error) { return 0, errors.New("boom") }
+
+func TestReadHeader(t *testing.T) {
+	ts := time.Date(2020, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
+	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 3, MaxTXID: 4, Timestamp: ts})
+	got, r, err := ReadHeader(bytes.NewReader(data), 3, 4)
+	if err != nil || !got.Equal(ts) || got.Location() != time.UTC {
+		t.Fatalf("got %v %v", got, err)
+	}
+	all, _ := io.ReadAll(r)
+	if !bytes.Equal(all, data) {
+		t.Fatal("reader lost the header")
+	}
+	if _, _, err := ReadHeader(bytes.NewReader(data), 3, 5); err == nil || !strings.Contains(err.Error(), "TXIDs") {
+		t.Fatalf("mismatch: %v", err)
+	}
+	if _, _, err := ReadHeader(bytes.NewReader(data[:20]), 3, 4); err == nil {
+		t.Fatal("short header accepted")
+	}
+	if err := CheckWrite(0, 0, 1); err == nil {
+		t.Fatal("TXID 0 accepted")
+	}
+	if err := CheckWrite(10, 1, 1); err == nil {
+		t.Fatal("level 10 accepted")
+	}
+	if s := FormatTimestamp(ts.In(time.FixedZone("X", 3600))); s != "2020-01-02T03:04:05.678Z" {
+		t.Fatalf("FormatTimestamp = %s", s)
+	}
+	if p, ok := ParseTimestamp("2020-01-02T04:04:05.678+01:00"); !ok || !p.Equal(ts) || p.Location() != time.UTC {
+		t.Fatalf("ParseTimestamp = %v %v", p, ok)
+	}
+}

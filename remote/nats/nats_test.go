@@ -1,0 +1,291 @@
+package nats
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/internal/backend"
+	"github.com/litestream-go/litestream/remote/remotetest"
+)
+
+// startServer runs an embedded NATS server with JetStream on 127.0.0.1.
+// port 0 picks a free port. It stops when the test ends.
+func startServer(t *testing.T, opts server.Options) *server.Server {
+	t.Helper()
+	opts.Host = "127.0.0.1"
+	if opts.Port == 0 {
+		opts.Port = -1
+	}
+	opts.JetStream = true
+	if opts.StoreDir == "" {
+		opts.StoreDir = t.TempDir()
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	s, err := server.NewServer(&opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatal("nats server did not start")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// createBucket creates an object store bucket through a connection of its
+// own, as an operator would with `nats object add`.
+func createBucket(t *testing.T, s *server.Server, bucket string, connOpts ...nats.Option) {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), connOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateObjectStore(t.Context(), jetstream.ObjectStoreConfig{Bucket: bucket, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newClient(t *testing.T, cfg Config) *Client {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestContract(t *testing.T) {
+	s := startServer(t, server.Options{})
+	var n atomic.Int64
+	remotetest.RunContract(t, func(t *testing.T) remote.Client {
+		bucket := fmt.Sprintf("contract%d", n.Add(1))
+		createBucket(t, s, bucket)
+		return newClient(t, Config{URL: s.ClientURL(), Bucket: bucket, Path: "db/app"})
+	})
+}
+
+// TestLayout checks the object names and the timestamp header that
+// Litestream v0.5 reads, through a plain object store handle.
+func TestLayout(t *testing.T) {
+	s := startServer(t, server.Options{})
+	createBucket(t, s, "layout")
+	ts := time.Date(2021, 3, 4, 5, 6, 7, 89_000_000, time.UTC)
+	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 0x1a, MaxTXID: 0x2b, Timestamp: ts, Pages: 2})
+
+	for _, tt := range []struct{ path, name string }{
+		{"backups/app", "backups/app/ltx/3/000000000000001a-000000000000002b.ltx"},
+		{"", "ltx/3/000000000000001a-000000000000002b.ltx"},
+	} {
+		t.Run("path="+tt.path, func(t *testing.T) {
+			c := newClient(t, Config{URL: s.ClientURL(), Bucket: "layout", Path: tt.path})
+			if _, err := c.WriteLTXFile(t.Context(), 3, 0x1a, 0x2b, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			nc, err := nats.Connect(s.ClientURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			js, _ := jetstream.New(nc)
+			obs, err := js.ObjectStore(t.Context(), "layout")
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := obs.GetInfo(t.Context(), tt.name)
+			if err != nil {
+				t.Fatalf("object %s: %v", tt.name, err)
+			}
+			if got := info.Headers.Get("Litestream-Timestamp"); got != "2021-03-04T05:06:07.089Z" {
+				t.Fatalf("Litestream-Timestamp = %q", got)
+			}
+			got, err := obs.GetBytes(t.Context(), tt.name)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("content differs (%v)", err)
+			}
+		})
+	}
+}
+
+// TestPathsShareBucket checks that replicas at different paths of one
+// bucket do not see or delete each other's files, and that listing ignores
+// foreign objects.
+func TestPathsShareBucket(t *testing.T) {
+	s := startServer(t, server.Options{})
+	createBucket(t, s, "shared")
+	a := newClient(t, Config{URL: s.ClientURL(), Bucket: "shared", Path: "a"})
+	ab := newClient(t, Config{URL: s.ClientURL(), Bucket: "shared", Path: "a/b"})
+	b := newClient(t, Config{URL: s.ClientURL(), Bucket: "shared", Path: "b"})
+	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now()})
+	for _, c := range []*Client{a, ab, b} {
+		if _, err := c.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Foreign objects in a's level directory.
+	nc, _ := nats.Connect(s.ClientURL())
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	obs, _ := js.ObjectStore(t.Context(), "shared")
+	for _, name := range []string{"a/ltx/0/README", "a/ltx/0/x/0000000000000002-0000000000000002.ltx", "a/ltx/0/000000000000000A-000000000000000A.ltx"} {
+		if _, err := obs.PutBytes(t.Context(), name, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if infos, err := a.LTXFiles(t.Context(), 0, 0); err != nil || len(infos) != 1 {
+		t.Fatalf("a lists %d files, %v", len(infos), err)
+	}
+	if err := a.DeleteAll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Client{ab, b} {
+		if infos, err := c.LTXFiles(t.Context(), 0, 0); err != nil || len(infos) != 1 {
+			t.Fatalf("after DeleteAll of a, %s lists %d files, %v", c.cfg.Path, len(infos), err)
+		}
+	}
+	if infos, _ := a.LTXFiles(t.Context(), 0, 0); len(infos) != 0 {
+		t.Fatalf("a still lists %d files", len(infos))
+	}
+}
+
+func TestMissingBucket(t *testing.T) {
+	s := startServer(t, server.Options{})
+	c := newClient(t, Config{URL: s.ClientURL(), Bucket: "nope", Path: "db"})
+	start := time.Now()
+	_, err := c.LTXFiles(t.Context(), 0, 0)
+	if err == nil || !strings.Contains(err.Error(), `bucket "nope"`) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("got %v", err)
+	}
+	// Permanent: no retries with backoff.
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("missing bucket took %v: retried?", d)
+	}
+	t.Log(err)
+}
+
+// TestAuth checks user/password authentication, and that a wrong password
+// is reported without the password.
+func TestAuth(t *testing.T) {
+	const user, pass = "litestream", "s3cret-pass"
+	s := startServer(t, server.Options{Username: user, Password: pass})
+	createBucket(t, s, "auth", nats.UserInfo(user, pass))
+	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now()})
+
+	ok := newClient(t, Config{URL: s.ClientURL(), Bucket: "auth", Username: user, Password: pass})
+	if _, err := ok.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+
+	bad := newClient(t, Config{URL: s.ClientURL(), Bucket: "auth", Username: user, Password: "wrong-pass"})
+	start := time.Now()
+	_, err := bad.LTXFiles(t.Context(), 0, 0)
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("got %v, want an authorization error", err)
+	}
+	if strings.Contains(err.Error(), "wrong-pass") || strings.Contains(err.Error(), pass) {
+		t.Fatalf("error leaks the password: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("auth failure took %v: retried?", d)
+	}
+	t.Log(err)
+}
+
+// TestServerRestart stops the server under a connected client and starts
+// it again on the same port and store: the next write and read succeed
+// through reconnection and retries, and the data written before is there.
+func TestServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, server.Options{StoreDir: dir})
+	createBucket(t, s, "restart")
+	c := newClient(t, Config{URL: s.ClientURL(), Bucket: "restart", ReconnectWait: 50 * time.Millisecond, OpTimeout: time.Second,
+		Retry: backend.Retry{Attempts: 20, Base: 50 * time.Millisecond, Max: 500 * time.Millisecond}})
+	first := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now()})
+	if _, err := c.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(first)); err != nil {
+		t.Fatal(err)
+	}
+	tcpPort := s.Addr().(*net.TCPAddr).Port
+	s.Shutdown()
+	s.WaitForShutdown()
+
+	// Restart in the background; the write below starts while the server
+	// is down and must ride it out.
+	restarted := make(chan *server.Server, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond) // outage length, not synchronization
+		opts := server.Options{Host: "127.0.0.1", Port: tcpPort, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true}
+		s2, err := server.NewServer(&opts)
+		if err != nil {
+			restarted <- nil
+			return
+		}
+		go s2.Start()
+		s2.ReadyForConnections(10 * time.Second)
+		restarted <- s2
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	second := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 2, MaxTXID: 2, Timestamp: time.Now()})
+	_, err := c.WriteLTXFile(ctx, 0, 2, 2, bytes.NewReader(second))
+	s2 := <-restarted
+	if s2 == nil {
+		t.Fatal("restart failed")
+	}
+	t.Cleanup(func() { s2.Shutdown(); s2.WaitForShutdown() })
+	if err != nil {
+		t.Fatalf("write across a restart: %v", err)
+	}
+	infos, err := c.LTXFiles(ctx, 0, 0)
+	if err != nil || len(infos) != 2 {
+		t.Fatalf("after restart: %d files, %v", len(infos), err)
+	}
+	rc, err := c.OpenLTXFile(ctx, 0, 1, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, first) {
+		t.Fatalf("file written before the restart: %v", err)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	if _, err := New(Config{Bucket: "b"}); err == nil {
+		t.Fatal("no error without URL")
+	}
+	if _, err := New(Config{URL: "nats://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "bucket") {
+		t.Fatalf("got %v", err)
+	}
+	// A server that is not there: the error names the server and bucket,
+	// and the retries end.
+	c := newClient(t, Config{URL: "nats://127.0.0.1:1", Bucket: "b", Timeout: 200 * time.Millisecond,
+		Retry: backend.Retry{Attempts: 2, Base: time.Millisecond}})
+	_, err := c.LTXFiles(t.Context(), 0, 0)
+	if err == nil || !strings.Contains(err.Error(), `nats 127.0.0.1:1 bucket "b"`) {
+		t.Fatalf("got %v", err)
+	}
+	if errors.Is(err, remote.ErrNotExist) {
+		t.Fatal("connection failure reported as a missing file")
+	}
+}
