@@ -126,6 +126,7 @@ func (d *DB) Start(ctx context.Context) {
 	d.loopCancel = cancel
 	d.loopDone = make(chan struct{})
 	go d.loop(ctx, d.loopDone)
+	d.startMaintenance(ctx)
 }
 
 func (d *DB) stopLoop() {
@@ -137,6 +138,7 @@ func (d *DB) stopLoop() {
 	}
 	cancel()
 	<-done
+	d.bg.Wait() // compaction, retention and snapshots (maintain.go)
 }
 
 func (d *DB) loop(ctx context.Context, done chan struct{}) {

@@ -102,28 +102,13 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 	}
 	buf := make([]byte, d.pageSize)
 	lockPgno := ltx.LockPgno(d.pageSize)
-	readPage := func(pgno uint32) error {
-		if off, ok := pl.pages[pgno]; ok {
-			if _, err := walFile.ReadAt(buf, off+wal.FrameHeaderSize); err != nil {
-				return fmt.Errorf("read page %d from WAL %s at offset %d: %w", pgno, d.walPath, off, err)
-			}
-			return nil
-		}
-		if _, err := d.dbFile.ReadAt(buf, int64(pgno-1)*int64(d.pageSize)); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("read page %d from database %s: %w", pgno, d.path, err)
-		}
-		return nil
-	}
 	encode := func(pgno uint32) error {
 		if pgno%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		if err := readPage(pgno); err != nil {
+		if err := d.readPage(walFile, pl.pages, pgno, buf); err != nil {
 			return err
 		}
 		return enc.EncodePage(ltx.PageHeader{Pgno: pgno}, buf)
@@ -180,4 +165,23 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 		needL9:   txid == 1,
 		snapshot: pl.snapshot,
 	}, nil
+}
+
+// readPage reads page pgno as of a position of the log: from its newest
+// frame there (pages maps page numbers to frame offsets in walFile), else from
+// the database file. Sync staging and snapshots share it (I5).
+func (d *DB) readPage(walFile *os.File, pages map[uint32]int64, pgno uint32, buf []byte) error {
+	if off, ok := pages[pgno]; ok {
+		if _, err := walFile.ReadAt(buf, off+wal.FrameHeaderSize); err != nil {
+			return fmt.Errorf("read page %d from WAL %s at offset %d: %w", pgno, d.walPath, off, err)
+		}
+		return nil
+	}
+	if _, err := d.dbFile.ReadAt(buf, int64(pgno-1)*int64(len(buf))); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("read page %d from database %s: %w", pgno, d.path, err)
+	}
+	return nil
 }

@@ -34,7 +34,16 @@ const (
 	DefaultSyncInterval       = time.Second
 	DefaultCheckpointInterval = time.Minute
 	DefaultMinCheckpointPageN = 1000
+	// Compaction, snapshot and retention defaults are Litestream v0.5's.
+	DefaultSnapshotInterval  = 24 * time.Hour
+	DefaultSnapshotRetention = 24 * time.Hour
+	DefaultL0Retention       = 5 * time.Minute
+	DefaultRetentionCheck    = 15 * time.Second
+	DefaultRetentionGrace    = time.Minute
 )
+
+// DefaultLevels are the compaction intervals of levels 1, 2 and 3.
+var DefaultLevels = []time.Duration{30 * time.Second, 5 * time.Minute, time.Hour}
 
 // Options configures a DB. Zero values take the defaults.
 type Options struct {
@@ -57,6 +66,31 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer, if set, is told about every sync and checkpoint.
 	Observer Observer
+
+	// Levels are the compaction intervals of levels 1..len(Levels) (at
+	// most 8); each level runs on wall-clock multiples of its interval
+	// (config key levels). nil takes DefaultLevels; an empty non-nil slice
+	// disables compaction. See compact.go.
+	Levels []time.Duration
+	// SnapshotInterval is how often a level-9 snapshot is written, on
+	// wall-clock multiples (config key snapshot.interval). Default 24h;
+	// negative disables scheduled snapshots.
+	SnapshotInterval time.Duration
+	// SnapshotRetention: snapshots older than this are deleted, the newest
+	// always kept (snapshot.retention). Default 24h.
+	SnapshotRetention time.Duration
+	// L0Retention: level-0 files a higher level covers are deleted once
+	// older than this (l0-retention). Default 5m.
+	L0Retention time.Duration
+	// RetentionCheckInterval is how often retention runs
+	// (l0-retention-check-interval). Default 15s.
+	RetentionCheckInterval time.Duration
+	// RetentionGrace: a file is deleted only after retention has seen it
+	// deletable for this long, so that restores and readers that planned it
+	// can finish. Default 1m; negative means none.
+	RetentionGrace time.Duration
+	// RetentionDisabled deletes nothing remotely (retention.enabled: false).
+	RetentionDisabled bool
 }
 
 func (o Options) withDefaults(path string) Options {
@@ -77,6 +111,29 @@ func (o Options) withDefaults(path string) Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Levels == nil {
+		o.Levels = DefaultLevels
+	}
+	if len(o.Levels) > remote.SnapshotLevel-1 {
+		o.Levels = o.Levels[:remote.SnapshotLevel-1]
+	}
+	if o.SnapshotInterval == 0 {
+		o.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if o.SnapshotRetention <= 0 {
+		o.SnapshotRetention = DefaultSnapshotRetention
+	}
+	if o.L0Retention <= 0 {
+		o.L0Retention = DefaultL0Retention
+	}
+	if o.RetentionCheckInterval <= 0 {
+		o.RetentionCheckInterval = DefaultRetentionCheck
+	}
+	if o.RetentionGrace < 0 {
+		o.RetentionGrace = 0
+	} else if o.RetentionGrace == 0 {
+		o.RetentionGrace = DefaultRetentionGrace
 	}
 	return o
 }
@@ -152,6 +209,15 @@ type DB struct {
 
 	loopCancel context.CancelFunc
 	loopDone   chan struct{}
+
+	// Compaction, snapshots and retention (compact.go, snapshot.go,
+	// retention.go) run in their own goroutines, tracked by bg. maintMu
+	// serializes compaction and retention; snapMu serializes snapshots.
+	// Neither is held with mu except where snapshot.go says.
+	bg       sync.WaitGroup
+	maintMu  sync.Mutex
+	snapMu   sync.Mutex
+	obsolete map[obsoleteKey]time.Time // guarded by maintMu; see retention.go
 
 	statusMu sync.Mutex
 	status   Status

@@ -1,0 +1,228 @@
+package writer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote"
+)
+
+// maxCompactInputs bounds how many input files one compaction output merges.
+// Each input is an open remote stream with a decoder and one page buffer, so
+// this bounds memory and connections; a level that fell further behind is
+// caught up by several outputs in the same tick.
+const maxCompactInputs = 64
+
+// Compact merges the files of level-1 that level does not cover yet into new
+// files of level (1..8) and returns them. It catches the level fully up: when
+// more than maxCompactInputs files are waiting, several files are written.
+//
+// Where a level starts: after its own last file; if it has none, after the
+// newest TXID any higher level (including snapshots) covers, so that an
+// empty level never re-merges history the replica already holds at a higher
+// level (for a fresh replica: after the level-9 snapshot at TXID 1, not a
+// database-sized copy of it).
+//
+// Compaction never touches SQLite; it reads its inputs from the remote and
+// streams them through ltx.Compactor straight into the upload: newest page
+// wins, pages past the final commit are dropped, the output carries the
+// newest input's timestamp, Litestream's NoChecksum flag and no WAL fields.
+func (d *DB) Compact(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
+	if level < 1 || level >= remote.SnapshotLevel {
+		return nil, fmt.Errorf("compact %s: level %d is not a compaction level (1..%d)", d.path, level, remote.SnapshotLevel-1)
+	}
+	d.maintMu.Lock()
+	defer d.maintMu.Unlock()
+	return compactLevel(ctx, d.client, level, d.opts.StagingDir, d.log)
+}
+
+// compactLevel is Compact without the DB: it needs only the remote.
+func compactLevel(ctx context.Context, c remote.Client, level int, spillDir string, log interface {
+	Warn(string, ...any)
+	Debug(string, ...any)
+}) ([]*ltx.FileInfo, error) {
+	cursor, err := levelCursor(ctx, c, level)
+	if err != nil {
+		return nil, err
+	}
+	// Level-0 files are one TXID each, so the seek is exact there; higher
+	// source levels are listed whole (retention keeps them short) so that a
+	// file straddling the cursor is still seen.
+	seek := ltx.TXID(0)
+	if level-1 == remote.L0 {
+		seek = cursor + 1
+	}
+	src, err := c.LTXFiles(ctx, level-1, seek)
+	if err != nil {
+		return nil, fmt.Errorf("compact level %d: list level %d: %w", level, level-1, err)
+	}
+	inputs := pendingInputs(src, cursor)
+	if len(inputs) == 0 {
+		return nil, nil
+	}
+	if first := inputs[0]; first.MinTXID > cursor+1 && cursor != 0 {
+		// The source level has a gap after what this level covers (e.g. a
+		// replica written by something else, or files deleted by hand).
+		// Merging what is there keeps the level useful; the plan bridges or
+		// skips the gap across levels.
+		log.Warn("compaction source does not continue the level", "level", level,
+			"covered_through", cursor.String(), "next_source", remote.FileDesc(level-1, first.MinTXID, first.MaxTXID))
+	}
+	var out []*ltx.FileInfo
+	for chunk := range slices.Chunk(inputs, maxCompactInputs) {
+		info, err := compactFiles(ctx, c, level, chunk, spillDir)
+		if err != nil {
+			return out, err
+		}
+		log.Debug("compacted", "level", level, "file", remote.FileName(info.MinTXID, info.MaxTXID),
+			"inputs", len(chunk), "size", info.Size)
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// levelCursor returns the TXID through which level already covers history:
+// its last file's MaxTXID, or when it is empty the highest MaxTXID of any
+// level above it (0 if none).
+func levelCursor(ctx context.Context, c remote.Client, level int) (ltx.TXID, error) {
+	var above ltx.TXID
+	for l := level; l <= remote.MaxLevel; l++ {
+		files, err := c.LTXFiles(ctx, l, 0)
+		if err != nil {
+			return 0, fmt.Errorf("compact level %d: list level %d: %w", level, l, err)
+		}
+		var hi ltx.TXID
+		for _, f := range files {
+			hi = max(hi, f.MaxTXID)
+		}
+		if l == level {
+			if hi != 0 {
+				return hi, nil
+			}
+			continue
+		}
+		above = max(above, hi)
+	}
+	return above, nil
+}
+
+// pendingInputs returns the contiguous run of src files that extends past
+// cursor, in TXID order: the first file ending after cursor, then each file
+// that starts right after the previous one ends. A gap ends the run (the
+// files after it wait for a later tick, or for good if the gap is permanent,
+// which is logged by the caller through the first file's position).
+func pendingInputs(src []*ltx.FileInfo, cursor ltx.TXID) []*ltx.FileInfo {
+	files := slices.Clone(src)
+	slices.SortFunc(files, func(a, b *ltx.FileInfo) int {
+		if a.MinTXID != b.MinTXID {
+			return cmpTXID(a.MinTXID, b.MinTXID)
+		}
+		return cmpTXID(b.MaxTXID, a.MaxTXID) // longer first
+	})
+	var run []*ltx.FileInfo
+	for _, f := range files {
+		if f.MaxTXID <= cursor || f.MinTXID > f.MaxTXID {
+			continue
+		}
+		if len(run) == 0 {
+			run = append(run, f)
+			continue
+		}
+		last := run[len(run)-1]
+		switch {
+		case f.MaxTXID <= last.MaxTXID:
+			continue // inside what the run already has
+		case f.MinTXID == last.MaxTXID+1:
+			run = append(run, f)
+		default:
+			return run // a gap or an overlap: stop at a clean boundary
+		}
+	}
+	return run
+}
+
+func cmpTXID(a, b ltx.TXID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// compactFiles merges inputs (contiguous, of level-1) into one file of level.
+// The output is streamed into the upload through a pipe; the remote write is
+// atomic, so a failed merge leaves nothing behind.
+func compactFiles(ctx context.Context, c remote.Client, level int, inputs []*ltx.FileInfo, spillDir string) (*ltx.FileInfo, error) {
+	minTXID, maxTXID := inputs[0].MinTXID, inputs[len(inputs)-1].MaxTXID
+	desc := remote.FileDesc(level, minTXID, maxTXID)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	readers := make([]io.Reader, 0, len(inputs))
+	var closers []io.Closer
+	defer func() {
+		for _, rc := range closers {
+			rc.Close()
+		}
+	}()
+	for _, in := range inputs {
+		rc, err := c.OpenLTXFile(ctx, in.Level, in.MinTXID, in.MaxTXID, 0, 0)
+		if err != nil {
+			return nil, fmt.Errorf("compact %s: open input %s: %w", desc, remote.FileDesc(in.Level, in.MinTXID, in.MaxTXID), err)
+		}
+		closers = append(closers, rc)
+		readers = append(readers, &namedReader{r: bufio.NewReaderSize(rc, 64<<10), in: in})
+	}
+
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		cmp, err := ltx.NewCompactor(pw, readers)
+		if err == nil {
+			cmp.HeaderFlags = ltx.HeaderFlagNoChecksum
+			if spillDir != "" {
+				cmp.SetSpillDir(spillDir)
+			}
+			err = cmp.Compact(ctx)
+			_ = cmp.Cleanup()
+		}
+		pw.CloseWithError(err) // nil: the reader sees EOF
+		errc <- err
+	}()
+	info, werr := c.WriteLTXFile(ctx, level, minTXID, maxTXID, pr)
+	pr.CloseWithError(errors.New("upload ended")) // unblocks the compactor if the upload stopped early
+	if werr != nil {
+		cancel()
+	}
+	cerr := <-errc
+	if cerr != nil {
+		return nil, fmt.Errorf("compact %s: %w", desc, cerr)
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("compact %s: upload: %w", desc, werr)
+	}
+	return info, nil
+}
+
+// namedReader adds the input file's name to read errors, so that a
+// checksum mismatch or a truncated input names the file.
+type namedReader struct {
+	r  io.Reader
+	in *ltx.FileInfo
+}
+
+func (n *namedReader) Read(p []byte) (int, error) {
+	k, err := n.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("read %s: %w", remote.FileDesc(n.in.Level, n.in.MinTXID, n.in.MaxTXID), err)
+	}
+	return k, err
+}

@@ -1,0 +1,104 @@
+package writer
+
+import (
+	"context"
+	"time"
+)
+
+// startMaintenance starts the background compaction/retention and snapshot
+// goroutines; they stop when ctx is done and are waited for by stopLoop.
+// Called by Start with d.mu held.
+func (d *DB) startMaintenance(ctx context.Context) {
+	d.bg.Add(2)
+	go func() {
+		defer d.bg.Done()
+		d.compactionLoop(ctx)
+	}()
+	go func() {
+		defer d.bg.Done()
+		d.snapshotLoop(ctx)
+	}()
+}
+
+// nextAligned returns the first wall-clock multiple of iv after t (multiples
+// since the zero time, which for intervals that divide a day are aligned to
+// UTC midnight).
+func nextAligned(t time.Time, iv time.Duration) time.Time {
+	return t.Truncate(iv).Add(iv)
+}
+
+// compactionLoop runs each compaction level on multiples of its interval and
+// retention every RetentionCheckInterval. Levels due at the same moment run
+// in ascending order, so a level sees the output its lower level just wrote;
+// each run catches its level fully up (Compact).
+func (d *DB) compactionLoop(ctx context.Context) {
+	levels := d.opts.Levels
+	now := time.Now()
+	due := make([]time.Time, len(levels))
+	for i, iv := range levels {
+		due[i] = nextAligned(now, iv)
+	}
+	retentionDue := now.Add(d.opts.RetentionCheckInterval)
+	for {
+		next := retentionDue
+		for _, t := range due {
+			if t.Before(next) {
+				next = t
+			}
+		}
+		timer := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		now := time.Now()
+		for i := range levels {
+			if now.Before(due[i]) {
+				continue
+			}
+			due[i] = nextAligned(now, levels[i])
+			if _, err := d.Compact(ctx, i+1); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				d.log.Error("compaction failed", "level", i+1, "err", err)
+			}
+		}
+		if !now.Before(retentionDue) {
+			retentionDue = time.Now().Add(d.opts.RetentionCheckInterval)
+			if _, err := d.EnforceRetention(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				d.log.Error("retention failed", "err", err)
+			}
+		}
+	}
+}
+
+// snapshotLoop writes a snapshot on multiples of SnapshotInterval. It runs
+// apart from compaction: a snapshot is database-sized and must not delay the
+// small, frequent level-1 merges.
+func (d *DB) snapshotLoop(ctx context.Context) {
+	iv := d.opts.SnapshotInterval
+	if iv <= 0 {
+		return
+	}
+	for {
+		timer := time.NewTimer(time.Until(nextAligned(time.Now(), iv)))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		if _, err := d.Snapshot(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.log.Error("snapshot failed", "err", err)
+		}
+	}
+}

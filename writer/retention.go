@@ -1,0 +1,167 @@
+package writer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote"
+)
+
+// obsoleteKey identifies a remote file for the retention grace period.
+type obsoleteKey struct {
+	level            int
+	minTXID, maxTXID ltx.TXID
+}
+
+// EnforceRetention deletes the remote files no retained restore needs and
+// returns them. The rules (Litestream v0.5's):
+//
+//   - Snapshots (level 9) older than SnapshotRetention are deleted; the
+//     newest snapshot is always kept.
+//   - Files of levels 1..8 that end at or before the oldest kept snapshot are
+//     deleted, but a file of a configured level below the top one only once
+//     the level above has merged it (its compaction must not lose inputs).
+//   - Level-0 files are deleted once level 1 covers them (a snapshot when
+//     no compaction level is configured) and they are older than L0Retention.
+//
+// A file is deleted only after it has been seen deletable for RetentionGrace,
+// so that a restore or reader that planned it just before has time to read
+// it. With RetentionDisabled nothing is deleted.
+func (d *DB) EnforceRetention(ctx context.Context) ([]*ltx.FileInfo, error) {
+	if d.opts.RetentionDisabled {
+		return nil, nil
+	}
+	d.maintMu.Lock()
+	defer d.maintMu.Unlock()
+	files, err := listAll(ctx, d.client)
+	if err != nil {
+		return nil, fmt.Errorf("retention for %s: %w", d.path, err)
+	}
+	now := time.Now()
+	cands := retentionCandidates(files, now, retentionRules{
+		topLevel:          len(d.opts.Levels),
+		snapshotRetention: d.opts.SnapshotRetention,
+		l0Retention:       d.opts.L0Retention,
+	})
+
+	// The grace period: remember when each file was first seen deletable.
+	if d.obsolete == nil {
+		d.obsolete = make(map[obsoleteKey]time.Time)
+	}
+	seen := make(map[obsoleteKey]bool, len(cands))
+	var del []*ltx.FileInfo
+	for _, f := range cands {
+		k := obsoleteKey{f.Level, f.MinTXID, f.MaxTXID}
+		seen[k] = true
+		first, ok := d.obsolete[k]
+		if !ok {
+			d.obsolete[k] = now
+			first = now
+		}
+		if now.Sub(first) >= d.opts.RetentionGrace {
+			del = append(del, f)
+		}
+	}
+	for k := range d.obsolete {
+		if !seen[k] {
+			delete(d.obsolete, k) // gone, or needed again (e.g. a snapshot was deleted by hand)
+		}
+	}
+	if len(del) == 0 {
+		return nil, nil
+	}
+	if err := d.client.DeleteLTXFiles(ctx, del); err != nil {
+		return nil, fmt.Errorf("retention for %s: delete %d files: %w", d.path, len(del), err)
+	}
+	for _, f := range del {
+		delete(d.obsolete, obsoleteKey{f.Level, f.MinTXID, f.MaxTXID})
+	}
+	d.log.Debug("retention deleted files", "count", len(del))
+	return del, nil
+}
+
+type retentionRules struct {
+	// topLevel is the highest configured compaction level (0: none).
+	topLevel          int
+	snapshotRetention time.Duration
+	l0Retention       time.Duration
+}
+
+// retentionCandidates applies the rules EnforceRetention documents to a
+// listing of every level, without the grace period.
+func retentionCandidates(files []*ltx.FileInfo, now time.Time, r retentionRules) []*ltx.FileInfo {
+	byLevel := make([][]*ltx.FileInfo, remote.MaxLevel+1)
+	levelMax := make([]ltx.TXID, remote.MaxLevel+2)
+	for _, f := range files {
+		if f.Level < 0 || f.Level > remote.MaxLevel {
+			continue
+		}
+		byLevel[f.Level] = append(byLevel[f.Level], f)
+		levelMax[f.Level] = max(levelMax[f.Level], f.MaxTXID)
+	}
+	var out []*ltx.FileInfo
+
+	// Snapshots: keep the newest and every one younger than the retention.
+	snaps := slices.Clone(byLevel[remote.SnapshotLevel])
+	slices.SortFunc(snaps, func(a, b *ltx.FileInfo) int { return cmpTXID(a.MaxTXID, b.MaxTXID) })
+	var oldestKept ltx.TXID
+	for i, s := range snaps {
+		newest := i == len(snaps)-1
+		if !newest && now.Sub(s.CreatedAt) > r.snapshotRetention {
+			out = append(out, s)
+			continue
+		}
+		if oldestKept == 0 {
+			oldestKept = s.MaxTXID
+		}
+	}
+
+	// Levels 1..8: history before the oldest kept snapshot is unreachable
+	// from any kept starting point.
+	if oldestKept != 0 {
+		for level := 1; level < remote.SnapshotLevel; level++ {
+			for _, f := range byLevel[level] {
+				if f.MaxTXID > oldestKept {
+					continue
+				}
+				if level < r.topLevel && f.MaxTXID > levelMax[level+1] {
+					continue // the next level has not merged it yet
+				}
+				out = append(out, f)
+			}
+		}
+	}
+
+	// Level 0: covered by level 1 (or a snapshot without compaction) and
+	// older than the L0 retention.
+	cover := levelMax[remote.SnapshotLevel]
+	if r.topLevel > 0 {
+		cover = levelMax[1]
+	}
+	// The newest level-0 file is kept: it records the WAL position the
+	// writer resumes from after a restart without a new snapshot.
+	for _, f := range byLevel[remote.L0] {
+		if f.MaxTXID <= cover && f.MaxTXID < levelMax[remote.L0] && now.Sub(f.CreatedAt) > r.l0Retention {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// listAll lists every level 0..remote.MaxLevel. (Package index has the same
+// helper, but the writer does not depend on the reader's packages.)
+func listAll(ctx context.Context, c remote.Client) ([]*ltx.FileInfo, error) {
+	var all []*ltx.FileInfo
+	for level := 0; level <= remote.MaxLevel; level++ {
+		files, err := c.LTXFiles(ctx, level, 0)
+		if err != nil {
+			return nil, fmt.Errorf("list level %d: %w", level, err)
+		}
+		all = append(all, files...)
+	}
+	return all, nil
+}
