@@ -18,6 +18,12 @@ loader.enable_load_extension(True)
 loader.load_extension(ext)
 loader.enable_load_extension(False)
 
+# Loading again (another connection, as a second library user would) is
+# harmless: the VFS is registered once per process.
+again = sqlite3.connect(":memory:")
+again.enable_load_extension(True)
+again.load_extension(ext)
+
 cgt_after = sigcgt()
 added = sorted(i + 1 for i in range(64) if (cgt_after >> i) & 1 and not (cgt_before >> i) & 1)
 
