@@ -1,0 +1,556 @@
+package e2e
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+	"github.com/superfly/ltx"
+)
+
+// cliTimeout bounds any single command-line invocation.
+const cliTimeout = 3 * time.Minute
+
+// result is the outcome of one command-line run.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// runCLI runs the built binary with args and returns its exit status and
+// output; it fails the test only if the process cannot be run at all.
+func runCLI(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), cliTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd.Env = cliEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := result{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ee.Exited():
+		res.code = ee.ExitCode()
+	default:
+		t.Fatalf("run litestream %s: %v\n%s", strings.Join(args, " "), err, res)
+	}
+	return res
+}
+
+// mustCLI runs the binary and fails the test unless it exits 0.
+func mustCLI(t *testing.T, args ...string) result {
+	t.Helper()
+	res := runCLI(t, args...)
+	if res.code != 0 {
+		t.Fatalf("litestream %s: %s", strings.Join(args, " "), res)
+	}
+	return res
+}
+
+// cliEnv is the environment of every subprocess: no config file of the
+// machine's is picked up.
+func cliEnv() []string {
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "LITESTREAM_") || strings.HasPrefix(kv, "LOG_LEVEL=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "LITESTREAM_CONFIG=/nonexistent/litestream.yml")
+}
+
+// fileURL is the file replica URL of dir.
+func fileURL(dir string) string { return (&url.URL{Scheme: "file", Path: dir}).String() }
+
+// restore restores replica (a directory) at txid (0: latest) to out through
+// the command line, with the full integrity check.
+func restore(t *testing.T, replica string, txid ltx.TXID, out string) result {
+	t.Helper()
+	args := []string{"restore", "-integrity-check", "full", "-o", out}
+	if txid != 0 {
+		args = append(args, "-txid", txid.String())
+	}
+	return mustCLI(t, append(args, fileURL(replica))...)
+}
+
+// lockedBuffer collects a subprocess's output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// daemon is a running "litestream replicate" process.
+type daemon struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+	err  error // valid after done is closed
+}
+
+// daemonConfig writes a config file replicating dbPath to the file replica
+// dir with short intervals (so a test sees many syncs and checkpoints) and
+// returns its path.
+func daemonConfig(t *testing.T, dbPath, replica string) string {
+	t.Helper()
+	cfg := filepath.Join(filepath.Dir(dbPath), filepath.Base(dbPath)+".litestream.yml")
+	text := fmt.Sprintf(`logging:
+  level: info
+dbs:
+  - path: %s
+    monitor-interval: 20ms
+    checkpoint-interval: 300ms
+    min-checkpoint-page-count: 200
+    replica:
+      url: %s
+      sync-interval: 50ms
+`, dbPath, fileURL(replica))
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// startDaemon starts "litestream replicate -config cfg". The process is
+// killed at the end of the test if it is still running.
+func startDaemon(t *testing.T, cfg string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, out: &lockedBuffer{}, done: make(chan struct{})}
+	d.cmd = exec.Command(binPath, "replicate", "-config", cfg)
+	d.cmd.Env = cliEnv()
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("start replicate: %v", err)
+	}
+	go func() {
+		d.err = d.cmd.Wait()
+		close(d.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+		if t.Failed() {
+			t.Logf("replicate (pid %d) output:\n%s", d.cmd.Process.Pid, tail(d.out.String(), 8000))
+		}
+	})
+	return d
+}
+
+// exited reports whether the process has ended.
+func (d *daemon) exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill ends the daemon with SIGKILL (no final sync, no cleanup) and waits
+// for it to be gone.
+func (d *daemon) kill() {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil && !d.exited() {
+		d.t.Fatalf("kill replicate: %v", err)
+	}
+	<-d.done
+}
+
+// stop sends SIGTERM and waits for a clean exit after the final sync.
+func (d *daemon) stop() {
+	d.t.Helper()
+	if d.exited() {
+		d.t.Fatalf("replicate exited early (%v):\n%s", d.err, tail(d.out.String(), 8000))
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		d.t.Fatalf("signal replicate: %v", err)
+	}
+	select {
+	case <-d.done:
+	case <-time.After(2 * time.Minute):
+		d.t.Fatalf("replicate did not exit within 2m of SIGTERM:\n%s", tail(d.out.String(), 8000))
+	}
+	if d.err != nil {
+		d.t.Fatalf("replicate exited with %v:\n%s", d.err, tail(d.out.String(), 8000))
+	}
+	if log := d.out.String(); !strings.Contains(log, "final sync done") {
+		d.t.Fatalf("replicate log lacks the final sync:\n%s", tail(log, 8000))
+	}
+}
+
+// checkAlive fails the test if the daemon has exited.
+func (d *daemon) checkAlive() {
+	d.t.Helper()
+	if d.exited() {
+		d.t.Fatalf("replicate exited unexpectedly (%v):\n%s", d.err, tail(d.out.String(), 8000))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "...\n" + s[len(s)-n:]
+}
+
+// replicaFile is one LTX file of a file replica.
+type replicaFile struct {
+	level    int
+	min, max ltx.TXID
+	path     string
+	size     int64
+}
+
+var ltxName = regexp.MustCompile(`^[0-9a-f]{16}-[0-9a-f]{16}\.ltx$`)
+
+// listReplica returns the LTX files of a file replica (<root>/ltx/<level>/),
+// by level then MinTXID. Hidden files (uploads in progress) are skipped.
+func listReplica(root string) ([]replicaFile, error) {
+	var files []replicaFile
+	levels, err := os.ReadDir(filepath.Join(root, "ltx"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	for _, l := range levels {
+		level, err := strconv.Atoi(l.Name())
+		if err != nil || !l.IsDir() {
+			continue
+		}
+		ents, err := os.ReadDir(filepath.Join(root, "ltx", l.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if !ltxName.MatchString(e.Name()) {
+				continue
+			}
+			minTXID, maxTXID, err := ltx.ParseFilename(e.Name())
+			if err != nil {
+				return nil, err
+			}
+			fi, err := e.Info()
+			if errors.Is(err, os.ErrNotExist) {
+				continue // removed meanwhile
+			} else if err != nil {
+				return nil, err
+			}
+			files = append(files, replicaFile{level, minTXID, maxTXID, filepath.Join(root, "ltx", l.Name(), e.Name()), fi.Size()})
+		}
+	}
+	slices.SortFunc(files, func(a, b replicaFile) int {
+		return cmp.Or(cmp.Compare(a.level, b.level), cmp.Compare(a.min, b.min))
+	})
+	return files, nil
+}
+
+// replicaMaxTXID returns the highest TXID in the replica (0 if empty).
+func replicaMaxTXID(t *testing.T, root string) ltx.TXID {
+	t.Helper()
+	files, err := listReplica(root)
+	if err != nil {
+		t.Fatalf("list replica %s: %v", root, err)
+	}
+	var max ltx.TXID
+	for _, f := range files {
+		max = maxOf(max, f.max)
+	}
+	return max
+}
+
+func maxOf[T int | int64 | ltx.TXID](a, b T) T {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// waitFor polls cond every 10ms until it holds; it fails the test after
+// timeout, naming what it waited for.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitTXID waits until the replica's max TXID is at least want while the
+// daemon keeps running.
+func waitTXID(t *testing.T, d *daemon, replica string, want ltx.TXID, timeout time.Duration) ltx.TXID {
+	t.Helper()
+	var got ltx.TXID
+	waitFor(t, fmt.Sprintf("replica TXID >= %s", want), timeout, func() bool {
+		d.checkAlive()
+		got = replicaMaxTXID(t, replica)
+		return got >= want
+	})
+	return got
+}
+
+// openDB opens a database for writing in WAL mode, the way an application
+// next to the daemon would. One connection: statements run in order.
+func openDB(t *testing.T, path string, pragmas ...string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_synchronous=NORMAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	for _, p := range append(pragmas, "PRAGMA journal_mode=WAL") {
+		if _, err := db.Exec(p); err != nil {
+			t.Fatalf("%s on %s: %v", p, path, err)
+		}
+	}
+	return db
+}
+
+// openReadOnly opens a restored database immutable: nothing is written
+// next to it, so the file stays comparable byte for byte.
+func openReadOnly(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", (&url.URL{Scheme: "file", Path: path, RawQuery: "mode=ro&immutable=1"}).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", firstLine(q), err)
+	}
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " ..."
+	}
+	return s
+}
+
+// seriesSQL defines the table series, the integers 1..?1 in column value,
+// for the statement that follows (mattn's SQLite lacks generate_series).
+const seriesSQL = `WITH RECURSIVE series(value, n) AS (SELECT 1, ?1 UNION ALL SELECT value + 1, n FROM series WHERE value < n) `
+
+func queryInt(t *testing.T, db *sql.DB, q string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := db.QueryRow(q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// integrityCheck runs PRAGMA integrity_check on a restored database.
+func integrityCheck(t *testing.T, path string) {
+	t.Helper()
+	rows, err := openReadOnly(t, path).Query("PRAGMA integrity_check")
+	if err != nil {
+		t.Fatalf("integrity_check %s: %v", path, err)
+	}
+	defer rows.Close()
+	var msgs []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("integrity_check %s: %v", path, err)
+	}
+	if len(msgs) != 1 || msgs[0] != "ok" {
+		t.Fatalf("integrity_check %s: %q", path, msgs)
+	}
+}
+
+// contentHash is the sqlite3 shell's .sha3sum of a database: a hash of the
+// schema and of every table's rows in key order, independent of page layout.
+// The file is opened immutable.
+func contentHash(t *testing.T, path string) string {
+	t.Helper()
+	u := (&url.URL{Scheme: "file", Path: path, RawQuery: "immutable=1"}).String()
+	return sqliteShell(t, u, ".sha3sum")
+}
+
+// liveContentHash is contentHash of a database in use (opened normally, so
+// the WAL counts).
+func liveContentHash(t *testing.T, path string) string {
+	t.Helper()
+	return sqliteShell(t, path, ".sha3sum")
+}
+
+func sqliteShell(t *testing.T, dbArg string, cmds ...string) string {
+	t.Helper()
+	out, err := exec.Command("sqlite3", append([]string{dbArg}, cmds...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sqlite3 %s %s: %v\n%s", dbArg, strings.Join(cmds, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// checkpoint checkpoints the source fully and truncates its WAL, so that the
+// database file alone is the latest state (and is comparable to a restore).
+func checkpoint(t *testing.T, db *sql.DB) {
+	t.Helper()
+	var busy, logN, ckpt int
+	if err := db.QueryRow("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logN, &ckpt); err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	if busy != 0 {
+		t.Fatalf("checkpoint(TRUNCATE) was blocked (busy=%d log=%d checkpointed=%d)", busy, logN, ckpt)
+	}
+}
+
+// sameFiles fails the test unless a and b are byte-identical; it names the
+// first differing page (pageSize bytes) to make a mismatch debuggable.
+func sameFiles(t *testing.T, a, b string, pageSize int) {
+	t.Helper()
+	fa, err := os.Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fb.Close()
+	sa, _ := fa.Stat()
+	sb, _ := fb.Stat()
+	if sa.Size() != sb.Size() {
+		t.Errorf("%s is %d bytes (%d pages), %s is %d bytes (%d pages)", a, sa.Size(), sa.Size()/int64(pageSize),
+			b, sb.Size(), sb.Size()/int64(pageSize))
+	}
+	const chunk = 4 << 20
+	ba, bb := make([]byte, chunk), make([]byte, chunk)
+	for off := int64(0); ; off += chunk {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		n := min(na, nb)
+		if !bytes.Equal(ba[:n], bb[:n]) {
+			for i := 0; i < n; i++ {
+				if ba[i] != bb[i] {
+					pos := off + int64(i)
+					t.Fatalf("%s and %s differ first at byte %d (page %d, offset %d in the page)", a, b, pos, pos/int64(pageSize)+1, pos%int64(pageSize))
+				}
+			}
+		}
+		if ea != nil || eb != nil {
+			if na != nb {
+				t.FailNow() // size mismatch reported above
+			}
+			return
+		}
+	}
+}
+
+// sha256File returns the hex SHA-256 of a file.
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// testSeed returns the seed of a randomized test: $E2E_SEED, else the
+// clock. It is logged so a failure can be reproduced.
+func testSeed(t *testing.T) (uint64, *rand.Rand) {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("E2E_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("E2E_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (reproduce with E2E_SEED=%d go test ./e2e -run '^%s$')", seed, seed, t.Name())
+	return seed, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v <= 0 {
+		t.Fatalf("%s=%q: want a positive integer", name, s)
+	}
+	return v
+}
+
+// randBytes returns n pseudo-random bytes from r.
+func randBytes(r *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i < n; i += 8 {
+		v := r.Uint64()
+		for j := 0; j < 8 && i+j < n; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
