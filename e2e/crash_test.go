@@ -28,7 +28,7 @@ type seqWriter struct {
 	// it to pause writing.
 	gate sync.Mutex
 	stop chan struct{}
-	done      chan error
+	done chan error
 }
 
 const (
