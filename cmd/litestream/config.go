@@ -32,21 +32,27 @@ type Config struct {
 	DBs     []*DBConfig   `yaml:"dbs"`
 	Logging LoggingConfig `yaml:"logging"`
 
+	// Service settings (replicate): Prometheus metrics address (host
+	// defaults to 127.0.0.1), control socket, subprocess, heartbeat and the
+	// bounds of the final sync at shutdown.
+	Addr   string       `yaml:"addr"`
+	Socket SocketConfig `yaml:"socket"`
+	Exec   string       `yaml:"exec"`
+	// HeartbeatURL is fetched (GET) every HeartbeatInterval (default 5m)
+	// while every database replicates successfully.
+	HeartbeatURL         string         `yaml:"heartbeat-url"`
+	HeartbeatInterval    *time.Duration `yaml:"heartbeat-interval"`
+	ShutdownSyncTimeout  *time.Duration `yaml:"shutdown-sync-timeout"`  // default 30s
+	ShutdownSyncInterval *time.Duration `yaml:"shutdown-sync-interval"` // default 500ms
+
 	// Not supported yet (parsed, then ignored with a warning).
-	Addr                     string           `yaml:"addr"`
 	MCPAddr                  string           `yaml:"mcp-addr"`
-	Socket                   SocketConfig     `yaml:"socket"`
-	Exec                     string           `yaml:"exec"`
 	Levels                   []*LevelConfig   `yaml:"levels"`
 	Snapshot                 SnapshotConfig   `yaml:"snapshot"`
 	Validation               ValidationConfig `yaml:"validation"`
 	L0Retention              *time.Duration   `yaml:"l0-retention"`
 	L0RetentionCheckInterval *time.Duration   `yaml:"l0-retention-check-interval"`
 	VerifyCompaction         bool             `yaml:"verify-compaction"`
-	HeartbeatURL             string           `yaml:"heartbeat-url"`
-	HeartbeatInterval        *time.Duration   `yaml:"heartbeat-interval"`
-	ShutdownSyncTimeout      *time.Duration   `yaml:"shutdown-sync-timeout"`
-	ShutdownSyncInterval     *time.Duration   `yaml:"shutdown-sync-interval"`
 
 	// Path is the file the configuration was read from ("" when built from flags).
 	Path string `yaml:"-"`
@@ -59,7 +65,9 @@ type LoggingConfig struct {
 	Stderr bool   `yaml:"stderr"` // log to stderr instead of stdout (replicate)
 }
 
-// SocketConfig is Litestream's control-socket section (not supported yet).
+// SocketConfig is the control-socket section: replicate serves its live
+// state on the Unix socket at Path (default /var/run/litestream.sock) with
+// file mode Permissions (default 0600); status reads it.
 type SocketConfig struct {
 	Enabled     bool   `yaml:"enabled"`
 	Path        string `yaml:"path"`
@@ -558,9 +566,8 @@ func (c *Config) Unsupported() []string {
 			}
 		}
 	}
-	add("", c, "addr", "mcp-addr", "socket", "exec", "levels", "snapshot", "validation",
-		"l0-retention", "l0-retention-check-interval", "verify-compaction", "heartbeat-url",
-		"heartbeat-interval", "shutdown-sync-timeout", "shutdown-sync-interval")
+	add("", c, "mcp-addr", "levels", "snapshot", "validation",
+		"l0-retention", "l0-retention-check-interval", "verify-compaction")
 	add("", &c.ReplicaSettings, unsupportedReplicaSettings...)
 	for i, db := range c.DBs {
 		where := fmt.Sprintf("dbs[%d]", i)

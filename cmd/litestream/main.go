@@ -69,9 +69,14 @@ func isTerminal(f *os.File) bool {
 // printed to Stderr.
 func (m *Main) Main(ctx context.Context, args []string) int {
 	err := m.Run(ctx, args)
+	var ee *exitError
 	switch {
 	case err == nil || errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, &ee):
+		// replicate -exec: the subprocess's own status.
+		fmt.Fprintf(m.Stderr, "litestream: %v\n", err)
+		return ee.code
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(m.Stderr, "litestream: %v\n", err)
 		return 2

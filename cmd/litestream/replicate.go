@@ -7,8 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"syscall"
 	"time"
 
+	"github.com/litestream-go/litestream/metrics"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/writer"
 )
@@ -30,15 +33,13 @@ func (m *Main) runReplicate(ctx context.Context, args []string) error {
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (overrides the config and $LOG_LEVEL)")
 	once := fs.Bool("once", false, "sync every database once, then exit")
 	restoreIfNotExists := fs.Bool("restore-if-db-not-exists", false, "restore a missing database from its replica before replicating")
-	execCmd := fs.String("exec", "", "run a subprocess alongside replication (not supported yet)")
+	execCmd := fs.String("exec", "", "run this command as a subprocess; replicate exits, after a final sync, when it exits (overrides the config's exec)")
 	forceSnapshot := fs.Bool("force-snapshot", false, "take a snapshot with -once (not supported yet)")
 	enforceRetention := fs.Bool("enforce-retention", false, "enforce retention with -once (not supported yet)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	switch {
-	case *execCmd != "":
-		return fmt.Errorf("%w: -exec is not supported yet", errUsage)
 	case *forceSnapshot || *enforceRetention:
 		return fmt.Errorf("%w: -force-snapshot and -enforce-retention are not supported yet", errUsage)
 	}
@@ -67,6 +68,15 @@ func (m *Main) runReplicate(ctx context.Context, args []string) error {
 		cfg = &Config{DBs: []*DBConfig{{Path: path, Replica: &ReplicaConfig{URL: u}}}}
 	default:
 		return fmt.Errorf("%w: one replica URL per database (multiple replicas are not supported)", errUsage)
+	}
+	if *execCmd == "" {
+		*execCmd = cfg.Exec
+	}
+	if *execCmd != "" && *once {
+		return fmt.Errorf("%w: -exec and -once cannot be used together", errUsage)
+	}
+	if args, err := splitCommand(*execCmd); err != nil || (*execCmd != "" && len(args) == 0) {
+		return fmt.Errorf("%w: -exec %q: not a command (%v)", errUsage, *execCmd, err)
 	}
 	if *restoreIfNotExists {
 		for _, db := range cfg.DBs {
@@ -115,12 +125,15 @@ func (m *Main) runReplicate(ctx context.Context, args []string) error {
 	// does not leave some databases replicating.
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var mtr *metrics.Metrics
+	if cfg.Addr != "" {
+		mtr = metrics.New()
+	}
 	var dbs []*replicated
-	closeAll := func() error {
+	closeAll := func(ctx context.Context) error {
 		var errs []error
 		for _, r := range dbs {
-			// A fresh context: the final sync must run even if ctx is done.
-			if err := r.db.Close(context.WithoutCancel(ctx)); err != nil {
+			if err := r.db.Close(ctx); err != nil {
 				logger.Error("final sync failed", "db", r.path, "replica", r.url, "error", err)
 				errs = append(errs, fmt.Errorf("close %s: %w", r.path, err))
 			} else {
@@ -130,9 +143,9 @@ func (m *Main) runReplicate(ctx context.Context, args []string) error {
 		return errors.Join(errs...)
 	}
 	for _, dbc := range dbCfgs {
-		r, err := m.openReplicated(runCtx, dbc, &cfg.ReplicaSettings, logger)
+		r, err := m.openReplicated(runCtx, dbc, &cfg.ReplicaSettings, mtr, logger)
 		if err != nil {
-			_ = closeAll()
+			_ = closeAll(context.WithoutCancel(ctx))
 			return err
 		}
 		dbs = append(dbs, r)
@@ -145,42 +158,131 @@ func (m *Main) runReplicate(ctx context.Context, args []string) error {
 				errs = append(errs, fmt.Errorf("sync %s to %s: %w", r.path, r.url, err))
 			}
 		}
-		errs = append(errs, closeAll())
+		errs = append(errs, closeAll(context.WithoutCancel(ctx)))
 		return errors.Join(errs...)
 	}
 
+	started := time.Now()
+	if mtr != nil {
+		srv, err := startHTTP(cfg.Addr, metricsMux(mtr), logger, "metrics")
+		if err != nil {
+			_ = closeAll(context.WithoutCancel(ctx))
+			return err
+		}
+		defer srv.Close()
+	}
+	if cfg.Socket.Enabled {
+		srv, err := startControl(&cfg.Socket, dbs, started, logger)
+		if err != nil {
+			_ = closeAll(context.WithoutCancel(ctx))
+			return err
+		}
+		defer srv.Close()
+	}
 	for _, r := range dbs {
 		r.db.Start(runCtx)
 	}
+	if cfg.HeartbeatURL != "" {
+		interval := DefaultHeartbeatInterval
+		if cfg.HeartbeatInterval != nil {
+			interval = *cfg.HeartbeatInterval
+		}
+		hbDone := make(chan struct{})
+		go func() {
+			defer close(hbDone)
+			heartbeat(runCtx, cfg.HeartbeatURL, interval, dbs, logger)
+		}()
+		defer func() { cancel(); <-hbDone }()
+		logger.Info("heartbeat enabled", "url", redactURL(cfg.HeartbeatURL), "interval", interval.String())
+	}
 
-	select {
-	case sig := <-m.Signals:
-		logger.Info("signal received, shutting down: final sync of every database", "signal", sig.String())
-		stop := make(chan struct{})
-		defer close(stop)
+	var childDone <-chan error
+	var child *exec.Cmd
+	if *execCmd != "" {
+		var err error
+		if child, childDone, err = m.startChild(*execCmd, logger); err != nil {
+			_ = closeAll(context.WithoutCancel(ctx))
+			return err
+		}
+	}
+
+	// Shut down on the first signal (after the subprocess, which receives
+	// it too, has exited), when the subprocess exits, or when ctx ends. The
+	// final sync is bounded by shutdown-sync-timeout; a second signal
+	// abandons it.
+	timeout := DefaultShutdownSyncTimeout
+	if cfg.ShutdownSyncTimeout != nil {
+		timeout = *cfg.ShutdownSyncTimeout
+	}
+	interval := DefaultShutdownSyncInterval
+	if cfg.ShutdownSyncInterval != nil {
+		interval = *cfg.ShutdownSyncInterval
+	}
+	shutCtx, shutCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer shutCancel()
+	stop := make(chan struct{})
+	defer close(stop)
+	watchSecond := func() {
 		go func() {
 			select {
 			case sig := <-m.Signals:
 				logger.Error("second signal received, exiting without waiting for the final sync", "signal", sig.String())
+				if child != nil {
+					_ = child.Process.Signal(sig) // an error only if it already exited
+				}
+				shutCancel()
 				if m.Exit != nil {
 					m.Exit(1)
 				}
 			case <-stop:
 			}
 		}()
+	}
+	var result error
+	select {
+	case sig := <-m.Signals:
+		watchSecond()
+		if child != nil {
+			logger.Info("signal received, forwarding it to the subprocess and waiting for it to exit", "signal", sig.String())
+			_ = child.Process.Signal(sig)
+			select {
+			case err := <-childDone:
+				result = childExit(err)
+			case <-shutCtx.Done():
+			}
+		}
+		logger.Info("shutting down: final sync of every database", "signal", sig.String(), "timeout", timeout.String())
+	case err := <-childDone:
+		watchSecond()
+		result = childExit(err)
+		logger.Info("subprocess exited, shutting down: final sync of every database", "result", errString(err), "timeout", timeout.String())
 	case <-ctx.Done():
+		watchSecond()
+		if child != nil {
+			_ = child.Process.Signal(syscall.SIGTERM)
+			<-childDone
+		}
 		logger.Info("context done, shutting down", "cause", context.Cause(ctx))
 	}
-	err := closeAll()
+	syncCtx, syncCancel := context.WithTimeout(shutCtx, timeout)
+	defer syncCancel()
+	err := shutdownSync(syncCtx, dbs, interval, logger)
 	cancel()
 	if err == nil {
 		logger.Info("litestream shut down")
 	}
-	return err
+	return errors.Join(result, err)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 // openReplicated opens the replica client and the writer for one database.
-func (m *Main) openReplicated(ctx context.Context, dbc *DBConfig, global *ReplicaSettings, logger *slog.Logger) (*replicated, error) {
+func (m *Main) openReplicated(ctx context.Context, dbc *DBConfig, global *ReplicaSettings, mtr *metrics.Metrics, logger *slog.Logger) (*replicated, error) {
 	rc, err := dbc.ReplicaConfig()
 	if err != nil {
 		return nil, err
@@ -194,6 +296,9 @@ func (m *Main) openReplicated(ctx context.Context, dbc *DBConfig, global *Replic
 		return nil, fmt.Errorf("database %s: %w", dbc.Path, err)
 	}
 	red := redactURL(rawURL)
+	if mtr != nil {
+		client = mtr.Client(dbc.Path, client)
+	}
 
 	if _, err := os.Stat(dbc.Path); errors.Is(err, os.ErrNotExist) {
 		if !dbc.RestoreIfDBNotExists {
@@ -226,7 +331,13 @@ func (m *Main) openReplicated(ctx context.Context, dbc *DBConfig, global *Replic
 	if syncInterval != nil {
 		opts.SyncInterval = *syncInterval
 	}
+	if mtr != nil {
+		opts.Observer = mtr.Observer(dbc.Path)
+	}
 	db := writer.New(dbc.Path, client, opts)
+	if mtr != nil {
+		mtr.AddDB(dbc.Path, db.Status)
+	}
 	if err := db.Open(ctx); err != nil {
 		return nil, redactErr(fmt.Errorf("open database %s (replica %s): %w", dbc.Path, red, err), rawURL)
 	}

@@ -1,0 +1,520 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+)
+
+func TestSplitCommand(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []string
+		err  bool
+	}{
+		{in: "myapp serve", want: []string{"myapp", "serve"}},
+		{in: "  a\t b  ", want: []string{"a", "b"}},
+		{in: `sh -c 'echo "hi there"; exit 3'`, want: []string{"sh", "-c", `echo "hi there"; exit 3`}},
+		{in: `a "b \"c\" \\ d" e\ f`, want: []string{"a", `b "c" \ d`, "e f"}},
+		{in: `a '' ""`, want: []string{"a", "", ""}},
+		{in: `x'y'"z"`, want: []string{"xyz"}},
+		{in: "", want: nil},
+		{in: `a 'b`, err: true},
+		{in: `a "b`, err: true},
+	} {
+		got, err := splitCommand(tt.in)
+		if (err != nil) != tt.err {
+			t.Errorf("splitCommand(%q) error = %v, want error %v", tt.in, err, tt.err)
+			continue
+		}
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.want) {
+			t.Errorf("splitCommand(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestListenAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		":9090":         "127.0.0.1:9090",
+		"0.0.0.0:9090":  "0.0.0.0:9090",
+		"localhost:0":   "localhost:0",
+		"[::1]:9090":    "[::1]:9090",
+		"10.1.2.3:9090": "10.1.2.3:9090",
+	} {
+		if got, err := listenAddr(in); err != nil || got != want {
+			t.Errorf("listenAddr(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := listenAddr("9090"); err == nil {
+		t.Error("listenAddr(9090) accepted an address without a port separator")
+	}
+}
+
+func TestRateLimitHandler(t *testing.T) {
+	var buf strings.Builder
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	h := newRateLimitHandler(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}), time.Minute, func() time.Time { return now })
+	log := slog.New(h).With("db", "/a.db")
+	other := slog.New(h).With("db", "/b.db")
+
+	for i := 0; i < 5; i++ {
+		log.Error("sync failed", "err", "remote down")
+		log.Info("info is never limited", "i", i)
+		now = now.Add(time.Second)
+	}
+	other.Error("sync failed", "err", "remote down") // another database: its own line
+	log.Error("sync failed", "err", "other cause")   // another error: its own line
+	now = now.Add(time.Minute)
+	log.Error("sync failed", "err", "remote down") // after the window, with the count
+
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	want := []string{
+		`level=ERROR msg="sync failed" db=/a.db err="remote down"`,
+		`level=INFO msg="info is never limited" db=/a.db i=0`,
+		`level=INFO msg="info is never limited" db=/a.db i=1`,
+		`level=INFO msg="info is never limited" db=/a.db i=2`,
+		`level=INFO msg="info is never limited" db=/a.db i=3`,
+		`level=INFO msg="info is never limited" db=/a.db i=4`,
+		`level=ERROR msg="sync failed" db=/b.db err="remote down"`,
+		`level=ERROR msg="sync failed" db=/a.db err="other cause"`,
+		`level=ERROR msg="sync failed" db=/a.db err="remote down" repeated=4`,
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("log lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// daemon is replicate running in-process, with its log and signals.
+type daemon struct {
+	t      *testing.T
+	out    *lockedBuffer
+	sigs   chan os.Signal
+	done   chan int
+	exited atomic.Int32 // Exit calls
+}
+
+func startDaemon(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, out: &lockedBuffer{}, sigs: make(chan os.Signal, 2), done: make(chan int, 1)}
+	m := &Main{Stdout: d.out, Stderr: d.out, Getenv: env(nil), Signals: d.sigs, Exit: func(int) { d.exited.Add(1) }}
+	go func() { d.done <- m.Main(context.Background(), append([]string{"replicate"}, args...)) }()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			d.sigs <- syscall.SIGTERM
+			select {
+			case <-d.done:
+			case <-time.After(30 * time.Second):
+				t.Errorf("daemon did not stop:\n%s", d.out.String())
+			}
+		}
+	})
+	return d
+}
+
+// wait returns the exit status once replicate returns.
+func (d *daemon) wait(timeout time.Duration) int {
+	d.t.Helper()
+	select {
+	case code := <-d.done:
+		d.done <- code // for Cleanup
+		return code
+	case <-time.After(timeout):
+		d.t.Fatalf("replicate did not return within %s:\n%s", timeout, d.out.String())
+		return -1
+	}
+}
+
+func openApp(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", path+"?_journal_mode=WAL&_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func restoreTo(t *testing.T, replica, out string) {
+	t.Helper()
+	if code, stdout, stderr := run(t, nil, "restore", "-o", out, "file://"+replica); code != 0 {
+		t.Fatalf("restore: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// TestReplicate_Exec runs an application under -exec that writes and exits:
+// replicate exits with the application's status after a final sync, and a
+// restore holds the application's last write.
+func TestReplicate_Exec(t *testing.T) {
+	sqlite3, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Skip("the sqlite3 shell is not installed")
+	}
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	replica := filepath.Join(dir, "replica")
+	openApp(t, dbPath).Close()
+
+	// The child writes 100 rows in separate transactions, then a last one,
+	// and exits 3 at once: only the final sync can upload the last write.
+	script := fmt.Sprintf(`for i in $(seq 1 100); do echo "INSERT INTO t(v) VALUES ('row $i');"; done | %[1]s %[2]s && %[1]s %[2]s "INSERT INTO t(v) VALUES ('last write')" && exit 3`, sqlite3, dbPath)
+	cfg := filepath.Join(dir, "litestream.yml")
+	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    monitor-interval: 1h\n    replica: {url: 'file://%s', sync-interval: 1h}\n", dbPath, replica))
+	d := startDaemon(t, "-config", cfg, "-exec", "sh -c '"+strings.ReplaceAll(script, "'", `'\''`)+"'")
+	if code := d.wait(30 * time.Second); code != 3 {
+		t.Fatalf("exit %d, want the subprocess's 3:\n%s", code, d.out.String())
+	}
+	for _, w := range []string{"subprocess started", "subprocess exited", "final sync done"} {
+		if !strings.Contains(d.out.String(), w) {
+			t.Errorf("log lacks %q:\n%s", w, d.out.String())
+		}
+	}
+	out := filepath.Join(dir, "restored.db")
+	restoreTo(t, replica, out)
+	if got := queryString(t, out, "SELECT count(*) || ':' || (SELECT v FROM t ORDER BY id DESC LIMIT 1) FROM t"); got != "101:last write" {
+		t.Errorf("restored %q, want 101:last write", got)
+	}
+}
+
+// TestReplicate_ExecSignal: SIGTERM goes to the subprocess, which writes in
+// its handler and exits 0; the final sync carries that write.
+func TestReplicate_ExecSignal(t *testing.T) {
+	sqlite3, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Skip("the sqlite3 shell is not installed")
+	}
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	replica := filepath.Join(dir, "replica")
+	openApp(t, dbPath).Close()
+	ready := filepath.Join(dir, "ready")
+	script := fmt.Sprintf(`trap '%[1]s %[2]s "INSERT INTO t(v) VALUES (\"on SIGTERM\")"; exit 0' TERM; touch %[3]s; while true; do sleep 0.05; done`, sqlite3, dbPath, ready)
+	args, err := splitCommand("sh -c " + shellQuote(script))
+	if err != nil || len(args) != 3 || args[2] != script {
+		t.Fatalf("quoting the script: %q, %v", args, err)
+	}
+	cfg := filepath.Join(dir, "litestream.yml")
+	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    replica: {url: 'file://%s'}\n", dbPath, replica))
+	d := startDaemon(t, "-config", cfg, "-exec", "sh -c "+shellQuote(script))
+	waitFor(t, "the subprocess to start", 10*time.Second, func() bool { _, err := os.Stat(ready); return err == nil })
+	d.sigs <- syscall.SIGTERM
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.out.String())
+	}
+	if d.exited.Load() != 0 {
+		t.Error("Exit called on a single signal")
+	}
+	out := filepath.Join(dir, "restored.db")
+	restoreTo(t, replica, out)
+	if got := queryString(t, out, "SELECT group_concat(v) FROM t"); got != "on SIGTERM" {
+		t.Errorf("restored %q, want the write made in the subprocess's signal handler", got)
+	}
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// replicaFiles returns the number, total size and newest TXID of the LTX
+// files under a file replica.
+func replicaFiles(t *testing.T, dir string) (n int, size int64, maxTXID ltx.TXID) {
+	t.Helper()
+	_ = filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() || !strings.HasSuffix(p, ".ltx") || strings.HasPrefix(e.Name(), ".") {
+			return nil
+		}
+		_, maxID, perr := ltx.ParseFilename(e.Name())
+		if perr != nil {
+			return nil
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return nil
+		}
+		n++
+		size += fi.Size()
+		maxTXID = max(maxTXID, maxID)
+		return nil
+	})
+	return n, size, maxTXID
+}
+
+// scrape fetches /metrics and returns the samples by "name{labels}" with the
+// labels in the exposition's (sorted) order.
+func scrape(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+func liveStatusJSON(t *testing.T, cfg string) dbStatus {
+	t.Helper()
+	code, stdout, stderr := run(t, nil, "status", "-json", "-config", cfg)
+	if code != 0 {
+		t.Fatalf("status: exit %d\n%s%s", code, stdout, stderr)
+	}
+	var rows []dbStatus
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+		t.Fatalf("status -json: %v\n%s", err, stdout)
+	}
+	if len(rows) != 1 || rows[0].Source != "daemon" || rows[0].LagSeconds == nil {
+		t.Fatalf("status -json did not come from the daemon:\n%s%s", stdout, stderr)
+	}
+	return rows[0]
+}
+
+// TestReplicate_Service runs the daemon with metrics, control socket and
+// heartbeat while the test writes; then makes the replica unreachable and
+// brings it back. It checks the scraped counters against what reached the
+// replica, status -json against the replica's true TXID, the lag growing and
+// recovering, and the heartbeat pausing while syncs fail.
+func TestReplicate_Service(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	replica := filepath.Join(dir, "replica")
+	sock := filepath.Join(dir, "ls.sock")
+	app := openApp(t, dbPath)
+
+	var beats atomic.Int64
+	hb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { beats.Add(1) }))
+	defer hb.Close()
+
+	cfg := filepath.Join(dir, "litestream.yml")
+	writeFile(t, cfg, fmt.Sprintf(`
+addr: 127.0.0.1:0
+socket: {enabled: true, path: %s}
+heartbeat-url: %s/ping?token=secret
+heartbeat-interval: 100ms
+shutdown-sync-timeout: 5s
+logging: {level: debug}
+dbs:
+  - path: %s
+    monitor-interval: 20ms
+    replica: {url: 'file://%s', sync-interval: 50ms}
+`, sock, hb.URL, dbPath, replica))
+	d := startDaemon(t, "-config", cfg)
+	addrRE := regexp.MustCompile(`msg="metrics listening" addr=(\S+)`)
+	var addr string
+	waitFor(t, "the metrics listener", 10*time.Second, func() bool {
+		m := addrRE.FindStringSubmatch(d.out.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("metrics bound to %s", addr)
+	}
+
+	insert := func(n int) {
+		for i := 0; i < n; i++ {
+			if _, err := app.Exec(`INSERT INTO t(v) VALUES (?)`, strings.Repeat("x", 500)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var mu sync.Mutex // writes happen in bursts with pauses so several syncs occur
+	for i := 0; i < 5; i++ {
+		mu.Lock()
+		insert(50)
+		mu.Unlock()
+		waitFor(t, "a sync to reach the replica", 10*time.Second, func() bool {
+			_, _, tx := replicaFiles(t, replica)
+			return tx >= ltx.TXID(i+1)
+		})
+	}
+
+	// Quiescent: the replica stops changing once the last write is uploaded.
+	var n int
+	var size int64
+	var txid ltx.TXID
+	waitFor(t, "the daemon to catch up", 10*time.Second, func() bool {
+		s := liveStatusJSON(t, cfg)
+		n, size, txid = replicaFiles(t, replica)
+		return s.ReplicaTXID == txid.String() && s.LastError == "" && s.LocalTXID == s.ReplicaTXID
+	})
+	mt := scrape(t, addr)
+	lbl := fmt.Sprintf(`{db="%s",op="PUT",type="file"}`, dbPath)
+	if got := mt["litestream_remote_requests_total"+lbl]; got != float64(n) {
+		t.Errorf("PUT requests = %v, files in the replica = %d", got, n)
+	}
+	if got := mt["litestream_remote_bytes_total"+lbl]; got != float64(size) {
+		t.Errorf("PUT bytes = %v, bytes in the replica = %d", got, size)
+	}
+	if got := mt[fmt.Sprintf(`litestream_txid{db="%s"}`, dbPath)]; got != float64(txid) {
+		t.Errorf("litestream_txid = %v, replica's newest TXID %d", got, txid)
+	}
+	if got := mt[fmt.Sprintf(`litestream_sync_total{db="%s"}`, dbPath)]; got < float64(txid) {
+		t.Errorf("litestream_sync_total = %v, fewer than the %d files uploaded", got, txid)
+	}
+	if got := mt[fmt.Sprintf(`litestream_snapshot_total{db="%s"}`, dbPath)]; got != 1 {
+		t.Errorf("litestream_snapshot_total = %v, want 1 (the first sync's level-9 copy)", got)
+	}
+	if got := mt[fmt.Sprintf(`litestream_wal_bytes{db="%s"}`, dbPath)]; got <= 0 {
+		t.Errorf("litestream_wal_bytes = %v", got)
+	}
+	if _, ok := mt[fmt.Sprintf(`litestream_replication_lag_seconds{db="%s"}`, dbPath)]; !ok {
+		t.Error("no litestream_replication_lag_seconds")
+	}
+	waitFor(t, "a heartbeat", 10*time.Second, func() bool { return beats.Load() > 0 })
+
+	// Unreachable: the replica's directory is replaced by a file.
+	if err := os.Rename(replica, replica+".away"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, replica, "not a directory")
+	insert(10)
+	var failing dbStatus
+	waitFor(t, "syncs to fail", 10*time.Second, func() bool {
+		failing = liveStatusJSON(t, cfg)
+		return failing.LastError != ""
+	})
+	beatsAtFailure := beats.Load()
+	waitFor(t, "the lag to grow", 10*time.Second, func() bool {
+		s := liveStatusJSON(t, cfg)
+		return *s.LagSeconds > *failing.LagSeconds+0.5 && *s.LagSeconds > 0.5
+	})
+	if s := liveStatusJSON(t, cfg); s.ReplicaTXID != txid.String() || s.LocalTXID != (txid+1).String() {
+		t.Errorf("while unreachable: replica txid %s local %s, want %s and %s", s.ReplicaTXID, s.LocalTXID, txid, txid+1)
+	}
+	// At most one heartbeat could have been in flight as the failure began.
+	if got := beats.Load(); got > beatsAtFailure+1 {
+		t.Errorf("heartbeats went on while syncs failed: %d -> %d", beatsAtFailure, got)
+	}
+	mt = scrape(t, addr)
+	if got := mt[fmt.Sprintf(`litestream_sync_errors_total{db="%s"}`, dbPath)]; got < 1 {
+		t.Errorf("litestream_sync_errors_total = %v while failing", got)
+	}
+	if got := mt[fmt.Sprintf(`litestream_remote_errors_total{db="%s",op="PUT",type="file"}`, dbPath)]; got < 1 {
+		t.Errorf("PUT errors = %v while failing", got)
+	}
+
+	// Back: the lag drops and the pending file is uploaded.
+	if err := os.Remove(replica); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(replica+".away", replica); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the lag to recover", 10*time.Second, func() bool {
+		s := liveStatusJSON(t, cfg)
+		_, _, tx := replicaFiles(t, replica)
+		return s.LastError == "" && *s.LagSeconds < 0.5 && s.ReplicaTXID == tx.String() && tx > txid
+	})
+	beatsBack := beats.Load()
+	waitFor(t, "heartbeats to resume", 10*time.Second, func() bool { return beats.Load() > beatsBack })
+
+	// The table form of status, and no secret in the log.
+	if code, stdout, _ := run(t, nil, "status", "-config", cfg); code != 0 || !strings.Contains(stdout, "lag") {
+		t.Errorf("status table: exit %d\n%s", code, stdout)
+	}
+	d.sigs <- syscall.SIGTERM
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.out.String())
+	}
+	if strings.Contains(d.out.String(), "token=secret") {
+		t.Errorf("the heartbeat URL's token reached the log:\n%s", d.out.String())
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("control socket left behind: %v", err)
+	}
+}
+
+// TestReplicate_ShutdownTimeout: with the replica unreachable, the final
+// sync gives up after shutdown-sync-timeout; a second signal abandons it at
+// once.
+func TestReplicate_ShutdownTimeout(t *testing.T) {
+	for _, second := range []bool{false, true} {
+		t.Run(fmt.Sprintf("second-signal=%v", second), func(t *testing.T) {
+			dir := t.TempDir()
+			dbPath := filepath.Join(dir, "app.db")
+			replica := filepath.Join(dir, "replica")
+			app := openApp(t, dbPath)
+			timeout := "1s"
+			if second {
+				timeout = "1m"
+			}
+			cfg := filepath.Join(dir, "litestream.yml")
+			writeFile(t, cfg, fmt.Sprintf("shutdown-sync-timeout: %s\nshutdown-sync-interval: 50ms\ndbs:\n  - path: %s\n    monitor-interval: 20ms\n    replica: {url: 'file://%s', sync-interval: 20ms}\n", timeout, dbPath, replica))
+			d := startDaemon(t, "-config", cfg)
+			waitFor(t, "the first sync", 10*time.Second, func() bool { return countLTX(replica) > 0 })
+			if err := os.RemoveAll(replica); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, replica, "not a directory")
+			if _, err := app.Exec(`INSERT INTO t(v) VALUES ('unsynced')`); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			d.sigs <- syscall.SIGTERM
+			if second {
+				waitFor(t, "a retried final sync", 10*time.Second, func() bool {
+					return strings.Contains(d.out.String(), "final sync failed, retrying")
+				})
+				d.sigs <- syscall.SIGINT
+			}
+			code := d.wait(20 * time.Second)
+			if code != 1 {
+				t.Errorf("exit %d, want 1 (final sync failed)", code)
+			}
+			if el := time.Since(start); el > 10*time.Second {
+				t.Errorf("shutdown took %s", el)
+			}
+			if got := d.exited.Load(); (got > 0) != second {
+				t.Errorf("Exit called %d times (second signal %v)", got, second)
+			}
+			if !strings.Contains(d.out.String(), "final sync abandoned") {
+				t.Errorf("log lacks the abandoned final sync:\n%s", d.out.String())
+			}
+		})
+	}
+}
+
+var _ = io.Discard
