@@ -1,0 +1,130 @@
+package metrics
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/file"
+	"github.com/litestream-go/litestream/remote/remotetest"
+	"github.com/litestream-go/litestream/writer"
+)
+
+// TestClient counts each operation of a wrapped file replica: requests,
+// bytes, errors, files by level and deletions.
+func TestClient(t *testing.T) {
+	ctx := context.Background()
+	m := New()
+	c := m.Client("/db", file.New(t.TempDir()))
+	var put int64
+	for i, spec := range []struct {
+		level int
+		min   ltx.TXID
+		max   ltx.TXID
+		pages int
+	}{{9, 1, 1, 3}, {0, 1, 1, 3}, {0, 2, 2, 1}, {1, 1, 2, 3}} {
+		data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: spec.min, MaxTXID: spec.max, Pages: spec.pages, Seed: uint64(i), Timestamp: time.Now()})
+		put += int64(len(data))
+		if _, err := c.WriteLTXFile(ctx, spec.level, spec.min, spec.max, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := c.LTXFiles(ctx, 0, 0)
+	if err != nil || len(files) != 2 {
+		t.Fatalf("LTXFiles = %d files, %v", len(files), err)
+	}
+	rc, err := c.OpenLTXFile(ctx, 0, 1, 1, 10, 90)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.Copy(io.Discard, rc); err != nil || n != 90 {
+		t.Fatalf("read %d, %v", n, err)
+	}
+	rc.Close()
+	rc.Close() // counted once
+	if _, err := c.OpenLTXFile(ctx, 0, 7, 7, 0, 0); !errors.Is(err, remote.ErrNotExist) {
+		t.Fatalf("open missing: %v", err)
+	}
+	if err := c.DeleteLTXFiles(ctx, files); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tt := range []struct {
+		name   string
+		got    float64
+		expect float64
+	}{
+		{"PUT requests", value(t, m.requests.WithLabelValues("/db", "file", OpPut)), 4},
+		{"PUT bytes", value(t, m.reqBytes.WithLabelValues("/db", "file", OpPut)), float64(put)},
+		{"LIST requests", value(t, m.requests.WithLabelValues("/db", "file", OpList)), 1},
+		{"GET requests", value(t, m.requests.WithLabelValues("/db", "file", OpGet)), 2},
+		{"GET errors", value(t, m.reqErrors.WithLabelValues("/db", "file", OpGet)), 1},
+		{"GET bytes", value(t, m.reqBytes.WithLabelValues("/db", "file", OpGet)), 90},
+		{"DELETE requests", value(t, m.requests.WithLabelValues("/db", "file", OpDelete)), 1},
+		{"deleted files", value(t, m.retentionFiles.WithLabelValues("/db")), 2},
+		{"snapshots", value(t, m.snapshots.WithLabelValues("/db")), 1},
+		{"compactions", value(t, m.compactions.WithLabelValues("/db")), 1},
+		{"level-0 files", value(t, m.filesWritten.WithLabelValues("/db", "0")), 2},
+	} {
+		if tt.got != tt.expect {
+			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.expect)
+		}
+	}
+}
+
+// TestStatusGauges reads writer.Status at scrape time.
+func TestStatusGauges(t *testing.T) {
+	m := New()
+	now := time.Now()
+	st := writer.Status{TXID: 42, WALSize: 8192, LastSync: now.Add(-3 * time.Second), Commit: 10, PageSize: 4096, LastError: "boom"}
+	m.AddDB("/db", func() writer.Status { return st })
+	o := m.Observer("/db")
+	o.SyncDone(10*time.Millisecond, nil)
+	o.SyncDone(20*time.Millisecond, errors.New("x"))
+	o.CheckpointDone(time.Millisecond, nil)
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`litestream_txid{db="/db"} 42`,
+		`litestream_wal_bytes{db="/db"} 8192`,
+		`litestream_db_bytes{db="/db"} 40960`,
+		`litestream_last_sync_failed{db="/db"} 1`,
+		`litestream_sync_total{db="/db"} 2`,
+		`litestream_sync_errors_total{db="/db"} 1`,
+		`litestream_checkpoint_total{db="/db"} 1`,
+		`litestream_sync_duration_seconds_count{db="/db"} 2`,
+		`litestream_compaction_total{db="/db"} 0`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if lag := Lag(st, time.Time{}, now); lag != 3*time.Second {
+		t.Errorf("Lag = %s, want 3s", lag)
+	}
+	if lag := Lag(writer.Status{}, now.Add(-time.Minute), now); lag != time.Minute {
+		t.Errorf("Lag before the first sync = %s, want the time since start", lag)
+	}
+}
+
+// value reads a counter's current value.
+func value(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var pb dto.Metric
+	if err := c.Write(&pb); err != nil {
+		t.Fatal(err)
+	}
+	return pb.GetCounter().GetValue()
+}
