@@ -20,6 +20,7 @@ import (
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
 	"github.com/litestream-go/litestream/remote/nats"
+	"github.com/litestream-go/litestream/remote/webdav"
 )
 
 // Options carries per-backend settings that do not belong in a URL, such
@@ -80,7 +81,7 @@ type Options struct {
 }
 
 // Supported returns the schemes this build can open.
-func Supported() []string { return []string{"file", "nats"} }
+func Supported() []string { return []string{"file", "nats", "webdav", "webdavs"} }
 
 // Open parses rawURL (a URL or a plain path) and returns its client.
 func Open(ctx context.Context, rawURL string) (remote.Client, error) {
@@ -114,6 +115,8 @@ func OpenURL(ctx context.Context, u *remote.URL, opts Options) (remote.Client, e
 		return file.New(u.Path), nil
 	case "nats":
 		c, err = openNATS(u, opts)
+	case "webdav", "webdavs":
+		c, err = openWebDAV(u, opts)
 	default:
 		return nil, fmt.Errorf("replica URL %q: the %s backend is not yet supported in this build (supported: %s): %w",
 			u.Redacted(), u.Scheme, strings.Join(Supported(), ", "), errors.ErrUnsupported)
@@ -196,4 +199,25 @@ func openNATS(u *remote.URL, opts Options) (remote.Client, error) {
 		cfg.MaxReconnects = *opts.MaxReconnects
 	}
 	return nats.New(cfg)
+}
+
+func openWebDAV(u *remote.URL, opts Options) (remote.Client, error) {
+	scheme := "http"
+	if u.Scheme == "webdavs" {
+		scheme = "https"
+	}
+	skip, _, err := queryBool(u, "skip-verify", "skipVerify")
+	if err != nil {
+		return nil, err
+	}
+	pw, _ := u.Password()
+	return webdav.New(webdav.Config{
+		URL:        scheme + "://" + u.Host,
+		Path:       pick(opts.Path, u.Path),
+		Username:   pick(opts.User, u.User),
+		Password:   pick(opts.Password, pw),
+		SkipVerify: opts.SkipVerify || skip,
+		Timeout:    opts.Timeout,
+		Logger:     opts.Logger,
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/litestream-go/litestream/remote/file"
 	"github.com/litestream-go/litestream/remote/nats"
 	"github.com/litestream-go/litestream/remote/remotetest"
+	"github.com/litestream-go/litestream/remote/webdav"
 )
 
 func TestOpenFile(t *testing.T) {
@@ -51,13 +52,11 @@ func TestOpenErrors(t *testing.T) {
 		want        []string
 		unsupported bool
 	}{
-		{"ftp://host/x", []string{`unknown replica URL scheme "ftp"`, "this build supports: file, nats"}, false},
+		{"ftp://host/x", []string{`unknown replica URL scheme "ftp"`, "this build supports: file, nats, webdav, webdavs"}, false},
 		{"s3://bucket/db?secret-access-key=hunter2", []string{"s3 backend is not yet supported in this build", "supported: file", "secret-access-key=xxxxx"}, true},
 		{"gs://bucket/db", []string{"gs backend is not yet supported"}, true},
 		{"abs://acct@container/db", []string{"abs backend is not yet supported"}, true},
 		{"sftp://u:hunter2@127.0.0.1:22/db", []string{"sftp backend is not yet supported", "u:xxxxx@"}, true},
-		{"webdav://127.0.0.1/db", []string{"webdav backend is not yet supported"}, true},
-		{"webdavs://127.0.0.1/db", []string{"webdavs backend is not yet supported"}, true},
 		{"file://host/x", []string{`has host "host"`}, false},
 	}
 	for _, tt := range tests {
@@ -117,5 +116,37 @@ func TestOpenNATS(t *testing.T) {
 				t.Fatalf("config %+v", cfg)
 			}
 		})
+	}
+}
+
+func TestOpenWebDAV(t *testing.T) {
+	tests := []struct {
+		raw                     string
+		opts                    Options
+		url, path, user, passwd string
+		skip                    bool
+	}{
+		{raw: "webdav://127.0.0.1:8080/backups/app", url: "http://127.0.0.1:8080", path: "backups/app"},
+		{raw: "webdavs://u:pw@dav.example.com/x?skip-verify=true", url: "https://dav.example.com", path: "x", user: "u", passwd: "pw", skip: true},
+		{raw: "webdavs://dav.example.com/x", opts: Options{User: "o", Password: "opw", SkipVerify: true}, url: "https://dav.example.com", path: "x", user: "o", passwd: "opw", skip: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			c, err := OpenWithOptions(t.Context(), tt.raw, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wc, ok := c.(*webdav.Client)
+			if !ok || c.Type() != "webdav" {
+				t.Fatalf("got %T", c)
+			}
+			cfg := wc.Config()
+			if cfg.URL != tt.url || cfg.Path != tt.path || cfg.Username != tt.user || cfg.Password != tt.passwd || cfg.SkipVerify != tt.skip {
+				t.Fatalf("config URL=%s path=%s user=%s skip=%v", cfg.URL, cfg.Path, cfg.Username, cfg.SkipVerify)
+			}
+		})
+	}
+	if _, err := Open(t.Context(), "webdav://h/x?skip-verify=maybe"); err == nil || !strings.Contains(err.Error(), "skip-verify") {
+		t.Fatalf("bad bool: %v", err)
 	}
 }

@@ -1,0 +1,687 @@
+// Package webdav is the remote.Client for a WebDAV server, in the layout
+// Litestream v0.5 writes:
+//
+//	<path>/ltx/<level decimal>/<%016x-%016x>.ltx
+//
+// URLs: webdav://[user[:password]@]host[:port]/path over HTTP, webdavs://
+// over HTTPS.
+//
+// Timestamps. WebDAV has no user metadata on PUT, and Litestream v0.5 lists
+// a file's creation time as the server's getlastmodified (upload time, to
+// the second). This client stores the LTX header timestamp as the dead
+// property {urn:litestream:}timestamp (RFC 3339) with PROPPATCH, and lists
+// it when the server kept it; on a server without dead properties (nginx,
+// a plain directory behind golang.org/x/net/webdav) it falls back to
+// getlastmodified, as Litestream does. Either way the files are the same,
+// so both tools read each other's replicas.
+//
+// Writes are atomic: the file is PUT under a hidden temporary name in the
+// level collection, given its timestamp, then MOVEd over the final name,
+// so a reader never sees a partial file. The upload is spooled first (to
+// memory, or a temporary file past 8 MiB) so that it is sent with a
+// Content-Length, which many servers require, and can be re-sent on a
+// retry. Reads are Range requests; a server that ignores Range is detected
+// and the range is cut from its full response.
+//
+// The client speaks HTTP itself (Basic authentication) rather than through
+// gowebdav v0.13.0, because that library's requests take no context (no
+// cancellation or per-request deadline) and cannot read or write custom
+// properties.
+package webdav
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/internal/backend"
+)
+
+// PropNamespace and PropTimestamp name the dead property holding a file's
+// creation time.
+const (
+	PropNamespace = "urn:litestream:"
+	PropTimestamp = "timestamp"
+)
+
+// Config configures a Client.
+type Config struct {
+	// URL is the server's base URL, http:// or https://, e.g.
+	// "https://dav.example.com/remote.php/dav/files/me". Credentials do not
+	// belong here.
+	URL string
+	// Path is the replica root below URL.
+	Path string
+	// Username and Password, if set, are sent with Basic authentication.
+	Username, Password string
+	// SkipVerify disables TLS certificate verification.
+	SkipVerify bool
+	// Timeout bounds each request that does not stream a body back
+	// (default 30s; uploads get one more second per MiB).
+	Timeout time.Duration
+	// HTTPClient replaces the default client (tests, proxies).
+	HTTPClient *http.Client
+	// Retry is the policy for transient failures (zero: backend.DefaultRetry).
+	Retry backend.Retry
+	// Logger receives debug and retry messages (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+// Client is a replica on a WebDAV server. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	base *url.URL
+	http *http.Client
+	log  *slog.Logger
+	what string
+
+	// noDeadProps is set once the server refused the timestamp property,
+	// so later writes skip the PROPPATCH.
+	noDeadProps atomic.Bool
+}
+
+var _ remote.Client = (*Client)(nil)
+
+// New returns a client for cfg. It does not contact the server.
+func New(cfg Config) (*Client, error) {
+	base, err := url.Parse(cfg.URL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("webdav replica: invalid server URL %q: want http(s)://host[/path]", cfg.URL)
+	}
+	if base.User != nil {
+		return nil, errors.New("webdav replica: put credentials in Username/Password, not in the server URL")
+	}
+	base.Path = strings.TrimSuffix(base.Path, "/")
+	base.RawQuery, base.Fragment = "", ""
+	cfg.Path = strings.Trim(path.Clean("/"+cfg.Path), "/")
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg.Retry.Logger = log
+	hc := cfg.HTTPClient
+	if hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if cfg.SkipVerify {
+			tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+		}
+		hc = &http.Client{Transport: tr}
+	}
+	return &Client{
+		cfg:  cfg,
+		base: base,
+		http: hc,
+		log:  log.With("backend", "webdav", "server", base.Host),
+		what: "webdav " + base.Host,
+	}, nil
+}
+
+// Type returns "webdav".
+func (c *Client) Type() string { return "webdav" }
+
+// Config returns the client's configuration, defaults applied.
+func (c *Client) Config() Config { return c.cfg }
+
+func (c *Client) levelDir(level int) string {
+	return path.Join(c.cfg.Path, "ltx", strconv.Itoa(level))
+}
+
+// FilePath returns the path of one LTX file below the server URL.
+func (c *Client) FilePath(level int, minTXID, maxTXID ltx.TXID) string {
+	return path.Join(c.levelDir(level), remote.FileName(minTXID, maxTXID))
+}
+
+// fail builds an error naming the server, operation and path, with the
+// password removed.
+func (c *Client) fail(op, p string, err error) error {
+	return backend.Redact(fmt.Errorf("%s: %s %q: %w", c.what, op, "/"+p, err), c.cfg.Password)
+}
+
+// statusError is an unexpected HTTP status.
+type statusError struct {
+	method string
+	code   int
+	body   string
+}
+
+func (e *statusError) Error() string {
+	s := fmt.Sprintf("%s: HTTP %d %s", e.method, e.code, http.StatusText(e.code))
+	if e.body != "" {
+		s += ": " + e.body
+	}
+	return s
+}
+
+func newStatusError(method string, resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	body := strings.Join(strings.Fields(string(b)), " ")
+	err := &statusError{method: method, code: resp.StatusCode, body: body}
+	if resp.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("%w: %w", remote.ErrNotExist, err)
+	}
+	return err
+}
+
+func transient(err error) bool {
+	var se *statusError
+	if errors.As(err, &se) {
+		return backend.IsTransientStatus(se.code)
+	}
+	return backend.IsTransientNet(err)
+}
+
+// urlFor returns the absolute URL of a path below the base, escaped.
+func (c *Client) urlFor(p string, dir bool) string {
+	u := *c.base
+	u.Path = c.base.Path + "/" + p
+	if dir {
+		u.Path += "/"
+	}
+	u.RawPath = ""
+	return u.String()
+}
+
+// do sends one request. body may be nil; it is sent with contentLength.
+func (c *Client) do(ctx context.Context, method, target string, body io.Reader, contentLength int64, hdr map[string]string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.ContentLength = contentLength
+		if contentLength == 0 {
+			req.Body = http.NoBody
+		}
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	if c.cfg.Username != "" || c.cfg.Password != "" {
+		req.SetBasicAuth(c.cfg.Username, c.cfg.Password)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// *url.Error repeats the URL; it has no credentials (they are
+		// in the header), so keep it for context.
+		return nil, err
+	}
+	return resp, nil
+}
+
+// simple sends a request without a response body of interest and accepts
+// the given statuses.
+func (c *Client) simple(ctx context.Context, method, target string, body []byte, hdr map[string]string, ok ...int) (int, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	resp, err := c.do(ctx, method, target, r, int64(len(body)), hdr)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	for _, code := range ok {
+		if resp.StatusCode == code {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			return resp.StatusCode, nil
+		}
+	}
+	return resp.StatusCode, newStatusError(method, resp)
+}
+
+func (c *Client) retry() backend.Retry { return c.cfg.Retry.WithAttemptTimeout(c.cfg.Timeout) }
+
+// LTXFiles lists the files of level with MinTXID >= seek, by MinTXID, with
+// one PROPFIND of depth 1 on the level collection.
+func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
+	dir := c.levelDir(level)
+	if err := backend.CheckLevel(level); err != nil {
+		return nil, c.fail("list", dir, err)
+	}
+	var ms multistatus
+	err := c.retry().Do(ctx, c.what+": list "+dir, transient, func(ctx context.Context) error {
+		ms = multistatus{}
+		resp, err := c.do(ctx, "PROPFIND", c.urlFor(dir, true), strings.NewReader(propfindBody), int64(len(propfindBody)),
+			map[string]string{"Depth": "1", "Content-Type": "application/xml; charset=utf-8"})
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusMultiStatus {
+			return newStatusError("PROPFIND", resp)
+		}
+		if err := xml.NewDecoder(resp.Body).Decode(&ms); err != nil {
+			return fmt.Errorf("PROPFIND: decode multistatus: %w", err)
+		}
+		return nil
+	})
+	if errors.Is(err, remote.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, c.fail("list", dir, err)
+	}
+
+	var infos []*ltx.FileInfo
+	for _, r := range ms.Responses {
+		name, ok := hrefName(r.Href)
+		if !ok {
+			continue
+		}
+		minTXID, maxTXID, err := ltx.ParseFilename(name)
+		if err != nil || minTXID < seek || remote.FileName(minTXID, maxTXID) != name {
+			continue
+		}
+		p, ok := r.okProp()
+		if !ok || p.ResourceType.Collection != nil {
+			continue
+		}
+		size, err := strconv.ParseInt(strings.TrimSpace(p.ContentLength), 10, 64)
+		if err != nil {
+			return nil, c.fail("list", dir, fmt.Errorf("%s: bad getcontentlength %q", name, p.ContentLength))
+		}
+		createdAt, ok := backend.ParseTimestamp(p.Timestamp)
+		if !ok {
+			t, err := http.ParseTime(p.LastModified)
+			if err != nil {
+				return nil, c.fail("list", dir, fmt.Errorf("%s: no timestamp and bad getlastmodified %q", name, p.LastModified))
+			}
+			createdAt = t.UTC()
+		}
+		infos = append(infos, &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: createdAt})
+	}
+	backend.SortInfos(infos)
+	return infos, nil
+}
+
+// hrefName returns the last segment of a multistatus href, unescaped; the
+// collection itself (ending in "/") yields false.
+func hrefName(href string) (string, bool) {
+	u, err := url.Parse(strings.TrimSpace(href))
+	if err != nil || strings.HasSuffix(u.Path, "/") || u.Path == "" {
+		return "", false
+	}
+	return path.Base(u.Path), true
+}
+
+// OpenLTXFile opens bytes [offset, offset+size) of a file (size 0: to the
+// end) with a Range request.
+func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	p := c.FilePath(level, minTXID, maxTXID)
+	if err := backend.CheckLevel(level); err != nil {
+		return nil, c.fail("open", p, err)
+	}
+	if err := backend.CheckRange(offset, size); err != nil {
+		return nil, c.fail("open", p, err)
+	}
+	hdr := map[string]string{}
+	if offset > 0 || size > 0 {
+		if size > 0 {
+			hdr["Range"] = fmt.Sprintf("bytes=%d-%d", offset, offset+size-1)
+		} else {
+			hdr["Range"] = fmt.Sprintf("bytes=%d-", offset)
+		}
+	}
+	var resp *http.Response
+	// No per-try timeout: the body streams after the call returns.
+	err := c.cfg.Retry.Do(ctx, c.what+": get "+p, transient, func(ctx context.Context) error {
+		r, err := c.do(ctx, http.MethodGet, c.urlFor(p, false), nil, 0, hdr)
+		if err != nil {
+			return err
+		}
+		switch {
+		case r.StatusCode == http.StatusPartialContent && len(hdr) > 0:
+		case r.StatusCode == http.StatusOK:
+		case r.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+			r.Body.Close()
+			return fmt.Errorf("range offset=%d size=%d is outside the file", offset, size)
+		default:
+			defer r.Body.Close()
+			return newStatusError("GET", r)
+		}
+		resp = r
+		return nil
+	})
+	if err != nil {
+		return nil, c.fail("open", p, err)
+	}
+	desc := fmt.Sprintf("%s file %q", c.what, "/"+p)
+	if resp.StatusCode == http.StatusPartialContent {
+		start, end, total, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil || start != offset {
+			resp.Body.Close()
+			return nil, c.fail("open", p, fmt.Errorf("bad Content-Range %q for offset %d", resp.Header.Get("Content-Range"), offset))
+		}
+		want, err := backend.RangeEnd(offset, size, total)
+		if err != nil {
+			resp.Body.Close()
+			return nil, c.fail("open", p, err)
+		}
+		if end+1 != want {
+			resp.Body.Close()
+			return nil, c.fail("open", p, fmt.Errorf("server returned bytes %d-%d, want %d-%d", start, end, offset, want-1))
+		}
+		return backend.ExactReader(resp.Body, want-offset, desc), nil
+	}
+	// 200: the whole file. The server ignored Range (or none was sent):
+	// cut the range out of the full body.
+	total := resp.ContentLength
+	if total < 0 {
+		// Unknown length: trust the stream, but still insist on the bytes.
+		if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil {
+			resp.Body.Close()
+			return nil, c.fail("open", p, fmt.Errorf("skip to offset %d: %w", offset, err))
+		}
+		if size == 0 {
+			return resp.Body, nil
+		}
+		return backend.PrefixReader(resp.Body, size, desc), nil
+	}
+	want, err := backend.RangeEnd(offset, size, total)
+	if err != nil {
+		resp.Body.Close()
+		return nil, c.fail("open", p, err)
+	}
+	if offset > 0 {
+		if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil {
+			resp.Body.Close()
+			return nil, c.fail("open", p, fmt.Errorf("skip to offset %d: %w", offset, err))
+		}
+	}
+	if want == total {
+		return backend.ExactReader(resp.Body, want-offset, desc), nil
+	}
+	return backend.PrefixReader(resp.Body, want-offset, desc), nil
+}
+
+// parseContentRange parses "bytes START-END/TOTAL".
+func parseContentRange(s string) (start, end, total int64, err error) {
+	var n int
+	n, err = fmt.Sscanf(s, "bytes %d-%d/%d", &start, &end, &total)
+	if err == nil && n != 3 {
+		err = errors.New("short Content-Range")
+	}
+	return
+}
+
+// WriteLTXFile stores the LTX file read from r atomically (see the package
+// doc), with its header timestamp as a dead property where the server
+// keeps one.
+func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	p := c.FilePath(level, minTXID, maxTXID)
+	if err := backend.CheckWrite(level, minTXID, maxTXID); err != nil {
+		return nil, c.fail("write", p, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, c.fail("write", p, err)
+	}
+	createdAt, r, err := backend.ReadHeader(r, minTXID, maxTXID)
+	if err != nil {
+		return nil, c.fail("write", p, err)
+	}
+	spool, err := backend.NewSpool(ctx, r, 0, "")
+	if err != nil {
+		return nil, c.fail("write", p, err)
+	}
+	defer spool.Close()
+
+	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".tmp-"+randomSuffix())
+	timeout := c.cfg.Timeout + time.Duration(spool.Size()>>20)*time.Second
+	err = c.cfg.Retry.WithAttemptTimeout(timeout).Do(ctx, c.what+": put "+p, transient, func(ctx context.Context) error {
+		return c.put(ctx, tmp, spool)
+	})
+	if err != nil {
+		c.removeTemp(tmp)
+		return nil, c.fail("write", p, err)
+	}
+	if !c.noDeadProps.Load() {
+		if err := c.retry().Do(ctx, c.what+": proppatch "+tmp, transient, func(ctx context.Context) error {
+			return c.setTimestamp(ctx, tmp, createdAt)
+		}); err != nil {
+			var refused *propRefusedError
+			if !errors.As(err, &refused) {
+				c.removeTemp(tmp)
+				return nil, c.fail("write", p, fmt.Errorf("set timestamp property: %w", err))
+			}
+			c.noDeadProps.Store(true)
+			c.log.Info("server does not keep dead properties; listing will show upload times (getlastmodified) instead of LTX timestamps", "error", err)
+		}
+	}
+	err = c.retry().Do(ctx, c.what+": move "+tmp, transient, func(ctx context.Context) error {
+		_, err := c.simple(ctx, "MOVE", c.urlFor(tmp, false), nil,
+			map[string]string{"Destination": c.urlFor(p, false), "Overwrite": "T"}, http.StatusCreated, http.StatusNoContent)
+		return err
+	})
+	if err != nil {
+		c.removeTemp(tmp)
+		return nil, c.fail("write", p, fmt.Errorf("move into place: %w", err))
+	}
+	c.log.Debug("wrote ltx file", "path", p, "size", spool.Size())
+	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: spool.Size(), CreatedAt: createdAt}, nil
+}
+
+// put uploads the spool to p, creating the parent collections if the
+// server says they are missing.
+func (c *Client) put(ctx context.Context, p string, spool *backend.Spool) error {
+	send := func() (int, error) {
+		return c.putOnce(ctx, p, spool)
+	}
+	code, err := send()
+	if code == http.StatusConflict || code == http.StatusNotFound {
+		if err := c.mkcolAll(ctx, path.Dir(p)); err != nil {
+			return err
+		}
+		_, err = send()
+	}
+	return err
+}
+
+func (c *Client) putOnce(ctx context.Context, p string, spool *backend.Spool) (int, error) {
+	resp, err := c.do(ctx, http.MethodPut, c.urlFor(p, false), backend.ContextReader(ctx, spool.Reader()), spool.Size(),
+		map[string]string{"Content-Type": "application/octet-stream"})
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusCreated, http.StatusNoContent:
+		return resp.StatusCode, nil
+	}
+	return resp.StatusCode, newStatusError("PUT", resp)
+}
+
+// mkcolAll creates the collection dir and its missing parents.
+func (c *Client) mkcolAll(ctx context.Context, dir string) error {
+	if dir == "." || dir == "" {
+		return nil
+	}
+	parts := strings.Split(dir, "/")
+	for i := range parts {
+		sub := strings.Join(parts[:i+1], "/")
+		// 405: it exists already (possibly made by a concurrent writer).
+		if _, err := c.simple(ctx, "MKCOL", c.urlFor(sub, true), nil, nil, http.StatusCreated, http.StatusMethodNotAllowed); err != nil {
+			return fmt.Errorf("create collection %q: %w", "/"+sub, err)
+		}
+	}
+	return nil
+}
+
+// removeTemp deletes a temporary upload, best effort, without the caller's
+// context (which may be what ended the write).
+func (c *Client) removeTemp(tmp string) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	defer cancel()
+	if _, err := c.simple(ctx, http.MethodDelete, c.urlFor(tmp, false), nil, nil, http.StatusOK, http.StatusNoContent, http.StatusNotFound); err != nil {
+		c.log.Warn("could not remove temporary upload", "path", "/"+tmp, "error", backend.Redact(err, c.cfg.Password))
+	}
+}
+
+// propRefusedError means the server does not store the property.
+type propRefusedError struct{ status string }
+
+func (e *propRefusedError) Error() string { return "server refused the property: " + e.status }
+
+// setTimestamp stores the creation time as a dead property of p.
+func (c *Client) setTimestamp(ctx context.Context, p string, t time.Time) error {
+	var body bytes.Buffer
+	body.WriteString(`<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:L="` + PropNamespace + `"><D:set><D:prop><L:` + PropTimestamp + `>`)
+	_ = xml.EscapeText(&body, []byte(backend.FormatTimestamp(t)))
+	body.WriteString(`</L:` + PropTimestamp + `></D:prop></D:set></D:propertyupdate>`)
+	resp, err := c.do(ctx, "PROPPATCH", c.urlFor(p, false), bytes.NewReader(body.Bytes()), int64(body.Len()),
+		map[string]string{"Content-Type": "application/xml; charset=utf-8"})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusNoContent:
+		return nil
+	case http.StatusMultiStatus:
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented, http.StatusForbidden:
+		return &propRefusedError{status: resp.Status}
+	default:
+		return newStatusError("PROPPATCH", resp)
+	}
+	var ms multistatus
+	if err := xml.NewDecoder(resp.Body).Decode(&ms); err != nil {
+		return fmt.Errorf("PROPPATCH: decode multistatus: %w", err)
+	}
+	for _, r := range ms.Responses {
+		for _, ps := range r.PropStats {
+			if code := statusCode(ps.Status); code < 200 || code > 299 {
+				if code >= 500 && code != 501 {
+					return &statusError{method: "PROPPATCH", code: code}
+				}
+				return &propRefusedError{status: ps.Status}
+			}
+		}
+	}
+	return nil
+}
+
+// statusCode parses "HTTP/1.1 200 OK".
+func statusCode(s string) int {
+	f := strings.Fields(s)
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+func randomSuffix() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// DeleteLTXFiles removes files; missing ones are skipped. It tries every
+// file and returns all failures.
+func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
+	var errs []error
+	for _, info := range files {
+		if info == nil {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		p := c.FilePath(info.Level, info.MinTXID, info.MaxTXID)
+		if err := backend.CheckLevel(info.Level); err != nil {
+			errs = append(errs, c.fail("delete", p, err))
+			continue
+		}
+		if err := c.delete(ctx, p, false); err != nil {
+			errs = append(errs, c.fail("delete", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Client) delete(ctx context.Context, p string, dir bool) error {
+	return c.retry().Do(ctx, c.what+": delete "+p, transient, func(ctx context.Context) error {
+		_, err := c.simple(ctx, http.MethodDelete, c.urlFor(p, dir), nil, nil, http.StatusOK, http.StatusNoContent, http.StatusNotFound)
+		return err
+	})
+}
+
+// DeleteAll removes the collection <path>/ltx and everything in it.
+func (c *Client) DeleteAll(ctx context.Context) error {
+	p := path.Join(c.cfg.Path, "ltx")
+	if err := c.delete(ctx, p, true); err != nil {
+		return c.fail("delete all", p, err)
+	}
+	return nil
+}
+
+// propfindBody asks for what listing needs, the timestamp included.
+const propfindBody = `<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" xmlns:L="` + PropNamespace + `"><D:prop>` +
+	`<D:resourcetype/><D:getcontentlength/><D:getlastmodified/><L:` + PropTimestamp + `/></D:prop></D:propfind>`
+
+type multistatus struct {
+	Responses []response `xml:"DAV: response"`
+}
+
+type response struct {
+	Href      string     `xml:"DAV: href"`
+	PropStats []propstat `xml:"DAV: propstat"`
+}
+
+type propstat struct {
+	Prop   prop   `xml:"DAV: prop"`
+	Status string `xml:"DAV: status"`
+}
+
+type prop struct {
+	ResourceType struct {
+		Collection *struct{} `xml:"DAV: collection"`
+	} `xml:"DAV: resourcetype"`
+	ContentLength string `xml:"DAV: getcontentlength"`
+	LastModified  string `xml:"DAV: getlastmodified"`
+	Timestamp     string `xml:"urn:litestream: timestamp"`
+}
+
+// okProp merges the properties of the response's 2xx propstats.
+func (r response) okProp() (prop, bool) {
+	var out prop
+	found := false
+	for _, ps := range r.PropStats {
+		if code := statusCode(ps.Status); code < 200 || code > 299 {
+			continue
+		}
+		found = true
+		if ps.Prop.ResourceType.Collection != nil {
+			out.ResourceType = ps.Prop.ResourceType
+		}
+		out.ContentLength = cmpOr(out.ContentLength, ps.Prop.ContentLength)
+		out.LastModified = cmpOr(out.LastModified, ps.Prop.LastModified)
+		out.Timestamp = cmpOr(out.Timestamp, ps.Prop.Timestamp)
+	}
+	return out, found
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
