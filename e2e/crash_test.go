@@ -335,6 +335,9 @@ func TestCrashRecovery(t *testing.T) {
 		t.Logf("the daemons logged errors:\n%s", tail(all, 4000))
 	}
 
+	facts := checkReplicaLayout(t, replica)
+	t.Logf("replica levels %v", facts.levels)
+
 	out := filepath.Join(dir, "restored.db")
 	restore(t, replica, 0, out)
 	if m := checkSeqPrefix(t, out); m != total {

@@ -267,6 +267,8 @@ func TestRandomizedWorkload(t *testing.T) {
 	files, _ := listReplica(replica)
 	t.Logf("%d transactions in %s; replica: %d files, max TXID %s; ops %v", n, elapsed.Round(time.Millisecond), len(files), replicaMaxTXID(t, replica), w.ops)
 	t.Logf("time per kind of transaction: %v", w.opTime)
+	facts := checkReplicaLayout(t, replica)
+	t.Logf("replica levels %v", facts.levels)
 
 	out := filepath.Join(dir, "restored.db")
 	restore(t, replica, 0, out)
