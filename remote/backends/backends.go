@@ -20,6 +20,7 @@ import (
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
 	"github.com/litestream-go/litestream/remote/nats"
+	"github.com/litestream-go/litestream/remote/sftp"
 	"github.com/litestream-go/litestream/remote/webdav"
 )
 
@@ -81,7 +82,7 @@ type Options struct {
 }
 
 // Supported returns the schemes this build can open.
-func Supported() []string { return []string{"file", "nats", "webdav", "webdavs"} }
+func Supported() []string { return []string{"file", "sftp", "nats", "webdav", "webdavs"} }
 
 // Open parses rawURL (a URL or a plain path) and returns its client.
 func Open(ctx context.Context, rawURL string) (remote.Client, error) {
@@ -113,6 +114,8 @@ func OpenURL(ctx context.Context, u *remote.URL, opts Options) (remote.Client, e
 	switch u.Scheme {
 	case "file":
 		return file.New(u.Path), nil
+	case "sftp":
+		c, err = openSFTP(u, opts)
 	case "nats":
 		c, err = openNATS(u, opts)
 	case "webdav", "webdavs":
@@ -219,5 +222,24 @@ func openWebDAV(u *remote.URL, opts Options) (remote.Client, error) {
 		SkipVerify: opts.SkipVerify || skip,
 		Timeout:    opts.Timeout,
 		Logger:     opts.Logger,
+	})
+}
+
+func openSFTP(u *remote.URL, opts Options) (remote.Client, error) {
+	insecure, _, err := queryBool(u, "insecure-ignore-host-key", "insecureIgnoreHostKey")
+	if err != nil {
+		return nil, err
+	}
+	pw, _ := u.Password()
+	return sftp.New(sftp.Config{
+		Host:                  u.Host,
+		User:                  pick(opts.User, u.User),
+		Password:              pick(opts.Password, pw),
+		KeyPath:               pick(opts.KeyPath, query(u, "key-path", "keyPath")),
+		HostKey:               pick(opts.HostKey, query(u, "host-key", "hostKey")),
+		InsecureIgnoreHostKey: opts.InsecureIgnoreHostKey || insecure,
+		Path:                  pick(opts.Path, u.Path),
+		Timeout:               opts.Timeout,
+		Logger:                opts.Logger,
 	})
 }

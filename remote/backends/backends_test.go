@@ -13,6 +13,7 @@ import (
 	"github.com/litestream-go/litestream/remote/file"
 	"github.com/litestream-go/litestream/remote/nats"
 	"github.com/litestream-go/litestream/remote/remotetest"
+	"github.com/litestream-go/litestream/remote/sftp"
 	"github.com/litestream-go/litestream/remote/webdav"
 )
 
@@ -47,16 +48,17 @@ func TestOpenFile(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	t.Setenv("HOME", t.TempDir()) // no ~/.ssh/known_hosts: the sftp case fails on host key verification
 	tests := []struct {
 		raw         string
 		want        []string
 		unsupported bool
 	}{
-		{"ftp://host/x", []string{`unknown replica URL scheme "ftp"`, "this build supports: file, nats, webdav, webdavs"}, false},
+		{"ftp://host/x", []string{`unknown replica URL scheme "ftp"`, "this build supports: file, sftp, nats, webdav, webdavs"}, false},
 		{"s3://bucket/db?secret-access-key=hunter2", []string{"s3 backend is not yet supported in this build", "supported: file", "secret-access-key=xxxxx"}, true},
 		{"gs://bucket/db", []string{"gs backend is not yet supported"}, true},
 		{"abs://acct@container/db", []string{"abs backend is not yet supported"}, true},
-		{"sftp://u:hunter2@127.0.0.1:22/db", []string{"sftp backend is not yet supported", "u:xxxxx@"}, true},
+		{"sftp://u:hunter2@127.0.0.1:22/db", []string{"cannot verify the host key", "u:xxxxx@"}, false},
 		{"file://host/x", []string{`has host "host"`}, false},
 	}
 	for _, tt := range tests {
@@ -148,5 +150,36 @@ func TestOpenWebDAV(t *testing.T) {
 	}
 	if _, err := Open(t.Context(), "webdav://h/x?skip-verify=maybe"); err == nil || !strings.Contains(err.Error(), "skip-verify") {
 		t.Fatalf("bad bool: %v", err)
+	}
+}
+
+func TestOpenSFTP(t *testing.T) {
+	t.Setenv("HOME", t.TempDir()) // no known_hosts
+	const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	tests := []struct {
+		raw                      string
+		opts                     Options
+		host, user, pw, path, hk string
+		insecure                 bool
+	}{
+		{raw: "sftp://u:pw@127.0.0.1:2222/backups/app?host-key=" + strings.ReplaceAll(hostKey, " ", "%20"), host: "127.0.0.1:2222", user: "u", pw: "pw", path: "backups/app", hk: hostKey},
+		{raw: "sftp://u@h/x?insecure-ignore-host-key=true", host: "h", user: "u", path: "x", insecure: true, opts: Options{Password: "opw"}, pw: "opw"},
+		{raw: "sftp://h/x", opts: Options{User: "o", Password: "opw", HostKey: hostKey}, host: "h", user: "o", pw: "opw", path: "x", hk: hostKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			c, err := OpenWithOptions(t.Context(), tt.raw, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, ok := c.(*sftp.Client)
+			if !ok || c.Type() != "sftp" {
+				t.Fatalf("got %T", c)
+			}
+			cfg := sc.Config()
+			if cfg.Host != tt.host || cfg.User != tt.user || cfg.Password != tt.pw || cfg.Path != tt.path || cfg.HostKey != tt.hk || cfg.InsecureIgnoreHostKey != tt.insecure {
+				t.Fatalf("config host=%s user=%s path=%s hostkey=%q insecure=%v", cfg.Host, cfg.User, cfg.Path, cfg.HostKey, cfg.InsecureIgnoreHostKey)
+			}
+		})
 	}
 }

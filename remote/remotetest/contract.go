@@ -34,6 +34,39 @@ var baseTime = time.Date(2021, 3, 4, 5, 6, 7, 89_000_000, time.UTC)
 //
 // Randomized subtests log their seed; set REMOTETEST_SEED to replay one.
 func RunContract(t *testing.T, newClient func(t *testing.T) remote.Client) {
+	RunContractWithOptions(t, Options{}, newClient)
+}
+
+// Options relax the contract for what a storage service cannot do.
+type Options struct {
+	// TimestampPrecision is the precision of the stored creation time when
+	// it is coarser than the LTX header's millisecond: SFTP (protocol
+	// version 3) stores whole seconds. A backend with a coarser precision
+	// may report the header timestamp truncated to it. Zero means
+	// milliseconds: the timestamp must come back exactly.
+	TimestampPrecision time.Duration
+}
+
+// contractClient carries the Options along with the client under test.
+type contractClient struct {
+	remote.Client
+	opts Options
+}
+
+// optionsOf returns the Options the client under test runs with.
+func optionsOf(c remote.Client) Options {
+	if cc, ok := c.(*contractClient); ok {
+		return cc.opts
+	}
+	return Options{}
+}
+
+// RunContractWithOptions is RunContract with the relaxations in opts; use
+// it only for what the service itself cannot store, and say why.
+func RunContractWithOptions(t *testing.T, opts Options, newClientFn func(t *testing.T) remote.Client) {
+	newClient := func(t *testing.T) remote.Client {
+		return &contractClient{Client: newClientFn(t), opts: opts}
+	}
 	t.Run("Type", func(t *testing.T) {
 		if typ := newClient(t).Type(); typ == "" {
 			t.Fatal("Type() is empty")
@@ -94,12 +127,12 @@ func write(t *testing.T, c remote.Client, f file) *ltx.FileInfo {
 	if err != nil {
 		t.Fatalf("write %s: %v", f.name(), err)
 	}
-	checkInfo(t, "WriteLTXFile", info, f)
+	checkInfo(t, optionsOf(c), "WriteLTXFile", info, f)
 	return info
 }
 
 // checkInfo asserts that info describes f, CreatedAt included.
-func checkInfo(t *testing.T, what string, info *ltx.FileInfo, f file) {
+func checkInfo(t *testing.T, opts Options, what string, info *ltx.FileInfo, f file) {
 	t.Helper()
 	if info == nil {
 		t.Fatalf("%s %s: nil FileInfo", what, f.name())
@@ -111,7 +144,7 @@ func checkInfo(t *testing.T, what string, info *ltx.FileInfo, f file) {
 		t.Fatalf("%s %s: size %d, want %d", what, f.name(), info.Size, len(f.data))
 	}
 	want := time.UnixMilli(f.spec.Timestamp.UnixMilli())
-	if !info.CreatedAt.Equal(want) {
+	if !timestampMatches(opts, info.CreatedAt, want) {
 		t.Fatalf("%s %s: CreatedAt %s, want the header timestamp %s", what, f.name(),
 			info.CreatedAt.Format(time.RFC3339Nano), want.UTC().Format(time.RFC3339Nano))
 	}
@@ -147,14 +180,23 @@ func list(t *testing.T, c remote.Client, level int, seek ltx.TXID) []*ltx.FileIn
 	return infos
 }
 
+// timestampMatches reports whether a stored creation time got is the header
+// timestamp want, or want truncated to the backend's coarser precision.
+func timestampMatches(opts Options, got, want time.Time) bool {
+	if got.Equal(want) {
+		return true
+	}
+	return opts.TimestampPrecision > time.Millisecond && got.Equal(want.Truncate(opts.TimestampPrecision))
+}
+
 // checkList asserts that the listing is exactly want, in order.
-func checkList(t *testing.T, what string, got []*ltx.FileInfo, want []file) {
+func checkList(t *testing.T, c remote.Client, what string, got []*ltx.FileInfo, want []file) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: listed %d files %s, want %d %s", what, len(got), infoNames(got), len(want), fileNames(want))
 	}
 	for i := range want {
-		checkInfo(t, what, got[i], want[i])
+		checkInfo(t, optionsOf(c), what, got[i], want[i])
 	}
 }
 
@@ -203,7 +245,7 @@ func testWriteRead(t *testing.T, c remote.Client) {
 	f := newFile(t, 0, 5, 5, 3, 1)
 	write(t, c, f)
 	mustEqual(t, "whole file", readFile(t, c, f, 0, 0), f.data)
-	checkList(t, "list", list(t, c, 0, 0), []file{f})
+	checkList(t, c, "list", list(t, c, 0, 0), []file{f})
 
 	// Read one page the way the VFS does: trailer-side size, page index,
 	// then one page frame; decode it and compare with what was encoded.
@@ -234,7 +276,7 @@ func testWriteRead(t *testing.T, c remote.Client) {
 	g := newFile(t, 0, 5, 5, 2, 2)
 	write(t, c, g)
 	mustEqual(t, "rewritten file", readFile(t, c, g, 0, 0), g.data)
-	checkList(t, "list after rewrite", list(t, c, 0, 0), []file{g})
+	checkList(t, c, "list after rewrite", list(t, c, 0, 0), []file{g})
 }
 
 func testReadRanges(t *testing.T, c remote.Client) {
@@ -306,7 +348,7 @@ func testListSeek(t *testing.T, c remote.Client) {
 				want = append(want, f)
 			}
 		}
-		checkList(t, fmt.Sprintf("list level 1 from %s", seek), list(t, c, 1, seek), want)
+		checkList(t, c, fmt.Sprintf("list level 1 from %s", seek), list(t, c, 1, seek), want)
 	}
 }
 
@@ -320,7 +362,7 @@ func testLevels(t *testing.T, c remote.Client) {
 		write(t, c, f)
 	}
 	for _, f := range files {
-		checkList(t, fmt.Sprintf("list level %d", f.level), list(t, c, f.level, 0), []file{f})
+		checkList(t, c, fmt.Sprintf("list level %d", f.level), list(t, c, f.level, 0), []file{f})
 		mustEqual(t, f.name(), readFile(t, c, f, 0, 0), f.data)
 	}
 	for _, level := range []int{3, 4, 5, 6, 7} {
@@ -361,7 +403,7 @@ func testDelete(t *testing.T, c remote.Client) {
 		t.Fatalf("delete: %v", err)
 	}
 	remaining := []file{files[0], files[2], files[4]}
-	checkList(t, "after delete", list(t, c, 0, 0), remaining)
+	checkList(t, c, "after delete", list(t, c, 0, 0), remaining)
 	if _, err := readRange(t.Context(), c, 0, 2, 2, 0, 0); !errors.Is(err, remote.ErrNotExist) {
 		t.Fatalf("read of deleted file: got %v, want ErrNotExist", err)
 	}
@@ -378,7 +420,7 @@ func testDelete(t *testing.T, c remote.Client) {
 	if err := c.DeleteLTXFiles(t.Context(), []*ltx.FileInfo{info(files[3]), info(files[4])}); err != nil {
 		t.Fatalf("delete of missing and present files: %v", err)
 	}
-	checkList(t, "after second delete", list(t, c, 0, 0), []file{files[0], files[2]})
+	checkList(t, c, "after second delete", list(t, c, 0, 0), []file{files[0], files[2]})
 }
 
 func testDeleteAll(t *testing.T, c remote.Client) {
@@ -400,7 +442,7 @@ func testDeleteAll(t *testing.T, c remote.Client) {
 	// The replica is usable again.
 	f := newFile(t, 0, 1, 1, 1, 7)
 	write(t, c, f)
-	checkList(t, "write after DeleteAll", list(t, c, 0, 0), []file{f})
+	checkList(t, c, "write after DeleteAll", list(t, c, 0, 0), []file{f})
 	mustEqual(t, f.name(), readFile(t, c, f, 0, 0), f.data)
 }
 
@@ -422,9 +464,9 @@ func testTimestamp(t *testing.T, c remote.Client) {
 		files = append(files, f)
 	}
 	got := list(t, c, 0, 0)
-	checkList(t, "list", got, files)
+	checkList(t, c, "list", got, files)
 	for i, info := range got {
-		if want := tests[i].ts.Truncate(time.Millisecond); !info.CreatedAt.Equal(want) {
+		if want := tests[i].ts.Truncate(time.Millisecond); !timestampMatches(optionsOf(c), info.CreatedAt, want) {
 			t.Fatalf("%s: CreatedAt %s, want %s", tests[i].name, info.CreatedAt, want)
 		}
 	}
@@ -456,7 +498,7 @@ func testConcurrentWriters(t *testing.T, c remote.Client) {
 	if t.Failed() {
 		return
 	}
-	checkList(t, "list", list(t, c, 0, 0), files)
+	checkList(t, c, "list", list(t, c, 0, 0), files)
 	for _, f := range files {
 		mustEqual(t, f.name(), readFile(t, c, f, 0, 0), f.data)
 	}
@@ -465,7 +507,7 @@ func testConcurrentWriters(t *testing.T, c remote.Client) {
 func testLargeFile(t *testing.T, c remote.Client) {
 	f := newFile(t, remote.SnapshotLevel, 1, 100, LargeFileSize/4096, 42)
 	write(t, c, f)
-	checkList(t, "list", list(t, c, f.level, 0), []file{f})
+	checkList(t, c, "list", list(t, c, f.level, 0), []file{f})
 	mustEqual(t, "whole large file", readFile(t, c, f, 0, 0), f.data)
 	n := int64(len(f.data))
 	for _, r := range [][2]int64{
@@ -531,7 +573,7 @@ func testFailedUpload(t *testing.T, c remote.Client) {
 		if _, err := c.WriteLTXFile(t.Context(), repl.level, 7, 8, failingReader(repl.data[:len(repl.data)/2])); err == nil {
 			t.Fatal("failed overwrite succeeded")
 		}
-		checkList(t, "after failed overwrite", list(t, c, 2, 0), []file{old})
+		checkList(t, c, "after failed overwrite", list(t, c, 2, 0), []file{old})
 		mustEqual(t, "file after failed overwrite", readFile(t, c, old, 0, 0), old.data)
 	})
 }
