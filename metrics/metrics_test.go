@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -127,4 +129,46 @@ func value(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return pb.GetCounter().GetValue()
+}
+
+// TestDashboardMetrics: every metric the Grafana dashboard in etc/ queries
+// is one this package exports.
+func TestDashboardMetrics(t *testing.T) {
+	buf, err := os.ReadFile("../etc/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New()
+	m.AddDB("/db", func() writer.Status { return writer.Status{} })
+	m.Observer("/db").SyncDone(0, nil)
+	m.Observer("/db").CheckpointDone(0, nil)
+	c := m.Client("/db", file.New(t.TempDir()))
+	_, _ = c.LTXFiles(context.Background(), 0, 0)
+	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now()})
+	if _, err := c.WriteLTXFile(context.Background(), 0, 1, 1, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.DeleteAll(context.Background())
+	_, _ = c.OpenLTXFile(context.Background(), 0, 1, 1, 0, 0)
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range mfs {
+		have[mf.GetName()] = true
+	}
+	used := regexp.MustCompile(`litestream_[a-z0-9_]+`).FindAllString(string(buf), -1)
+	if len(used) < 10 {
+		t.Fatalf("dashboard queries only %d metrics", len(used))
+	}
+	for _, name := range used {
+		base := name
+		for _, sfx := range []string{"_bucket", "_count", "_sum"} {
+			base = strings.TrimSuffix(base, sfx)
+		}
+		if !have[base] {
+			t.Errorf("dashboard queries %s, which is not exported", name)
+		}
+	}
 }
