@@ -11,9 +11,11 @@ package vfs
 // invariant 5 requires every input file's checksum to be verified: a
 // corrupted file must fail the restore with an error naming it, never yield
 // silently wrong pages. So restore streams every file of the plan whole, once,
-// through ltx.Decoder, which hashes everything it decodes and compares with
-// the trailer at Close, and writes only the pages the index version assigns
-// to that file. Reading whole files also suits a restore's access pattern:
+// through a decoder that makes every check ltx.Decoder makes (the CRC64 over
+// the header, page headers, decompressed pages, page index and trailer, and
+// the page index against the frames actually read), and writes only the pages
+// the index version assigns to that file. (verifyFile does this in parallel
+// for the block page encoding; ltx.Decoder itself handles the older one.) Reading whole files also suits a restore's access pattern:
 // it needs almost every byte of the plan anyway, and large sequential reads
 // (several in flight per file, several files at once) are bound by bandwidth
 // rather than request latency.
@@ -92,8 +94,8 @@ const (
 
 // Restore writes the database at the target TXID or time to
 // opts.OutputPath: it plans the files, builds the page index version, and
-// streams every plan file whole through the LTX decoder (verifying its
-// checksum), writing each page the version assigns to that file into
+// streams every plan file whole through a verifying LTX decoder (file
+// checksum included), writing each page the version assigns to that file into
 // OutputPath+".tmp". The lock page and pages no file holds stay holes
 // (zeros). The temporary file is fsynced and renamed over OutputPath, and the
 // directory is fsynced. On any error no output file is left behind.
