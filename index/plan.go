@@ -6,6 +6,7 @@ package index
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -36,8 +37,10 @@ type Plan struct {
 	// Timestamp is the CreatedAt of the plan's last file: the time the state
 	// at TXID was written.
 	Timestamp time.Time
-	// Files starts with a snapshot (MinTXID 1) and chains contiguously:
-	// Files[i+1].MinTXID == Files[i].MaxTXID+1, and the last MaxTXID is TXID.
+	// Files starts with a snapshot (MinTXID 1) and chains without gaps:
+	// Files[i+1].MinTXID <= Files[i].MaxTXID+1 < Files[i+1].MaxTXID+1 (a
+	// compaction may overlap the state before it; see follows), and the
+	// last MaxTXID is TXID.
 	Files []*ltx.FileInfo
 }
 
@@ -156,68 +159,136 @@ func PlanFromFiles(files []*ltx.FileInfo, txid ltx.TXID, ts time.Time) (*Plan, e
 	return &Plan{TXID: target, Timestamp: chain[len(chain)-1].CreatedAt, Files: chain}, nil
 }
 
+// follows reports whether f can be applied to the state at TXID s (0: no
+// state yet): it starts at or before s+1 and ends after s. A file that
+// overlaps the state (starts at or before s) is sound to apply: it holds, at
+// its MaxTXID, every page changed in its range, and the pages it does not
+// hold did not change in that range, so the state at s already has them
+// right. Overlaps arise when levels are cut at different TXIDs (a snapshot
+// taken in the middle of a compaction's range) and retention then removes
+// the smaller files that met exactly.
+func follows(f *ltx.FileInfo, s ltx.TXID) bool {
+	return f.MinTXID <= s+1 && f.MaxTXID > s
+}
+
 // reachable returns every TXID whose state some chain of files builds, with
-// the earliest CreatedAt among the files that end a chain there. files must
-// be sorted by MinTXID: a file starting at p can only be reached through
-// files starting before p, so one pass in that order sees every position's
-// reachability before it is needed.
+// the earliest CreatedAt among the files that end a chain there.
 func reachable(files []*ltx.FileInfo) map[ltx.TXID]time.Time {
-	next := map[ltx.TXID]bool{1: true} // positions a chain can continue from
+	// In order of MaxTXID, every state a file can follow (below its
+	// MaxTXID) is final before the file is considered; the highest such
+	// state is the one most likely to be at or after its MinTXID-1.
+	byMax := slices.Clone(files)
+	slices.SortStableFunc(byMax, func(a, b *ltx.FileInfo) int { return cmp.Compare(a.MaxTXID, b.MaxTXID) })
 	states := make(map[ltx.TXID]time.Time)
-	for _, f := range files {
-		if !next[f.MinTXID] {
+	reached := []ltx.TXID{0} // ascending
+	for _, f := range byMax {
+		i := len(reached) - 1
+		if reached[i] == f.MaxTXID {
+			i--
+		}
+		if i < 0 || !follows(f, reached[i]) {
 			continue
 		}
-		next[f.MaxTXID+1] = true
 		if t, ok := states[f.MaxTXID]; !ok || f.CreatedAt.Before(t) {
 			states[f.MaxTXID] = f.CreatedAt
+		}
+		if reached[len(reached)-1] != f.MaxTXID {
+			reached = append(reached, f.MaxTXID)
 		}
 	}
 	return states
 }
 
-// shortestChain returns the fewest-files chain from TXID 1 to target with
-// the tie-breaks PlanFromFiles documents. files must be sorted by MinTXID and
-// target must be reachable.
+// shortestChain returns the fewest-files chain from no state to target with
+// the tie-breaks PlanFromFiles documents. target must be reachable.
+//
+// States are visited in descending TXID order. A file is applicable from
+// the states in [MinTXID-1, MaxTXID-1]; it enters a heap once the walk drops
+// below its MaxTXID (its end state's distance is then final) and leaves it
+// for good once the walk drops below MinTXID-1. The heap's top is the best
+// applicable file: fewest files to target, then the tie-breaks. That is
+// O(files log files), for replicas with tens of thousands of files.
 func shortestChain(files []*ltx.FileInfo, target ltx.TXID) []*ltx.FileInfo {
-	// dist[p] is the fewest files that take the state from p-1 to target;
-	// best[p] is the file to take at position p. Walking files by descending
-	// MinTXID finalizes dist[f.MaxTXID+1] before f is considered, because
-	// every file starting after f.MinTXID has already been seen.
-	dist := map[ltx.TXID]int{target + 1: 0}
+	usable := make([]*ltx.FileInfo, 0, len(files))
+	for _, f := range files {
+		if f.MaxTXID <= target {
+			usable = append(usable, f)
+		}
+	}
+	slices.SortFunc(usable, func(a, b *ltx.FileInfo) int { return cmp.Compare(b.MaxTXID, a.MaxTXID) })
+	states := []ltx.TXID{0}
+	for _, f := range usable {
+		states = append(states, f.MaxTXID)
+	}
+	slices.Sort(states)
+	states = slices.Compact(states)
+
+	dist := map[ltx.TXID]int{target: 0}
 	best := make(map[ltx.TXID]*ltx.FileInfo)
-	for i := len(files) - 1; i >= 0; i-- {
-		f := files[i]
-		if f.MaxTXID > target {
+	h := &fileHeap{dist: dist}
+	next := 0 // usable[next:] have not entered the heap
+	for i := len(states) - 1; i >= 0; i-- {
+		s := states[i]
+		if s >= target {
 			continue
 		}
-		d, ok := dist[f.MaxTXID+1]
-		if !ok {
-			continue
+		for ; next < len(usable) && usable[next].MaxTXID > s; next++ {
+			if _, ok := dist[usable[next].MaxTXID]; ok {
+				heap.Push(h, usable[next])
+			}
 		}
-		d++
-		cur, seen := dist[f.MinTXID]
-		if !seen || d < cur || (d == cur && preferred(f, best[f.MinTXID])) {
-			dist[f.MinTXID] = d
-			best[f.MinTXID] = f
+		for h.Len() > 0 && h.files[0].MinTXID > s+1 {
+			heap.Pop(h)
+		}
+		if h.Len() > 0 {
+			top := h.files[0]
+			dist[s] = dist[top.MaxTXID] + 1
+			best[s] = top
 		}
 	}
 	var chain []*ltx.FileInfo
-	for pos := ltx.TXID(1); pos <= target; {
-		f := best[pos]
+	for s := ltx.TXID(0); s != target; {
+		f := best[s]
 		chain = append(chain, f)
-		pos = f.MaxTXID + 1
+		s = f.MaxTXID
 	}
 	return chain
 }
 
+// fileHeap orders applicable files: fewest files from their end state to
+// the target first, then preferred.
+type fileHeap struct {
+	files []*ltx.FileInfo
+	dist  map[ltx.TXID]int
+}
+
+func (h *fileHeap) Len() int { return len(h.files) }
+func (h *fileHeap) Less(i, j int) bool {
+	a, b := h.files[i], h.files[j]
+	if da, db := h.dist[a.MaxTXID], h.dist[b.MaxTXID]; da != db {
+		return da < db
+	}
+	return preferred(a, b)
+}
+func (h *fileHeap) Swap(i, j int) { h.files[i], h.files[j] = h.files[j], h.files[i] }
+func (h *fileHeap) Push(x any)    { h.files = append(h.files, x.(*ltx.FileInfo)) }
+func (h *fileHeap) Pop() any {
+	f := h.files[len(h.files)-1]
+	h.files = h.files[:len(h.files)-1]
+	return f
+}
+
 // preferred reports whether a should be taken instead of b when both lead to
-// chains of equal length: the longer step first, then the higher level.
+// chains of equal length: the longer step first, then the higher level, then
+// the one overlapping least.
 func preferred(a, b *ltx.FileInfo) bool {
 	if a.MaxTXID != b.MaxTXID {
 		return a.MaxTXID > b.MaxTXID
 	}
-	return a.Level > b.Level
+	if a.Level != b.Level {
+		return a.Level > b.Level
+	}
+	return a.MinTXID > b.MinTXID
 }
 
 // notAvailable describes what the replica can restore, for a target that is

@@ -141,15 +141,47 @@ func TestPlanFromFiles(t *testing.T) {
 			name: "older snapshot when it needs fewer files",
 			// L0 9..20 would be 13 files after the newer snapshot; the
 			// level-1 compaction after the older one makes 2.
-			files: listing(file(9, 1, 8), file(9, 1, 1), file(1, 2, 20), l0(9, 20)),
+			files: listing(file(9, 1, 1), file(1, 2, 20), l0(9, 20), file(9, 1, 1)),
 			want:  "L9:1-1 L1:2-20",
 		},
 		{
-			name: "greedy dead end is avoided",
-			// Taking L1 2-10 strands the chain at 11 (no file starts there).
+			name: "compaction overlapping a snapshot",
+			// The compaction 2-20 overlaps the snapshot at 8; applying it
+			// on top of TXID 8 gives TXID 20 (it holds every page changed
+			// in 2..20). Equal length: the newer snapshot wins.
+			files: listing(file(9, 1, 8), file(9, 1, 1), file(1, 2, 20), l0(9, 20)),
+			want:  "L9:1-8 L1:2-20",
+		},
+		{
+			name: "overlap bridges what retention left",
+			// Level 0 up to 20 is gone; only the straddling compaction
+			// continues the snapshot at 8.
+			files: listing(file(9, 1, 8), file(1, 2, 20), l0(21, 22)),
+			txid:  22,
+			want:  "L9:1-8 L1:2-20 L0:21-21 L0:22-22",
+		},
+		{
+			name:    "a file ending at or before the state does not continue it",
+			files:   listing(file(9, 1, 8), file(1, 2, 8), l0(10, 11)),
+			txid:    11,
+			wantErr: ErrNotAvailable,
+		},
+		{
+			name: "a compaction past the target is not taken",
+			// With overlaps allowed, a longer step never strands a chain
+			// (whatever continues an earlier state and ends later
+			// continues it too); only the exact target limits the steps.
+			files: listing(file(9, 1, 1), file(1, 2, 10), l0(2, 12)),
+			txid:  9,
+			want:  "L9:1-1 L0:2-2 L0:3-3 L0:4-4 L0:5-5 L0:6-6 L0:7-7 L0:8-8 L0:9-9",
+		},
+		{
+			name: "dead end avoided through an overlap",
+			// Level-1 files 2-10 and 9-12 overlap: 2-10 then 9-12 is
+			// applicable (9 <= 11) and shorter than nine level-0 files.
 			files: listing(file(9, 1, 1), file(1, 2, 10), l0(2, 9), file(1, 9, 12)),
 			txid:  12,
-			want:  "L9:1-1 L0:2-2 L0:3-3 L0:4-4 L0:5-5 L0:6-6 L0:7-7 L0:8-8 L1:9-12",
+			want:  "L9:1-1 L1:2-10 L1:9-12",
 		},
 		{
 			name:  "gap: latest is before the gap",

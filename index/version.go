@@ -72,9 +72,10 @@ func (v *Version) Lookup(pgno uint32) (Entry, bool) {
 	return e, e.File != nil
 }
 
-// Apply returns the version after fi. fi must continue v (fi's MinTXID is
-// v.TXID()+1, with the same page size) or be a snapshot (MinTXID 1), which
-// replaces v entirely. Pages beyond fi's Commit are dropped. The cost is
+// Apply returns the version after fi. fi must continue v (fi's MinTXID is at
+// most v.TXID()+1 and its MaxTXID above v.TXID(), with the same page size; an
+// overlapping compaction is sound, see follows in plan.go) or be a snapshot
+// (MinTXID 1), which replaces v entirely. Pages beyond fi's Commit are dropped. The cost is
 // O(pages in fi) plus a copy of the chunk pointer array (Commit/1024 words)
 // and of each touched chunk; v is unchanged.
 func (v *Version) Apply(fi *FileIndex) (*Version, error) {
@@ -86,8 +87,8 @@ func (v *Version) Apply(fi *FileIndex) (*Version, error) {
 		base = nil // a snapshot holds every page: start over
 	case v == nil:
 		return nil, fmt.Errorf("apply %s: the first file must be a snapshot (start at TXID 1), not at TXID %s", desc, h.MinTXID)
-	case h.MinTXID != v.txid+1:
-		return nil, fmt.Errorf("apply %s: not contiguous with the index at TXID %s (needs a file starting at %s)", desc, v.txid, v.txid+1)
+	case h.MinTXID > v.txid+1 || h.MaxTXID <= v.txid:
+		return nil, fmt.Errorf("apply %s: does not continue the index at TXID %s (needs a file starting at or before %s and ending after it)", desc, v.txid, v.txid+1)
 	case h.PageSize != v.pageSize:
 		return nil, fmt.Errorf("apply %s: page size %d differs from the database's %d", desc, h.PageSize, v.pageSize)
 	}

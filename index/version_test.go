@@ -160,6 +160,25 @@ func equalTXIDs(a, b []ltx.TXID) bool {
 	return true
 }
 
+// TestVersionApplyOverlap: a compaction that starts inside the state's
+// history and ends after it applies on top of it.
+func TestVersionApplyOverlap(t *testing.T) {
+	v1, err := (*Version)(nil).Apply(fakeIndex(9, 1, 3, 10, span(1, 10)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := v1.Apply(fakeIndex(1, 2, 5, 10, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2.TXID() != 5 {
+		t.Fatalf("TXID %s after the overlapping file, want 5", v2.TXID())
+	}
+	if e, ok := v2.Lookup(4); !ok || e.File.MaxTXID != 5 {
+		t.Fatalf("page 4 from %+v, want the overlapping file", e)
+	}
+}
+
 func TestVersionApplyErrors(t *testing.T) {
 	v1, err := (*Version)(nil).Apply(fakeIndex(9, 1, 3, 10, span(1, 10)...))
 	if err != nil {
@@ -174,8 +193,8 @@ func TestVersionApplyErrors(t *testing.T) {
 		errHas string
 	}{
 		{"first file not a snapshot", nil, fakeIndex(0, 2, 2, 10, 1), "must be a snapshot"},
-		{"gap", v1, fakeIndex(0, 5, 5, 10, 1), "not contiguous"},
-		{"overlap", v1, fakeIndex(1, 3, 4, 10, 1), "not contiguous"},
+		{"gap", v1, fakeIndex(0, 5, 5, 10, 1), "does not continue"},
+		{"ends within the state", v1, fakeIndex(1, 2, 3, 10, 1), "does not continue"},
 		{"page size change", v1, ps, "page size 1024"},
 		{"page beyond commit", v1, fakeIndex(0, 4, 4, 10, 11), "page 11"},
 	}
