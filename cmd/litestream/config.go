@@ -45,8 +45,11 @@ type Config struct {
 	ShutdownSyncTimeout  *time.Duration `yaml:"shutdown-sync-timeout"`  // default 30s
 	ShutdownSyncInterval *time.Duration `yaml:"shutdown-sync-interval"` // default 500ms
 
+	// MCPAddr serves a Model Context Protocol endpoint (host defaults to
+	// 127.0.0.1).
+	MCPAddr string `yaml:"mcp-addr"`
+
 	// Not supported yet (parsed, then ignored with a warning).
-	MCPAddr                  string           `yaml:"mcp-addr"`
 	Levels                   []*LevelConfig   `yaml:"levels"`
 	Snapshot                 SnapshotConfig   `yaml:"snapshot"`
 	Validation               ValidationConfig `yaml:"validation"`
@@ -566,7 +569,7 @@ func (c *Config) Unsupported() []string {
 			}
 		}
 	}
-	add("", c, "mcp-addr", "levels", "snapshot", "validation",
+	add("", c, "levels", "snapshot", "validation",
 		"l0-retention", "l0-retention-check-interval", "verify-compaction")
 	add("", &c.ReplicaSettings, unsupportedReplicaSettings...)
 	for i, db := range c.DBs {

@@ -21,9 +21,10 @@ const replicateSynopsis = `	litestream replicate [arguments]                    
 
 // replicated is one database being replicated.
 type replicated struct {
-	path string
-	url  string // redacted
-	db   *writer.DB
+	path   string
+	url    string // redacted
+	db     *writer.DB
+	client remote.Client // counted by the metrics when they are on
 }
 
 func (m *Main) runReplicate(ctx context.Context, args []string) error {
@@ -165,6 +166,14 @@ func (m *Main) runReplicate(ctx context.Context, args []string) error {
 	started := time.Now()
 	if mtr != nil {
 		srv, err := startHTTP(cfg.Addr, metricsMux(mtr), logger, "metrics")
+		if err != nil {
+			_ = closeAll(context.WithoutCancel(ctx))
+			return err
+		}
+		defer srv.Close()
+	}
+	if cfg.MCPAddr != "" {
+		srv, err := startHTTP(cfg.MCPAddr, mcpHandler(m.newMCPServer(dbs, started, logger)), logger, "mcp")
 		if err != nil {
 			_ = closeAll(context.WithoutCancel(ctx))
 			return err
@@ -343,7 +352,7 @@ func (m *Main) openReplicated(ctx context.Context, dbc *DBConfig, global *Replic
 	}
 	logger.Info("replicating", "db", dbc.Path, "replica", red, "type", client.Type(),
 		"sync-interval", durationOrDefault(opts.SyncInterval))
-	return &replicated{path: dbc.Path, url: red, db: db}, nil
+	return &replicated{path: dbc.Path, url: red, db: db, client: client}, nil
 }
 
 func durationOrDefault(d time.Duration) string {
