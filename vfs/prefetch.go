@@ -57,9 +57,10 @@ func (o PrefetchOptions) withDefaults() PrefetchOptions {
 	return o
 }
 
-// maxTracked bounds the interior pages whose children the prefetcher
-// remembers; past it the memory is dropped (it is only a hint).
-const maxTracked = 1 << 16
+// maxTracked bounds the child pointers the prefetcher remembers (a few
+// MiB with the maps' overhead); past it the memory is dropped, as it is
+// only a hint.
+const maxTracked = 1 << 18
 
 // prefetcher decides what to read ahead for one replica. Its knowledge of
 // the tree (which page is whose child) is keyed by page number only: it is
@@ -78,6 +79,7 @@ type prefetcher struct {
 	children map[uint32][]uint32 // interior page -> its child pages
 	parent   map[uint32]uint32   // page -> the interior page that points to it
 	done     map[uint32]bool     // interior pages whose children were prefetched
+	tracked  int                 // child pointers held in children
 }
 
 func newPrefetcher(r *Replica, opts PrefetchOptions) *prefetcher {
@@ -98,12 +100,17 @@ func (p *prefetcher) missed(v *index.Version, pgno uint32, data []byte) {
 	}
 	var fetch []uint32
 	p.mu.Lock()
-	if len(p.children) >= maxTracked {
+	if p.tracked+len(kids) > maxTracked {
 		clear(p.children)
 		clear(p.parent)
 		clear(p.done)
+		p.tracked = 0
+	}
+	if old, ok := p.children[pgno]; ok {
+		p.tracked -= len(old)
 	}
 	p.children[pgno] = kids
+	p.tracked += len(kids)
 	for _, k := range kids {
 		p.parent[k] = pgno
 	}
