@@ -20,6 +20,8 @@ import (
 )
 
 const restoreSynopsis = `	litestream restore [arguments] -o OUTPUT_PATH REPLICA_URL
+	litestream restore -dry-run [-json] [-txid TXID | -timestamp TIME] REPLICA_URL
+	litestream restore -f -o OUTPUT_PATH REPLICA_URL   (follow: keep applying new files)
 	litestream restore [arguments] [-o OUTPUT_PATH] DB_PATH   (replica found through the config file)`
 
 // errEmptyReplica is returned (wrapped) when a replica holds no database.
@@ -48,8 +50,17 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	ifReplicaExists := fs.Bool("if-replica-exists", false, "do nothing (exit 0) if the replica has no backup")
 	force := fs.Bool("force", false, "overwrite an existing output database")
 	integrity := fs.String("integrity-check", "quick", "check the restored database: none, quick or full")
+	dryRun := fs.Bool("dry-run", false, "print the restore plan (files, levels, sizes) and restore nothing")
+	asJSON := fs.Bool("json", false, "with -dry-run: print the plan as JSON")
+	follow := fs.Bool("f", false, "follow: after restoring, keep applying new files to the output in place until interrupted; resumes from the output's recorded TXID")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *asJSON && !*dryRun {
+		return fmt.Errorf("%w: -json needs -dry-run", errUsage)
+	}
+	if *follow && (*dryRun || *txidStr != "" || *tsStr != "") {
+		return fmt.Errorf("%w: -f follows the latest state; it cannot be combined with -dry-run, -txid or -timestamp", errUsage)
 	}
 	switch {
 	case fs.NArg() == 0:
@@ -85,6 +96,9 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *dryRun {
+		return m.restoreDryRun(ctx, tgt.URL, p, *asJSON)
+	}
 	p.output = *output
 	if p.output == "" {
 		if tgt.DBPath == "" {
@@ -94,6 +108,9 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	}
 	if p.output, err = expandPath(p.output); err != nil {
 		return err
+	}
+	if *follow {
+		return m.restoreFollow(ctx, tgt.URL, p)
 	}
 	if _, err := os.Stat(p.output); err == nil {
 		if *ifDBNotExists {
@@ -137,7 +154,9 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 // vfs.Restore also removes a replaced database's stale -wal and -shm), then
 // runs the integrity check.
 func (m *Main) restore(ctx context.Context, client remote.Client, p restoreParams, logger *slog.Logger) (*vfs.RestoreResult, error) {
-	res, err := vfs.Restore(ctx, client, vfs.RestoreOptions{
+	// A writer's retention may delete a planned file while it is read:
+	// plan once more before failing.
+	res, err := vfs.RestoreReplanning(ctx, client, vfs.RestoreOptions{
 		OutputPath:  p.output,
 		TXID:        p.txid,
 		Timestamp:   p.timestamp,

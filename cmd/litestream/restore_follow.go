@@ -1,0 +1,25 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/litestream-go/litestream/vfs"
+)
+
+// restoreFollow runs `restore -f`: restore the latest state to p.output if
+// it does not exist (or resume from the TXID recorded beside it), then apply
+// each new file of the replica to it in place until interrupted. See
+// vfs.Follow for the crash-safety protocol.
+func (m *Main) restoreFollow(ctx context.Context, rawURL string, p restoreParams) error {
+	logger := newLogger(m.Stderr, m.Getenv("LOG_LEVEL"), "text")
+	client, err := openReplica(ctx, rawURL)
+	if err != nil {
+		return err
+	}
+	err = vfs.Follow(ctx, client, vfs.FollowOptions{OutputPath: p.output, Logger: logger})
+	if err != nil {
+		return redactErr(fmt.Errorf("follow %s: %w", rawURL, err), rawURL)
+	}
+	return nil
+}

@@ -1,0 +1,278 @@
+package vfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote"
+	fileremote "github.com/litestream-go/litestream/remote/file"
+)
+
+const followPS = 512
+
+// followPrimary writes a synthetic replica: random page changes per TXID,
+// with the database image at each TXID kept for comparison.
+type followPrimary struct {
+	t      *testing.T
+	c      remote.Client
+	rng    *rand.Rand
+	img    []byte
+	txid   ltx.TXID
+	images map[ltx.TXID][]byte
+	// changed[txid] are the pages each TXID wrote.
+	changed map[ltx.TXID]map[uint32]bool
+}
+
+func newFollowPrimary(t *testing.T) *followPrimary {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	return &followPrimary{
+		t: t, c: fileremote.New(t.TempDir()), rng: rand.New(rand.NewPCG(seed, 7)),
+		images: map[ltx.TXID][]byte{}, changed: map[ltx.TXID]map[uint32]bool{},
+	}
+}
+
+// commit changes random pages (and sometimes the size) as the next TXID,
+// written to level 0 (and level 9 for TXID 1).
+func (p *followPrimary) commit() {
+	p.t.Helper()
+	p.txid++
+	n := uint32(len(p.img) / followPS)
+	if p.txid == 1 {
+		n = 20
+	} else {
+		switch p.rng.IntN(5) {
+		case 0:
+			n += uint32(p.rng.IntN(5))
+		case 1:
+			n -= uint32(p.rng.IntN(3))
+		}
+	}
+	img := make([]byte, int(n)*followPS)
+	copy(img, p.img)
+	ch := map[uint32]bool{}
+	for i := 0; i < 1+p.rng.IntN(4); i++ {
+		ch[1+uint32(p.rng.IntN(int(n)))] = true
+	}
+	for pg := uint32(len(p.img)/followPS) + 1; pg <= n; pg++ {
+		ch[pg] = true
+	}
+	if p.txid == 1 {
+		for pg := uint32(1); pg <= n; pg++ {
+			ch[pg] = true
+		}
+	}
+	for pg := range ch {
+		for i := 0; i < followPS; i++ {
+			img[int(pg-1)*followPS+i] = byte(p.rng.Uint32())
+		}
+	}
+	p.img = img
+	p.images[p.txid] = img
+	p.changed[p.txid] = ch
+	p.write(0, p.txid, p.txid)
+	if p.txid == 1 {
+		p.write(remote.SnapshotLevel, 1, 1)
+	}
+}
+
+// write encodes the pages changed in minTXID..maxTXID at their state at
+// maxTXID as one file of level.
+func (p *followPrimary) write(level int, minTXID, maxTXID ltx.TXID) {
+	p.t.Helper()
+	img := p.images[maxTXID]
+	commit := uint32(len(img) / followPS)
+	pages := map[uint32]bool{}
+	for tx := minTXID; tx <= maxTXID; tx++ {
+		for pg := range p.changed[tx] {
+			if pg <= commit {
+				pages[pg] = true
+			}
+		}
+	}
+	var buf bytes.Buffer
+	enc, err := ltx.NewEncoder(&buf)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := enc.EncodeHeader(ltx.Header{Version: ltx.Version, Flags: ltx.HeaderFlagNoChecksum, PageSize: followPS,
+		Commit: commit, MinTXID: minTXID, MaxTXID: maxTXID, Timestamp: time.Now().UnixMilli()}); err != nil {
+		p.t.Fatal(err)
+	}
+	for pg := uint32(1); pg <= commit; pg++ {
+		if pages[pg] {
+			if err := enc.EncodePage(ltx.PageHeader{Pgno: pg}, img[int(pg-1)*followPS:int(pg)*followPS]); err != nil {
+				p.t.Fatal(err)
+			}
+		}
+	}
+	if err := enc.Close(); err != nil {
+		p.t.Fatal(err)
+	}
+	if _, err := p.c.WriteLTXFile(context.Background(), level, minTXID, maxTXID, &buf); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// follow runs Follow in the background; stop cancels it and returns its
+// error.
+func follow(t *testing.T, c remote.Client, out string) (applied func() ltx.TXID, stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var last ltx.TXID
+	done := make(chan error, 1)
+	go func() {
+		done <- Follow(ctx, c, FollowOptions{OutputPath: out, Interval: 10 * time.Millisecond, Logger: discardLogger(),
+			Applied: func(txid ltx.TXID) { mu.Lock(); last = txid; mu.Unlock() }})
+	}()
+	return func() ltx.TXID { mu.Lock(); defer mu.Unlock(); return last }, func() error { cancel(); return <-done }
+}
+
+func waitApplied(t *testing.T, applied func() ltx.TXID, txid ltx.TXID) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for applied() < txid {
+		if time.Now().After(deadline) {
+			t.Fatalf("follower at TXID %s, want %s", applied(), txid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func checkFollowOutput(t *testing.T, out string, want []byte, txid ltx.TXID) {
+	t.Helper()
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("output at TXID %s differs (%d bytes, want %d)", txid, len(got), len(want))
+	}
+	b, err := os.ReadFile(out + "-txid")
+	if err != nil || string(bytes.TrimSpace(b)) != txid.String() {
+		t.Fatalf("recorded TXID %q, %v; want %s", b, err, txid)
+	}
+}
+
+func TestFollowAppliesNewFiles(t *testing.T) {
+	p := newFollowPrimary(t)
+	for i := 0; i < 5; i++ {
+		p.commit()
+	}
+	out := filepath.Join(t.TempDir(), "f.db")
+	applied, stop := follow(t, p.c, out)
+	waitApplied(t, applied, 5)
+	for i := 0; i < 30; i++ {
+		p.commit()
+		if i%7 == 0 {
+			waitApplied(t, applied, p.txid)
+		}
+	}
+	waitApplied(t, applied, p.txid)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkFollowOutput(t, out, p.img, p.txid)
+
+	// Resume: stopped and behind; meanwhile level 0 was compacted into
+	// level 1 and deleted, including a file straddling the output's TXID.
+	at := p.txid
+	for i := 0; i < 6; i++ {
+		p.commit()
+	}
+	p.write(1, at-2, p.txid) // overlaps the output's state
+	l0, _ := p.c.LTXFiles(context.Background(), 0, at-2)
+	if err := p.c.DeleteLTXFiles(context.Background(), l0); err != nil {
+		t.Fatal(err)
+	}
+	applied, stop = follow(t, p.c, out)
+	waitApplied(t, applied, p.txid)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkFollowOutput(t, out, p.img, p.txid)
+}
+
+// TestFollowCrashResume leaves the state of a crash in the middle of an
+// apply (journal downloaded, some pages written, TXID not recorded): the
+// next Follow re-applies it and goes on.
+func TestFollowCrashResume(t *testing.T) {
+	p := newFollowPrimary(t)
+	for i := 0; i < 4; i++ {
+		p.commit()
+	}
+	out := filepath.Join(t.TempDir(), "f.db")
+	applied, stop := follow(t, p.c, out)
+	waitApplied(t, applied, 4)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	p.commit()
+	p.commit()
+	// The crash: TXID 5 downloaded to the journal and half applied.
+	f := &follower{c: p.c, out: out, log: discardLogger()}
+	l0, _ := p.c.LTXFiles(context.Background(), 0, 5)
+	if err := f.fetch(context.Background(), l0[0]); err != nil {
+		t.Fatal(err)
+	}
+	img5 := p.images[5]
+	o, err := os.OpenFile(out, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.WriteAt(img5[:followPS], 0) // page 1 (changed or not, idempotent)
+	o.Close()
+
+	applied, stop = follow(t, p.c, out)
+	waitApplied(t, applied, 6)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkFollowOutput(t, out, p.img, 6)
+	if _, err := os.Stat(out + "-follow.ltx"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("journal left behind: %v", err)
+	}
+}
+
+func TestFollowErrors(t *testing.T) {
+	p := newFollowPrimary(t)
+	for i := 0; i < 3; i++ {
+		p.commit()
+	}
+	dir := t.TempDir()
+	// An existing database without a recorded TXID is not followed.
+	plain := filepath.Join(dir, "plain.db")
+	os.WriteFile(plain, []byte("x"), 0o644)
+	err := Follow(context.Background(), p.c, FollowOptions{OutputPath: plain, Logger: discardLogger()})
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("not recorded")) {
+		t.Fatalf("follow of a plain file: %v", err)
+	}
+
+	// History deleted past the follower: a clear error.
+	out := filepath.Join(dir, "f.db")
+	applied, stop := follow(t, p.c, out)
+	waitApplied(t, applied, 3)
+	stop()
+	for i := 0; i < 3; i++ {
+		p.commit()
+	}
+	l0, _ := p.c.LTXFiles(context.Background(), 0, 4)
+	p.c.DeleteLTXFiles(context.Background(), l0[:1])
+	err = Follow(context.Background(), p.c, FollowOptions{OutputPath: out, Interval: time.Millisecond, Logger: discardLogger()})
+	if !errors.Is(err, ErrFollowGap) {
+		t.Fatalf("follow across a gap: %v", err)
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
