@@ -515,3 +515,22 @@ func runLiveReaders(t *testing.T, root string, w liveWriter) {
 		}
 	}
 }
+
+// TestNoSQLiteDriver guards DESIGN.md's rule: the extension runs inside a
+// host that has SQLite, so nothing it links may bring a SQLite of its own.
+func TestNoSQLiteDriver(t *testing.T) {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	for _, tags := range []string{"", "SQLITE3VFS_LOADABLE_EXT"} {
+		out, err := exec.Command(goBin, "list", "-tags", tags, "-deps", ".").Output()
+		if err != nil {
+			t.Fatalf("go list: %v", err)
+		}
+		for _, pkg := range strings.Fields(string(out)) {
+			for _, driver := range []string{"mattn/go-sqlite3", "modernc.org/sqlite", "crawshaw.io/sqlite", "zombiezen.com/go/sqlite", "ncruces/go-sqlite3"} {
+				if strings.Contains(pkg, driver) {
+					t.Errorf("tags %q: the extension depends on %s", tags, pkg)
+				}
+			}
+		}
+	}
+}
