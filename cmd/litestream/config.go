@@ -49,13 +49,17 @@ type Config struct {
 	// 127.0.0.1).
 	MCPAddr string `yaml:"mcp-addr"`
 
+	// Compaction levels 1..8, level-9 snapshots and retention, applied to
+	// every database (see maintenance.go; defaults as Litestream v0.5).
+	Levels                   []*LevelConfig  `yaml:"levels"`
+	Snapshot                 SnapshotConfig  `yaml:"snapshot"`
+	L0Retention              *time.Duration  `yaml:"l0-retention"`
+	L0RetentionCheckInterval *time.Duration  `yaml:"l0-retention-check-interval"`
+	Retention                RetentionConfig `yaml:"retention"`
+
 	// Not supported yet (parsed, then ignored with a warning).
-	Levels                   []*LevelConfig   `yaml:"levels"`
-	Snapshot                 SnapshotConfig   `yaml:"snapshot"`
-	Validation               ValidationConfig `yaml:"validation"`
-	L0Retention              *time.Duration   `yaml:"l0-retention"`
-	L0RetentionCheckInterval *time.Duration   `yaml:"l0-retention-check-interval"`
-	VerifyCompaction         bool             `yaml:"verify-compaction"`
+	Validation       ValidationConfig `yaml:"validation"`
+	VerifyCompaction bool             `yaml:"verify-compaction"`
 
 	// Path is the file the configuration was read from ("" when built from flags).
 	Path string `yaml:"-"`
@@ -77,15 +81,22 @@ type SocketConfig struct {
 	Permissions uint32 `yaml:"permissions"`
 }
 
-// LevelConfig is one compaction level (not supported yet by the CLI).
+// LevelConfig is one compaction level (levels[0] is level 1).
 type LevelConfig struct {
 	Interval time.Duration `yaml:"interval"`
 }
 
-// SnapshotConfig is the `snapshot:` section (not supported yet).
+// SnapshotConfig is the `snapshot:` section: how often a level-9 snapshot
+// is written and how long snapshots are kept.
 type SnapshotConfig struct {
 	Interval  *time.Duration `yaml:"interval"`
 	Retention *time.Duration `yaml:"retention"`
+}
+
+// RetentionConfig is the top-level `retention:` section; enabled: false
+// deletes nothing remotely (e.g. when a bucket lifecycle rule does it).
+type RetentionConfig struct {
+	Enabled *bool `yaml:"enabled"`
 }
 
 // ValidationConfig is the `validation:` section (not supported yet).
@@ -107,6 +118,9 @@ type DBConfig struct {
 
 	Replica  *ReplicaConfig   `yaml:"replica"`
 	Replicas []*ReplicaConfig `yaml:"replicas"` // legacy list form; at most one entry
+
+	// global is the configuration this entry belongs to (set by Validate).
+	global *Config
 
 	// Not supported yet.
 	Dir                string         `yaml:"dir"`
@@ -455,8 +469,12 @@ func (c *Config) Validate() error {
 	if _, err := parseLogLevel(c.Logging.Level); err != nil {
 		return fmt.Errorf("logging.level: %w", err)
 	}
+	if err := c.validateMaintenance(); err != nil {
+		return err
+	}
 	seen := make(map[string]int)
 	for i, db := range c.DBs {
+		db.global = c // for the settings that apply to every database
 		if db.Path == "" && db.Dir == "" {
 			return fmt.Errorf("dbs[%d]: 'path' is required", i)
 		}
@@ -569,8 +587,7 @@ func (c *Config) Unsupported() []string {
 			}
 		}
 	}
-	add("", c, "levels", "snapshot", "validation",
-		"l0-retention", "l0-retention-check-interval", "verify-compaction")
+	add("", c, "validation", "verify-compaction")
 	add("", &c.ReplicaSettings, unsupportedReplicaSettings...)
 	for i, db := range c.DBs {
 		where := fmt.Sprintf("dbs[%d]", i)

@@ -343,6 +343,7 @@ func (m *Main) openReplicated(ctx context.Context, dbc *DBConfig, global *Replic
 	if mtr != nil {
 		opts.Observer = mtr.Observer(dbc.Path)
 	}
+	dbc.global.applyMaintenance(&opts) // levels, snapshot, retention (maintenance.go)
 	db := writer.New(dbc.Path, client, opts)
 	if mtr != nil {
 		mtr.AddDB(dbc.Path, db.Status)
