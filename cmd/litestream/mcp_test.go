@@ -86,7 +86,12 @@ func TestMCP(t *testing.T) {
 			ReplicaTXID string `json:"replica_txid"`
 		} `json:"dbs"`
 	}
-	call("status", nil, &st)
+	// The first file's level-9 copy lands before its level-0 upload
+	// completes; poll until the daemon has recorded the upload.
+	waitFor(t, "the first upload in the status", 10*time.Second, func() bool {
+		call("status", nil, &st)
+		return len(st.DBs) == 1 && st.DBs[0].ReplicaTXID != "0000000000000000"
+	})
 	if len(st.DBs) != 1 || st.DBs[0].Database != dbPath || st.DBs[0].ReplicaTXID == "0000000000000000" {
 		t.Errorf("status = %+v", st)
 	}
