@@ -19,6 +19,7 @@ import (
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
+	"github.com/litestream-go/litestream/remote/gcs"
 	"github.com/litestream-go/litestream/remote/nats"
 	"github.com/litestream-go/litestream/remote/sftp"
 	"github.com/litestream-go/litestream/remote/webdav"
@@ -82,7 +83,7 @@ type Options struct {
 }
 
 // Supported returns the schemes this build can open.
-func Supported() []string { return []string{"file", "sftp", "nats", "webdav", "webdavs"} }
+func Supported() []string { return []string{"file", "gs", "sftp", "nats", "webdav", "webdavs"} }
 
 // Open parses rawURL (a URL or a plain path) and returns its client.
 func Open(ctx context.Context, rawURL string) (remote.Client, error) {
@@ -114,6 +115,8 @@ func OpenURL(ctx context.Context, u *remote.URL, opts Options) (remote.Client, e
 	switch u.Scheme {
 	case "file":
 		return file.New(u.Path), nil
+	case "gs":
+		c, err = openGCS(u, opts)
 	case "sftp":
 		c, err = openSFTP(u, opts)
 	case "nats":
@@ -241,5 +244,14 @@ func openSFTP(u *remote.URL, opts Options) (remote.Client, error) {
 		Path:                  pick(opts.Path, u.Path),
 		Timeout:               opts.Timeout,
 		Logger:                opts.Logger,
+	})
+}
+
+func openGCS(u *remote.URL, opts Options) (remote.Client, error) {
+	return gcs.New(gcs.Config{
+		Bucket:   pick(opts.Bucket, u.Host),
+		Path:     pick(opts.Path, u.Path),
+		Endpoint: pick(opts.Endpoint, query(u, "endpoint")),
+		Logger:   opts.Logger,
 	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
+	"github.com/litestream-go/litestream/remote/gcs"
 	"github.com/litestream-go/litestream/remote/nats"
 	"github.com/litestream-go/litestream/remote/remotetest"
 	"github.com/litestream-go/litestream/remote/sftp"
@@ -54,9 +55,8 @@ func TestOpenErrors(t *testing.T) {
 		want        []string
 		unsupported bool
 	}{
-		{"ftp://host/x", []string{`unknown replica URL scheme "ftp"`, "this build supports: file, sftp, nats, webdav, webdavs"}, false},
+		{"ftp://host/x", []string{`unknown replica URL scheme "ftp"`, "this build supports: file, gs, sftp, nats, webdav, webdavs"}, false},
 		{"s3://bucket/db?secret-access-key=hunter2", []string{"s3 backend is not yet supported in this build", "supported: file", "secret-access-key=xxxxx"}, true},
-		{"gs://bucket/db", []string{"gs backend is not yet supported"}, true},
 		{"abs://acct@container/db", []string{"abs backend is not yet supported"}, true},
 		{"sftp://u:hunter2@127.0.0.1:22/db", []string{"cannot verify the host key", "u:xxxxx@"}, false},
 		{"file://host/x", []string{`has host "host"`}, false},
@@ -181,5 +181,26 @@ func TestOpenSFTP(t *testing.T) {
 				t.Fatalf("config host=%s user=%s path=%s hostkey=%q insecure=%v", cfg.Host, cfg.User, cfg.Path, cfg.HostKey, cfg.InsecureIgnoreHostKey)
 			}
 		})
+	}
+}
+
+func TestOpenGCS(t *testing.T) {
+	c, err := Open(t.Context(), "gs://my-bucket/backups/app?endpoint=http://127.0.0.1:4443/storage/v1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc, ok := c.(*gcs.Client)
+	if !ok || c.Type() != "gs" {
+		t.Fatalf("got %T", c)
+	}
+	if cfg := gc.Config(); cfg.Bucket != "my-bucket" || cfg.Path != "backups/app" || cfg.Endpoint != "http://127.0.0.1:4443/storage/v1/" {
+		t.Fatalf("config %+v", cfg)
+	}
+	c, err = OpenWithOptions(t.Context(), "gs://my-bucket/x", Options{Bucket: "other", Path: "y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.(*gcs.Client).Config(); cfg.Bucket != "other" || cfg.Path != "y" {
+		t.Fatalf("config %+v", cfg)
 	}
 }

@@ -1,0 +1,169 @@
+package gcs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+
+	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/internal/backend"
+	"github.com/litestream-go/litestream/remote/remotetest"
+)
+
+// fake is fake-gcs-server's handler served on 127.0.0.1 behind a fault
+// injector: failNext requests get the status failCode.
+type fake struct {
+	gcs      *fakestorage.Server
+	endpoint string
+	failNext atomic.Int64
+	failCode atomic.Int64
+	requests atomic.Int64
+	ranges   atomic.Int64
+}
+
+func startFake(t *testing.T) *fake {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + l.Addr().String()
+	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{
+		Scheme: "http", NoListener: true, ExternalURL: base, PublicHost: l.Addr().String(), Writer: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fake{gcs: gcs, endpoint: base + "/storage/v1/"}
+	h := gcs.HTTPHandler()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.requests.Add(1)
+		if r.Header.Get("Range") != "" {
+			f.ranges.Add(1)
+		}
+		if f.failNext.Add(-1) >= 0 {
+			http.Error(w, `{"error":{"code":`+fmt.Sprint(f.failCode.Load())+`,"message":"injected"}}`, int(f.failCode.Load()))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close(); gcs.Stop() })
+	return f
+}
+
+func (f *fake) bucket(name string) {
+	f.gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: name})
+}
+
+func (f *fake) client(t *testing.T, bucket, p string) *Client {
+	t.Helper()
+	c, err := New(Config{Bucket: bucket, Path: p, Endpoint: f.endpoint, ChunkSize: 5 << 20,
+		Retry: backend.Retry{Attempts: 5, Base: time.Millisecond, Max: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestContract(t *testing.T) {
+	f := startFake(t)
+	var n atomic.Int64
+	remotetest.RunContract(t, func(t *testing.T) remote.Client {
+		bucket := fmt.Sprintf("contract-%d", n.Add(1))
+		f.bucket(bucket)
+		return f.client(t, bucket, "db/app")
+	})
+}
+
+// TestLayout checks the object name and the metadata Litestream reads.
+func TestLayout(t *testing.T) {
+	f := startFake(t)
+	f.bucket("layout")
+	ts := time.Date(2021, 3, 4, 5, 6, 7, 89_000_000, time.UTC)
+	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 0x1a, MaxTXID: 0x2b, Timestamp: ts, Pages: 2})
+	for _, tt := range []struct{ path, name string }{
+		{"backups/app", "backups/app/ltx/3/000000000000001a-000000000000002b.ltx"},
+		{"", "ltx/3/000000000000001a-000000000000002b.ltx"},
+	} {
+		c := f.client(t, "layout", tt.path)
+		if _, err := c.WriteLTXFile(t.Context(), 3, 0x1a, 0x2b, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		obj, err := f.gcs.GetObject("layout", tt.name)
+		if err != nil {
+			t.Fatalf("object %s: %v", tt.name, err)
+		}
+		if got := obj.Metadata["litestream-timestamp"]; got != "2021-03-04T05:06:07.089Z" {
+			t.Fatalf("litestream-timestamp = %q", got)
+		}
+		if !bytes.Equal(obj.Content, data) {
+			t.Fatal("content differs")
+		}
+	}
+}
+
+// TestFaults injects server errors: 503s are retried (reads, listings and
+// uploads), a 403 is not, and a missing bucket is reported as such.
+func TestFaults(t *testing.T) {
+	f := startFake(t)
+	f.bucket("faults")
+	c := f.client(t, "faults", "db")
+	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now(), Pages: 3})
+
+	f.failCode.Store(503)
+	f.failNext.Store(2)
+	if _, err := c.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(data)); err != nil {
+		t.Fatalf("write through 503s: %v", err)
+	}
+	f.failNext.Store(2)
+	if infos, err := c.LTXFiles(t.Context(), 0, 0); err != nil || len(infos) != 1 {
+		t.Fatalf("list through 503s: %d %v", len(infos), err)
+	}
+	f.failNext.Store(2)
+	f.ranges.Store(0)
+	rc, err := c.OpenLTXFile(t.Context(), 0, 1, 1, 100, 200)
+	if err != nil {
+		t.Fatalf("read through 503s: %v", err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data[100:300]) {
+		t.Fatalf("range read: %v", err)
+	}
+	if f.ranges.Load() == 0 {
+		t.Fatal("no Range request was sent")
+	}
+
+	f.failCode.Store(403)
+	f.failNext.Store(1)
+	f.requests.Store(0)
+	_, err = c.LTXFiles(t.Context(), 0, 0)
+	if err == nil || f.requests.Load() != 1 {
+		t.Fatalf("403: %v after %d requests", err, f.requests.Load())
+	}
+	if !strings.Contains(err.Error(), `gs bucket "faults"`) || !strings.Contains(err.Error(), `"db/ltx/0/"`) {
+		t.Fatalf("error does not name bucket and key: %v", err)
+	}
+	f.failNext.Store(0)
+
+	missing := f.client(t, "no-such-bucket", "db")
+	_, err = missing.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(data))
+	if err == nil || !strings.Contains(err.Error(), `gs bucket "no-such-bucket"`) {
+		t.Fatalf("missing bucket: %v", err)
+	}
+	t.Log(err)
+	if errors.Is(err, remote.ErrNotExist) {
+		t.Fatal("missing bucket reported as a missing file")
+	}
+}
