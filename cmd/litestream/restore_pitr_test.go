@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+)
+
+func dryRun(t *testing.T, replica string, args ...string) planOutput {
+	t.Helper()
+	code, stdout, stderr := run(t, noConfig(t), append(append([]string{"restore", "-dry-run", "-json"}, args...), replica)...)
+	if code != 0 {
+		t.Fatalf("restore -dry-run %v: exit %d: %s", args, code, stderr)
+	}
+	var p planOutput
+	if err := json.Unmarshal([]byte(stdout), &p); err != nil {
+		t.Fatalf("dry-run JSON: %v\n%s", err, stdout)
+	}
+	return p
+}
+
+func planString(p planOutput) string {
+	var parts []string
+	for _, f := range p.Files {
+		parts = append(parts, strings.TrimLeft(f.MinTXID, "0")+"-"+strings.TrimLeft(f.MaxTXID, "0")+"@"+string(rune('0'+f.Level)))
+	}
+	return strings.Join(parts, " ")
+}
+
+// TestRestore_DryRunAndTimestamp: the plan over the fixture's levels, as
+// JSON and text, and a restore by timestamp to the moment a plan reports.
+func TestRestore_DryRunAndTimestamp(t *testing.T) {
+	fx := fixtureDir(t)
+	replica := "file://" + filepath.Join(fx, "replica")
+	for _, tc := range []struct {
+		args []string
+		txid string
+		want string
+	}{
+		// Fewest files, newest snapshot first, then the longest steps.
+		{nil, "000000000000000f", "1-1@9 2-9@2 a-f@2"},
+		{[]string{"-txid", "5"}, "0000000000000005", "1-1@9 2-5@1"},
+		{[]string{"-txid", "3"}, "0000000000000003", "1-1@9 2-2@0 3-3@0"},
+		{[]string{"-txid", "000000000000000c"}, "000000000000000c", "1-1@9 2-9@2 a-a@0 b-b@0 c-c@0"},
+	} {
+		p := dryRun(t, replica, tc.args...)
+		if p.TXID != tc.txid || planString(p) != tc.want {
+			t.Errorf("dry-run %v: TXID %s plan %q, want %s %q", tc.args, p.TXID, planString(p), tc.txid, tc.want)
+		}
+		var sum int64
+		for _, f := range p.Files {
+			sum += f.Size
+		}
+		if sum != p.Size || sum == 0 {
+			t.Errorf("dry-run size %d, files sum %d", p.Size, sum)
+		}
+	}
+
+	// Text form.
+	code, stdout, _ := run(t, noConfig(t), "restore", "-dry-run", "-txid", "9", replica)
+	if code != 0 || !strings.Contains(stdout, "restore to TXID 0000000000000009") || !strings.Contains(stdout, "level") {
+		t.Errorf("text dry-run: exit %d\n%s", code, stdout)
+	}
+
+	// By timestamp: the moment TXID 9 was created gives TXID 9. A copy of
+	// the fixture whose file times are the LTX header timestamps (as the
+	// file backend writes them; checkouts lose them).
+	dir := t.TempDir()
+	copyDir(t, filepath.Join(fx, "replica"), filepath.Join(dir, "replica"))
+	stampHeaderTimes(t, filepath.Join(dir, "replica"))
+	replica = "file://" + filepath.Join(dir, "replica")
+	p9 := dryRun(t, replica, "-txid", "9")
+	ts := p9.Timestamp.Format(time.RFC3339Nano)
+	if p := dryRun(t, replica, "-timestamp", ts); p.TXID != "0000000000000009" {
+		t.Errorf("dry-run -timestamp %s: TXID %s, want 9", ts, p.TXID)
+	}
+	out := filepath.Join(t.TempDir(), "at9.db")
+	if code, _, stderr := run(t, noConfig(t), "restore", "-timestamp", ts, "-o", out, replica); code != 0 {
+		t.Fatalf("restore -timestamp: exit %d: %s", code, stderr)
+	}
+	if got := queryString(t, out, "select count(*) || ',' || total(id) || ',' || total(length(name)) from users"); got != "4000,8002000.0,32561.0" {
+		t.Errorf("users at TXID 9 = %s", got)
+	}
+
+	// Errors.
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"restore", "-json", "-o", out + "x", replica}, "-json needs -dry-run"},
+		{[]string{"restore", "-f", "-txid", "5", "-o", out + "x", replica}, "cannot be combined"},
+		{[]string{"restore", "-dry-run", "-txid", "99", replica}, "the replica has TXIDs 0000000000000001"},
+		{[]string{"restore", "-dry-run", "-timestamp", "2000-01-01T00:00:00Z", replica}, "no state was created at or before"},
+	} {
+		code, _, stderr := run(t, noConfig(t), tc.args...)
+		if code == 0 || !strings.Contains(stderr, tc.msg) {
+			t.Errorf("%v: exit %d, stderr %q; want an error containing %q", tc.args, code, stderr, tc.msg)
+		}
+	}
+}
+
+// stampHeaderTimes sets each LTX file's modification time to its header
+// timestamp.
+func stampHeaderTimes(t *testing.T, root string) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".ltx") {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		buf := make([]byte, ltx.HeaderSize)
+		if _, err := io.ReadFull(f, buf); err != nil {
+			return err
+		}
+		var hdr ltx.Header
+		if err := hdr.UnmarshalBinary(buf); err != nil {
+			return err
+		}
+		ts := time.UnixMilli(hdr.Timestamp)
+		return os.Chtimes(p, ts, ts)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRestore_Follow: restore -f restores the fixture, records its TXID and
+// keeps running until interrupted; a second run resumes.
+func TestRestore_Follow(t *testing.T) {
+	fx := fixtureDir(t)
+	dir := t.TempDir()
+	copyDir(t, filepath.Join(fx, "replica"), filepath.Join(dir, "replica"))
+	replica := "file://" + filepath.Join(dir, "replica")
+	out := filepath.Join(dir, "follow.db")
+	for round := 0; round < 2; round++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		var stderr bytes.Buffer
+		m := &Main{Stdout: &bytes.Buffer{}, Stderr: &stderr, Getenv: env(noConfig(t))}
+		done := make(chan int, 1)
+		go func() { done <- m.Main(ctx, []string{"restore", "-f", "-o", out, replica}) }()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			b, _ := os.ReadFile(out + "-txid")
+			if strings.TrimSpace(string(b)) == "000000000000000f" {
+				break
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("round %d: no recorded TXID 15; stderr:\n%s", round, stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if code := <-done; code != 0 {
+			t.Fatalf("round %d: restore -f exit %d: %s", round, code, stderr.String())
+		}
+		if got := fileSHA256(t, out); got != fixtureSHA256 {
+			t.Fatalf("round %d: followed output sha256 %s, want the source database's", round, got)
+		}
+	}
+}
