@@ -111,8 +111,9 @@ func (d *DB) needCheckpoint() bool {
 // sync, and then checkpoints when the WAL holds more than MinCheckpointPageN
 // frames not yet checkpointed or CheckpointInterval has passed. Errors are
 // logged and kept in Status; the loop goes on (the frames stay in the WAL and
-// the next sync retries). Start does nothing if the DB is not open or the loop
-// already runs.
+// the next sync retries). Beside it run compaction with retention, and
+// scheduled snapshots, in goroutines of their own (maintain.go). Start does
+// nothing if the DB is not open or the loop already runs.
 func (d *DB) Start(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
