@@ -14,10 +14,12 @@ import (
 func (m *Main) restoreFollow(ctx context.Context, rawURL string, p restoreParams) error {
 	logger := newLogger(m.Stderr, m.Getenv("LOG_LEVEL"), "text")
 	client, err := openReplica(ctx, rawURL)
-	if err != nil {
-		return err
+	if err == nil {
+		err = vfs.Follow(ctx, client, vfs.FollowOptions{OutputPath: p.output, Logger: logger})
 	}
-	err = vfs.Follow(ctx, client, vfs.FollowOptions{OutputPath: p.output, Logger: logger})
+	if ctx.Err() != nil {
+		return nil // interrupted: the normal way to stop following
+	}
 	if err != nil {
 		return redactErr(fmt.Errorf("follow %s: %w", rawURL, err), rawURL)
 	}
