@@ -62,11 +62,11 @@ func compactLevel(ctx context.Context, c remote.Client, level int, spillDir stri
 	if err != nil {
 		return nil, fmt.Errorf("compact level %d: list level %d: %w", level, level-1, err)
 	}
-	inputs := pendingInputs(src, cursor)
-	if len(inputs) == 0 {
+	runs := pendingInputs(src, cursor)
+	if len(runs) == 0 {
 		return nil, nil
 	}
-	if first := inputs[0]; first.MinTXID > cursor+1 && cursor != 0 {
+	if first := runs[0][0]; first.MinTXID > cursor+1 && cursor != 0 {
 		// The source level has a gap after what this level covers (e.g. a
 		// replica written by something else, or files deleted by hand).
 		// Merging what is there keeps the level useful; the plan bridges or
@@ -75,14 +75,16 @@ func compactLevel(ctx context.Context, c remote.Client, level int, spillDir stri
 			"covered_through", cursor.String(), "next_source", remote.FileDesc(level-1, first.MinTXID, first.MaxTXID))
 	}
 	var out []*ltx.FileInfo
-	for chunk := range slices.Chunk(inputs, maxCompactInputs) {
-		info, err := compactFiles(ctx, c, level, chunk, spillDir)
-		if err != nil {
-			return out, err
+	for _, run := range runs {
+		for chunk := range slices.Chunk(run, maxCompactInputs) {
+			info, err := compactFiles(ctx, c, level, chunk, spillDir)
+			if err != nil {
+				return out, err
+			}
+			log.Debug("compacted", "level", level, "file", remote.FileName(info.MinTXID, info.MaxTXID),
+				"inputs", len(chunk), "size", info.Size)
+			out = append(out, info)
 		}
-		log.Debug("compacted", "level", level, "file", remote.FileName(info.MinTXID, info.MaxTXID),
-			"inputs", len(chunk), "size", info.Size)
-		out = append(out, info)
 	}
 	return out, nil
 }
@@ -112,12 +114,12 @@ func levelCursor(ctx context.Context, c remote.Client, level int) (ltx.TXID, err
 	return above, nil
 }
 
-// pendingInputs returns the contiguous run of src files that extends past
-// cursor, in TXID order: the first file ending after cursor, then each file
-// that starts right after the previous one ends. A gap ends the run (the
-// files after it wait for a later tick, or for good if the gap is permanent,
-// which is logged by the caller through the first file's position).
-func pendingInputs(src []*ltx.FileInfo, cursor ltx.TXID) []*ltx.FileInfo {
+// pendingInputs returns the src files that extend past cursor, in TXID
+// order, as runs without gaps: within a run each file starts at or before
+// the previous one's end+1 and ends after it (an overlap is fine, see
+// ltx.IsContiguous); a gap starts a new run, so that a hole in the source
+// level never stalls the level above it.
+func pendingInputs(src []*ltx.FileInfo, cursor ltx.TXID) [][]*ltx.FileInfo {
 	files := slices.Clone(src)
 	slices.SortFunc(files, func(a, b *ltx.FileInfo) int {
 		if a.MinTXID != b.MinTXID {
@@ -125,26 +127,28 @@ func pendingInputs(src []*ltx.FileInfo, cursor ltx.TXID) []*ltx.FileInfo {
 		}
 		return cmpTXID(b.MaxTXID, a.MaxTXID) // longer first
 	})
+	var runs [][]*ltx.FileInfo
 	var run []*ltx.FileInfo
 	for _, f := range files {
 		if f.MaxTXID <= cursor || f.MinTXID > f.MaxTXID {
 			continue
 		}
-		if len(run) == 0 {
-			run = append(run, f)
-			continue
+		if len(run) > 0 {
+			last := run[len(run)-1]
+			if f.MaxTXID <= last.MaxTXID {
+				continue // inside what the run already has
+			}
+			if f.MinTXID > last.MaxTXID+1 {
+				runs = append(runs, run)
+				run = nil
+			}
 		}
-		last := run[len(run)-1]
-		switch {
-		case f.MaxTXID <= last.MaxTXID:
-			continue // inside what the run already has
-		case f.MinTXID == last.MaxTXID+1:
-			run = append(run, f)
-		default:
-			return run // a gap or an overlap: stop at a clean boundary
-		}
+		run = append(run, f)
 	}
-	return run
+	if len(run) > 0 {
+		runs = append(runs, run)
+	}
+	return runs
 }
 
 func cmpTXID(a, b ltx.TXID) int {

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,28 +217,29 @@ func TestPendingInputs(t *testing.T) {
 		name   string
 		src    []*ltx.FileInfo
 		cursor ltx.TXID
-		want   [][2]ltx.TXID
+		want   string
 	}{
-		{"empty", nil, 0, nil},
-		{"all", []*ltx.FileInfo{fi(1, 1), fi(2, 2), fi(3, 3)}, 0, [][2]ltx.TXID{{1, 1}, {2, 2}, {3, 3}}},
-		{"after cursor", []*ltx.FileInfo{fi(1, 1), fi(2, 2), fi(3, 3)}, 1, [][2]ltx.TXID{{2, 2}, {3, 3}}},
-		{"covered", []*ltx.FileInfo{fi(1, 1), fi(2, 2)}, 2, nil},
-		{"gap stops", []*ltx.FileInfo{fi(3, 4), fi(5, 6), fi(8, 9)}, 2, [][2]ltx.TXID{{3, 4}, {5, 6}}},
-		{"straddling first", []*ltx.FileInfo{fi(1, 4), fi(5, 6)}, 2, [][2]ltx.TXID{{1, 4}, {5, 6}}},
-		{"unsorted", []*ltx.FileInfo{fi(5, 6), fi(3, 4)}, 2, [][2]ltx.TXID{{3, 4}, {5, 6}}},
+		{"empty", nil, 0, ""},
+		{"all", []*ltx.FileInfo{fi(1, 1), fi(2, 2), fi(3, 3)}, 0, "1-1 2-2 3-3"},
+		{"after cursor", []*ltx.FileInfo{fi(1, 1), fi(2, 2), fi(3, 3)}, 1, "2-2 3-3"},
+		{"covered", []*ltx.FileInfo{fi(1, 1), fi(2, 2)}, 2, ""},
+		{"gap starts a new run", []*ltx.FileInfo{fi(3, 4), fi(5, 6), fi(8, 9)}, 2, "3-4 5-6 | 8-9"},
+		{"straddling first", []*ltx.FileInfo{fi(1, 4), fi(5, 6)}, 2, "1-4 5-6"},
+		{"overlap continues a run", []*ltx.FileInfo{fi(3, 6), fi(5, 8)}, 2, "3-6 5-8"},
+		{"contained file skipped", []*ltx.FileInfo{fi(3, 8), fi(4, 5), fi(9, 9)}, 2, "3-8 9-9"},
+		{"unsorted", []*ltx.FileInfo{fi(5, 6), fi(3, 4)}, 2, "3-4 5-6"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var got [][2]ltx.TXID
-			for _, f := range pendingInputs(tc.src, tc.cursor) {
-				got = append(got, [2]ltx.TXID{f.MinTXID, f.MaxTXID})
-			}
-			if len(got) != len(tc.want) {
-				t.Fatalf("got %v, want %v", got, tc.want)
-			}
-			for i := range got {
-				if got[i] != tc.want[i] {
-					t.Fatalf("got %v, want %v", got, tc.want)
+			var parts []string
+			for _, run := range pendingInputs(tc.src, tc.cursor) {
+				var names []string
+				for _, f := range run {
+					names = append(names, fmt.Sprintf("%d-%d", f.MinTXID, f.MaxTXID))
 				}
+				parts = append(parts, strings.Join(names, " "))
+			}
+			if got := strings.Join(parts, " | "); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
 	}
@@ -292,3 +295,30 @@ type discardLog struct{}
 
 func (discardLog) Warn(string, ...any)  {}
 func (discardLog) Debug(string, ...any) {}
+
+// TestCompactGapDoesNotStall: a hole in level 0 splits the merge instead of
+// stopping the level at it.
+func TestCompactGapDoesNotStall(t *testing.T) {
+	e := newEnv(t)
+	opts := e.opts()
+	opts.Levels = []time.Duration{time.Hour}
+	d := e.open(opts)
+	for i := 0; i < 6; i++ {
+		e.insert(3, 200)
+		e.sync(d)
+	}
+	ctx := context.Background()
+	if err := e.client.DeleteLTXFiles(ctx, []*ltx.FileInfo{{Level: 0, MinTXID: 4, MaxTXID: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.Compact(ctx, 1)
+	if err != nil || len(out) != 2 || out[0].MaxTXID != 3 || out[1].MinTXID != 5 || out[1].MaxTXID != 6 {
+		t.Fatalf("compaction across a gap wrote %v, %v; want 2-3 and 5-6", out, err)
+	}
+	e.insert(3, 200)
+	e.sync(d)
+	out, err = d.Compact(ctx, 1)
+	if err != nil || len(out) != 1 || out[0].MinTXID != 7 {
+		t.Fatalf("next compaction wrote %v, %v; want 7-7", out, err)
+	}
+}
