@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/litestream-go/litestream/remote/file"
 	"github.com/litestream-go/litestream/remote/gcs"
 	"github.com/litestream-go/litestream/remote/nats"
+	"github.com/litestream-go/litestream/remote/s3"
 	"github.com/litestream-go/litestream/remote/sftp"
 	"github.com/litestream-go/litestream/remote/webdav"
 )
@@ -83,7 +85,9 @@ type Options struct {
 }
 
 // Supported returns the schemes this build can open.
-func Supported() []string { return []string{"file", "gs", "sftp", "nats", "webdav", "webdavs"} }
+func Supported() []string {
+	return []string{"file", "s3", "gs", "sftp", "nats", "webdav", "webdavs"}
+}
 
 // Open parses rawURL (a URL or a plain path) and returns its client.
 func Open(ctx context.Context, rawURL string) (remote.Client, error) {
@@ -115,6 +119,8 @@ func OpenURL(ctx context.Context, u *remote.URL, opts Options) (remote.Client, e
 	switch u.Scheme {
 	case "file":
 		return file.New(u.Path), nil
+	case "s3":
+		c, err = openS3(u, opts)
 	case "gs":
 		c, err = openGCS(u, opts)
 	case "sftp":
@@ -254,4 +260,45 @@ func openGCS(u *remote.URL, opts Options) (remote.Client, error) {
 		Endpoint: pick(opts.Endpoint, query(u, "endpoint")),
 		Logger:   opts.Logger,
 	})
+}
+
+func openS3(u *remote.URL, opts Options) (remote.Client, error) {
+	cfg := s3.Config{
+		Bucket:          pick(opts.Bucket, u.Host),
+		Path:            pick(opts.Path, u.Path),
+		Region:          pick(opts.Region, query(u, "region")),
+		Endpoint:        opts.Endpoint,
+		AccessKeyID:     pick(opts.AccessKeyID, os.Getenv("LITESTREAM_ACCESS_KEY_ID")),
+		SecretAccessKey: pick(opts.SecretAccessKey, os.Getenv("LITESTREAM_SECRET_ACCESS_KEY")),
+		ForcePathStyle:  opts.ForcePathStyle,
+		SkipVerify:      opts.SkipVerify,
+		PartSize:        opts.PartSize,
+		Concurrency:     opts.Concurrency,
+		Logger:          opts.Logger,
+	}
+	if cfg.Endpoint == "" {
+		// As in Litestream, an endpoint in the URL without a scheme is
+		// plain HTTP (a local MinIO); one from the configuration is HTTPS.
+		if e := query(u, "endpoint"); e != "" {
+			if !strings.Contains(e, "://") {
+				e = "http://" + e
+			}
+			cfg.Endpoint = e
+		}
+	}
+	if cfg.ForcePathStyle == nil {
+		v, ok, err := queryBool(u, "force-path-style", "forcePathStyle")
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			cfg.ForcePathStyle = &v
+		}
+	}
+	skip, _, err := queryBool(u, "skip-verify", "skipVerify")
+	if err != nil {
+		return nil, err
+	}
+	cfg.SkipVerify = cfg.SkipVerify || skip
+	return s3.New(cfg)
 }

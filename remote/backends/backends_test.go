@@ -14,6 +14,7 @@ import (
 	"github.com/litestream-go/litestream/remote/gcs"
 	"github.com/litestream-go/litestream/remote/nats"
 	"github.com/litestream-go/litestream/remote/remotetest"
+	"github.com/litestream-go/litestream/remote/s3"
 	"github.com/litestream-go/litestream/remote/sftp"
 	"github.com/litestream-go/litestream/remote/webdav"
 )
@@ -55,8 +56,8 @@ func TestOpenErrors(t *testing.T) {
 		want        []string
 		unsupported bool
 	}{
-		{"ftp://host/x", []string{`unknown replica URL scheme "ftp"`, "this build supports: file, gs, sftp, nats, webdav, webdavs"}, false},
-		{"s3://bucket/db?secret-access-key=hunter2", []string{"s3 backend is not yet supported in this build", "supported: file", "secret-access-key=xxxxx"}, true},
+		{"ftp://host/x", []string{`unknown replica URL scheme "ftp"`, "this build supports: file, s3, gs, sftp, nats, webdav, webdavs"}, false},
+		{"s3://bucket/db?skip-verify=maybe&secret-access-key=hunter2", []string{"skip-verify", "secret-access-key=xxxxx"}, false},
 		{"abs://acct@container/db", []string{"abs backend is not yet supported"}, true},
 		{"sftp://u:hunter2@127.0.0.1:22/db", []string{"cannot verify the host key", "u:xxxxx@"}, false},
 		{"file://host/x", []string{`has host "host"`}, false},
@@ -202,5 +203,51 @@ func TestOpenGCS(t *testing.T) {
 	}
 	if cfg := c.(*gcs.Client).Config(); cfg.Bucket != "other" || cfg.Path != "y" {
 		t.Fatalf("config %+v", cfg)
+	}
+}
+
+func TestOpenS3(t *testing.T) {
+	t.Setenv("LITESTREAM_ACCESS_KEY_ID", "")
+	t.Setenv("LITESTREAM_SECRET_ACCESS_KEY", "")
+	f := false
+	tests := []struct {
+		raw                      string
+		opts                     Options
+		bucket, path, region, ep string
+		pathStyle                *bool
+		key, secret              string
+	}{
+		{raw: "s3://bucket/app", bucket: "bucket", path: "app"},
+		{raw: "s3://bucket/app?endpoint=127.0.0.1:9000&region=eu-west-1", bucket: "bucket", path: "app", region: "eu-west-1", ep: "http://127.0.0.1:9000"},
+		{raw: "s3://bucket/app?endpoint=https://r2.example.com&forcePathStyle=false", bucket: "bucket", path: "app", ep: "https://r2.example.com", pathStyle: &f},
+		{raw: "s3://bucket/app", opts: Options{Endpoint: "minio.example.com", AccessKeyID: "AK", SecretAccessKey: "SK", Region: "r"},
+			bucket: "bucket", path: "app", region: "r", ep: "https://minio.example.com", key: "AK", secret: "SK"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			c, err := OpenWithOptions(t.Context(), tt.raw, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, ok := c.(*s3.Client)
+			if !ok || c.Type() != "s3" {
+				t.Fatalf("got %T", c)
+			}
+			cfg := sc.Config()
+			if cfg.Bucket != tt.bucket || cfg.Path != tt.path || cfg.Region != tt.region || cfg.Endpoint != tt.ep ||
+				cfg.AccessKeyID != tt.key || cfg.SecretAccessKey != tt.secret ||
+				(cfg.ForcePathStyle == nil) != (tt.pathStyle == nil) || (cfg.ForcePathStyle != nil && *cfg.ForcePathStyle != *tt.pathStyle) {
+				t.Fatalf("config bucket=%s path=%s region=%s endpoint=%s key=%s pathStyle=%v", cfg.Bucket, cfg.Path, cfg.Region, cfg.Endpoint, cfg.AccessKeyID, cfg.ForcePathStyle)
+			}
+		})
+	}
+	t.Setenv("LITESTREAM_ACCESS_KEY_ID", "envkey")
+	t.Setenv("LITESTREAM_SECRET_ACCESS_KEY", "envsecret")
+	c, err := Open(t.Context(), "s3://b/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.(*s3.Client).Config(); cfg.AccessKeyID != "envkey" || cfg.SecretAccessKey != "envsecret" {
+		t.Fatalf("LITESTREAM_* credentials not used")
 	}
 }
