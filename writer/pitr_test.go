@@ -177,9 +177,10 @@ func TestPointInTimeUnderLoad(t *testing.T) {
 	var during, duringOK int
 	stop := make(chan struct{})
 	wg.Add(1)
+	restoreSeed := e.rng.Uint64() // e.rng belongs to this goroutine
 	go func() {
 		defer wg.Done()
-		rng := rand.New(rand.NewPCG(e.rng.Uint64(), 2))
+		rng := rand.New(rand.NewPCG(restoreSeed, 2))
 		for {
 			select {
 			case <-stop:

@@ -107,9 +107,10 @@ func TestRestoresRacingRetentionLoop(t *testing.T) {
 	var ok, unavailable, deleted atomic.Int64
 	for w := 0; w < 2; w++ {
 		wg.Add(1)
+		seed := e.rng.Uint64() // e.rng belongs to this goroutine
 		go func(w int) {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(e.rng.Uint64(), uint64(w)))
+			rng := rand.New(rand.NewPCG(seed, uint64(w)))
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
