@@ -1,8 +1,12 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,5 +61,51 @@ dbs:
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%q: error %v, want one naming %s", tc.y, err, tc.err)
 		}
+	}
+}
+
+// TestReplicate_Maintenance: replicate with short levels and snapshot
+// settings compacts and snapshots (deletion waits for the writer's one-minute
+// grace period, so it is tested in package writer), and the replica still
+// restores the database.
+func TestReplicate_Maintenance(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	replica := filepath.Join(dir, "replica")
+	app := openApp(t, dbPath)
+	cfg := filepath.Join(dir, "litestream.yml")
+	writeFile(t, cfg, fmt.Sprintf(`levels:
+  - interval: 1s
+snapshot: {interval: 2s, retention: 2s}
+l0-retention: 500ms
+l0-retention-check-interval: 200ms
+dbs:
+  - path: %s
+    monitor-interval: 20ms
+    replica: {url: 'file://%s', sync-interval: 50ms}
+`, dbPath, replica))
+	d := startDaemon(t, "-config", cfg)
+	exists := func(level int, name string) bool {
+		_, err := os.Stat(filepath.Join(replica, "ltx", fmt.Sprint(level), name))
+		return err == nil
+	}
+	count := func(level int) int { return countLTX(filepath.Join(replica, "ltx", fmt.Sprint(level))) }
+	n := 0
+	waitFor(t, "compaction and a scheduled snapshot", 20*time.Second, func() bool {
+		n++
+		if _, err := app.Exec(`INSERT INTO t(v) VALUES (?)`, strings.Repeat("x", 100+n%50)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // pacing of the write load, not a synchronization
+		return count(1) > 0 && count(9) >= 2 && exists(9, "0000000000000001-0000000000000001.ltx")
+	})
+	d.sigs <- syscall.SIGTERM
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Fatalf("replicate exit %d:\n%s", code, d.out.String())
+	}
+	out := filepath.Join(dir, "restored.db")
+	restoreTo(t, replica, out)
+	if got, want := queryString(t, out, "select count(*) from t"), fmt.Sprint(n); got != want {
+		t.Fatalf("restored %s rows, wrote %s", got, want)
 	}
 }
