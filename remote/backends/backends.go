@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/abs"
 	"github.com/litestream-go/litestream/remote/file"
 	"github.com/litestream-go/litestream/remote/gcs"
 	"github.com/litestream-go/litestream/remote/nats"
@@ -86,7 +87,7 @@ type Options struct {
 
 // Supported returns the schemes this build can open.
 func Supported() []string {
-	return []string{"file", "s3", "gs", "sftp", "nats", "webdav", "webdavs"}
+	return []string{"file", "s3", "gs", "abs", "sftp", "nats", "webdav", "webdavs"}
 }
 
 // Open parses rawURL (a URL or a plain path) and returns its client.
@@ -123,6 +124,8 @@ func OpenURL(ctx context.Context, u *remote.URL, opts Options) (remote.Client, e
 		c, err = openS3(u, opts)
 	case "gs":
 		c, err = openGCS(u, opts)
+	case "abs":
+		c, err = openABS(u, opts)
 	case "sftp":
 		c, err = openSFTP(u, opts)
 	case "nats":
@@ -301,4 +304,18 @@ func openS3(u *remote.URL, opts Options) (remote.Client, error) {
 	}
 	cfg.SkipVerify = cfg.SkipVerify || skip
 	return s3.New(cfg)
+}
+
+// openABS reads the URL the Litestream way: abs://ACCOUNT@CONTAINER/PATH
+// (see package abs).
+func openABS(u *remote.URL, opts Options) (remote.Client, error) {
+	return abs.New(abs.Config{
+		AccountName: pick(opts.AccountName, u.User),
+		Container:   pick(opts.Bucket, u.Host),
+		Path:        pick(opts.Path, u.Path),
+		Endpoint:    pick(opts.Endpoint, query(u, "endpoint")),
+		AccountKey:  pick(opts.AccountKey, os.Getenv("LITESTREAM_AZURE_ACCOUNT_KEY")),
+		SASToken:    pick(opts.SASToken, os.Getenv("LITESTREAM_AZURE_SAS_TOKEN")),
+		Logger:      opts.Logger,
+	})
 }

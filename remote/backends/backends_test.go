@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/abs"
 	"github.com/litestream-go/litestream/remote/file"
 	"github.com/litestream-go/litestream/remote/gcs"
 	"github.com/litestream-go/litestream/remote/nats"
@@ -56,9 +57,9 @@ func TestOpenErrors(t *testing.T) {
 		want        []string
 		unsupported bool
 	}{
-		{"ftp://host/x", []string{`unknown replica URL scheme "ftp"`, "this build supports: file, s3, gs, sftp, nats, webdav, webdavs"}, false},
+		{"ftp://host/x", []string{`unknown replica URL scheme "ftp"`, "this build supports: file, s3, gs, abs, sftp, nats, webdav, webdavs"}, false},
 		{"s3://bucket/db?skip-verify=maybe&secret-access-key=hunter2", []string{"skip-verify", "secret-access-key=xxxxx"}, false},
-		{"abs://acct@container/db", []string{"abs backend is not yet supported"}, true},
+		{"abs://container/db", []string{"account name is required"}, false},
 		{"sftp://u:hunter2@127.0.0.1:22/db", []string{"cannot verify the host key", "u:xxxxx@"}, false},
 		{"file://host/x", []string{`has host "host"`}, false},
 	}
@@ -249,5 +250,45 @@ func TestOpenS3(t *testing.T) {
 	}
 	if cfg := c.(*s3.Client).Config(); cfg.AccessKeyID != "envkey" || cfg.SecretAccessKey != "envsecret" {
 		t.Fatalf("LITESTREAM_* credentials not used")
+	}
+}
+
+func TestOpenABS(t *testing.T) {
+	t.Setenv("LITESTREAM_AZURE_ACCOUNT_KEY", "")
+	t.Setenv("LITESTREAM_AZURE_SAS_TOKEN", "")
+	tests := []struct {
+		raw                               string
+		opts                              Options
+		account, container, path, ep, key string
+	}{
+		// Litestream's form: the user part is the account.
+		{raw: "abs://myaccount@mycontainer/app", account: "myaccount", container: "mycontainer", path: "app", ep: "https://myaccount.blob.core.windows.net/"},
+		{raw: "abs://c/app?endpoint=http://127.0.0.1:10000/devstoreaccount1", opts: Options{AccountName: "devstoreaccount1", AccountKey: "k3y"},
+			account: "devstoreaccount1", container: "c", path: "app", ep: "http://127.0.0.1:10000/devstoreaccount1", key: "k3y"},
+		{raw: "abs://a@c/app", opts: Options{Bucket: "cfg-container"}, account: "a", container: "cfg-container", path: "app", ep: "https://a.blob.core.windows.net/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			c, err := OpenWithOptions(t.Context(), tt.raw, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ac, ok := c.(*abs.Client)
+			if !ok || c.Type() != "abs" {
+				t.Fatalf("got %T", c)
+			}
+			cfg := ac.Config()
+			if cfg.AccountName != tt.account || cfg.Container != tt.container || cfg.Path != tt.path || cfg.Endpoint != tt.ep || cfg.AccountKey != tt.key {
+				t.Fatalf("config account=%s container=%s path=%s endpoint=%s", cfg.AccountName, cfg.Container, cfg.Path, cfg.Endpoint)
+			}
+		})
+	}
+	t.Setenv("LITESTREAM_AZURE_ACCOUNT_KEY", "envkey")
+	c, err := Open(t.Context(), "abs://a@c/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.(*abs.Client).Config().AccountKey != "envkey" {
+		t.Fatal("LITESTREAM_AZURE_ACCOUNT_KEY not used")
 	}
 }
