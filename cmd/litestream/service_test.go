@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -409,10 +410,7 @@ dbs:
 	waitFor(t, "a heartbeat", 10*time.Second, func() bool { return beats.Load() > 0 })
 
 	// Unreachable: the replica's directory is replaced by a file.
-	if err := os.Rename(replica, replica+".away"); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, replica, "not a directory")
+	replaceWithFile(t, replica, replica+".away")
 	insert(10)
 	var failing dbStatus
 	waitFor(t, "syncs to fail", 10*time.Second, func() bool {
@@ -488,10 +486,7 @@ func TestReplicate_ShutdownTimeout(t *testing.T) {
 			writeFile(t, cfg, fmt.Sprintf("shutdown-sync-timeout: %s\nshutdown-sync-interval: 50ms\ndbs:\n  - path: %s\n    monitor-interval: 20ms\n    replica: {url: 'file://%s', sync-interval: 20ms}\n", timeout, dbPath, replica))
 			d := startDaemon(t, "-config", cfg)
 			waitFor(t, "the first sync", 10*time.Second, func() bool { return countLTX(replica) > 0 })
-			if err := os.RemoveAll(replica); err != nil {
-				t.Fatal(err)
-			}
-			writeFile(t, replica, "not a directory")
+			replaceWithFile(t, replica, replica+".away")
 			if _, err := app.Exec(`INSERT INTO t(v) VALUES ('unsynced')`); err != nil {
 				t.Fatal(err)
 			}
@@ -517,6 +512,33 @@ func TestReplicate_ShutdownTimeout(t *testing.T) {
 				t.Errorf("log lacks the abandoned final sync:\n%s", d.out.String())
 			}
 		})
+	}
+}
+
+// replaceWithFile puts a regular file where the replica directory was, so
+// every later upload fails. The daemon keeps syncing meanwhile and may
+// recreate the directory, so the swap is done with renames and retried
+// until the file is in place. The original directory ends up at away.
+func replaceWithFile(t *testing.T, replica, away string) {
+	t.Helper()
+	tmp := replica + ".file"
+	writeFile(t, tmp, "not a directory")
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		dst := away
+		if i > 0 {
+			dst = fmt.Sprintf("%s.recreated%d", replica, i)
+		}
+		if err := os.Rename(replica, dst); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		err := os.Rename(tmp, replica)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replace replica directory with a file: %v", err)
+		}
 	}
 }
 
