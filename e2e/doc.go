@@ -3,14 +3,17 @@
 // subprocess against real SQLite databases written by the test process, and
 // check restores through the command line against the source: randomized
 // workloads, SIGKILL crashes, a database larger than 1 GiB (with the lock
-// page), interoperability with a replica written by Litestream v0.5.18, and
-// the command line's error cases.
+// page), interoperability with a replica written by Litestream v0.5.18 (and,
+// optionally, with a real Litestream binary), and the command line's error
+// cases.
 //
 // Environment:
 //
 //	E2E_SEED   seed of the randomized tests (printed by every run)
 //	E2E_TXNS   transactions of the randomized workload (default 4000)
 //	E2E_KEEP   keep the built binary's directory (for debugging)
+//	E2E_LITESTREAM_V05  a real Litestream v0.5 binary: enables the
+//	           interop tests in litestream_test.go (skipped otherwise)
 //
 // The fixture is found at ../shared/fixtures relative to the repository
 // root, where CI checks shared/ out beside the repository.
