@@ -104,7 +104,8 @@ func runWriterDaemon(t *testing.T, retention bool) {
 	type reader struct {
 		mode string
 		cmd  *exec.Cmd
-		out  *bytes.Buffer
+		out  *bytes.Buffer // the reader's JSON lines
+		log  *bytes.Buffer // its stderr: the extension's log lines
 	}
 	var readers []*reader
 	modes := []string{"short", "short", "short"}
@@ -112,13 +113,13 @@ func runWriterDaemon(t *testing.T, retention bool) {
 		modes = append(modes, "long")
 	}
 	for _, mode := range modes {
-		r := &reader{mode: mode, out: new(bytes.Buffer)}
+		r := &reader{mode: mode, out: new(bytes.Buffer), log: new(bytes.Buffer)}
 		r.cmd = exec.Command(pythonPath, "testdata/daemon_reader.py", extPath, "file://"+root, fmt.Sprint((writeFor + 3*time.Second).Seconds()), mode)
 		r.cmd.Env = cleanEnv()
 		if mode == "long" {
 			r.cmd.Env = append(r.cmd.Env, "LITESTREAM_CACHE_SIZE=64KiB")
 		}
-		r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+		r.cmd.Stdout, r.cmd.Stderr = r.out, r.log
 		if err := r.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +169,7 @@ func runWriterDaemon(t *testing.T, retention bool) {
 
 	for i, r := range readers {
 		if err := r.cmd.Wait(); err != nil {
-			t.Fatalf("reader %d: %v\n%s", i, err, r.out)
+			t.Fatalf("reader %d: %v\n%s\n%s", i, err, r.out, r.log)
 		}
 	}
 	st := w.Status()
@@ -234,7 +235,10 @@ func runWriterDaemon(t *testing.T, retention bool) {
 		if r.mode == "short" {
 			if sawFinal.IsZero() {
 				t.Errorf("reader %d never saw the final state (seq %d)", i, finalSeq)
-			} else if d := sawFinal.Sub(finalAt); d > 2*time.Second {
+			} else if d := sawFinal.Sub(finalAt); d > 3*time.Second {
+				// The poller runs every second (the default) and the
+				// writer here syncs every 100 ms, so 2 s is the design
+				// bound; 3 s leaves room for a loaded 2-core CI machine.
 				t.Errorf("reader %d saw the final state %v after its commit", i, d)
 			} else {
 				t.Logf("reader %d saw the final state %v after its commit", i, d.Round(time.Millisecond))
