@@ -64,6 +64,7 @@ static int register_functions(sqlite3 *db) {
       {"litestream_time", 0, "litestream:time"},
       {"litestream_lag", 0, "litestream:lag"},
       {"litestream_error", 0, "litestream:error"},
+      {"litestream_stats", 0, "litestream:stats"},
       {"litestream_set_time", 1, "litestream:set_time"},
   };
   for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {

@@ -1,8 +1,8 @@
 // Command extension is the loadable SQLite extension litestream_vfs.so: it
 // registers the read-replica VFS "litestream" (package vfs) inside a host
 // process's SQLite, plus the SQL functions litestream_txid(),
-// litestream_time(), litestream_lag(), litestream_error() and
-// litestream_set_time(target). Build it with
+// litestream_time(), litestream_lag(), litestream_error(), litestream_stats()
+// and litestream_set_time(target). Build it with
 //
 //	go build -tags SQLITE3VFS_LOADABLE_EXT -buildmode=c-shared -o litestream_vfs.so ./extension
 //

@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,10 +17,12 @@ import (
 //   - as PRAGMAs on a database opened through the VFS (any host, including a
 //     Go program using mattn/go-sqlite3):
 //     PRAGMA litestream_txid; PRAGMA litestream_time; PRAGMA litestream_lag;
-//     PRAGMA litestream_error; PRAGMA litestream_set_time = '<target>'
+//     PRAGMA litestream_error; PRAGMA litestream_stats;
+//     PRAGMA litestream_set_time = '<target>'
 //     (PRAGMA litestream_time = '<target>' does the same);
 //   - as the SQL functions litestream_txid(), litestream_time(),
-//     litestream_lag(), litestream_error() and litestream_set_time(target)
+//     litestream_lag(), litestream_error(), litestream_stats() and
+//     litestream_set_time(target)
 //     that the loadable extension registers. They reach the connection's
 //     file through sqlite3_file_control(SQLITE_FCNTL_PRAGMA) with the
 //     pragma name "litestream:<function>" (not a valid PRAGMA identifier, so
@@ -57,7 +60,7 @@ func (f *file) FileControl(op int, name string, value *string) (result *string, 
 
 	name = strings.ToLower(name)
 	switch name {
-	case "litestream_txid", "litestream_time", "litestream_lag", "litestream_error", "litestream_set_time":
+	case "litestream_txid", "litestream_time", "litestream_lag", "litestream_error", "litestream_stats", "litestream_set_time":
 	default:
 		return nil, sqlite3vfs.NotFoundError // any other pragma: SQLite's own
 	}
@@ -93,6 +96,14 @@ func (f *file) control(fn string, arg *string) (any, error) {
 			return err.Error(), nil
 		}
 		return nil, nil
+	case "stats":
+		// One compact JSON object, so that one call shows everything and
+		// the set of counters can grow without new functions.
+		b, err := json.Marshal(f.r.Stats())
+		if err != nil {
+			return nil, err
+		}
+		return string(b), nil
 	case "set_time":
 		if arg == nil {
 			return nil, fmt.Errorf("litestream_set_time needs a target: 'latest', a TXID or a time")

@@ -414,3 +414,49 @@ func (r *Replica) stop() {
 		<-done
 	}
 }
+
+// Stats are a replica's counters since it was opened, for
+// PRAGMA litestream_stats and litestream_stats(). The JSON names are the
+// ones the PRAGMA prints.
+type Stats struct {
+	// TXID is the latest state known, as a number (ltx.TXID would print
+	// as hex).
+	TXID uint64 `json:"txid"`
+	// Pages served from the page cache, fetched from the remote, and
+	// joined to another reader's in-flight fetch.
+	Hits   int64 `json:"hits"`
+	Misses int64 `json:"misses"`
+	Waits  int64 `json:"waits"`
+	// Range requests for pages (retries included), their bytes, retries.
+	Fetches      int64 `json:"fetches"`
+	BytesFetched int64 `json:"bytes_fetched"`
+	Retries      int64 `json:"retries"`
+	// The page cache's contents and bound.
+	CachePages     int   `json:"cache_pages"`
+	CacheBytes     int64 `json:"cache_bytes"`
+	CacheMaxBytes  int64 `json:"cache_max_bytes"`
+	CacheEvictions int64 `json:"cache_evictions"`
+	// Polls run, and seconds since one last confirmed the replica current.
+	Polls          int64   `json:"polls"`
+	PollLagSeconds float64 `json:"poll_lag_seconds"`
+	// Prefetches issued for B-tree pages and for sequential scans.
+	TreePrefetches int64 `json:"tree_prefetches"`
+	ReadAheads     int64 `json:"read_aheads"`
+	// LatencyMS is the moving average of remote request durations.
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+// Stats returns the replica's counters (see Stats).
+func (r *Replica) Stats() Stats {
+	st := r.Status()
+	fs := r.fetcher.Stats()
+	cs := r.fetcher.Cache().Stats()
+	return Stats{
+		TXID: uint64(st.TXID), Hits: fs.Hits, Misses: fs.Misses, Waits: fs.Waits,
+		Fetches: fs.Fetches, BytesFetched: fs.Bytes, Retries: fs.Retries,
+		CachePages: cs.Pages, CacheBytes: cs.Bytes, CacheMaxBytes: cs.MaxBytes, CacheEvictions: cs.Evictions,
+		Polls: st.Polls, PollLagSeconds: st.Lag.Seconds(),
+		TreePrefetches: st.TreePrefetches, ReadAheads: st.ReadAheads,
+		LatencyMS: float64(st.Latency.Microseconds()) / 1000,
+	}
+}
