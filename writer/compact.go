@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/superfly/ltx"
 
@@ -45,7 +46,7 @@ func (d *DB) Compact(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
 // compactLevel is Compact without the DB: it needs only the remote.
 func compactLevel(ctx context.Context, c remote.Client, level int, spillDir string, log interface {
 	Warn(string, ...any)
-	Debug(string, ...any)
+	Info(string, ...any)
 }) ([]*ltx.FileInfo, error) {
 	cursor, err := levelCursor(ctx, c, level)
 	if err != nil {
@@ -77,12 +78,13 @@ func compactLevel(ctx context.Context, c remote.Client, level int, spillDir stri
 	var out []*ltx.FileInfo
 	for _, run := range runs {
 		for chunk := range slices.Chunk(run, maxCompactInputs) {
+			start := time.Now()
 			info, err := compactFiles(ctx, c, level, chunk, spillDir)
 			if err != nil {
 				return out, err
 			}
-			log.Debug("compacted", "level", level, "file", remote.FileName(info.MinTXID, info.MaxTXID),
-				"inputs", len(chunk), "size", info.Size)
+			log.Info("compacted", "level", level, "min_txid", info.MinTXID.String(), "max_txid", info.MaxTXID.String(),
+				"inputs", len(chunk), "size", info.Size, "duration", time.Since(start).Round(time.Millisecond))
 			out = append(out, info)
 		}
 	}

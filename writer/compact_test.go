@@ -293,8 +293,8 @@ func TestCompactFixture(t *testing.T) {
 
 type discardLog struct{}
 
-func (discardLog) Warn(string, ...any)  {}
-func (discardLog) Debug(string, ...any) {}
+func (discardLog) Warn(string, ...any) {}
+func (discardLog) Info(string, ...any) {}
 
 // TestCompactGapDoesNotStall: a hole in level 0 splits the merge instead of
 // stopping the level at it.

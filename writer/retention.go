@@ -3,6 +3,7 @@ package writer
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -35,6 +36,7 @@ func (d *DB) EnforceRetention(ctx context.Context) ([]*ltx.FileInfo, error) {
 	if d.opts.RetentionDisabled {
 		return nil, nil
 	}
+	start := time.Now()
 	d.maintMu.Lock()
 	defer d.maintMu.Unlock()
 	files, err := listAll(ctx, d.client)
@@ -80,8 +82,38 @@ func (d *DB) EnforceRetention(ctx context.Context) ([]*ltx.FileInfo, error) {
 	for _, f := range del {
 		delete(d.obsolete, obsoleteKey{f.Level, f.MinTXID, f.MaxTXID})
 	}
-	d.log.Debug("retention deleted files", "count", len(del))
+	logDeleted(d.log, del, time.Since(start))
 	return del, nil
+}
+
+// logDeleted writes one info line per level that retention deleted from:
+// how many files, the TXID range they spanned and their bytes.
+func logDeleted(log *slog.Logger, del []*ltx.FileInfo, elapsed time.Duration) {
+	type span struct {
+		n        int
+		min, max ltx.TXID
+		size     int64
+	}
+	var levels [remote.MaxLevel + 1]*span
+	for _, f := range del {
+		if f.Level < 0 || f.Level > remote.MaxLevel {
+			continue
+		}
+		s := levels[f.Level]
+		if s == nil {
+			s = &span{min: f.MinTXID, max: f.MaxTXID}
+			levels[f.Level] = s
+		}
+		s.n++
+		s.min, s.max = min(s.min, f.MinTXID), max(s.max, f.MaxTXID)
+		s.size += f.Size
+	}
+	for level, s := range levels {
+		if s != nil {
+			log.Info("retention deleted", "level", level, "files", s.n, "min_txid", s.min.String(), "max_txid", s.max.String(),
+				"size", s.size, "duration", elapsed.Round(time.Millisecond))
+		}
+	}
 }
 
 type retentionRules struct {

@@ -64,6 +64,7 @@ func (d *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 }
 
 func (d *DB) snapshotOnce(ctx context.Context, have ltx.TXID) (*ltx.FileInfo, error) {
+	start := time.Now()
 	st, conn, err := d.beginSnapshot(ctx, have)
 	if conn != nil {
 		defer func() {
@@ -112,7 +113,8 @@ func (d *DB) snapshotOnce(ctx context.Context, have ltx.TXID) (*ltx.FileInfo, er
 		return nil, fmt.Errorf("snapshot %s: upload %s: %w", d.path, desc, werr)
 	}
 	d.updateStatus(func(s *Status) { s.Snapshots++ })
-	d.log.Info("snapshot uploaded", "txid", st.txid, "pages", st.commit, "size", info.Size)
+	d.log.Info("snapshot uploaded", "level", remote.SnapshotLevel, "min_txid", info.MinTXID.String(), "max_txid", info.MaxTXID.String(),
+		"pages", st.commit, "size", info.Size, "duration", time.Since(start).Round(time.Millisecond))
 	return info, nil
 }
 

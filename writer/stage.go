@@ -39,6 +39,7 @@ func (d *DB) removeStaleStaging() {
 // here, names the file, and loses nothing: the frames are still in the WAL
 // and the next sync builds the file again.
 func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
+	started := time.Now()
 	txid := d.txid + 1
 	desc := remote.FileDesc(remote.L0, txid, txid)
 	path := d.stagingPath(txid)
@@ -135,6 +136,10 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, err
+	}
 	// No fsync: the file is read back right away and deleted after upload,
 	// and a read returns what was written even before writeback. Write and
 	// close errors (ENOSPC, EDQUOT; NFS reports them at close) are checked.
@@ -164,6 +169,8 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 		plan:     pl,
 		needL9:   txid == 1,
 		snapshot: pl.snapshot,
+		size:     size,
+		started:  started,
 	}, nil
 }
 

@@ -89,6 +89,8 @@ type pending struct {
 	needL9   bool
 	l9Done   bool
 	snapshot bool
+	size     int64     // bytes of the staged file, for the log
+	started  time.Time // when staging began, for the log
 }
 
 // Sync uploads the transactions committed since the last sync as one L0 file.
@@ -209,8 +211,15 @@ func (d *DB) commit(p *pending) {
 			s.Snapshots++
 		}
 	})
-	d.log.Debug("uploaded", "txid", p.txid, "snapshot", p.snapshot, "commit", p.plan.commit,
-		"pages", len(p.plan.pages), "wal_offset", p.plan.end.Offset)
+	// One line per uploaded file: a sync's file at debug, a full snapshot
+	// (first sync, lost continuity) at info like every other snapshot.
+	if p.snapshot {
+		d.log.Info("snapshot uploaded", "level", remote.L0, "min_txid", p.txid.String(), "max_txid", p.txid.String(),
+			"pages", p.plan.commit, "size", p.size, "duration", time.Since(p.started).Round(time.Millisecond))
+	} else {
+		d.log.Debug("synced", "txid", p.txid.String(), "pages", len(p.plan.pages), "commit", p.plan.commit,
+			"size", p.size, "duration", time.Since(p.started).Round(time.Millisecond))
+	}
 }
 
 // readWALHeader opens the log and reads its header. A missing, short or
