@@ -32,21 +32,21 @@ import (
 )
 
 const (
-	fixtureDir     = "/work/shared/fixtures/litestream-v0.5.18-file"
-	fixtureReplica = fixtureDir + "/replica"
-	fixtureSHA256  = "14fa823941da3d28611583249fa3fc83fc60876a3e3753a1767652092a3c94bf"
+	restoreFixtureDir     = "/work/shared/fixtures/litestream-v0.5.18-file"
+	restoreFixtureReplica = restoreFixtureDir + "/replica"
+	restoreFixtureSHA256  = "14fa823941da3d28611583249fa3fc83fc60876a3e3753a1767652092a3c94bf"
 )
 
-var quiet = slog.New(slog.DiscardHandler)
+var restoreQuiet = slog.New(slog.DiscardHandler)
 
-type fixtureState struct {
+type restoreFixtureState struct {
 	users  [3]float64
 	events [4]float64
 	maxHex string
 }
 
-// queryState runs the fixture README's queries and the integrity check.
-func queryState(t *testing.T, path string) fixtureState {
+// restoreQueryState runs the fixture README's queries and the integrity check.
+func restoreQueryState(t *testing.T, path string) restoreFixtureState {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
 	if err != nil {
@@ -57,7 +57,7 @@ func queryState(t *testing.T, path string) fixtureState {
 	if err := db.QueryRow("PRAGMA integrity_check").Scan(&ic); err != nil || ic != "ok" {
 		t.Fatalf("integrity_check: %q, %v", ic, err)
 	}
-	var s fixtureState
+	var s restoreFixtureState
 	if err := db.QueryRow("select count(*), total(id), total(length(name)) from users").Scan(&s.users[0], &s.users[1], &s.users[2]); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func queryState(t *testing.T, path string) fixtureState {
 	return s
 }
 
-func sha256File(t *testing.T, path string) string {
+func restoreSHA256(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -79,24 +79,24 @@ func sha256File(t *testing.T, path string) string {
 }
 
 func TestRestoreFixture(t *testing.T) {
-	c := file.New(fixtureReplica)
+	c := file.New(restoreFixtureReplica)
 	tests := []struct {
 		txid  ltx.TXID
-		want  fixtureState
+		want  restoreFixtureState
 		files int
 	}{
-		{1, fixtureState{[3]float64{0, 0, 0}, [4]float64{0, 0, 0, 0}, ""}, 1},
-		{5, fixtureState{[3]float64{2000, 2001000, 15796}, [4]float64{1069, 662200, 2690966, 213800}, "FFB33BF0C0A7EF89"}, 2},
-		{9, fixtureState{[3]float64{4000, 8002000, 32561}, [4]float64{1931, 2485056, 4912375, 386200}, "FFE0B5640D7B1F57"}, 2},
-		{15, fixtureState{[3]float64{6000, 18003000, 49796}, [4]float64{2585, 5218136, 6556214, 517000}, "FFCA921B602616FE"}, 3},
-		{0, fixtureState{[3]float64{6000, 18003000, 49796}, [4]float64{2585, 5218136, 6556214, 517000}, "FFCA921B602616FE"}, 3},
+		{1, restoreFixtureState{[3]float64{0, 0, 0}, [4]float64{0, 0, 0, 0}, ""}, 1},
+		{5, restoreFixtureState{[3]float64{2000, 2001000, 15796}, [4]float64{1069, 662200, 2690966, 213800}, "FFB33BF0C0A7EF89"}, 2},
+		{9, restoreFixtureState{[3]float64{4000, 8002000, 32561}, [4]float64{1931, 2485056, 4912375, 386200}, "FFE0B5640D7B1F57"}, 2},
+		{15, restoreFixtureState{[3]float64{6000, 18003000, 49796}, [4]float64{2585, 5218136, 6556214, 517000}, "FFCA921B602616FE"}, 3},
+		{0, restoreFixtureState{[3]float64{6000, 18003000, 49796}, [4]float64{2585, 5218136, 6556214, 517000}, "FFCA921B602616FE"}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("txid %d", tt.txid), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "db")
 			var last, total int64
 			res, err := vfs.Restore(context.Background(), c, vfs.RestoreOptions{
-				OutputPath: out, TXID: tt.txid, Logger: quiet,
+				OutputPath: out, TXID: tt.txid, Logger: restoreQuiet,
 				Progress: func(done, tot int64) {
 					if done < last {
 						t.Errorf("progress went back from %d to %d", last, done)
@@ -125,26 +125,26 @@ func TestRestoreFixture(t *testing.T) {
 				t.Fatalf("temporary file left: %v", err)
 			}
 			if wantTXID == 15 {
-				if got := sha256File(t, out); got != fixtureSHA256 {
-					t.Fatalf("latest restore sha256 %s, want source.db's %s", got, fixtureSHA256)
+				if got := restoreSHA256(t, out); got != restoreFixtureSHA256 {
+					t.Fatalf("latest restore sha256 %s, want source.db's %s", got, restoreFixtureSHA256)
 				}
 			}
-			if got := queryState(t, out); got != tt.want {
+			if got := restoreQueryState(t, out); got != tt.want {
 				t.Fatalf("state %+v, want %+v", got, tt.want)
 			}
 		})
 	}
 }
 
-// copyReplica copies the fixture replica to a temporary directory.
-func copyReplica(t *testing.T) string {
+// restoreCopyReplica copies the fixture replica to a temporary directory.
+func restoreCopyReplica(t *testing.T) string {
 	t.Helper()
 	dst := t.TempDir()
-	err := filepath.WalkDir(fixtureReplica, func(p string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(restoreFixtureReplica, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(fixtureReplica, p)
+		rel, _ := filepath.Rel(restoreFixtureReplica, p)
 		if d.IsDir() {
 			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
 		}
@@ -180,7 +180,7 @@ func TestRestoreCorruptFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			root := copyReplica(t)
+			root := restoreCopyReplica(t)
 			p := filepath.Join(root, "ltx", tt.file)
 			b, err := os.ReadFile(p)
 			if err != nil {
@@ -190,7 +190,7 @@ func TestRestoreCorruptFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := filepath.Join(t.TempDir(), "db")
-			_, err = vfs.Restore(context.Background(), file.New(root), vfs.RestoreOptions{OutputPath: out, Logger: quiet})
+			_, err = vfs.Restore(context.Background(), file.New(root), vfs.RestoreOptions{OutputPath: out, Logger: restoreQuiet})
 			if err == nil {
 				t.Fatal("restore of a corrupt replica succeeded")
 			}
@@ -208,7 +208,7 @@ func TestRestoreCorruptFile(t *testing.T) {
 }
 
 func TestRestoreOutputHandling(t *testing.T) {
-	c := file.New(fixtureReplica)
+	c := file.New(restoreFixtureReplica)
 	ctx := context.Background()
 	write := func(t *testing.T, p, s string) {
 		t.Helper()
@@ -224,7 +224,7 @@ func TestRestoreOutputHandling(t *testing.T) {
 	t.Run("existing output is refused", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "db")
 		write(t, out, "precious")
-		_, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, Logger: quiet})
+		_, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, Logger: restoreQuiet})
 		if err == nil || !strings.Contains(err.Error(), out) || !strings.Contains(err.Error(), "already exists") {
 			t.Fatalf("error %v", err)
 		}
@@ -235,7 +235,7 @@ func TestRestoreOutputHandling(t *testing.T) {
 	t.Run("stale WAL beside a new output is refused", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "db")
 		write(t, out+"-wal", "stale")
-		_, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, Logger: quiet})
+		_, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, Logger: restoreQuiet})
 		if err == nil || !strings.Contains(err.Error(), out+"-wal") {
 			t.Fatalf("error %v", err)
 		}
@@ -248,7 +248,7 @@ func TestRestoreOutputHandling(t *testing.T) {
 		for _, p := range []string{out, out + "-wal", out + "-shm", out + "-journal"} {
 			write(t, p, "stale")
 		}
-		if _, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, Force: true, Logger: quiet}); err != nil {
+		if _, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, Force: true, Logger: restoreQuiet}); err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range []string{out + "-wal", out + "-shm", out + "-journal"} {
@@ -256,36 +256,36 @@ func TestRestoreOutputHandling(t *testing.T) {
 				t.Errorf("%s not removed", p)
 			}
 		}
-		if got := sha256File(t, out); got != fixtureSHA256 {
+		if got := restoreSHA256(t, out); got != restoreFixtureSHA256 {
 			t.Fatal("forced restore differs from source.db")
 		}
 	})
 	t.Run("stale temporary file is replaced", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "db")
 		write(t, out+".tmp", strings.Repeat("x", 5<<20))
-		if _, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, Logger: quiet}); err != nil {
+		if _, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, Logger: restoreQuiet}); err != nil {
 			t.Fatal(err)
 		}
-		if got := sha256File(t, out); got != fixtureSHA256 {
+		if got := restoreSHA256(t, out); got != restoreFixtureSHA256 {
 			t.Fatal("restore over a stale .tmp differs from source.db")
 		}
 	})
 	t.Run("output is a directory", func(t *testing.T) {
 		out := t.TempDir()
-		if _, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, Force: true, Logger: quiet}); err == nil || !strings.Contains(err.Error(), "directory") {
+		if _, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, Force: true, Logger: restoreQuiet}); err == nil || !strings.Contains(err.Error(), "directory") {
 			t.Fatalf("error %v", err)
 		}
 	})
 	t.Run("empty replica", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "db")
-		_, err := vfs.Restore(ctx, indextest.NewMem(), vfs.RestoreOptions{OutputPath: out, Logger: quiet})
+		_, err := vfs.Restore(ctx, indextest.NewMem(), vfs.RestoreOptions{OutputPath: out, Logger: restoreQuiet})
 		if !errors.Is(err, index.ErrNoSnapshot) || exists(out) || exists(out+".tmp") {
 			t.Fatalf("error %v", err)
 		}
 	})
 	t.Run("TXID outside history", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "db")
-		_, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, TXID: 99, Logger: quiet})
+		_, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, TXID: 99, Logger: restoreQuiet})
 		if !errors.Is(err, index.ErrNotAvailable) || !strings.Contains(err.Error(), "000000000000000f") {
 			t.Fatalf("error %v", err)
 		}
@@ -294,16 +294,16 @@ func TestRestoreOutputHandling(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "db")
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		if _, err := vfs.Restore(cctx, c, vfs.RestoreOptions{OutputPath: out, Logger: quiet}); !errors.Is(err, context.Canceled) || exists(out) || exists(out+".tmp") {
+		if _, err := vfs.Restore(cctx, c, vfs.RestoreOptions{OutputPath: out, Logger: restoreQuiet}); !errors.Is(err, context.Canceled) || exists(out) || exists(out+".tmp") {
 			t.Fatalf("error %v", err)
 		}
 	})
 }
 
-// synthetic builds a replica in memory: a snapshot at TXID 1 with pages
+// restoreSynthetic builds a replica in memory: a snapshot at TXID 1 with pages
 // 1..n, then one L0 file per later TXID changing a few pages, with header
 // timestamps one second apart. It returns the expected database at each TXID.
-func synthetic(t *testing.T, rng *rand.Rand, pageSize uint32, n uint32, txids int) (*indextest.Mem, map[ltx.TXID][]byte) {
+func restoreSynthetic(t *testing.T, rng *rand.Rand, pageSize uint32, n uint32, txids int) (*indextest.Mem, map[ltx.TXID][]byte) {
 	t.Helper()
 	c := indextest.NewMem()
 	states := map[ltx.TXID][]byte{}
@@ -360,9 +360,9 @@ func TestRestoreSynthetic(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 4))
-	c, states := synthetic(t, rng, 1024, 300, 20)
+	c, states := restoreSynthetic(t, rng, 1024, 300, 20)
 	ctx := context.Background()
-	// The synthetic header timestamps are 2026-01-01 plus TXID seconds.
+	// The restoreSynthetic header timestamps are 2026-01-01 plus TXID seconds.
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name string
@@ -380,7 +380,7 @@ func TestRestoreSynthetic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "db")
-			res, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, TXID: tt.txid, Timestamp: tt.ts, Parallelism: tt.par, Logger: quiet})
+			res, err := vfs.Restore(ctx, c, vfs.RestoreOptions{OutputPath: out, TXID: tt.txid, Timestamp: tt.ts, Parallelism: tt.par, Logger: restoreQuiet})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -423,7 +423,7 @@ func TestRestoreLockPage(t *testing.T) {
 		}
 	}
 	out := filepath.Join(t.TempDir(), "db")
-	res, err := vfs.Restore(context.Background(), c, vfs.RestoreOptions{OutputPath: out, Logger: quiet})
+	res, err := vfs.Restore(context.Background(), c, vfs.RestoreOptions{OutputPath: out, Logger: restoreQuiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +491,7 @@ func TestRestoreLargeFileWithRetries(t *testing.T) {
 		return nil
 	}
 	out := filepath.Join(t.TempDir(), "db")
-	res, err := vfs.Restore(context.Background(), c, vfs.RestoreOptions{OutputPath: out, Logger: quiet})
+	res, err := vfs.Restore(context.Background(), c, vfs.RestoreOptions{OutputPath: out, Logger: restoreQuiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,7 +532,7 @@ func TestRestoreSpeed(t *testing.T) {
 	t.Logf("restored %d MiB (read %d MiB of LTX from %d files) in %s: %.0f MiB/s",
 		size>>20, res.Bytes>>20, res.Files, d, float64(size)/(1<<20)/d.Seconds())
 	if src := os.Getenv("LITESTREAM_RESTORE_BENCH_DB"); src != "" {
-		if got, want := sha256File(t, out), sha256File(t, src); got != want {
+		if got, want := restoreSHA256(t, out), restoreSHA256(t, src); got != want {
 			t.Fatalf("restored sha256 %s, source %s", got, want)
 		}
 	}
@@ -541,10 +541,10 @@ func TestRestoreSpeed(t *testing.T) {
 	}
 }
 
-// encodeMixed writes a valid LTX file by hand in which pages listed in old
+// restoreEncodeMixed writes a valid LTX file by hand in which pages listed in old
 // use the LZ4 frame encoding of ltx before v0.5.2 and the rest the block
 // encoding, the way ltx.Decoder expects both.
-func encodeMixed(t *testing.T, hdr ltx.Header, pages []indextest.Page, old map[uint32]bool) []byte {
+func restoreEncodeMixed(t *testing.T, hdr ltx.Header, pages []indextest.Page, old map[uint32]bool) []byte {
 	t.Helper()
 	hdr.Version = ltx.Version
 	hdr.Flags |= ltx.HeaderFlagNoChecksum
@@ -623,7 +623,7 @@ func TestRestoreFrameEncoding(t *testing.T) {
 				old[p.Pgno] = tt.old(p.Pgno)
 			}
 			c := indextest.NewMem()
-			snap := encodeMixed(t, ltx.Header{PageSize: ps, Commit: 700, MinTXID: 1, MaxTXID: 1, Timestamp: 1}, pages, old)
+			snap := restoreEncodeMixed(t, ltx.Header{PageSize: ps, Commit: 700, MinTXID: 1, MaxTXID: 1, Timestamp: 1}, pages, old)
 			if _, err := c.Put(9, snap, time.Time{}); err != nil {
 				t.Fatal(err)
 			}
@@ -638,7 +638,7 @@ func TestRestoreFrameEncoding(t *testing.T) {
 			}
 			out := filepath.Join(t.TempDir(), "db")
 			var last, total int64
-			res, err := vfs.Restore(context.Background(), c, vfs.RestoreOptions{OutputPath: out, Logger: quiet,
+			res, err := vfs.Restore(context.Background(), c, vfs.RestoreOptions{OutputPath: out, Logger: restoreQuiet,
 				Progress: func(d, tot int64) { last, total = d, tot }})
 			if err != nil {
 				t.Fatal(err)
@@ -664,7 +664,7 @@ func TestRestoreFrameEncoding(t *testing.T) {
 			bad := bytes.Clone(snap)
 			bad[len(bad)/2] ^= 0x20
 			c.SetData(9, 1, 1, bad)
-			_, err = vfs.Restore(context.Background(), c, vfs.RestoreOptions{OutputPath: filepath.Join(t.TempDir(), "db"), Logger: quiet})
+			_, err = vfs.Restore(context.Background(), c, vfs.RestoreOptions{OutputPath: filepath.Join(t.TempDir(), "db"), Logger: restoreQuiet})
 			if err == nil || !strings.Contains(err.Error(), "level 9 file 0000000000000001-0000000000000001.ltx") {
 				t.Fatalf("corrupt file: error %v", err)
 			}
@@ -712,7 +712,7 @@ func TestRestorePostApplyChecksum(t *testing.T) {
 			if _, err := c.Put(9, data, time.Time{}); err != nil {
 				t.Fatal(err)
 			}
-			_, err := vfs.Restore(context.Background(), c, vfs.RestoreOptions{OutputPath: filepath.Join(t.TempDir(), "db"), Logger: quiet})
+			_, err := vfs.Restore(context.Background(), c, vfs.RestoreOptions{OutputPath: filepath.Join(t.TempDir(), "db"), Logger: restoreQuiet})
 			if (err == nil) != tc.ok || (ltxErr == nil) != tc.ok {
 				t.Fatalf("restore error %v, ltx error %v, want ok=%v", err, ltxErr, tc.ok)
 			}
@@ -764,7 +764,7 @@ func TestRestoreCorruptionParity(t *testing.T) {
 		c := indextest.NewMem()
 		c.SetData(9, 1, 1, bad)
 		out := filepath.Join(t.TempDir(), "db")
-		_, err := vfs.Restore(context.Background(), c, vfs.RestoreOptions{OutputPath: out, Logger: quiet})
+		_, err := vfs.Restore(context.Background(), c, vfs.RestoreOptions{OutputPath: out, Logger: restoreQuiet})
 		switch {
 		case err != nil:
 			rejected++
