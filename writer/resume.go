@@ -30,7 +30,7 @@ func (d *DB) resume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	reason, err := d.matchWAL(hdr)
+	reason, err := d.matchWAL(ctx, hdr)
 	if err != nil {
 		return err
 	}
@@ -85,9 +85,10 @@ func (d *DB) readRemoteHeader(ctx context.Context, info *ltx.FileInfo) (ltx.Head
 // matchWAL continues from the WAL position recorded in hdr if the current log
 // is the same generation (same salts) and its checksum chain is valid up to
 // exactly that position, at a commit boundary. It returns why not otherwise.
-func (d *DB) matchWAL(hdr ltx.Header) (reason string, err error) {
+func (d *DB) matchWAL(ctx context.Context, hdr ltx.Header) (reason string, err error) {
 	if hdr.WALOffset == 0 {
-		return "last file records no WAL position", nil
+		// A snapshot taken with an empty log (fingerprint.go).
+		return d.resumeFromFingerprint(ctx, hdr)
 	}
 	if hdr.PageSize != d.pageSize {
 		return fmt.Sprintf("page size %d differs from the database's %d", hdr.PageSize, d.pageSize), nil

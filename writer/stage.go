@@ -103,6 +103,12 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 	}
 	buf := make([]byte, d.pageSize)
 	lockPgno := ltx.LockPgno(d.pageSize)
+	// A snapshot of an empty log has no WAL position to resume from; its
+	// content's hash stands in for one (fingerprint.go).
+	var ph *pageHash
+	if pl.snapshot && !pl.hasWAL {
+		ph = newPageHash()
+	}
 	encode := func(pgno uint32) error {
 		if pgno%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -111,6 +117,9 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 		}
 		if err := d.readPage(walFile, pl.pages, pgno, buf); err != nil {
 			return err
+		}
+		if ph != nil {
+			ph.add(pgno, buf)
 		}
 		return enc.EncodePage(ltx.PageHeader{Pgno: pgno}, buf)
 	}
@@ -163,14 +172,19 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 		}
 	}
 	ok = true
+	var fp *fingerprint
+	if ph != nil {
+		fp = &fingerprint{TXID: txid, Timestamp: hdr.Timestamp, PageSize: hdr.PageSize, Commit: hdr.Commit, SHA256: ph.sum()}
+	}
 	return &pending{
-		path:     path,
-		txid:     txid,
-		plan:     pl,
-		needL9:   txid == 1,
-		snapshot: pl.snapshot,
-		size:     size,
-		started:  started,
+		fingerprint: fp,
+		path:        path,
+		txid:        txid,
+		plan:        pl,
+		needL9:      txid == 1,
+		snapshot:    pl.snapshot,
+		size:        size,
+		started:     started,
 	}, nil
 }
 

@@ -36,7 +36,9 @@ package writer
 //      old generation was read to its end and the new one continues it from
 //      its first frame. Without d.pinCovered (first sync after Open, or a
 //      resume point that is not the end of the log) a new generation means
-//      continuity is lost and the sync writes a full snapshot.
+//      continuity is lost and the sync writes a full snapshot. (A snapshot
+//      of an empty log records no position; Open then proves the resume
+//      point by the database file's content instead: fingerprint.go.)
 //  I5. A snapshot reads each page from its newest committed frame of the
 //      current generation at or below the position, else from the database
 //      file. Under I3 the database file then holds exactly the older
@@ -91,6 +93,8 @@ type pending struct {
 	snapshot bool
 	size     int64     // bytes of the staged file, for the log
 	started  time.Time // when staging began, for the log
+	// fingerprint is set for a snapshot of an empty log (fingerprint.go).
+	fingerprint *fingerprint
 }
 
 // Sync uploads the transactions committed since the last sync as one L0 file.
@@ -201,6 +205,9 @@ func (d *DB) commit(p *pending) {
 	d.pinCovered = true
 	d.snapshotNext = false
 	d.pending = nil
+	if p.fingerprint != nil {
+		d.saveFingerprint(p.fingerprint)
+	}
 	if err := os.Remove(p.path); err != nil {
 		d.log.Warn("remove staged file", "path", p.path, "err", err)
 	}
