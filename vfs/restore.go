@@ -373,12 +373,11 @@ func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int)
 	perJob := max(1, restoreBatch/ps)
 	trackSum := hdr.IsSnapshot() && !hdr.NoChecksum()
 
-	// A fixed set of jobs bounds memory: about (2*workers+2) MiB per file.
+	// At most njobs jobs bound memory to about (2*workers+2) MiB per file.
+	// The splitter creates them as needed, and decodeJob sizes their page
+	// buffers to the frames they hold, so a small L0 file costs little.
 	njobs := 2*r.workers + 2
 	free := make(chan *pageJob, njobs)
-	for i := 0; i < njobs; i++ {
-		free <- &pageJob{pages: make([]byte, perJob*ps), frames: make([]jobFrame, 0, perJob)}
-	}
 	work := make(chan *pageJob, njobs)
 	ordered := make(chan *pageJob, njobs)
 
@@ -400,7 +399,7 @@ func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int)
 		defer wg.Done()
 		defer close(work)
 		defer close(ordered)
-		recs, splitErr = r.split(ctx, src, info, hdr, perJob, free, work, ordered)
+		recs, splitErr = r.split(ctx, src, info, hdr, perJob, njobs, free, work, ordered)
 	}()
 
 	// Combine the jobs' CRCs in file order. The file checksum covers the
@@ -484,7 +483,7 @@ func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int)
 // split cuts the page frames out of src into jobs, sending each to a worker
 // (work) and, in order, to the hasher (ordered); the bytes after the frames
 // go to the hasher last, as a tail job. It returns where each frame was.
-func (r *restorer) split(ctx context.Context, src io.Reader, info *ltx.FileInfo, hdr ltx.Header, perJob int, free <-chan *pageJob, work, ordered chan<- *pageJob) ([]frameRec, error) {
+func (r *restorer) split(ctx context.Context, src io.Reader, info *ltx.FileInfo, hdr ltx.Header, perJob, njobs int, free <-chan *pageJob, work, ordered chan<- *pageJob) ([]frameRec, error) {
 	send := func(j *pageJob) error {
 		j.done = make(chan struct{})
 		for _, ch := range []chan<- *pageJob{ordered, work} {
@@ -502,7 +501,16 @@ func (r *restorer) split(ctx context.Context, src io.Reader, info *ltx.FileInfo,
 	var prev uint32
 	pos := int64(ltx.HeaderSize)
 	var j *pageJob
+	created := 0
 	for {
+		if j == nil && created < njobs {
+			select {
+			case j = <-free:
+			default:
+				j = &pageJob{}
+				created++
+			}
+		}
 		if j == nil {
 			select {
 			case j = <-free:
@@ -582,6 +590,10 @@ func (r *restorer) split(ctx context.Context, src io.Reader, info *ltx.FileInfo,
 // decodeJob decompresses a job's frames, writes the assigned ones, and sets
 // j.err on failure.
 func (r *restorer) decodeJob(j *pageJob, ps int, trackSum bool) {
+	if need := len(j.frames) * ps; cap(j.pages) < need {
+		j.pages = make([]byte, need)
+	}
+	j.pages = j.pages[:len(j.frames)*ps]
 	for i := range j.frames {
 		fr := &j.frames[i]
 		page := j.pages[i*ps : (i+1)*ps]
@@ -834,7 +846,7 @@ func (r *chunkReader) readChunk(off, size int64) ([]byte, error) {
 		return nil, fmt.Errorf("open bytes %d+%d: %w", off, size, err)
 	}
 	defer rc.Close()
-	b := r.getBuf()[:size]
+	b := r.getBuf(size)
 	if _, err := io.ReadFull(rc, b); err != nil {
 		r.putBuf(b)
 		return nil, fmt.Errorf("read bytes %d+%d: %w", off, size, err)
@@ -842,15 +854,17 @@ func (r *chunkReader) readChunk(off, size int64) ([]byte, error) {
 	return b, nil
 }
 
-func (r *chunkReader) getBuf() []byte {
+// getBuf returns a buffer of size bytes (at most restoreChunk), reusing a
+// consumed chunk's buffer when there is one.
+func (r *chunkReader) getBuf(size int64) []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if n := len(r.bufs); n > 0 {
+	if n := len(r.bufs); n > 0 && int64(cap(r.bufs[n-1])) >= size {
 		b := r.bufs[n-1]
 		r.bufs = r.bufs[:n-1]
-		return b
+		return b[:size]
 	}
-	return make([]byte, restoreChunk)
+	return make([]byte, size)
 }
 
 func (r *chunkReader) putBuf(b []byte) {
