@@ -26,8 +26,11 @@ extension: bin/.gitignore deps
 deps:
 	@./scripts/install-deps.sh
 
+# LITESTREAM_REQUIRE_SERVERS makes the s3 and abs tests fail, not skip, when
+# their servers (installed by deps) are missing.
 test: deps
-	$(GO) test -timeout 25m ./...
+	./scripts/testservers/install.sh
+	LITESTREAM_REQUIRE_SERVERS=1 $(GO) test -timeout 25m ./...
 
 demo: build deps
 	./scripts/demo.sh

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs what the build and tests need from Debian's packages, only when
-# missing: the sqlite3 shell, SQLite's headers (the loadable extension
-# includes <sqlite3ext.h>) and a C compiler for cgo. Idempotent, and silent
-# when everything is present.
+# Installs what the build and tests need, only when missing: from Debian's
+# packages the sqlite3 shell, SQLite's headers (the loadable extension
+# includes <sqlite3ext.h>), a C compiler for cgo, Python 3 (the extension is
+# also tested from Python's sqlite3) and Node.js with npm (for Azurite, the
+# Azure test server, which `make test` installs with scripts/testservers).
+# Idempotent, and silent when everything is present.
 set -euo pipefail
 
 missing=()
@@ -11,6 +13,8 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 have_pkg libsqlite3-dev || missing+=(libsqlite3-dev)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+[ -x /usr/bin/python3 ] || missing+=(python3)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
