@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/litestream-go/litestream/remote"
-	"github.com/litestream-go/litestream/remote/backends"
 )
 
 // configFlags are the flags every command that reads the config file has.
@@ -70,9 +66,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 
 // target is what a DB_PATH-or-REPLICA_URL argument resolved to.
 type target struct {
-	URL    string    // replica URL (may hold credentials: log redactURL(URL))
-	DBPath string    // database path when found through the config file
-	DB     *DBConfig // its configuration, if any
+	replicaRef           // the replica (may hold credentials: print redacted())
+	DBPath     string    // database path when found through the config file
+	DB         *DBConfig // its configuration, if any
 }
 
 // resolveTarget resolves a restore/ltx argument. A URL is the replica
@@ -83,7 +79,8 @@ func (m *Main) resolveTarget(arg string, cf *configFlags) (*target, error) {
 		if cf.path != "" {
 			return nil, fmt.Errorf("%w: cannot use a replica URL and -config together", errUsage)
 		}
-		return &target{URL: arg}, nil
+		// Credentials come from the URL and the environment.
+		return &target{replicaRef: replicaRef{URL: arg}}, nil
 	}
 	p, err := expandPath(arg)
 	if err != nil {
@@ -96,15 +93,15 @@ func (m *Main) resolveTarget(arg string, cf *configFlags) (*target, error) {
 			if err != nil {
 				return nil, err
 			}
-			u, err := rc.ReplicaURL()
+			ref, err := rc.Replica()
 			if err != nil {
 				return nil, fmt.Errorf("database %s: %w", p, err)
 			}
-			return &target{URL: u, DBPath: p, DB: db}, nil
+			return &target{replicaRef: ref, DBPath: p, DB: db}, nil
 		}
 	}
 	if fi, err := os.Stat(filepath.Join(p, "ltx")); err == nil && fi.IsDir() {
-		return &target{URL: fileURL(p)}, nil
+		return &target{replicaRef: replicaRef{URL: fileURL(p)}}, nil
 	}
 	if cfgErr != nil {
 		if errors.Is(cfgErr, ErrConfigNotFound) {
@@ -115,34 +112,31 @@ func (m *Main) resolveTarget(arg string, cf *configFlags) (*target, error) {
 	return nil, fmt.Errorf("database %s not found in config %s", p, cfg.Path)
 }
 
-// openReplica opens the remote client for rawURL. Errors never show the
-// URL's secrets.
-func openReplica(ctx context.Context, rawURL string) (remote.Client, error) {
-	c, err := backends.Open(ctx, rawURL)
-	if err != nil {
-		return nil, redactErr(fmt.Errorf("open replica %s: %w", rawURL, err), rawURL)
-	}
-	return c, nil
-}
-
 // redactErr rewrites err's message so that rawURL (and its password) appear
-// only in redacted form; errors.Is/As still see the original chain.
-func redactErr(err error, rawURL string) error {
+// only in redacted form, and the extra secrets (configured credentials) not
+// at all; errors.Is/As still see the original chain.
+func redactErr(err error, rawURL string, extra ...string) error {
 	if err == nil {
 		return nil
 	}
-	return &redactedError{err: err, raw: rawURL}
+	return &redactedError{err: err, raw: rawURL, extra: extra}
 }
 
 type redactedError struct {
-	err error
-	raw string
+	err   error
+	raw   string
+	extra []string
 }
 
 func (e *redactedError) Error() string {
-	msg := strings.ReplaceAll(e.err.Error(), e.raw, redactURL(e.raw))
-	for _, s := range urlSecrets(e.raw) {
-		msg = strings.ReplaceAll(msg, s, redacted)
+	msg := e.err.Error()
+	if e.raw != "" {
+		msg = strings.ReplaceAll(msg, e.raw, redactURL(e.raw))
+	}
+	for _, s := range append(urlSecrets(e.raw), e.extra...) {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, redacted)
+		}
 	}
 	return msg
 }

@@ -147,59 +147,75 @@ type ReplicaConfig struct {
 	Retention              *time.Duration `yaml:"retention"`
 	RetentionCheckInterval *time.Duration `yaml:"retention-check-interval"`
 	SnapshotInterval       *time.Duration `yaml:"snapshot-interval"`
+
+	// global is the configuration's top-level settings, already copied
+	// into ReplicaSettings (set by ParseConfig); it tells which settings
+	// the replica set itself.
+	global *ReplicaSettings
 }
 
 // ReplicaSettings can be set per replica or once at the top level as a
-// default for all replicas.
+// default for all replicas (as in Litestream v0.5). Each backend uses the
+// keys that apply to it; see ReplicaConfig.Replica.
 type ReplicaSettings struct {
 	SyncInterval *time.Duration `yaml:"sync-interval"`
 
-	// Object-store location, used to build a URL when `url:` is not given.
-	Bucket   string `yaml:"bucket"`
-	Region   string `yaml:"region"`
-	Endpoint string `yaml:"endpoint"`
+	// Location, used to build a URL when `url:` is not given (bucket also
+	// names the object store of a nats:// URL without one).
+	Bucket    string `yaml:"bucket"`
+	Host      string `yaml:"host"`       // sftp
+	WebDAVURL string `yaml:"webdav-url"` // webdav
 
-	// Not supported yet (credentials come from the environment, e.g.
-	// AWS_ACCESS_KEY_ID, or from the URL).
+	// S3 and S3-compatible stores (endpoint also for abs and gs).
+	AccessKeyID     string    `yaml:"access-key-id"`
+	SecretAccessKey string    `yaml:"secret-access-key"`
+	Region          string    `yaml:"region"`
+	Endpoint        string    `yaml:"endpoint"`
+	ForcePathStyle  *bool     `yaml:"force-path-style"`
+	SkipVerify      bool      `yaml:"skip-verify"` // also webdavs
+	PartSize        *ByteSize `yaml:"part-size"`
+	Concurrency     *int      `yaml:"concurrency"`
+
+	// Azure Blob Storage.
+	AccountName string `yaml:"account-name"`
+	AccountKey  string `yaml:"account-key"`
+	SASToken    string `yaml:"sas-token"`
+
+	// SFTP (user and password also for webdav, password for nats).
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+	KeyPath  string `yaml:"key-path"`
+	HostKey  string `yaml:"host-key"`
+
+	// WebDAV.
+	WebDAVUsername string `yaml:"webdav-username"`
+	WebDAVPassword string `yaml:"webdav-password"`
+
+	// NATS (timeout also for sftp and webdav).
+	JWT           string         `yaml:"jwt"`
+	Seed          string         `yaml:"seed"`
+	Creds         string         `yaml:"creds"`
+	NKey          string         `yaml:"nkey"`
+	Username      string         `yaml:"username"`
+	Token         string         `yaml:"token"`
+	TLS           bool           `yaml:"tls"`
+	RootCAs       []string       `yaml:"root-cas"`
+	ClientCert    string         `yaml:"client-cert"`
+	ClientKey     string         `yaml:"client-key"`
+	MaxReconnects *int           `yaml:"max-reconnects"`
+	ReconnectWait *time.Duration `yaml:"reconnect-wait"`
+	Timeout       *time.Duration `yaml:"timeout"`
+
+	// Not supported yet (parsed, then ignored with a warning).
 	ValidationInterval   *time.Duration `yaml:"validation-interval"`
 	AutoRecover          *bool          `yaml:"auto-recover"`
-	AccessKeyID          string         `yaml:"access-key-id"`
-	SecretAccessKey      string         `yaml:"secret-access-key"`
-	ForcePathStyle       *bool          `yaml:"force-path-style"`
 	SignPayload          *bool          `yaml:"sign-payload"`
 	RequireContentMD5    *bool          `yaml:"require-content-md5"`
-	SkipVerify           bool           `yaml:"skip-verify"`
-	PartSize             *ByteSize      `yaml:"part-size"`
-	Concurrency          *int           `yaml:"concurrency"`
 	SSECustomerAlgorithm string         `yaml:"sse-customer-algorithm"`
 	SSECustomerKey       string         `yaml:"sse-customer-key"`
 	SSECustomerKeyPath   string         `yaml:"sse-customer-key-path"`
 	SSEKMSKeyID          string         `yaml:"sse-kms-key-id"`
-	AccountName          string         `yaml:"account-name"`
-	AccountKey           string         `yaml:"account-key"`
-	SASToken             string         `yaml:"sas-token"`
-	Host                 string         `yaml:"host"`
-	User                 string         `yaml:"user"`
-	Password             string         `yaml:"password"`
-	KeyPath              string         `yaml:"key-path"`
-	HostKey              string         `yaml:"host-key"`
 	ConcurrentWrites     *bool          `yaml:"concurrent-writes"`
-	WebDAVURL            string         `yaml:"webdav-url"`
-	WebDAVUsername       string         `yaml:"webdav-username"`
-	WebDAVPassword       string         `yaml:"webdav-password"`
-	JWT                  string         `yaml:"jwt"`
-	Seed                 string         `yaml:"seed"`
-	Creds                string         `yaml:"creds"`
-	NKey                 string         `yaml:"nkey"`
-	Username             string         `yaml:"username"`
-	Token                string         `yaml:"token"`
-	TLS                  bool           `yaml:"tls"`
-	RootCAs              []string       `yaml:"root-cas"`
-	ClientCert           string         `yaml:"client-cert"`
-	ClientKey            string         `yaml:"client-key"`
-	MaxReconnects        *int           `yaml:"max-reconnects"`
-	ReconnectWait        *time.Duration `yaml:"reconnect-wait"`
-	Timeout              *time.Duration `yaml:"timeout"`
 	Age                  AgeConfig      `yaml:"age"`
 }
 
@@ -316,6 +332,7 @@ func ParseConfig(buf []byte, expandEnv bool, getenv func(string) string) (*Confi
 		}
 		for _, rc := range db.replicaConfigs() {
 			rc.SetDefaults(&cfg.ReplicaSettings)
+			rc.global = &cfg.ReplicaSettings
 		}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -503,7 +520,7 @@ func (c *Config) Validate() error {
 			if rc.SyncInterval != nil && *rc.SyncInterval <= 0 {
 				return fmt.Errorf("dbs[%d] replica sync-interval: must be greater than 0 (got %s)", i, *rc.SyncInterval)
 			}
-			if _, err := rc.ReplicaURL(); err != nil {
+			if _, err := rc.Replica(); err != nil {
 				return fmt.Errorf("dbs[%d] replica: %w", i, err)
 			}
 		}
@@ -527,14 +544,20 @@ func (c *Config) DBConfig(path string) *DBConfig {
 }
 
 // ReplicaURL returns the replica's URL: `url:` as given, or one built from
-// `type:`, `bucket:` and `path:` (Litestream's older form).
+// Litestream's older form: `type:` plus `path:` (file), `bucket:` (s3, gs,
+// abs; with `account-name:` for abs), `host:` (sftp, with `user:`) or
+// `webdav-url:` (webdav). A nats:// URL without a bucket gets `bucket:` as
+// its path. Credentials never go into the URL; see Replica.
 func (rc *ReplicaConfig) ReplicaURL() (string, error) {
 	if rc.URL != "" {
 		if rc.Path != "" {
 			return "", fmt.Errorf("cannot specify both 'url' and 'path'")
 		}
 		if !isURL(rc.URL) {
-			return "", fmt.Errorf("url %q is not a URL (expected scheme://...)", rc.URL)
+			return "", fmt.Errorf("url %q is not a URL (expected scheme://...)", redactURL(rc.URL))
+		}
+		if rc.Bucket != "" && isNATSWithoutBucket(rc.URL) {
+			return withBucketPath(rc.URL, rc.Bucket)
 		}
 		return rc.URL, nil
 	}
@@ -542,6 +565,7 @@ func (rc *ReplicaConfig) ReplicaURL() (string, error) {
 	if typ == "" {
 		typ = "file"
 	}
+	rel := "/" + strings.TrimPrefix(rc.Path, "/")
 	switch typ {
 	case "file":
 		if rc.Path == "" {
@@ -556,18 +580,42 @@ func (rc *ReplicaConfig) ReplicaURL() (string, error) {
 		if rc.Bucket == "" {
 			return "", fmt.Errorf("%s replica needs 'url' or 'bucket'", typ)
 		}
-		u := url.URL{Scheme: typ, Host: rc.Bucket, Path: "/" + strings.TrimPrefix(rc.Path, "/")}
-		q := url.Values{}
-		if rc.Endpoint != "" {
-			q.Set("endpoint", rc.Endpoint)
+		u := url.URL{Scheme: typ, Host: rc.Bucket, Path: rel}
+		if typ == "abs" && rc.AccountName != "" {
+			u.User = url.User(rc.AccountName) // abs://ACCOUNT@CONTAINER/PATH
 		}
-		if rc.Region != "" {
-			q.Set("region", rc.Region)
-		}
-		u.RawQuery = q.Encode()
 		return u.String(), nil
+	case "sftp":
+		if rc.Host == "" {
+			return "", fmt.Errorf("sftp replica needs 'url' or 'host'")
+		}
+		u := url.URL{Scheme: "sftp", Host: rc.Host, Path: rel}
+		if rc.User != "" {
+			u.User = url.User(rc.User)
+		}
+		return u.String(), nil
+	case "webdav":
+		if rc.WebDAVURL == "" {
+			return "", fmt.Errorf("webdav replica needs 'url' or 'webdav-url'")
+		}
+		w, err := url.Parse(rc.WebDAVURL)
+		if err != nil || w.Host == "" {
+			return "", fmt.Errorf("webdav-url %q: want http://host[:port][/path] or https://...", redactURL(rc.WebDAVURL))
+		}
+		switch strings.ToLower(w.Scheme) {
+		case "http":
+			w.Scheme = "webdav"
+		case "https":
+			w.Scheme = "webdavs"
+		default:
+			return "", fmt.Errorf("webdav-url %q: want an http:// or https:// URL", redactURL(rc.WebDAVURL))
+		}
+		// The replica path is inside the server's base path, as in Litestream.
+		w.Path = strings.TrimSuffix(w.Path, "/") + rel
+		w.RawPath = ""
+		return w.String(), nil
 	default:
-		return "", fmt.Errorf("replica type %q needs 'url' (only file, s3, gs and abs can be built from type/bucket/path)", typ)
+		return "", fmt.Errorf("replica type %q needs 'url' (only file, s3, gs, abs, sftp and webdav replicas can be given as type and location keys)", typ)
 	}
 }
 
@@ -605,14 +653,13 @@ func (c *Config) Unsupported() []string {
 	return out
 }
 
+// unsupportedReplicaSettings are the ReplicaSettings keys this build parses
+// but does not act on. The credential, location and tuning keys of the
+// backends are supported (see ReplicaConfig.Replica).
 var unsupportedReplicaSettings = []string{
-	"validation-interval", "auto-recover", "access-key-id", "secret-access-key", "force-path-style",
-	"sign-payload", "require-content-md5", "skip-verify", "part-size", "concurrency",
+	"validation-interval", "auto-recover", "sign-payload", "require-content-md5",
 	"sse-customer-algorithm", "sse-customer-key", "sse-customer-key-path", "sse-kms-key-id",
-	"account-name", "account-key", "sas-token", "host", "user", "password", "key-path", "host-key",
-	"concurrent-writes", "webdav-url", "webdav-username", "webdav-password", "jwt", "seed", "creds",
-	"nkey", "username", "token", "tls", "root-cas", "client-cert", "client-key", "max-reconnects",
-	"reconnect-wait", "timeout", "age",
+	"concurrent-writes", "age",
 }
 
 // clearInherited zeroes the settings that equal the global ones, leaving

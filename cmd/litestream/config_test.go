@@ -240,7 +240,8 @@ dbs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []string{"file:///backups/a", "s3://bkt/db/b?region=us-east-1"} {
+	// The region is an option, not part of the URL (see TestReplicaOptions).
+	for i, want := range []string{"file:///backups/a", "s3://bkt/db/b"} {
 		rc, err := cfg.DBs[i].ReplicaConfig()
 		if err != nil {
 			t.Fatal(err)
@@ -255,7 +256,7 @@ dbs:
 func TestParseConfig_Unsupported(t *testing.T) {
 	const y = `
 addr: ":9090"
-access-key-id: AKIA
+sign-payload: false
 snapshot:
   interval: 1h
 levels:
@@ -268,27 +269,28 @@ dbs:
     replica:
       url: s3://b/a
       retention: 24h
-      secret-access-key: shh
+      sse-customer-key: shh
+      secret-access-key: supported
 `
 	cfg, err := ParseConfig([]byte(y), true, env(nil))
 	if err != nil {
 		t.Fatalf("a Litestream config with later-issue keys must load: %v", err)
 	}
 	got := cfg.Unsupported()
-	want := []string{"access-key-id",
-		"dbs[0].busy-timeout", "dbs[0].replica.retention", "dbs[0].replica.secret-access-key"}
+	want := []string{"sign-payload",
+		"dbs[0].busy-timeout", "dbs[0].replica.retention", "dbs[0].replica.sse-customer-key"}
 	for _, w := range want {
 		if !slices.Contains(got, w) {
 			t.Errorf("Unsupported() = %q, missing %q", got, w)
 		}
 	}
-	for _, supported := range []string{"addr", "exec", "levels", "snapshot", "l0-retention"} {
+	for _, supported := range []string{"addr", "exec", "levels", "snapshot", "l0-retention", "dbs[0].replica.secret-access-key"} {
 		if slices.Contains(got, supported) {
 			t.Errorf("Unsupported() = %q, lists supported key %q", got, supported)
 		}
 	}
-	// The global access-key-id is reported once, not again per replica.
-	if slices.Contains(got, "dbs[0].replica.access-key-id") {
+	// The global sign-payload is reported once, not again per replica.
+	if slices.Contains(got, "dbs[0].replica.sign-payload") {
 		t.Errorf("inherited key reported per replica: %q", got)
 	}
 }

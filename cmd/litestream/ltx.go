@@ -44,7 +44,7 @@ func (m *Main) runLTX(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	client, err := openReplica(ctx, tgt.URL)
+	client, err := openReplica(ctx, tgt.replicaRef, newLogger(m.Stderr, m.Getenv("LOG_LEVEL"), "text"))
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func (m *Main) runLTX(ctx context.Context, args []string) error {
 		files, err = client.LTXFiles(ctx, level, 0)
 	}
 	if err != nil {
-		return redactErr(fmt.Errorf("list replica %s: %w", tgt.URL, err), tgt.URL)
+		return tgt.redactErr(fmt.Errorf("list replica %s: %w", tgt.URL, err))
 	}
 
 	if *asJSON {

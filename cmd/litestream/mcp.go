@@ -116,7 +116,7 @@ func (m *Main) newMCPServer(dbs []*replicated, started time.Time, logger *slog.L
 				files, err = index.ListAll(ctx, r.client)
 			}
 			if err != nil {
-				return nil, mcpLTXFiles{}, fmt.Errorf("list replica %s: %w", r.url, err)
+				return nil, mcpLTXFiles{}, r.redact(fmt.Errorf("list replica %s: %w", r.url, err))
 			}
 			out := mcpLTXFiles{Files: make([]mcpLTXFile, 0, len(files))}
 			for _, f := range files {
@@ -158,7 +158,7 @@ func (m *Main) newMCPServer(dbs []*replicated, started time.Time, logger *slog.L
 			logger.Info("mcp: restore", "db", r.path, "output", out, "txid", in.TXID, "timestamp", in.Timestamp)
 			res, err := m.restore(ctx, r.client, p, logger)
 			if err != nil {
-				return nil, mcpRestoreResult{}, fmt.Errorf("restore %s to %s: %w", r.path, out, err)
+				return nil, mcpRestoreResult{}, r.redact(fmt.Errorf("restore %s to %s: %w", r.path, out, err))
 			}
 			return nil, mcpRestoreResult{Output: out, TXID: res.TXID.String(), Pages: res.Commit, PageSize: res.PageSize, Files: res.Files}, nil
 		})

@@ -25,6 +25,16 @@ type replicated struct {
 	url    string // redacted
 	db     *writer.DB
 	client remote.Client // counted by the metrics when they are on
+	ref    replicaRef    // for redact
+}
+
+// redact hides the replica's credentials in an error from its client.
+// Backends keep secrets out of their errors; this is the second line.
+func (r *replicated) redact(err error) error {
+	if err == nil {
+		return nil
+	}
+	return r.ref.redactErr(err)
 }
 
 func (m *Main) runReplicate(ctx context.Context, args []string) error {
@@ -134,7 +144,7 @@ func (m *Main) runReplicate(ctx context.Context, args []string) error {
 	closeAll := func(ctx context.Context) error {
 		var errs []error
 		for _, r := range dbs {
-			if err := r.db.Close(ctx); err != nil {
+			if err := r.redact(r.db.Close(ctx)); err != nil {
 				logger.Error("final sync failed", "db", r.path, "replica", r.url, "error", err)
 				errs = append(errs, fmt.Errorf("close %s: %w", r.path, err))
 			} else {
@@ -156,7 +166,7 @@ func (m *Main) runReplicate(ctx context.Context, args []string) error {
 		var errs []error
 		for _, r := range dbs {
 			if err := r.db.Sync(runCtx); err != nil {
-				errs = append(errs, fmt.Errorf("sync %s to %s: %w", r.path, r.url, err))
+				errs = append(errs, r.redact(fmt.Errorf("sync %s to %s: %w", r.path, r.url, err)))
 			}
 		}
 		errs = append(errs, closeAll(context.WithoutCancel(ctx)))
@@ -296,15 +306,15 @@ func (m *Main) openReplicated(ctx context.Context, dbc *DBConfig, global *Replic
 	if err != nil {
 		return nil, err
 	}
-	rawURL, err := rc.ReplicaURL()
+	ref, err := rc.Replica()
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", dbc.Path, err)
 	}
-	client, err := openReplica(ctx, rawURL)
+	client, err := openReplica(ctx, ref, logger)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", dbc.Path, err)
 	}
-	red := redactURL(rawURL)
+	red := ref.redacted()
 	if mtr != nil {
 		client = mtr.Client(dbc.Path, client)
 	}
@@ -349,11 +359,11 @@ func (m *Main) openReplicated(ctx context.Context, dbc *DBConfig, global *Replic
 		mtr.AddDB(dbc.Path, db.Status)
 	}
 	if err := db.Open(ctx); err != nil {
-		return nil, redactErr(fmt.Errorf("open database %s (replica %s): %w", dbc.Path, red, err), rawURL)
+		return nil, ref.redactErr(fmt.Errorf("open database %s (replica %s): %w", dbc.Path, red, err))
 	}
 	logger.Info("replicating", "db", dbc.Path, "replica", red, "type", client.Type(),
 		"sync-interval", durationOrDefault(opts.SyncInterval))
-	return &replicated{path: dbc.Path, url: red, db: db, client: client}, nil
+	return &replicated{path: dbc.Path, url: red, db: db, client: client, ref: ref}, nil
 }
 
 func durationOrDefault(d time.Duration) string {

@@ -97,7 +97,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 		return err
 	}
 	if *dryRun {
-		return m.restoreDryRun(ctx, tgt.URL, p, *asJSON)
+		return m.restoreDryRun(ctx, tgt.replicaRef, p, *asJSON)
 	}
 	p.output = *output
 	if p.output == "" {
@@ -110,7 +110,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 		return err
 	}
 	if *follow {
-		return m.restoreFollow(ctx, tgt.URL, p)
+		return m.restoreFollow(ctx, tgt.replicaRef, p)
 	}
 	if _, err := os.Stat(p.output); err == nil {
 		if *ifDBNotExists {
@@ -125,7 +125,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	}
 
 	logger := newLogger(m.Stderr, m.Getenv("LOG_LEVEL"), "text")
-	client, err := openReplica(ctx, tgt.URL)
+	client, err := openReplica(ctx, tgt.replicaRef, logger)
 	if err != nil {
 		return err
 	}
@@ -137,13 +137,13 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	start := time.Now()
 	res, err := m.restore(ctx, client, p, logger)
 	if errors.Is(err, errEmptyReplica) && *ifReplicaExists {
-		fmt.Fprintf(m.Stdout, "no backups found in %s, skipping restore\n", redactURL(tgt.URL))
+		fmt.Fprintf(m.Stdout, "no backups found in %s, skipping restore\n", tgt.redacted())
 		return nil
 	}
 	if err != nil {
-		return redactErr(fmt.Errorf("restore from %s: %w", tgt.URL, err), tgt.URL)
+		return tgt.redactErr(fmt.Errorf("restore from %s: %w", tgt.URL, err))
 	}
-	logger.Info("restore complete", "output", p.output, "replica", redactURL(tgt.URL), "txid", res.TXID.String(),
+	logger.Info("restore complete", "output", p.output, "replica", tgt.redacted(), "txid", res.TXID.String(),
 		"created", res.Timestamp.UTC().Format(time.RFC3339), "pages", res.Commit, "page-size", res.PageSize,
 		"files", res.Files, "bytes", res.Bytes, "integrity-check", p.integrity,
 		"elapsed", time.Since(start).Round(time.Millisecond).String())

@@ -11,9 +11,9 @@ import (
 // it does not exist (or resume from the TXID recorded beside it), then apply
 // each new file of the replica to it in place until interrupted. See
 // vfs.Follow for the crash-safety protocol.
-func (m *Main) restoreFollow(ctx context.Context, rawURL string, p restoreParams) error {
+func (m *Main) restoreFollow(ctx context.Context, ref replicaRef, p restoreParams) error {
 	logger := newLogger(m.Stderr, m.Getenv("LOG_LEVEL"), "text")
-	client, err := openReplica(ctx, rawURL)
+	client, err := openReplica(ctx, ref, logger)
 	if err == nil {
 		err = vfs.Follow(ctx, client, vfs.FollowOptions{OutputPath: p.output, Logger: logger})
 	}
@@ -21,7 +21,7 @@ func (m *Main) restoreFollow(ctx context.Context, rawURL string, p restoreParams
 		return nil // interrupted: the normal way to stop following
 	}
 	if err != nil {
-		return redactErr(fmt.Errorf("follow %s: %w", rawURL, err), rawURL)
+		return ref.redactErr(fmt.Errorf("follow %s: %w", ref.URL, err))
 	}
 	return nil
 }

@@ -31,8 +31,8 @@ type planOutput struct {
 // restoreDryRun prints the plan a restore to p's target would follow: the
 // newest snapshot at or before the target and the fewest files that reach it
 // exactly, across all levels (package index, shared with the VFS).
-func (m *Main) restoreDryRun(ctx context.Context, rawURL string, p restoreParams, asJSON bool) error {
-	client, err := openReplica(ctx, rawURL)
+func (m *Main) restoreDryRun(ctx context.Context, ref replicaRef, p restoreParams, asJSON bool) error {
+	client, err := openReplica(ctx, ref, newLogger(m.Stderr, m.Getenv("LOG_LEVEL"), "text"))
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func (m *Main) restoreDryRun(ctx context.Context, rawURL string, p restoreParams
 		err = fmt.Errorf("%w: %w", errEmptyReplica, err)
 	}
 	if err != nil {
-		return redactErr(fmt.Errorf("plan restore from %s: %w", rawURL, err), rawURL)
+		return ref.redactErr(fmt.Errorf("plan restore from %s: %w", ref.URL, err))
 	}
 	out := planOutput{TXID: plan.TXID.String(), Timestamp: plan.Timestamp.UTC(), Files: []planFile{}}
 	for _, f := range plan.Files {

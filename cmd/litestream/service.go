@@ -212,7 +212,7 @@ func liveStatus(dbs []*replicated, started time.Time) control.Status {
 			WALSize:     s.WALSize,
 			LastSync:    utc(s.LastSync),
 			LastUpload:  utc(s.LastUpload),
-			LastError:   s.LastError,
+			LastError:   redactString(s.LastError, r.ref),
 			Pending:     s.Pending,
 		})
 	}
@@ -303,7 +303,7 @@ func shutdownSync(ctx context.Context, dbs []*replicated, interval time.Duration
 		go func() {
 			defer wg.Done()
 			for attempt := 1; ; attempt++ {
-				err := r.db.Sync(ctx)
+				err := r.redact(r.db.Sync(ctx))
 				if err == nil {
 					break
 				}
@@ -320,7 +320,7 @@ func shutdownSync(ctx context.Context, dbs []*replicated, interval time.Duration
 			}
 			// Nothing is left to upload unless the application is still
 			// writing; Close's own final sync catches that.
-			if err := r.db.Close(ctx); err != nil {
+			if err := r.redact(r.db.Close(ctx)); err != nil {
 				errs[i] = fmt.Errorf("close %s: %w", r.path, err)
 				logger.Error("final sync failed", "db", r.path, "replica", r.url, "error", err)
 				return

@@ -191,18 +191,18 @@ func (m *Main) replicaStatus(ctx context.Context, db *DBConfig, s *dbStatus) str
 	if err != nil {
 		return err.Error()
 	}
-	rawURL, err := rc.ReplicaURL()
+	ref, err := rc.Replica()
 	if err != nil {
 		return err.Error()
 	}
-	s.Replica = redactURL(rawURL)
-	client, err := openReplica(ctx, rawURL)
+	s.Replica = ref.redacted()
+	client, err := openReplica(ctx, ref, newLogger(m.Stderr, m.Getenv("LOG_LEVEL"), "text"))
 	if err != nil {
 		return "error: " + err.Error()
 	}
 	files, err := index.ListAll(ctx, client)
 	if err != nil {
-		return "error: " + redactErr(err, rawURL).Error()
+		return "error: " + ref.redactErr(err).Error()
 	}
 	s.Files = len(files)
 	if len(files) == 0 {

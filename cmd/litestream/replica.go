@@ -1,0 +1,209 @@
+package main
+
+// Turning a replica's configuration (its URL or Litestream's older
+// type/bucket/path form, plus the credential and tuning keys) into what
+// backends.OpenWithOptions takes, and keeping the secrets among them out of
+// every message.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+
+	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/backends"
+)
+
+// replicaRef is a replica to open: its URL and the backend options the
+// configuration gives. Both may hold secrets: print redacted(), and pass
+// errors that may quote them through redactErr.
+type replicaRef struct {
+	URL  string
+	Opts backends.Options
+}
+
+// redacted is the URL for logs and output.
+func (r replicaRef) redacted() string { return redactURL(r.URL) }
+
+// redactErr hides the URL's and the options' secrets in err's message.
+func (r replicaRef) redactErr(err error) error {
+	return redactErr(err, r.URL, optionSecrets(r.Opts)...)
+}
+
+// redactString hides the replica's secrets in msg (an error already
+// turned into text, such as a status's last error).
+func redactString(msg string, r replicaRef) string {
+	if msg == "" {
+		return ""
+	}
+	return r.redactErr(errors.New(msg)).Error()
+}
+
+// openReplica opens the replica's client. Backend messages go to logger
+// (nil: slog.Default()). Errors never show a secret.
+func openReplica(ctx context.Context, ref replicaRef, logger *slog.Logger) (remote.Client, error) {
+	opts := ref.Opts
+	if logger != nil {
+		opts.Logger = logger
+	}
+	c, err := backends.OpenWithOptions(ctx, ref.URL, opts)
+	if err != nil {
+		return nil, ref.redactErr(fmt.Errorf("open replica %s: %w", ref.URL, err))
+	}
+	return c, nil
+}
+
+// optionSecrets lists the secret values among opts, for redaction. The
+// access key ID is not secret but is hidden too, as in URLs; values shorter
+// than 4 bytes are left out because replacing them would mangle messages.
+func optionSecrets(o backends.Options) []string {
+	var out []string
+	for _, s := range []string{o.AccessKeyID, o.SecretAccessKey, o.AccountKey, o.SASToken, o.Password,
+		o.Token, o.JWT, o.Seed} {
+		if len(s) >= 4 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Replica returns the replica to open: the URL (see ReplicaURL) and the
+// backend options its keys set. Which keys apply depends on the backend, as
+// in Litestream v0.5: a key meant for another backend (say a global
+// access-key-id on an sftp replica) is not passed on. Settings the URL also
+// carries are overridden by the keys.
+func (rc *ReplicaConfig) Replica() (replicaRef, error) {
+	if err := rc.checkURLConflicts(); err != nil {
+		return replicaRef{}, err
+	}
+	raw, err := rc.ReplicaURL()
+	if err != nil {
+		return replicaRef{}, err
+	}
+	u, err := remote.ParseURL(raw)
+	if err != nil {
+		// The message names the URL with its secrets hidden.
+		return replicaRef{}, err
+	}
+	return replicaRef{URL: raw, Opts: rc.options(u.Scheme)}, nil
+}
+
+// options maps the keys that apply to scheme's backend.
+func (rc *ReplicaConfig) options(scheme string) backends.Options {
+	var o backends.Options
+	switch scheme {
+	case "s3":
+		o.AccessKeyID = rc.AccessKeyID
+		o.SecretAccessKey = rc.SecretAccessKey
+		o.Region = rc.Region
+		o.Endpoint = rc.Endpoint
+		o.ForcePathStyle = rc.ForcePathStyle
+		o.SkipVerify = rc.SkipVerify
+		if rc.PartSize != nil {
+			o.PartSize = int64(*rc.PartSize)
+		}
+		if rc.Concurrency != nil {
+			o.Concurrency = *rc.Concurrency
+		}
+	case "gs":
+		// Not a Litestream key for gs; here it points at an emulator.
+		o.Endpoint = rc.Endpoint
+	case "abs":
+		o.AccountName = rc.AccountName
+		o.AccountKey = rc.AccountKey
+		o.SASToken = rc.SASToken
+		o.Endpoint = rc.Endpoint
+	case "sftp":
+		o.User = rc.User
+		o.Password = rc.Password
+		o.KeyPath = rc.KeyPath
+		o.HostKey = rc.HostKey
+		o.Timeout = deref(rc.Timeout)
+	case "webdav", "webdavs":
+		// Litestream's keys are webdav-username and webdav-password; the
+		// generic user and password are accepted as well.
+		o.User = pick(rc.WebDAVUsername, rc.User)
+		o.Password = pick(rc.WebDAVPassword, rc.Password)
+		o.SkipVerify = rc.SkipVerify
+		o.Timeout = deref(rc.Timeout)
+	case "nats":
+		o.User = rc.Username
+		o.Password = rc.Password
+		o.JWT = rc.JWT
+		o.Seed = rc.Seed
+		o.Creds = rc.Creds
+		o.NKey = rc.NKey
+		o.Token = rc.Token
+		o.TLS = rc.TLS
+		o.RootCAs = rc.RootCAs
+		o.ClientCert = rc.ClientCert
+		o.ClientKey = rc.ClientKey
+		o.MaxReconnects = rc.MaxReconnects
+		o.ReconnectWait = deref(rc.ReconnectWait)
+		o.Timeout = deref(rc.Timeout)
+	}
+	return o
+}
+
+// checkURLConflicts rejects location keys that the replica sets next to
+// `url:` (Litestream rejects them too): the URL already says where the
+// replica is. Keys inherited from the global settings are ignored instead,
+// since a global default cannot be unset per replica.
+func (rc *ReplicaConfig) checkURLConflicts() error {
+	if rc.URL == "" {
+		return nil
+	}
+	own := rc.ReplicaSettings
+	if rc.global != nil {
+		own.clearInherited(rc.global)
+	}
+	if own.Host != "" {
+		return fmt.Errorf("cannot specify both 'url' and 'host'")
+	}
+	if own.WebDAVURL != "" {
+		return fmt.Errorf("cannot specify both 'url' and 'webdav-url'")
+	}
+	if own.Bucket != "" && !isNATSWithoutBucket(rc.URL) {
+		return fmt.Errorf("cannot specify both 'url' and 'bucket' (the URL names the bucket)")
+	}
+	return nil
+}
+
+// isNATSWithoutBucket reports whether raw is a nats:// URL with no path, the
+// form Litestream allows when `bucket:` names the object store.
+func isNATSWithoutBucket(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && strings.EqualFold(u.Scheme, "nats") && strings.Trim(u.Path, "/") == ""
+}
+
+// withBucketPath returns the nats:// URL raw with bucket as its path (the
+// backend reads the bucket from the URL's first path segment).
+func withBucketPath(raw, bucket string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + strings.Trim(bucket, "/")
+	u.RawPath = ""
+	return u.String(), nil
+}
+
+func pick(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
