@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// startTokenNATS runs an in-process NATS server with JetStream on 127.0.0.1
+// that requires token, and creates the object store bucket. (The shared
+// test servers live in remote/internal/testserver, which this package
+// cannot import; this is the server library with a token set.)
+func startTokenNATS(t *testing.T, token, bucket string) string {
+	t.Helper()
+	opts := natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true, Authorization: token}
+	s, err := natsserver.NewServer(&opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatal("nats server did not start")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+
+	nc, err := nats.Connect(s.ClientURL(), nats.Token(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateObjectStore(t.Context(), jetstream.ObjectStoreConfig{Bucket: bucket}); err != nil {
+		t.Fatal(err)
+	}
+	return s.ClientURL()
+}
+
+// TestConfigCredentials_NATS replicates with a config file whose replica
+// needs options the URL does not carry (a token from ${VAR} at the top level,
+// the bucket key for a nats:// URL without one, a timeout), restores with the
+// same config and compares; then checks that no command prints the token,
+// and that a wrong token fails without printing it either.
+func TestConfigCredentials_NATS(t *testing.T) {
+	const token = "nats-cli-s3cret-token"
+	serverURL := startTokenNATS(t, token, "cli")
+
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	cfgPath := filepath.Join(dir, "litestream.yml")
+	const cfgText = `
+token: ${NATS_TOKEN}
+dbs:
+  - path: %s
+    replica:
+      url: %s
+      bucket: cli
+      timeout: 5s
+      sync-interval: 50ms
+`
+	writeFile(t, cfgPath, fmt.Sprintf(cfgText, dbPath, serverURL))
+	// Debug logging: the backend's messages must not show the token either.
+	vars := map[string]string{"NATS_TOKEN": token, "LOG_LEVEL": "debug"}
+
+	db, err := sql.Open("sqlite3", dbPath+"?_journal_mode=WAL&_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL, payload BLOB)`)
+
+	var printed strings.Builder // everything the commands wrote
+	mustRun := func(args ...string) string {
+		t.Helper()
+		code, stdout, stderr := run(t, vars, args...)
+		printed.WriteString(stdout + stderr)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
+		}
+		return stdout
+	}
+
+	// A few rounds of transactions, each replicated with -once.
+	for round := range 3 {
+		for i := range 20 {
+			exec(`INSERT INTO items(name, payload) VALUES (?, randomblob(?))`, fmt.Sprintf("r%d-%d", round, i), 200+i*37)
+		}
+		exec(`UPDATE items SET name = name || '+' WHERE id % 3 = ?`, round)
+		exec(`DELETE FROM items WHERE id % 7 = ?`, round)
+		mustRun("replicate", "-once", "-config", cfgPath)
+	}
+
+	if out := mustRun("ltx", "-config", cfgPath, dbPath); strings.Count(out, "\n") < 2 {
+		t.Errorf("ltx lists no files:\n%s", out)
+	}
+	wantReplica := serverURL + "/cli"
+	for _, cmd := range []string{"status", "databases"} {
+		if out := mustRun(cmd, "-config", cfgPath); !strings.Contains(out, wantReplica) || strings.Contains(out, "error") {
+			t.Errorf("%s output lacks %s or shows an error:\n%s", cmd, wantReplica, out)
+		}
+	}
+
+	restored := filepath.Join(dir, "restored.db")
+	mustRun("restore", "-config", cfgPath, "-integrity-check", "full", "-o", restored, dbPath)
+
+	exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	src, err := os.ReadFile(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := os.ReadFile(restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(src, dst) {
+		t.Errorf("restored database (%d bytes) differs from the checkpointed source (%d bytes)", len(dst), len(src))
+	}
+	const rows = `SELECT count(*) || ':' || group_concat(name || length(payload)) FROM (SELECT * FROM items ORDER BY id)`
+	var want string
+	if err := db.QueryRow(rows).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, restored, rows); got != want {
+		t.Errorf("restored rows differ:\n got %.200s\nwant %.200s", got, want)
+	}
+
+	if strings.Contains(printed.String(), token) {
+		t.Errorf("a command printed the token:\n%s", printed.String())
+	}
+
+	// A wrong token: the commands fail, name the replica, and do not print
+	// the token they were given.
+	const wrong = "wrong-token-value"
+	badCfg := filepath.Join(dir, "bad.yml")
+	writeFile(t, badCfg, fmt.Sprintf(cfgText, dbPath, serverURL))
+	badVars := map[string]string{"NATS_TOKEN": wrong}
+	code, stdout, stderr := run(t, badVars, "restore", "-config", badCfg, "-o", filepath.Join(dir, "bad.db"), dbPath)
+	if code == 0 || !strings.Contains(stderr, wantReplica) || !strings.Contains(strings.ToLower(stderr), "authorization") {
+		t.Errorf("restore with a wrong token: exit %d, want a failure naming %s and the authorization error:\n%s%s", code, wantReplica, stdout, stderr)
+	}
+	out := stdout + stderr
+	code, stdout, stderr = run(t, badVars, "status", "-config", badCfg)
+	if code != 0 || !strings.Contains(stdout, "error") {
+		t.Errorf("status with a wrong token: exit %d, want a row with the error:\n%s%s", code, stdout, stderr)
+	}
+	out += stdout + stderr
+	if strings.Contains(out, wrong) {
+		t.Errorf("the wrong token was printed:\n%s", out)
+	}
+}
