@@ -109,8 +109,10 @@ func (rc *ReplicaConfig) options(scheme string) backends.Options {
 			o.Concurrency = *rc.Concurrency
 		}
 	case "gs":
-		// Not a Litestream key for gs; here it points at an emulator.
-		o.Endpoint = rc.Endpoint
+		// Not a Litestream key for gs; here it points at an emulator
+		// (without authentication), so only the replica's own setting
+		// counts, never a global endpoint meant for S3.
+		o.Endpoint = rc.own().Endpoint
 	case "abs":
 		o.AccountName = rc.AccountName
 		o.AccountKey = rc.AccountKey
@@ -123,11 +125,14 @@ func (rc *ReplicaConfig) options(scheme string) backends.Options {
 		o.HostKey = rc.HostKey
 		o.Timeout = deref(rc.Timeout)
 	case "webdav", "webdavs":
-		// Litestream's keys are webdav-username and webdav-password; the
-		// generic user and password are accepted as well.
-		o.User = pick(rc.WebDAVUsername, rc.User)
-		o.Password = pick(rc.WebDAVPassword, rc.Password)
-		o.SkipVerify = rc.SkipVerify
+		// Litestream's keys are webdav-username and webdav-password. The
+		// generic user, password and skip-verify are accepted when the
+		// replica sets them itself; global ones are meant for sftp and S3,
+		// and must not reach (or weaken TLS towards) another server.
+		own := rc.own()
+		o.User = pick(rc.WebDAVUsername, own.User)
+		o.Password = pick(rc.WebDAVPassword, own.Password)
+		o.SkipVerify = own.SkipVerify
 		o.Timeout = deref(rc.Timeout)
 	case "nats":
 		o.User = rc.Username
@@ -156,10 +161,7 @@ func (rc *ReplicaConfig) checkURLConflicts() error {
 	if rc.URL == "" {
 		return nil
 	}
-	own := rc.ReplicaSettings
-	if rc.global != nil {
-		own.clearInherited(rc.global)
-	}
+	own := rc.own()
 	if own.Host != "" {
 		return fmt.Errorf("cannot specify both 'url' and 'host'")
 	}
@@ -170,6 +172,16 @@ func (rc *ReplicaConfig) checkURLConflicts() error {
 		return fmt.Errorf("cannot specify both 'url' and 'bucket' (the URL names the bucket)")
 	}
 	return nil
+}
+
+// own returns the settings the replica sets itself, without those it
+// inherited from the global settings.
+func (rc *ReplicaConfig) own() ReplicaSettings {
+	own := rc.ReplicaSettings
+	if rc.global != nil {
+		own.clearInherited(rc.global)
+	}
+	return own
 }
 
 // isNATSWithoutBucket reports whether raw is a nats:// URL with no path, the

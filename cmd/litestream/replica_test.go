@@ -118,13 +118,20 @@ dbs:
 		{
 			name: "gs url with an emulator endpoint",
 			yaml: `
-endpoint: http://127.0.0.1:4443
 dbs:
   - path: /a.db
-    replica: {url: 'gs://bkt/a'}
+    replica: {url: 'gs://bkt/a', endpoint: 'http://127.0.0.1:4443'}
 `,
 			wantURL:  "gs://bkt/a",
 			wantOpts: backends.Options{Endpoint: "http://127.0.0.1:4443"},
+		},
+		{
+			// A global endpoint is S3's (Litestream's gs has no endpoint);
+			// applied to gs it would turn authentication off.
+			name:     "gs ignores a global endpoint",
+			yaml:     "endpoint: https://s3.example.com\ndbs:\n  - path: /a.db\n    replica: {url: 'gs://bkt/a'}\n",
+			wantURL:  "gs://bkt/a",
+			wantOpts: backends.Options{},
 		},
 		{
 			name: "abs url with key, SAS token and endpoint",
@@ -225,6 +232,20 @@ dbs:
 			yaml:     "dbs:\n  - path: /a.db\n    replica: {url: 'webdav://127.0.0.1:8080/a', user: carol, password: dav-pass, timeout: 5s}\n",
 			wantURL:  "webdav://127.0.0.1:8080/a",
 			wantOpts: backends.Options{User: "carol", Password: "dav-pass", Timeout: 5 * time.Second},
+		},
+		{
+			name: "webdav takes only its own generic user, password and skip-verify",
+			yaml: `
+user: sftp-user
+password: sftp-pass
+skip-verify: true
+webdav-username: carol
+dbs:
+  - path: /a.db
+    replica: {url: 'webdavs://h/a'}
+`,
+			wantURL:  "webdavs://h/a",
+			wantOpts: backends.Options{User: "carol"},
 		},
 		{
 			name:    "own webdav-url next to a url",
