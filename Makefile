@@ -30,7 +30,7 @@ deps:
 # their servers (installed by deps) are missing.
 test: deps
 	./scripts/testservers/install.sh
-	LITESTREAM_REQUIRE_SERVERS=1 $(GO) test -timeout 25m ./...
+	LITESTREAM_REQUIRE_SERVERS=1 $(GO) test -count=1 -timeout 25m ./...
 
 demo: build deps
 	./scripts/demo.sh
