@@ -396,3 +396,20 @@ func TestRedactErr_ConfiguredSecrets(t *testing.T) {
 		t.Errorf("redactString of no error = %q", got)
 	}
 }
+
+// A replica URL that does not parse, or names a backend this build lacks,
+// does not fail the configuration: opening that replica reports it, so
+// status still shows the other databases.
+func TestReplica_UnknownScheme(t *testing.T) {
+	cfg, err := ParseConfig([]byte("dbs:\n  - path: /a.db\n    replica: {url: 'oss://bkt/a', access-key-id: AKIA}\n"), true, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := cfg.DBs[0].Replica.Replica()
+	if err != nil || ref.URL != "oss://bkt/a" || !reflect.DeepEqual(ref.Opts, backends.Options{}) {
+		t.Fatalf("Replica() = %+v, %v", ref, err)
+	}
+	if _, err := openReplica(t.Context(), ref, nil); err == nil || !strings.Contains(err.Error(), "oss") {
+		t.Errorf("open: err = %v, want one naming the scheme", err)
+	}
+}
