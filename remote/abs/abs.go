@@ -367,7 +367,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	}
 	ts := backend.FormatTimestamp(createdAt)
 	contentType := "application/octet-stream"
-	cr := &countingReader{r: r}
+	cr := &backend.CountingReader{R: r}
 	_, err = azb.UploadStream(ctx, c.cfg.Container, name, cr, &azblob.UploadStreamOptions{
 		BlockSize:   c.cfg.BlockSize,
 		Concurrency: c.cfg.Concurrency,
@@ -377,19 +377,8 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	if err != nil {
 		return nil, c.fail("write", name, err)
 	}
-	c.log.Debug("wrote ltx file", "blob", name, "size", cr.n)
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: cr.n, CreatedAt: createdAt}, nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+	c.log.Debug("wrote ltx file", "blob", name, "size", cr.N)
+	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: cr.N, CreatedAt: createdAt}, nil
 }
 
 // DeleteLTXFiles removes files; missing ones are skipped. It tries every

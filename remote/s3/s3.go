@@ -459,7 +459,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	if _, err := c.client(ctx); err != nil {
 		return nil, c.fail("write", key, err)
 	}
-	cr := &countingReader{r: r}
+	cr := &backend.CountingReader{R: r}
 	out, err := c.uploader.Upload(ctx, &s3.PutObjectInput{
 		Bucket:      aws.String(c.cfg.Bucket),
 		Key:         aws.String(key),
@@ -472,19 +472,8 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		return nil, c.fail("write", key, err)
 	}
 	c.remember(key, aws.ToString(out.ETag), createdAt)
-	c.log.Debug("wrote ltx file", "key", key, "size", cr.n, "parts", max(1, len(out.CompletedParts)))
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: cr.n, CreatedAt: createdAt}, nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+	c.log.Debug("wrote ltx file", "key", key, "size", cr.N, "parts", max(1, len(out.CompletedParts)))
+	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: cr.N, CreatedAt: createdAt}, nil
 }
 
 // DeleteLTXFiles removes files, up to 1000 per request; missing ones are
