@@ -384,19 +384,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 // DeleteLTXFiles removes files; missing ones are skipped. It tries every
 // file and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	var names []string
-	var errs []error
-	for _, info := range files {
-		if info == nil {
-			continue
-		}
-		name := c.BlobName(info.Level, info.MinTXID, info.MaxTXID)
-		if err := backend.CheckLevel(info.Level); err != nil {
-			errs = append(errs, c.fail("delete", name, err))
-			continue
-		}
-		names = append(names, name)
-	}
+	names, errs := backend.DeleteKeys(files, c.BlobName, c.fail)
 	return errors.Join(append(errs, c.deleteNames(ctx, names))...)
 }
 

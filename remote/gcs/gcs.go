@@ -319,19 +319,7 @@ func isNotFound(err error) bool {
 // DeleteLTXFiles removes files; missing ones are skipped. It tries every
 // file and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	var keys []string
-	var errs []error
-	for _, info := range files {
-		if info == nil {
-			continue
-		}
-		key := c.Key(info.Level, info.MinTXID, info.MaxTXID)
-		if err := backend.CheckLevel(info.Level); err != nil {
-			errs = append(errs, c.fail("delete", key, err))
-			continue
-		}
-		keys = append(keys, key)
-	}
+	keys, errs := backend.DeleteKeys(files, c.Key, c.fail)
 	return errors.Join(append(errs, c.deleteKeys(ctx, keys))...)
 }
 

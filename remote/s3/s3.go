@@ -479,19 +479,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 // DeleteLTXFiles removes files, up to 1000 per request; missing ones are
 // not an error. It tries every batch and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	var keys []string
-	var errs []error
-	for _, info := range files {
-		if info == nil {
-			continue
-		}
-		key := c.Key(info.Level, info.MinTXID, info.MaxTXID)
-		if err := backend.CheckLevel(info.Level); err != nil {
-			errs = append(errs, c.fail("delete", key, err))
-			continue
-		}
-		keys = append(keys, key)
-	}
+	keys, errs := backend.DeleteKeys(files, c.Key, c.fail)
 	return errors.Join(append(errs, c.deleteKeys(ctx, keys))...)
 }
 

@@ -27,8 +27,6 @@ package sftp
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -442,7 +440,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	dir := path.Dir(p)
 	timeout := c.cfg.Timeout + time.Duration(spool.Size()>>20)*time.Second
 	err = c.do(ctx, "write "+p, timeout, func(ctx context.Context, sc *sftp.Client) error {
-		tmp := path.Join(dir, "."+path.Base(p)+".tmp-"+randomSuffix())
+		tmp := path.Join(dir, "."+path.Base(p)+".tmp-"+backend.TempSuffix())
 		err := c.writeOnce(ctx, sc, dir, tmp, p, spool, createdAt)
 		if err != nil {
 			_ = sc.Remove(tmp) // best effort; fails too if the connection is gone
@@ -492,27 +490,13 @@ func (c *Client) writeOnce(ctx context.Context, sc *sftp.Client, dir, tmp, p str
 	return nil
 }
 
-func randomSuffix() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // DeleteLTXFiles removes files; missing ones are skipped. It tries every
 // file and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	var errs []error
-	for _, info := range files {
-		if info == nil {
-			continue
-		}
+	paths, errs := backend.DeleteKeys(files, c.FilePath, c.fail)
+	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
-		}
-		p := c.FilePath(info.Level, info.MinTXID, info.MaxTXID)
-		if err := backend.CheckLevel(info.Level); err != nil {
-			errs = append(errs, c.fail("delete", p, err))
-			continue
 		}
 		err := c.do(ctx, "delete "+p, c.cfg.Timeout, func(_ context.Context, sc *sftp.Client) error {
 			return sc.Remove(p)

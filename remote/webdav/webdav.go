@@ -32,9 +32,7 @@ package webdav
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -444,7 +442,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	}
 	defer spool.Close()
 
-	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".tmp-"+randomSuffix())
+	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".tmp-"+backend.TempSuffix())
 	timeout := c.cfg.Timeout + time.Duration(spool.Size()>>20)*time.Second
 	err = c.cfg.Retry.WithAttemptTimeout(timeout).Do(ctx, c.what+": put "+p, transient, func(ctx context.Context) error {
 		return c.put(ctx, tmp, spool)
@@ -588,27 +586,13 @@ func statusCode(s string) int {
 	return n
 }
 
-func randomSuffix() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // DeleteLTXFiles removes files; missing ones are skipped. It tries every
 // file and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	var errs []error
-	for _, info := range files {
-		if info == nil {
-			continue
-		}
+	paths, errs := backend.DeleteKeys(files, c.FilePath, c.fail)
+	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
-		}
-		p := c.FilePath(info.Level, info.MinTXID, info.MaxTXID)
-		if err := backend.CheckLevel(info.Level); err != nil {
-			errs = append(errs, c.fail("delete", p, err))
-			continue
 		}
 		if err := c.delete(ctx, p, false); err != nil {
 			errs = append(errs, c.fail("delete", p, err))

@@ -9,6 +9,8 @@ package backend
 
 import (
 	"cmp"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"slices"
@@ -211,4 +213,30 @@ func (c *CountingReader) Read(p []byte) (int, error) {
 	n, err := c.R.Read(p)
 	c.N += int64(n)
 	return n, err
+}
+
+// DeleteKeys maps the files of a DeleteLTXFiles call to their keys, skipping
+// nil entries. A file whose level is out of range is not deleted: its error,
+// made by fail with the operation "delete" and the key, is returned instead.
+func DeleteKeys(files []*ltx.FileInfo, key func(level int, minTXID, maxTXID ltx.TXID) string, fail func(op, key string, err error) error) (keys []string, errs []error) {
+	for _, info := range files {
+		if info == nil {
+			continue
+		}
+		k := key(info.Level, info.MinTXID, info.MaxTXID)
+		if err := CheckLevel(info.Level); err != nil {
+			errs = append(errs, fail("delete", k, err))
+			continue
+		}
+		keys = append(keys, k)
+	}
+	return keys, errs
+}
+
+// TempSuffix returns a random suffix for a temporary file name, so that
+// concurrent uploads of one file never share a temporary path.
+func TempSuffix() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
