@@ -183,7 +183,9 @@ func newStatusError(method string, resp *http.Response) error {
 func transient(err error) bool {
 	var se *statusError
 	if errors.As(err, &se) {
-		return backend.IsTransientStatus(se.code)
+		// 423 Locked: another client holds the resource's lock for the
+		// moment, e.g. a concurrent writer's MKCOL of the same collection.
+		return se.code == http.StatusLocked || backend.IsTransientStatus(se.code)
 	}
 	return backend.IsTransientNet(err)
 }
