@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs every test server the remote backends' tests need (MinIO for s3,
-# Azurite for abs). The other backends' servers are Go modules embedded in
+# Installs every test server the tests need: MinIO for s3, Azurite for abs,
+# and the real Litestream v0.5.18 that cmd/litestream's compatibility tests
+# compare against. The other backends' servers are Go modules embedded in
 # the tests. Idempotent: quick when everything is already cached.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$here/minio.sh"
 "$here/azurite.sh"
+"$here/litestream.sh"
