@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/litestream-go/litestream/writer/wal"
 )
 
 // Checkpoint runs a passive checkpoint. It never copies a frame that is not
@@ -60,9 +58,10 @@ func (d *DB) checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// repin replaces the pin by a new read transaction if the log holds no
-// committed frame beyond the uploaded position; otherwise the next sync
-// moves the pin.
+// repin replaces the pin by a new read transaction if the log publishes no
+// frame beyond the uploaded position; otherwise the next sync moves the pin.
+// The wal-index is read after the new transaction began, so that
+// transaction sees at most what the index publishes (I2).
 func (d *DB) repin(ctx context.Context) error {
 	if d.pending != nil {
 		return nil // d.spare holds the pending file's transaction
@@ -70,24 +69,17 @@ func (d *DB) repin(ctx context.Context) error {
 	if err := d.beginRead(ctx, &d.spare); err != nil {
 		return err
 	}
-	f, hdr, _, ok, err := d.readWALHeader()
+	v, err := d.openLog()
 	if err != nil {
 		d.endRead(&d.spare)
+		if isUnsettled(err) {
+			return nil // the next sync sorts it out
+		}
 		return err
 	}
-	if f != nil {
-		defer f.Close()
-	}
-	if !ok || !d.pos.hasWAL || !hdr.SameGeneration(d.pos.hdr) {
-		d.endRead(&d.spare)
-		return nil
-	}
-	end, err := wal.Scan(f, hdr, d.pos.Position, nil)
-	if err != nil {
-		d.endRead(&d.spare)
-		return fmt.Errorf("read WAL %s: %w", d.walPath, err)
-	}
-	if end.Offset != d.pos.Offset {
+	defer v.close()
+	if !v.ok || !d.pos.hasWAL || !v.hdr.SameGeneration(d.pos.hdr) ||
+		int64(v.idx.MaxFrame) != d.pos.Frames || v.idx.FrameSum != d.pos.Checksum {
 		d.endRead(&d.spare)
 		return nil
 	}

@@ -114,18 +114,18 @@ func (d *DB) resumeFromFingerprint(ctx context.Context, hdr ltx.Header) (reason 
 		return "last file records no WAL position (and is not the empty-WAL snapshot this writer recorded)", nil
 	}
 
-	// The log first: its generation is the one to continue (see above).
-	f, walHdr, _, ok, err := d.readWALHeader()
+	// The log first: its generation is the one to continue (see above). A
+	// log whose index publishes no frame is an empty one.
+	v, err := d.openLog()
 	if err != nil {
 		return "", err
 	}
-	if f != nil {
-		defer f.Close()
-	}
+	defer v.close()
+	ok, walHdr := v.ok, v.hdr
 	var end wal.Position
 	if ok {
-		if end, err = wal.Scan(f, walHdr, wal.Start(walHdr), nil); err != nil {
-			return "", fmt.Errorf("read WAL %s: %w", d.walPath, err)
+		if end, err = d.scan(v, wal.Start(walHdr), nil); err != nil {
+			return "", err
 		}
 	}
 

@@ -1,7 +1,10 @@
 package writer
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -30,7 +33,17 @@ func (d *DB) resume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	reason, err := d.matchWAL(ctx, hdr)
+	// The pin began before the log is read (I2); when the log and its index
+	// disagree, the pin is begun again and the log read again.
+	var reason string
+	err = d.retryUnsettled(ctx, "resume", func() error {
+		d.endRead(&d.pin)
+		return d.beginRead(ctx, &d.pin)
+	}, func() error {
+		var err error
+		reason, err = d.matchWAL(ctx, last, hdr)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -82,10 +95,13 @@ func (d *DB) readRemoteHeader(ctx context.Context, info *ltx.FileInfo) (ltx.Head
 	return hdr, nil
 }
 
-// matchWAL continues from the WAL position recorded in hdr if the current log
-// is the same generation (same salts) and its checksum chain is valid up to
-// exactly that position, at a commit boundary. It returns why not otherwise.
-func (d *DB) matchWAL(ctx context.Context, hdr ltx.Header) (reason string, err error) {
+// matchWAL continues from the WAL position recorded in hdr, the header of
+// the replica's last file info, if the current log is the same generation
+// (same salts), SQLite publishes it at least up to that position (I6), its
+// checksum chain is valid up to exactly that position at a commit boundary,
+// and the file holds exactly the pages of the log's frames in its recorded
+// range (verifyLastFile). It returns why not otherwise.
+func (d *DB) matchWAL(ctx context.Context, info *ltx.FileInfo, hdr ltx.Header) (reason string, err error) {
 	if hdr.WALOffset == 0 {
 		// A snapshot taken with an empty log (fingerprint.go).
 		return d.resumeFromFingerprint(ctx, hdr)
@@ -93,28 +109,42 @@ func (d *DB) matchWAL(ctx context.Context, hdr ltx.Header) (reason string, err e
 	if hdr.PageSize != d.pageSize {
 		return fmt.Sprintf("page size %d differs from the database's %d", hdr.PageSize, d.pageSize), nil
 	}
-	f, walHdr, _, ok, err := d.readWALHeader()
+	v, err := d.openLog()
 	if err != nil {
 		return "", err
 	}
-	if f != nil {
-		defer f.Close()
+	defer v.close()
+	if !v.ok {
+		return "WAL is empty (SQLite publishes no frame in it)", nil
 	}
-	if !ok {
-		return "WAL is empty", nil
-	}
+	walHdr := v.hdr
 	if walHdr.Salt1 != hdr.WALSalt1 || walHdr.Salt2 != hdr.WALSalt2 {
 		return fmt.Sprintf("WAL salts %08x/%08x differ from the replica's %08x/%08x",
 			walHdr.Salt1, walHdr.Salt2, hdr.WALSalt1, hdr.WALSalt2), nil
 	}
 	target := hdr.WALOffset + hdr.WALSize
+	if target > v.idx.End() {
+		return fmt.Sprintf("the replica's last file ends at WAL offset %d, past the end of what SQLite has committed "+
+			"(offset %d, frame %d): it holds frames of a transaction SQLite never published", target, v.idx.End(), v.idx.MaxFrame), nil
+	}
 	pages := map[uint32]int64{}
-	pos, err := wal.Scan(io.NewSectionReader(f, 0, target), walHdr, wal.Start(walHdr), func(fr wal.Frame) error {
+	inRange := map[uint32]int64{}
+	pos, err := wal.Scan(io.NewSectionReader(v.f, 0, target), walHdr, wal.Start(walHdr), func(fr wal.Frame) error {
 		pages[fr.Pgno] = fr.Offset
+		if fr.Offset >= hdr.WALOffset {
+			inRange[fr.Pgno] = fr.Offset
+		}
 		return nil
 	})
 	if err != nil {
 		return "", fmt.Errorf("read WAL %s: %w", d.walPath, err)
+	}
+	// The published chain must be intact from here to its end; if it is,
+	// and the scan above stopped short, the replica's position is not a
+	// commit boundary of the log.
+	end, err := d.scan(v, pos, nil)
+	if err != nil {
+		return "", err
 	}
 	if pos.Offset != target {
 		return fmt.Sprintf("WAL has no valid commit at offset %d (valid up to %d)", target, pos.Offset), nil
@@ -122,14 +152,107 @@ func (d *DB) matchWAL(ctx context.Context, hdr ltx.Header) (reason string, err e
 	if pos.Frames > 0 && pos.Commit != hdr.Commit {
 		return fmt.Sprintf("database size %d at offset %d differs from the replica's %d", pos.Commit, target, hdr.Commit), nil
 	}
-	end, err := wal.Scan(f, walHdr, pos, nil)
-	if err != nil {
-		return "", fmt.Errorf("read WAL %s: %w", d.walPath, err)
+	if reason, err := d.verifyLastFile(ctx, info, hdr, v.f, inRange); reason != "" || err != nil {
+		return reason, err
 	}
 	d.pos = position{hasWAL: true, hdr: walHdr, Position: pos, commit: hdr.Commit}
 	d.pages = pages
-	// The pin began before this read; if the replica ends where the log
-	// ends, everything the pin sees is uploaded.
+	// The pin began before this read; if the replica ends where the
+	// published log ends, everything the pin sees is uploaded.
 	d.pinCovered = end.Offset == pos.Offset
 	return "", nil
+}
+
+// verifyLastFile checks that the replica's last file holds the log's content
+// for the WAL range its header records: for every page with a frame in the
+// range (at or below the file's commit, never the lock page) the page of its
+// newest frame there, and no other page unless the file is a full snapshot.
+// A file another replicator made from frames SQLite never published, which
+// a later transaction then overwrote, fails this. It returns why it does not
+// match; errors are reading errors only.
+func (d *DB) verifyLastFile(ctx context.Context, info *ltx.FileInfo, hdr ltx.Header, walFile io.ReaderAt, inRange map[uint32]int64) (reason string, err error) {
+	desc := remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID)
+	lockPgno := ltx.LockPgno(hdr.PageSize)
+	want := map[uint32]int64{}
+	for pgno, off := range inRange {
+		if pgno <= hdr.Commit && pgno != lockPgno {
+			want[pgno] = off
+		}
+	}
+	rc, err := d.client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, 0, 0)
+	if err != nil {
+		return "", fmt.Errorf("read %s to verify it against the WAL: %w", desc, err)
+	}
+	defer rc.Close()
+	src := &errReader{r: rc}
+	dec := ltx.NewDecoder(bufio.NewReaderSize(src, 256<<10))
+	undecodable := func(err error) (string, error) {
+		if src.err != nil {
+			return "", fmt.Errorf("read %s to verify it against the WAL: %w", desc, src.err)
+		}
+		return fmt.Sprintf("the replica's last file %s cannot be decoded: %v", desc, err), nil
+	}
+	if err := dec.DecodeHeader(); err != nil {
+		return undecodable(err)
+	}
+	page := make([]byte, hdr.PageSize)
+	frame := make([]byte, hdr.PageSize)
+	var seen, extra uint32
+	for {
+		var ph ltx.PageHeader
+		if err := dec.DecodePage(&ph, page); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return undecodable(err)
+		}
+		if ph.Pgno%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return "", err
+			}
+		}
+		off, ok := want[ph.Pgno]
+		if !ok {
+			extra++
+			continue
+		}
+		seen++
+		if _, err := walFile.ReadAt(frame, off+wal.FrameHeaderSize); err != nil {
+			return "", fmt.Errorf("read page %d from WAL %s at offset %d: %w", ph.Pgno, d.walPath, off, err)
+		}
+		if !bytes.Equal(page, frame) {
+			return fmt.Sprintf("page %d of the replica's last file %s differs from its frame at WAL offset %d: "+
+				"the file was made from frames SQLite did not commit", ph.Pgno, desc, off), nil
+		}
+	}
+	if err := dec.Close(); err != nil {
+		return undecodable(err)
+	}
+	if seen != uint32(len(want)) {
+		return fmt.Sprintf("the replica's last file %s lacks %d of the %d pages the WAL has in its range",
+			desc, uint32(len(want))-seen, len(want)), nil
+	}
+	total := hdr.Commit
+	if lockPgno <= hdr.Commit {
+		total--
+	}
+	if extra > 0 && seen+extra != total {
+		return fmt.Sprintf("the replica's last file %s holds %d pages that have no frame in its WAL range and is not a full snapshot",
+			desc, extra), nil
+	}
+	return "", nil
+}
+
+// errReader remembers the first error of r other than io.EOF, so that a
+// decoding failure caused by the transport is told apart from a bad file.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }

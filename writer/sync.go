@@ -17,12 +17,37 @@ package writer
 //  F3. Within one generation of the log (same salts) committed frames are
 //      never overwritten; every restart increments salt1 and draws a new
 //      salt2 (walRestartHdr), and a fresh log gets random salts.
+//  F4. A transaction is committed when it is published: walFrames writes
+//      (and syncs) its frames, then rewrites the wal-index header (the -shm
+//      file; copy 1, then copy 0, with a checksum) with mxFrame at its commit
+//      frame. A read transaction sees exactly the frames up to the mxFrame
+//      of the header it read when it began. Frames after mxFrame are no part
+//      of the log, even when they form a valid checksum chain ending in a
+//      commit frame: a writer killed inside COMMIT leaves exactly that, and
+//      the next writer overwrites them (it appends at mxFrame+1).
+//  F5. Within a generation mxFrame never decreases (recovery, F6, re-reads
+//      every valid frame, which includes every published one). A restart
+//      rewrites the index with mxFrame 0 and the new salts before the new
+//      generation's WAL header and first frame are written (and a writer may
+//      roll back or die in between): mxFrame 0 means an empty log whatever
+//      the WAL file holds; mxFrame > 0 means the WAL file's header carries
+//      the index's salts. The header is only ever written at a commit, by a
+//      restart, or by recovery.
+//  F6. A wal-index header whose copies differ or whose checksum fails (a
+//      writer killed while writing it, or writing it right now) makes the
+//      next read transaction take the write lock and rebuild the index from
+//      the log (walIndexReadHdr, walIndexRecover). Recovery publishes every
+//      valid committed frame, a killed writer's included: from then on
+//      SQLite shows that transaction.
 //
 // The writer keeps these invariants:
 //
 //  I1. While open it always holds a read transaction (the pin, on d.pin).
 //  I2. A sync begins a new read transaction on d.spare BEFORE it reads the
-//      log, so everything that transaction can see is at or below the end of
+//      wal-index header, and reads the log exactly up to that header's
+//      mxFrame (I6). By F4/F5 the transaction sees at most that (in the same
+//      generation mxFrame only grows; a transaction in slot 0 sees only the
+//      database file), so everything it can see is at or below the end of
 //      what the sync reads. Only after the sync's file is uploaded does the
 //      new transaction replace the pin (and the old one end). Hence, once
 //      the first sync is done, everything visible to the pin is uploaded
@@ -45,6 +70,21 @@ package writer
 //      content: backfill never runs past what the new transaction can see.
 //      The one race, a restart (F2) while a snapshot copies frames, is caught
 //      by re-reading the log header after staging (errRestarted).
+//  I6. Only published transactions are read (published.go). Every read of
+//      the log (the sync's plan, repin, resume, the empty-WAL check) is
+//      bounded by the wal-index header read after its read transaction
+//      began, and must end exactly at frame mxFrame with the index's
+//      checksum, salts and database size; staging and snapshots read only
+//      frames such a read found. Otherwise (a torn index, a restart in
+//      between, a log that does not hold what the index publishes) the read
+//      transaction is begun again, which also repairs a torn index (F6), and
+//      after logAttempts the operation fails and uploads nothing. So every
+//      uploaded position is a published commit boundary, and by F3/F5 stays
+//      one. A replica whose position is past mxFrame or off the published
+//      chain (written by a replicator that read past mxFrame) is not
+//      continued: Open checks the last file's range and pages against the
+//      published log (matchWAL, verifyLastFile), and a sync that finds its
+//      position so writes a snapshot instead of getting stuck.
 
 import (
 	"context"
@@ -128,14 +168,18 @@ func (d *DB) sync(ctx context.Context) error {
 		}
 		d.commit(d.pending)
 	}
-	for attempt := 0; ; attempt++ {
-		err := d.syncOnce(ctx)
-		if errors.Is(err, errRestarted) && attempt < 3 {
-			d.log.Debug("WAL restarted during staging; retrying")
-			continue
+	restarts := 0
+	return d.retryUnsettled(ctx, "sync", nil, func() error {
+		for {
+			err := d.syncOnce(ctx)
+			if errors.Is(err, errRestarted) && restarts < 3 {
+				restarts++
+				d.log.Debug("WAL restarted during staging; retrying")
+				continue
+			}
+			return err
 		}
-		return err
-	}
+	})
 }
 
 func (d *DB) syncOnce(ctx context.Context) error {
@@ -260,17 +304,16 @@ func (d *DB) readWALHeader() (f *os.File, hdr wal.Header, size int64, ok bool, e
 	return f, hdr, size, true, nil
 }
 
-// plan reads the log and decides what this sync writes. It must run after
-// the new read transaction began (I2).
+// plan reads the published log and decides what this sync writes. It must
+// run after the new read transaction began (I2).
 func (d *DB) plan(ctx context.Context) (*plan, error) {
-	f, hdr, size, ok, err := d.readWALHeader()
+	v, err := d.openLog()
 	if err != nil {
 		return nil, err
 	}
-	if f != nil {
-		defer f.Close()
-	}
-	pl := &plan{hasWAL: ok, hdr: hdr, walSize: size, pages: map[uint32]int64{}, snapshot: d.snapshotNext}
+	defer v.close()
+	ok, hdr := v.ok, v.hdr
+	pl := &plan{hasWAL: ok, hdr: hdr, walSize: v.size, pages: map[uint32]int64{}, snapshot: d.snapshotNext}
 	if ok && hdr.PageSize != d.pageSize {
 		// Only a database without pages can change its page size.
 		d.log.Info("page size changed", "from", d.pageSize, "to", hdr.PageSize)
@@ -284,20 +327,42 @@ func (d *DB) plan(ctx context.Context) (*plan, error) {
 		d.log.Info("WAL continuity lost; next file is a snapshot")
 		pl.snapshot = true
 	}
+	if !pl.snapshot && sameGen && d.pos.Frames > int64(v.idx.MaxFrame) {
+		// I6: the uploaded position lies past what SQLite publishes.
+		d.log.Error("the replica holds WAL frames SQLite does not show as committed; next file is a snapshot",
+			"uploaded_frames", d.pos.Frames, "published_frames", v.idx.MaxFrame)
+		pl.snapshot = true
+	}
 	pl.newGen = pl.snapshot || !sameGen
-	if !ok {
-		pl.end = wal.Position{}
-	} else {
+	if ok {
 		pl.start = wal.Start(hdr)
 		if !pl.newGen {
 			pl.start = d.pos.Position
 		}
-		pl.end, err = wal.Scan(f, hdr, pl.start, func(fr wal.Frame) error {
+		collect := func(fr wal.Frame) error {
 			pl.pages[fr.Pgno] = fr.Offset
 			return ctx.Err()
-		})
+		}
+		pl.end, err = d.scan(v, pl.start, collect)
+		if isUnsettled(err) && !pl.newGen {
+			// I6: is the uploaded position on the published chain at all?
+			// If the chain from the generation's start is intact and does
+			// not pass through it, continuity is lost, not unsettled.
+			on, cerr := d.onChain(v, d.pos.Position)
+			if cerr != nil {
+				return nil, cerr
+			}
+			if !on {
+				d.log.Error("the replica's WAL position is not on the log SQLite publishes; next file is a snapshot",
+					"offset", d.pos.Offset)
+				pl.snapshot, pl.newGen = true, true
+				pl.pages = map[uint32]int64{}
+				pl.start = wal.Start(hdr)
+				pl.end, err = d.scan(v, pl.start, collect)
+			}
+		}
 		if err != nil {
-			return nil, fmt.Errorf("read WAL %s: %w", d.walPath, err)
+			return nil, err
 		}
 	}
 	switch {
@@ -311,6 +376,23 @@ func (d *DB) plan(ctx context.Context) (*plan, error) {
 		pl.commit = d.pos.commit
 	}
 	return pl, nil
+}
+
+// onChain reports whether pos is a commit boundary of the published log v,
+// whose checksum chain from the generation's start must be intact (else the
+// log is unsettled).
+func (d *DB) onChain(v *logView, pos wal.Position) (bool, error) {
+	if _, err := d.scan(v, wal.Start(v.hdr), nil); err != nil {
+		return false, err
+	}
+	if pos.Offset > v.idx.End() {
+		return false, nil
+	}
+	got, err := wal.Scan(io.NewSectionReader(v.f, 0, pos.Offset), v.hdr, wal.Start(v.hdr), nil)
+	if err != nil {
+		return false, fmt.Errorf("read WAL %s: %w", d.walPath, err)
+	}
+	return got.Offset == pos.Offset && got.Checksum == pos.Checksum, nil
 }
 
 // dbFilePages returns the database size in pages according to the database

@@ -186,7 +186,10 @@ type DB struct {
 	// connection of this process to the database is closed: closing any
 	// descriptor of a file drops all of the process's POSIX locks on it,
 	// including the shared lock SQLite holds for our connections.
-	dbFile   *os.File
+	dbFile *os.File
+	// shmFile is the wal-index, read for the published end of the log
+	// (published.go); kept open like dbFile, for the same reason.
+	shmFile  *os.File
 	pageSize uint32
 
 	txid ltx.TXID
@@ -302,6 +305,9 @@ func (d *DB) Open(ctx context.Context) (err error) {
 	if err := d.beginRead(ctx, &d.pin); err != nil {
 		return err
 	}
+	if err := d.openShm(); err != nil {
+		return err
+	}
 	if err := d.resume(ctx); err != nil {
 		return err
 	}
@@ -355,8 +361,8 @@ func (d *DB) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// releaseAll closes the SQLite connections, then the database file
-// descriptor (last, for the POSIX-lock reason given on dbFile).
+// releaseAll closes the SQLite connections, then the wal-index and database
+// file descriptors (last, for the POSIX-lock reason given on dbFile).
 func (d *DB) releaseAll() error {
 	var errs []error
 	for _, c := range []**sql.Conn{&d.pin, &d.spare, &d.ctl} {
@@ -374,6 +380,12 @@ func (d *DB) releaseAll() error {
 			errs = append(errs, fmt.Errorf("close database %s: %w", d.path, err))
 		}
 		d.sqldb = nil
+	}
+	if d.shmFile != nil {
+		if err := d.shmFile.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close wal-index %s: %w", d.shmPath(), err))
+		}
+		d.shmFile = nil
 	}
 	if d.dbFile != nil {
 		if err := d.dbFile.Close(); err != nil {

@@ -12,6 +12,7 @@ package wal
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -235,4 +236,134 @@ func Scan(r io.ReaderAt, h Header, start Position, fn func(Frame) error) (Positi
 		cur.Commit = commit
 		pos = cur
 	}
+}
+
+// The wal-index (SQLite's shared memory, the "-shm" file of the unix VFS)
+// starts with two copies of the wal-index header, then the checkpoint
+// information (wal.c: WalIndexHdr, WalCkptInfo). All its integers are in the
+// native byte order of the machine whose SQLite wrote them, except the salts,
+// which are copied byte for byte from the WAL header (big-endian).
+const (
+	// IndexHeaderSize is the size of one copy of WalIndexHdr.
+	IndexHeaderSize = 48
+	// IndexReadSize is how many bytes ParseIndex needs: both header
+	// copies and WalCkptInfo up to nBackfillAttempted.
+	IndexReadSize = 2*IndexHeaderSize + 4 + 4*IndexReaders + 8 + 4
+	// IndexReaders is the number of read marks (WAL_NREADER).
+	IndexReaders = 5
+	// IndexVersion is WALINDEX_MAX_VERSION.
+	IndexVersion = 3007000
+	// ReadMarkNotUsed is READMARK_NOT_USED.
+	ReadMarkNotUsed = 0xffffffff
+)
+
+// ErrIndexUnreadable is returned (wrapped) when the wal-index header cannot
+// be read consistently: its two copies differ (a writer is updating it, or
+// was killed while doing so), it is not initialized, or its checksum fails.
+// SQLite's readers then take the write lock and rebuild the index from the
+// log (walIndexReadHdr, walIndexRecover).
+var ErrIndexUnreadable = errors.New("wal-index header unreadable")
+
+// Index is what the wal-index says about the log: the published end of the
+// log (the last frame of the last transaction SQLite shows) and the
+// checkpoint's progress.
+type Index struct {
+	Change      uint32 // iChange: incremented by every transaction
+	BigEndian   bool   // checksums of the log are big-endian
+	PageSize    uint32
+	MaxFrame    uint32   // mxFrame: the last published frame, 0 for none
+	Pages       uint32   // nPage: database size in pages after MaxFrame
+	FrameSum    Checksum // aFrameCksum: checksum chain after frame MaxFrame
+	Salt1       uint32   // the log generation the index describes
+	Salt2       uint32
+	Backfilled  uint32 // nBackfill: frames copied into the database
+	ReadMarks   [IndexReaders]uint32
+	BackfillTry uint32 // nBackfillAttempted
+}
+
+// ParseIndex decodes and validates the start of a wal-index as SQLite's
+// walIndexTryHdr does: both copies equal, isInit set, checksum (over the
+// first 40 bytes, native byte order) correct, and the version known. order
+// is the byte order of the machine that wrote it (the local one).
+func ParseIndex(b []byte, order binary.ByteOrder) (Index, error) {
+	if len(b) < IndexReadSize {
+		return Index{}, fmt.Errorf("%w: %d bytes", ErrIndexUnreadable, len(b))
+	}
+	h := b[:IndexHeaderSize]
+	if !bytes.Equal(h, b[IndexHeaderSize:2*IndexHeaderSize]) {
+		return Index{}, fmt.Errorf("%w: the two copies differ", ErrIndexUnreadable)
+	}
+	if h[12] == 0 {
+		return Index{}, fmt.Errorf("%w: not initialized", ErrIndexUnreadable)
+	}
+	if sum := indexSum(h, order); sum.S1 != order.Uint32(h[40:]) || sum.S2 != order.Uint32(h[44:]) {
+		return Index{}, fmt.Errorf("%w: checksum mismatch", ErrIndexUnreadable)
+	}
+	if v := order.Uint32(h[0:]); v != IndexVersion {
+		return Index{}, fmt.Errorf("%w: version %d", ErrIndexUnreadable, v)
+	}
+	sz := uint32(order.Uint16(h[14:]))
+	x := Index{
+		Change:     order.Uint32(h[8:]),
+		BigEndian:  h[13] != 0,
+		PageSize:   sz&0xfe00 | (sz&1)<<16,
+		MaxFrame:   order.Uint32(h[16:]),
+		Pages:      order.Uint32(h[20:]),
+		FrameSum:   Checksum{S1: order.Uint32(h[24:]), S2: order.Uint32(h[28:])},
+		Salt1:      binary.BigEndian.Uint32(h[32:]),
+		Salt2:      binary.BigEndian.Uint32(h[36:]),
+		Backfilled: order.Uint32(b[96:]),
+	}
+	for i := range x.ReadMarks {
+		x.ReadMarks[i] = order.Uint32(b[100+4*i:])
+	}
+	x.BackfillTry = order.Uint32(b[100+4*IndexReaders+8:])
+	return x, nil
+}
+
+// AppendIndex appends a wal-index start (both header copies, with checksum,
+// and the checkpoint information) describing x, in byte order order. Used to
+// construct indexes in tests.
+func AppendIndex(b []byte, x Index, order binary.ByteOrder) []byte {
+	h := make([]byte, IndexHeaderSize)
+	order.PutUint32(h[0:], IndexVersion)
+	order.PutUint32(h[8:], x.Change)
+	h[12] = 1
+	if x.BigEndian {
+		h[13] = 1
+	}
+	order.PutUint16(h[14:], uint16(x.PageSize&0xff00|x.PageSize>>16))
+	order.PutUint32(h[16:], x.MaxFrame)
+	order.PutUint32(h[20:], x.Pages)
+	order.PutUint32(h[24:], x.FrameSum.S1)
+	order.PutUint32(h[28:], x.FrameSum.S2)
+	binary.BigEndian.PutUint32(h[32:], x.Salt1)
+	binary.BigEndian.PutUint32(h[36:], x.Salt2)
+	sum := indexSum(h, order)
+	order.PutUint32(h[40:], sum.S1)
+	order.PutUint32(h[44:], sum.S2)
+	b = append(b, h...)
+	b = append(b, h...)
+	info := make([]byte, IndexReadSize-2*IndexHeaderSize)
+	order.PutUint32(info[0:], x.Backfilled)
+	for i, m := range x.ReadMarks {
+		order.PutUint32(info[4+4*i:], m)
+	}
+	// aLock (8 bytes) stays zero.
+	order.PutUint32(info[4+4*IndexReaders+8:], x.BackfillTry)
+	return append(b, info...)
+}
+
+// indexSum is the checksum of a wal-index header: SQLite's WAL checksum over
+// its first 40 bytes, in the byte order of the machine (walIndexWriteHdr
+// passes nativeCksum=1).
+func indexSum(h []byte, order binary.ByteOrder) Checksum {
+	bigEndian := order.Uint32([]byte{0, 0, 0, 1}) == 1
+	return Sum(bigEndian, Checksum{}, h[:40])
+}
+
+// End returns the byte offset just past frame MaxFrame in a log of this
+// index's page size.
+func (x Index) End() int64 {
+	return HeaderSize + int64(x.MaxFrame)*(FrameHeaderSize+int64(x.PageSize))
 }

@@ -200,17 +200,17 @@ func TestParseHeader(t *testing.T) {
 	}
 }
 
-// TestScanRealSQLite checks the parser against a log written by SQLite:
-// every committed transaction is found, and the last commit frame carries
-// the database size SQLite reports.
-func TestScanRealSQLite(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "db")
+// realDB creates a WAL-mode database without automatic checkpoints, with one
+// table and 21 committed transactions, and returns it, its path and a
+// function that executes a statement or fails the test.
+func realDB(t *testing.T) (*sql.DB, string, func(string)) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "db")
 	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	db.SetMaxOpenConns(1)
 	mustExec := func(q string) {
 		t.Helper()
@@ -223,6 +223,14 @@ func TestScanRealSQLite(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		mustExec(fmt.Sprintf(`INSERT INTO t VALUES(randomblob(%d))`, 300+i*50))
 	}
+	return db, path, mustExec
+}
+
+// TestScanRealSQLite checks the parser against a log written by SQLite:
+// every committed transaction is found, and the last commit frame carries
+// the database size SQLite reports.
+func TestScanRealSQLite(t *testing.T) {
+	db, path, _ := realDB(t)
 	var pageCount uint32
 	if err := db.QueryRow(`PRAGMA page_count`).Scan(&pageCount); err != nil {
 		t.Fatal(err)
@@ -251,5 +259,82 @@ func TestScanRealSQLite(t *testing.T) {
 	torn := scan(t, b[:len(b)-7], nil)
 	if torn.pos.Offset >= s.pos.Offset || len(torn.frames) >= len(s.frames) {
 		t.Errorf("torn log not cut short: %+v", torn.pos)
+	}
+}
+
+// TestIndexRealSQLite checks ParseIndex against SQLite's own shared memory:
+// the published end of the log equals the end of the checksum chain, with
+// its checksum, salts, page size and database size, and a checkpoint's
+// progress shows.
+func TestIndexRealSQLite(t *testing.T) {
+	db, path, mustExec := realDB(t)
+	index := func() wal.Index {
+		t.Helper()
+		b, err := os.ReadFile(path + "-shm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := wal.ParseIndex(b, binary.NativeEndian)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	x := index()
+	b, err := os.ReadFile(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := wal.ParseHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := scan(t, b, nil)
+	if x.PageSize != 4096 || x.MaxFrame != uint32(s.pos.Frames) || x.End() != s.pos.Offset ||
+		x.FrameSum != s.pos.Checksum || x.Pages != s.pos.Commit ||
+		x.Salt1 != h.Salt1 || x.Salt2 != h.Salt2 || x.BigEndian != h.BigEndian() {
+		t.Errorf("index %+v; log: header %+v, end %+v", x, h, s.pos)
+	}
+	if x.Backfilled != 0 {
+		t.Errorf("backfilled %d before any checkpoint", x.Backfilled)
+	}
+	var busy, logN, done int
+	if err := db.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logN, &done); err != nil {
+		t.Fatal(err)
+	}
+	if x := index(); x.Backfilled != uint32(done) || done != logN || x.MaxFrame != uint32(logN) {
+		t.Errorf("after checkpoint: index %+v, checkpoint log=%d done=%d", x, logN, done)
+	}
+	// The next write restarts the log: a new generation from frame 1.
+	mustExec(`INSERT INTO t VALUES(1)`)
+	if x := index(); x.Salt1 != h.Salt1+1 || x.MaxFrame == 0 || x.MaxFrame > 3 {
+		t.Errorf("after restart: index %+v, old salts %08x/%08x", x, h.Salt1, h.Salt2)
+	}
+
+	// A round trip through AppendIndex, and the ways a header is rejected.
+	enc := wal.AppendIndex(nil, x, binary.NativeEndian)
+	if got, err := wal.ParseIndex(enc, binary.NativeEndian); err != nil || got != x {
+		t.Errorf("round trip: %+v, %v; want %+v", got, err, x)
+	}
+	big := x
+	big.PageSize = 65536
+	if got, err := wal.ParseIndex(wal.AppendIndex(nil, big, binary.NativeEndian), binary.NativeEndian); err != nil || got.PageSize != 65536 {
+		t.Errorf("64 KiB pages: %+v, %v", got, err)
+	}
+	for name, mutate := range map[string]func([]byte){
+		"copies differ": func(b []byte) { b[16]++ }, // a torn update
+		"checksum":      func(b []byte) { b[16]++; b[48+16]++ },
+		"not init":      func(b []byte) { b[12] = 0; b[48+12] = 0 },
+		"short":         nil,
+	} {
+		bad := bytes.Clone(enc)
+		if mutate == nil {
+			bad = bad[:wal.IndexReadSize-1]
+		} else {
+			mutate(bad)
+		}
+		if _, err := wal.ParseIndex(bad, binary.NativeEndian); !errors.Is(err, wal.ErrIndexUnreadable) {
+			t.Errorf("%s: err %v", name, err)
+		}
 	}
 }
