@@ -33,6 +33,9 @@ type FileIndex struct {
 	// this index point at it.
 	Info   *ltx.FileInfo
 	Header ltx.Header
+	// Trailer is the file's trailer (read with the page index; verified
+	// only when the whole file was).
+	Trailer ltx.Trailer
 	// Pages is sorted by Pgno.
 	Pages []Page
 }
@@ -93,11 +96,8 @@ func readFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*F
 	if err := hdr.UnmarshalBinary(head); err != nil {
 		return nil, fmt.Errorf("decode header: %w", err)
 	}
-	if err := hdr.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid header: %w", err)
-	}
-	if hdr.MinTXID != info.MinTXID || hdr.MaxTXID != info.MaxTXID {
-		return nil, fmt.Errorf("header says TXIDs %s-%s, file name says %s-%s", hdr.MinTXID, hdr.MaxTXID, info.MinTXID, info.MaxTXID)
+	if err := CheckHeader(info, hdr); err != nil {
+		return nil, err
 	}
 
 	// Layout of the end of the file: ... zero page header (6) | index | index
@@ -125,7 +125,29 @@ func readFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*F
 		return nil, fmt.Errorf("decode page index: %w", err)
 	}
 
+	var trailer ltx.Trailer
+	if err := trailer.UnmarshalBinary(tail[len(tail)-ltx.TrailerSize:]); err != nil {
+		return nil, fmt.Errorf("decode trailer: %w", err)
+	}
+	if err := trailer.Validate(hdr); err != nil {
+		return nil, fmt.Errorf("invalid trailer: %w", err)
+	}
+
 	lock := ltx.LockPgno(hdr.PageSize)
+	if hdr.IsSnapshot() {
+		// A snapshot holds every page 1..Commit but the lock page (the LTX
+		// encoder enforces it), which cross-checks the header's Commit,
+		// a field a range read of a large file cannot otherwise verify.
+		want := int(hdr.Commit)
+		if lock <= hdr.Commit {
+			want--
+		}
+		// Pages ascend strictly and the loop below keeps them in 1..Commit
+		// and off the lock page, so the count alone proves completeness.
+		if len(pages) != want {
+			return nil, fmt.Errorf("snapshot of %d pages has %d pages in its page index", hdr.Commit, len(pages))
+		}
+	}
 	for _, p := range pages {
 		// The tail is read without the file checksum, so check that every
 		// record at least points inside the page block of this file.
@@ -138,7 +160,7 @@ func readFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*F
 			return nil, fmt.Errorf("page index entry for page %d (offset %d, size %d) is outside the page block [%d, %d)", p.Pgno, p.Offset, p.Size, ltx.HeaderSize, pagesEnd)
 		}
 	}
-	return &FileIndex{Info: info, Header: hdr, Pages: pages}, nil
+	return &FileIndex{Info: info, Header: hdr, Trailer: trailer, Pages: pages}, nil
 }
 
 // readRange reads size bytes at off (size 0: to the end) of one file.

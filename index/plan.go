@@ -39,7 +39,7 @@ type Plan struct {
 	Timestamp time.Time
 	// Files starts with a snapshot (MinTXID 1) and chains without gaps:
 	// Files[i+1].MinTXID <= Files[i].MaxTXID+1 < Files[i+1].MaxTXID+1 (a
-	// compaction may overlap the state before it; see follows), and the
+	// compaction may overlap the state before it; see Follows), and the
 	// last MaxTXID is TXID.
 	Files []*ltx.FileInfo
 }
@@ -92,6 +92,11 @@ func ListAll(ctx context.Context, c remote.Client) ([]*ltx.FileInfo, error) {
 //   - The target TXID is txid if non-zero; else, with a non-zero ts, the
 //     highest TXID reachable using only files with CreatedAt <= ts; else the
 //     highest TXID reachable at all.
+//   - Without a txid, files beyond that target (among those the ts allows)
+//     mean history is missing in between: the result is a *GapError (see
+//     ErrGap) naming the missing TXIDs, whose Plan is the one to the
+//     target, for callers that accept the older state. A txid at or before
+//     a gap is planned as usual.
 //   - Among chains ending exactly at the target, the plan uses the fewest
 //     files. Ties are broken at each position, from TXID 1 forward, by
 //     taking the file with the largest MaxTXID (so the newest usable snapshot
@@ -108,7 +113,7 @@ func PlanFromFiles(files []*ltx.FileInfo, txid ltx.TXID, ts time.Time) (*Plan, e
 	valid := make([]*ltx.FileInfo, 0, len(files))
 	hasSnapshot := false
 	for _, f := range files {
-		if f == nil || f.MinTXID == 0 || f.MinTXID > f.MaxTXID {
+		if !wellFormed(f) {
 			continue // not a file of a well-formed chain; never usable
 		}
 		valid = append(valid, f)
@@ -156,19 +161,17 @@ func PlanFromFiles(files []*ltx.FileInfo, txid ltx.TXID, ts time.Time) (*Plan, e
 	}
 
 	chain := shortestChain(usable, target)
-	return &Plan{TXID: target, Timestamp: chain[len(chain)-1].CreatedAt, Files: chain}, nil
-}
-
-// follows reports whether f can be applied to the state at TXID s (0: no
-// state yet): it starts at or before s+1 and ends after s. A file that
-// overlaps the state (starts at or before s) is sound to apply: it holds, at
-// its MaxTXID, every page changed in its range, and the pages it does not
-// hold did not change in that range, so the state at s already has them
-// right. Overlaps arise when levels are cut at different TXIDs (a snapshot
-// taken in the middle of a compaction's range) and retention then removes
-// the smaller files that met exactly.
-func follows(f *ltx.FileInfo, s ltx.TXID) bool {
-	return f.MinTXID <= s+1 && f.MaxTXID > s
+	plan := &Plan{TXID: target, Timestamp: chain[len(chain)-1].CreatedAt, Files: chain}
+	if txid == 0 {
+		// "Latest" (or the newest state at ts) must not silently stop
+		// before missing history: files beyond the target that the
+		// caller could have used mean TXIDs are lost in between.
+		if gap := GapAfter(target, usable); gap != nil {
+			gap.Plan = plan
+			return nil, gap
+		}
+	}
+	return plan, nil
 }
 
 // reachable returns every TXID whose state some chain of files builds, with
@@ -186,7 +189,7 @@ func reachable(files []*ltx.FileInfo) map[ltx.TXID]time.Time {
 		if reached[i] == f.MaxTXID {
 			i--
 		}
-		if i < 0 || !follows(f, reached[i]) {
+		if i < 0 || !Follows(f, reached[i]) {
 			continue
 		}
 		if t, ok := states[f.MaxTXID]; !ok || f.CreatedAt.Before(t) {
@@ -304,6 +307,9 @@ func notAvailable(files []*ltx.FileInfo, txid ltx.TXID, ts time.Time) error {
 	}
 	avail := fmt.Sprintf("the replica has TXIDs %s (created %s) to %s (created %s)",
 		lo, states[lo].UTC().Format(time.RFC3339Nano), hi, states[hi].UTC().Format(time.RFC3339Nano))
+	if gap := GapAfter(hi, files); gap != nil && txid > hi {
+		avail += fmt.Sprintf("; TXIDs %s-%s are in no file (a gap before %s)", gap.First, gap.Last, remote.FileDesc(gap.Next.Level, gap.Next.MinTXID, gap.Next.MaxTXID))
+	}
 	switch {
 	case !ts.IsZero():
 		return fmt.Errorf("%w: no state was created at or before %s; %s", ErrNotAvailable, ts.UTC().Format(time.RFC3339Nano), avail)

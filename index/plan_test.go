@@ -184,8 +184,50 @@ func TestPlanFromFiles(t *testing.T) {
 			want:  "L9:1-1 L1:2-10 L1:9-12",
 		},
 		{
-			name:  "gap: latest is before the gap",
+			// Before, the plan silently stopped at TXID 3 as "latest".
+			name:    "gap: latest fails and names the missing TXIDs",
+			files:   listing(file(9, 1, 1), l0(2, 3), l0(5, 6)),
+			wantErr: ErrGap,
+			errHas:  []string{"TXIDs 0000000000000004-0000000000000004", "level 0 file 0000000000000005-0000000000000005.ltx", "before the gap is TXID 0000000000000003"},
+		},
+		{
+			name:    "gap of several TXIDs at level 1",
+			files:   listing(file(9, 1, 1), file(1, 2, 10), file(1, 21, 30), l0(25, 30)),
+			wantErr: ErrGap,
+			errHas:  []string{"TXIDs 000000000000000b-0000000000000014", "level 1 file 0000000000000015-000000000000001e.ltx"},
+		},
+		{
+			name:  "gap bridged by a compaction is no gap",
+			files: listing(file(9, 1, 1), l0(2, 3), l0(5, 6), file(1, 2, 5)),
+			want:  "L9:1-1 L1:2-5 L0:6-6",
+		},
+		{
+			name:  "gap healed by a newer snapshot",
+			files: listing(file(9, 1, 1), l0(2, 3), l0(5, 6), file(9, 1, 6)),
+			want:  "L9:1-6",
+		},
+		{
+			name:  "gap: a TXID before it is planned as usual",
 			files: listing(file(9, 1, 1), l0(2, 3), l0(5, 6)),
+			txid:  3,
+			want:  "L9:1-1 L0:2-2 L0:3-3",
+		},
+		{
+			name:  "gap: a time before it is planned as usual",
+			files: listing(file(9, 1, 1), l0(2, 3), l0(5, 6)),
+			ts:    at(3),
+			want:  "L9:1-1 L0:2-2 L0:3-3",
+		},
+		{
+			name:    "gap: a time after it fails",
+			files:   listing(file(9, 1, 1), l0(2, 3), l0(5, 6)),
+			ts:      at(5),
+			wantErr: ErrGap,
+			errHas:  []string{"TXIDs 0000000000000004-0000000000000004"},
+		},
+		{
+			name:  "a snapshot-level file not starting at TXID 1 is never used",
+			files: listing(file(9, 1, 1), l0(2, 3), file(9, 2, 3)),
 			want:  "L9:1-1 L0:2-2 L0:3-3",
 		},
 		{
@@ -193,7 +235,7 @@ func TestPlanFromFiles(t *testing.T) {
 			files:   listing(file(9, 1, 1), l0(2, 3), l0(5, 6)),
 			txid:    5,
 			wantErr: ErrNotAvailable,
-			errHas:  []string{"TXID 0000000000000005", "0000000000000001", "0000000000000003"},
+			errHas:  []string{"TXID 0000000000000005", "0000000000000001", "0000000000000003", "TXIDs 0000000000000004-0000000000000004 are in no file"},
 		},
 		{
 			name:    "target beyond history",
@@ -319,5 +361,88 @@ func TestPlanFromFilesLarge(t *testing.T) {
 	// 1 snapshot + 499 compactions (2..49901) + L0 49902..50000 (99).
 	if plan.TXID != n || len(plan.Files) != 1+499+99 {
 		t.Fatalf("plan to %d with %d files", plan.TXID, len(plan.Files))
+	}
+}
+
+// A gap error carries the plan to the state before the gap, for callers
+// that accept it (restore -allow-gap, the VFS), and its bounds.
+func TestPlanGapError(t *testing.T) {
+	_, err := PlanFromFiles(listing(file(9, 1, 1), l0(2, 3), l0(7, 9), file(1, 7, 9)), 0, time.Time{})
+	var gap *GapError
+	if !errors.As(err, &gap) {
+		t.Fatalf("error %v is not a *GapError", err)
+	}
+	if gap.TXID != 3 || gap.First != 4 || gap.Last != 6 || gap.Next.MinTXID != 7 || gap.Next.MaxTXID != 9 {
+		t.Fatalf("gap %+v", gap)
+	}
+	if gap.Plan == nil || gap.Plan.TXID != 3 || describe(gap.Plan.Files) != "L9:1-1 L0:2-2 L0:3-3" {
+		t.Fatalf("gap plan %+v", gap.Plan)
+	}
+}
+
+func TestGapAfter(t *testing.T) {
+	tests := []struct {
+		name  string
+		s     ltx.TXID
+		files []*ltx.FileInfo
+		want  string // "first-last" or "" for no gap
+	}{
+		{"newest state", 5, listing(l0(1, 5)), ""},
+		{"next file follows", 5, listing(l0(1, 6)), ""},
+		{"overlap follows", 5, listing(file(1, 2, 9)), ""},
+		{"level-0 file missing", 5, listing(l0(1, 5), l0(7, 9)), "7-7 6-6"},
+		{"lowest next file named", 5, listing(l0(9, 9), file(1, 8, 12), file(2, 8, 20)), "8-20 6-7"},
+		{"malformed files ignored", 5, listing(file(9, 7, 9), &ltx.FileInfo{MinTXID: 9, MaxTXID: 8}), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := GapAfter(tt.s, tt.files)
+			got := ""
+			if g != nil {
+				got = fmt.Sprintf("%d-%d %d-%d", g.Next.MinTXID, g.Next.MaxTXID, g.First, g.Last)
+				if g.TXID != tt.s || !errors.Is(g, ErrGap) {
+					t.Fatalf("gap %+v", g)
+				}
+			}
+			if got != tt.want {
+				t.Fatalf("gap %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestContinue(t *testing.T) {
+	fi := func(level int, min, max ltx.TXID, size int64) *ltx.FileInfo {
+		return &ltx.FileInfo{Level: level, MinTXID: min, MaxTXID: max, Size: size}
+	}
+	tests := []struct {
+		name  string
+		cur   ltx.TXID
+		files []*ltx.FileInfo
+		want  string
+	}{
+		{"nothing new", 10, []*ltx.FileInfo{fi(0, 5, 5, 1), fi(1, 1, 10, 9)}, ""},
+		{"level-0 run", 10, []*ltx.FileInfo{fi(0, 11, 11, 1000), fi(0, 12, 12, 1000), fi(0, 13, 13, 1000)}, "L0:11-11 L0:12-12 L0:13-13"},
+		{"gap bridged", 10, []*ltx.FileInfo{fi(0, 16, 16, 1000), fi(1, 11, 15, 5000)}, "L1:11-15 L0:16-16"},
+		{"unbridgeable gap", 10, []*ltx.FileInfo{fi(0, 16, 16, 1000), fi(0, 17, 17, 1000)}, ""},
+		{"overlapping compaction", 10, []*ltx.FileInfo{fi(1, 5, 20, 5000)}, "L1:5-20"},
+		{"snapshot continues anything", 10, []*ltx.FileInfo{fi(9, 1, 30, 1<<20), fi(0, 11, 11, 10)}, "L9:1-30"},
+		{"smaller files win", 10, []*ltx.FileInfo{
+			fi(9, 1, 13, 1<<30), fi(0, 11, 11, 100), fi(0, 12, 12, 100), fi(0, 13, 13, 100),
+		}, "L0:11-11 L0:12-12 L0:13-13"},
+		{"fewer files at equal bytes", 10, []*ltx.FileInfo{
+			fi(1, 11, 13, 300), fi(0, 11, 11, 100), fi(0, 12, 12, 100), fi(0, 13, 13, 100),
+		}, "L1:11-13"},
+		{"reach the highest TXID", 10, []*ltx.FileInfo{
+			fi(0, 11, 11, 10), fi(0, 12, 12, 10), fi(2, 11, 40, 1<<20), fi(0, 41, 41, 10),
+		}, "L2:11-40 L0:41-41"},
+		{"malformed files ignored", 10, []*ltx.FileInfo{nil, fi(0, 0, 11, 1), fi(0, 12, 11, 1), fi(9, 11, 12, 1), fi(0, 11, 11, 1)}, "L0:11-11"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := describe(Continue(tc.cur, tc.files)); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

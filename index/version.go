@@ -40,6 +40,10 @@ type Version struct {
 	pageSize  uint32
 	commit    uint32
 	timestamp time.Time
+	// checksum is the post-apply checksum of the database at txid, from
+	// the last file applied, when that file tracks checksums (0: unknown;
+	// Litestream v0.5 writes files without them).
+	checksum ltx.Checksum
 	// chunks[i] holds pages i*chunkSize+1 .. (i+1)*chunkSize; a nil chunk has
 	// no pages. len(chunks) covers exactly commit pages.
 	chunks []*chunk
@@ -72,25 +76,37 @@ func (v *Version) Lookup(pgno uint32) (Entry, bool) {
 	return e, e.File != nil
 }
 
-// Apply returns the version after fi. fi must continue v (fi's MinTXID is at
-// most v.TXID()+1 and its MaxTXID above v.TXID(), with the same page size; an
-// overlapping compaction is sound, see follows in plan.go) or be a snapshot
-// (MinTXID 1), which replaces v entirely. Pages beyond fi's Commit are dropped. The cost is
+// Apply returns the version after fi. fi must continue v (Follows: fi's
+// MinTXID is at most v.TXID()+1 and its MaxTXID above v.TXID(); an
+// overlapping compaction is sound) with the same page size, or be a snapshot
+// (MinTXID 1), which replaces v entirely. When fi and the state both track
+// checksums and fi starts exactly after v, fi's pre-apply checksum must be
+// v's post-apply checksum. Pages beyond fi's Commit are dropped. The cost is
 // O(pages in fi) plus a copy of the chunk pointer array (Commit/1024 words)
 // and of each touched chunk; v is unchanged.
 func (v *Version) Apply(fi *FileIndex) (*Version, error) {
 	h := fi.Header
 	desc := remote.FileDesc(fi.Info.Level, fi.Info.MinTXID, fi.Info.MaxTXID)
+	if h.MinTXID != fi.Info.MinTXID || h.MaxTXID != fi.Info.MaxTXID {
+		return nil, fmt.Errorf("apply %s: header says TXIDs %s-%s", desc, h.MinTXID, h.MaxTXID)
+	}
 	base := v
 	switch {
 	case h.MinTXID == 1:
 		base = nil // a snapshot holds every page: start over
 	case v == nil:
 		return nil, fmt.Errorf("apply %s: the first file must be a snapshot (start at TXID 1), not at TXID %s", desc, h.MinTXID)
-	case h.MinTXID > v.txid+1 || h.MaxTXID <= v.txid:
+	case !Follows(fi.Info, v.txid):
 		return nil, fmt.Errorf("apply %s: does not continue the index at TXID %s (needs a file starting at or before %s and ending after it)", desc, v.txid, v.txid+1)
 	case h.PageSize != v.pageSize:
 		return nil, fmt.Errorf("apply %s: page size %d differs from the database's %d", desc, h.PageSize, v.pageSize)
+	case !h.NoChecksum() && v.checksum != 0 && h.MinTXID == v.txid+1 && h.PreApplyChecksum != v.checksum:
+		return nil, fmt.Errorf("apply %s: pre-apply checksum %s differs from the post-apply checksum %s of TXID %s: the file belongs to another history",
+			desc, h.PreApplyChecksum, v.checksum, v.txid)
+	}
+	var sum ltx.Checksum
+	if !h.NoChecksum() {
+		sum = fi.Trailer.PostApplyChecksum
 	}
 
 	nchunks := int((uint64(h.Commit) + chunkMask) >> chunkShift)
@@ -131,6 +147,7 @@ func (v *Version) Apply(fi *FileIndex) (*Version, error) {
 		pageSize:  h.PageSize,
 		commit:    h.Commit,
 		timestamp: time.UnixMilli(h.Timestamp).UTC(),
+		checksum:  sum,
 		chunks:    chunks,
 	}, nil
 }

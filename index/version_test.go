@@ -534,3 +534,81 @@ func FuzzParsePageIndex(f *testing.F) {
 		}
 	})
 }
+
+// Files that track checksums must chain: each file's pre-apply checksum is
+// the post-apply checksum of the state it continues.
+func TestVersionApplyChecksumChain(t *testing.T) {
+	withSums := func(fi *FileIndex, pre, post ltx.Checksum) *FileIndex {
+		fi.Header.Flags = 0
+		fi.Header.PreApplyChecksum = pre
+		fi.Trailer.PostApplyChecksum = post
+		return fi
+	}
+	const a, b, c = ltx.ChecksumFlag | 0xa, ltx.ChecksumFlag | 0xb, ltx.ChecksumFlag | 0xc
+	v, err := (*Version)(nil).Apply(withSums(fakeIndex(9, 1, 1, 4, span(1, 4)...), 0, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Apply(withSums(fakeIndex(0, 2, 2, 4, 2), c, b)); err == nil || !strings.Contains(err.Error(), "pre-apply checksum") {
+		t.Fatalf("a file of another history applied: %v", err)
+	}
+	v2, err := v.Apply(withSums(fakeIndex(0, 2, 2, 4, 2), a, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An overlapping compaction's pre-apply checksum is of an earlier
+	// state: it cannot be checked, and is not.
+	v3, err := v2.Apply(withSums(fakeIndex(1, 2, 3, 4, 2, 3), a, c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A file without checksums ends the chain: the next one is not checked.
+	v4, err := v3.Apply(fakeIndex(0, 4, 4, 4, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v4.Apply(withSums(fakeIndex(0, 5, 5, 4, 1), b, c)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Apply refuses a file index whose header disagrees with its listing entry.
+func TestVersionApplyHeaderName(t *testing.T) {
+	fi := fakeIndex(9, 1, 1, 4, span(1, 4)...)
+	fi.Header.MaxTXID = 2
+	if _, err := (*Version)(nil).Apply(fi); err == nil {
+		t.Fatal("applied a file whose header says other TXIDs than its name")
+	}
+}
+
+func TestReadFileIndexChecksHeaderAndSnapshot(t *testing.T) {
+	ctx := context.Background()
+	// A level-9 file must start at TXID 1.
+	c := indextest.NewMem()
+	b := encodeFile(t, 4096, 2, 3, 10, span(1, 10))
+	c.SetData(9, 2, 3, b)
+	if _, err := ReadFileIndex(ctx, c, &ltx.FileInfo{Level: 9, MinTXID: 2, MaxTXID: 3, Size: int64(len(b))}); err == nil || !strings.Contains(err.Error(), "must start at TXID 1") {
+		t.Fatalf("level-9 file at TXID 2: %v", err)
+	}
+	// A snapshot whose header claims more pages than it holds (a flipped
+	// Commit, or a truncated page set) is refused.
+	b = encodeFile(t, 4096, 1, 1, 10, span(1, 10))
+	hb := bytes.Clone(b)
+	binary.BigEndian.PutUint32(hb[12:], 11) // Commit (ltx.Header.MarshalBinary)
+	var h ltx.Header
+	if err := h.UnmarshalBinary(hb); err != nil || h.Commit != 11 {
+		t.Fatalf("test assumes Commit at header offset 12: %v %d", err, h.Commit)
+	}
+	c.SetData(0, 1, 1, hb)
+	if _, err := ReadFileIndex(ctx, c, &ltx.FileInfo{Level: 0, MinTXID: 1, MaxTXID: 1, Size: int64(len(hb))}); err == nil || !strings.Contains(err.Error(), "snapshot of 11 pages has 10") {
+		t.Fatalf("snapshot with a wrong Commit: %v", err)
+	}
+	c.SetData(0, 1, 1, b)
+	fi, err := ReadFileIndex(ctx, c, &ltx.FileInfo{Level: 0, MinTXID: 1, MaxTXID: 1, Size: int64(len(b))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Trailer.FileChecksum == 0 {
+		t.Fatal("trailer not read")
+	}
+}

@@ -166,11 +166,11 @@ func (f *follower) resume(ctx context.Context, txid ltx.TXID) (ltx.TXID, error) 
 		return txid, removeFile(f.journalPath())
 	case hdr.MaxTXID <= txid:
 		return txid, removeFile(f.journalPath()) // applied and recorded already
-	case hdr.MinTXID > txid+1:
+	case !index.Follows(&ltx.FileInfo{MinTXID: hdr.MinTXID, MaxTXID: hdr.MaxTXID}, txid):
 		return 0, fmt.Errorf("follow: journal %s holds TXIDs %s-%s, which do not follow the output's TXID %s", f.journalPath(), hdr.MinTXID, hdr.MaxTXID, txid)
 	}
 	f.log.Info("re-applying an interrupted file", "journal", f.journalPath(), "txid", hdr.MaxTXID)
-	if err := f.applyJournal(ctx); err != nil {
+	if err := f.applyJournal(ctx, nil, txid); err != nil {
 		return 0, err
 	}
 	return hdr.MaxTXID, nil
@@ -183,12 +183,10 @@ func (f *follower) catchUp(ctx context.Context, txid ltx.TXID) (ltx.TXID, error)
 	if err != nil {
 		return txid, fmt.Errorf("follow: %w", err)
 	}
-	chain := bridge(txid, files)
+	chain := index.Continue(txid, files)
 	if chain == nil {
-		for _, fi := range files {
-			if fi.MaxTXID > txid {
-				return txid, fmt.Errorf("follow: %w: the output is at TXID %s and no file continues it (the replica's history after it was deleted); restore afresh", ErrFollowGap, txid)
-			}
+		if gap := index.GapAfter(txid, files); gap != nil {
+			return txid, fmt.Errorf("follow: %w: the output %s is at TXID %s: %w; restore afresh once the replica has a snapshot past the gap", ErrFollowGap, f.out, txid, gap)
 		}
 		return txid, nil
 	}
@@ -199,7 +197,7 @@ func (f *follower) catchUp(ctx context.Context, txid ltx.TXID) (ltx.TXID, error)
 			}
 			return txid, err
 		}
-		if err := f.applyJournal(ctx); err != nil {
+		if err := f.applyJournal(ctx, info, txid); err != nil {
 			return txid, err
 		}
 		txid = info.MaxTXID
@@ -229,6 +227,11 @@ func (f *follower) fetch(ctx context.Context, info *ltx.FileInfo) error {
 		err = cerr
 	}
 	if err == nil {
+		// Only a file that is what its name says becomes the journal,
+		// which a restart re-applies trusting its header.
+		err = checkJournalHeader(tmp, info)
+	}
+	if err == nil {
 		err = os.Rename(tmp, f.journalPath())
 	}
 	if err != nil {
@@ -238,8 +241,24 @@ func (f *follower) fetch(ctx context.Context, info *ltx.FileInfo) error {
 	return syncDir(filepath.Dir(f.out))
 }
 
+// checkJournalHeader checks the header of a downloaded file against the
+// name it was listed under.
+func checkJournalHeader(path string, info *ltx.FileInfo) error {
+	j, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	hdr, _, err := ltx.DecodeHeader(j)
+	if err != nil {
+		return fmt.Errorf("read header: %w", err)
+	}
+	return index.CheckHeader(info, hdr)
+}
+
 // verifyJournal decodes the whole journal, checking its checksum, and
-// returns its header.
+// returns its header. It does not know which file the journal was
+// downloaded as: applyJournal checks the header against that.
 func verifyJournal(path string) (ltx.Header, error) {
 	j, err := os.Open(path)
 	if err != nil {
@@ -265,13 +284,24 @@ func verifyJournal(path string) (ltx.Header, error) {
 	return dec.Header(), nil
 }
 
-// applyJournal verifies the journal, writes its pages over the output,
-// truncates the output to its commit, fsyncs, records its TXID and removes
-// the journal.
-func (f *follower) applyJournal(ctx context.Context) error {
+// applyJournal verifies the journal (downloaded as info, or nil when a crash
+// left it and only its own header says what it is), checks that it continues
+// the output's TXID, writes its pages over the output, truncates the output
+// to its commit, fsyncs, records its TXID and removes the journal.
+func (f *follower) applyJournal(ctx context.Context, info *ltx.FileInfo, txid ltx.TXID) error {
 	hdr, err := verifyJournal(f.journalPath())
 	if err != nil {
 		return fmt.Errorf("follow: %w", err)
+	}
+	if info == nil {
+		info = &ltx.FileInfo{MinTXID: hdr.MinTXID, MaxTXID: hdr.MaxTXID}
+	}
+	desc := remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID)
+	if err := index.CheckHeader(info, hdr); err != nil {
+		return fmt.Errorf("follow: %s: %w", desc, err)
+	}
+	if !index.Follows(info, txid) {
+		return fmt.Errorf("follow: %s does not continue the output's TXID %s", desc, txid)
 	}
 	j, err := os.Open(f.journalPath())
 	if err != nil {

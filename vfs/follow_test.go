@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -270,9 +271,46 @@ func TestFollowErrors(t *testing.T) {
 	l0, _ := p.c.LTXFiles(context.Background(), 0, 4)
 	p.c.DeleteLTXFiles(context.Background(), l0[:1])
 	err = Follow(context.Background(), p.c, FollowOptions{OutputPath: out, Interval: time.Millisecond, Logger: discardLogger()})
-	if !errors.Is(err, ErrFollowGap) {
+	if !errors.Is(err, ErrFollowGap) || !strings.Contains(err.Error(), "TXIDs 0000000000000004-0000000000000004") {
 		t.Fatalf("follow across a gap: %v", err)
 	}
+	checkFollowOutput(t, out, p.images[3], 3)
+}
+
+// A file whose bytes are another file's (swapped under its name) is an
+// error naming it, and nothing of it is applied. Before, follow applied
+// TXID 5's bytes found under TXID 6's name, believed itself at TXID 6, and
+// later applied TXID 7 on top of the state at 5: pages of two states mixed.
+func TestFollowSwappedFile(t *testing.T) {
+	ctx := context.Background()
+	p := newFollowPrimary(t)
+	root := t.TempDir()
+	p.c = fileremote.New(root)
+	for i := 0; i < 4; i++ {
+		p.commit()
+	}
+	out := filepath.Join(t.TempDir(), "f.db")
+	applied, stop := follow(t, p.c, out)
+	waitApplied(t, applied, 4)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		p.commit() // 5, 6, 7
+	}
+	l0 := filepath.Join(root, "ltx", "0")
+	five, err := os.ReadFile(filepath.Join(l0, ltx.FormatFilename(5, 5)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(l0, ltx.FormatFilename(6, 6)), five, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = Follow(ctx, p.c, FollowOptions{OutputPath: out, Interval: time.Millisecond, Logger: discardLogger()})
+	if err == nil || !strings.Contains(err.Error(), "level 0 file 0000000000000006-0000000000000006.ltx") || !strings.Contains(err.Error(), "header says TXIDs 0000000000000005") {
+		t.Fatalf("follow over a swapped file: %v", err)
+	}
+	checkFollowOutput(t, out, p.images[5], 5)
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

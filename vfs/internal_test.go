@@ -107,50 +107,6 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-func fi(level int, min, max ltx.TXID, size int64) *ltx.FileInfo {
-	return &ltx.FileInfo{Level: level, MinTXID: min, MaxTXID: max, Size: size}
-}
-
-func TestBridge(t *testing.T) {
-	desc := func(chain []*ltx.FileInfo) string {
-		var s string
-		for _, f := range chain {
-			s += fmt.Sprintf("L%d:%d-%d ", f.Level, f.MinTXID, f.MaxTXID)
-		}
-		return s
-	}
-	tests := []struct {
-		name  string
-		cur   ltx.TXID
-		files []*ltx.FileInfo
-		want  string
-	}{
-		{"nothing new", 10, []*ltx.FileInfo{fi(0, 5, 5, 1), fi(1, 1, 10, 9)}, ""},
-		{"level-0 run", 10, []*ltx.FileInfo{fi(0, 11, 11, 1000), fi(0, 12, 12, 1000), fi(0, 13, 13, 1000)}, "L0:11-11 L0:12-12 L0:13-13 "},
-		{"gap bridged", 10, []*ltx.FileInfo{fi(0, 16, 16, 1000), fi(1, 11, 15, 5000)}, "L1:11-15 L0:16-16 "},
-		{"unbridgeable gap", 10, []*ltx.FileInfo{fi(0, 16, 16, 1000), fi(0, 17, 17, 1000)}, ""},
-		{"overlapping compaction", 10, []*ltx.FileInfo{fi(1, 5, 20, 5000)}, "L1:5-20 "},
-		{"snapshot continues anything", 10, []*ltx.FileInfo{fi(9, 1, 30, 1<<20), fi(0, 11, 11, 10)}, "L9:1-30 "},
-		{"smaller files win", 10, []*ltx.FileInfo{
-			fi(9, 1, 13, 1<<30), fi(0, 11, 11, 100), fi(0, 12, 12, 100), fi(0, 13, 13, 100),
-		}, "L0:11-11 L0:12-12 L0:13-13 "},
-		{"fewer files at equal bytes", 10, []*ltx.FileInfo{
-			fi(1, 11, 13, 300), fi(0, 11, 11, 100), fi(0, 12, 12, 100), fi(0, 13, 13, 100),
-		}, "L1:11-13 "},
-		{"reach the highest TXID", 10, []*ltx.FileInfo{
-			fi(0, 11, 11, 10), fi(0, 12, 12, 10), fi(2, 11, 40, 1<<20), fi(0, 41, 41, 10),
-		}, "L2:11-40 L0:41-41 "},
-		{"malformed files ignored", 10, []*ltx.FileInfo{nil, fi(0, 0, 11, 1), fi(0, 12, 11, 1), fi(0, 11, 11, 1)}, "L0:11-11 "},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := desc(bridge(tc.cur, tc.files)); got != tc.want {
-				t.Fatalf("got %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
 // interiorPage builds an interior B-tree page of type typ with the given
 // child pointers (the last one is the right-most pointer).
 func interiorPage(typ byte, hdr int, kids []uint32) []byte {

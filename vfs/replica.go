@@ -87,9 +87,9 @@ type Replica struct {
 	latency *latencyEWMA // of remote requests (timeout.go)
 
 	// pollMu serializes polls (the poller's and synchronous ones).
-	pollMu      sync.Mutex
-	idlePolls   int  // consecutive polls that found nothing at level 0
-	needRebuild bool // the last poll failed in a way only a fresh plan fixes
+	pollMu    sync.Mutex
+	idlePolls int  // consecutive polls that found nothing at level 0
+	gapped    bool // files exist beyond cur but none continues it (poll.go)
 
 	mu       sync.Mutex
 	refs     int
@@ -124,11 +124,22 @@ func OpenReplica(ctx context.Context, name string, client remote.Client, opts Re
 	}
 	r.pf = newPrefetcher(r, opts.Prefetch)
 	v, err := r.build(ctx, 0, time.Time{})
-	if err != nil {
+	var gap *index.GapError
+	switch {
+	case errors.As(err, &gap) && v != nil:
+		// History is missing after v: serve the consistent state before
+		// the gap, and say so. Its lag counts from when that state was
+		// written, since nothing confirmed it as the newest.
+		r.log.Warn("serving the state before a gap in the replica's history", "txid", v.TXID(), "error", err)
+		r.gapped = true
+		r.lastOK = v.Timestamp()
+		r.lastErr = err
+	case err != nil:
 		return nil, err
+	default:
+		r.lastOK = time.Now()
 	}
 	r.cur.Store(v)
-	r.lastOK = time.Now()
 	return r, nil
 }
 
@@ -141,12 +152,14 @@ const (
 
 // build returns the version at txid or ts (both zero: latest) from a fresh
 // listing. Remote failures are retried with backoff; a target the replica
-// cannot build is not.
+// cannot build is not. When the target is cut short by a gap in the
+// replica's history, build returns both the version before the gap and the
+// *index.GapError; callers decide whether the older state will do.
 func (r *Replica) build(ctx context.Context, txid ltx.TXID, ts time.Time) (*index.Version, error) {
 	backoff := buildBackoff
 	for attempt := 1; ; attempt++ {
 		v, err := r.buildOnce(ctx, txid, ts)
-		if err == nil || attempt == buildAttempts || ctx.Err() != nil ||
+		if err == nil || attempt == buildAttempts || ctx.Err() != nil || v != nil ||
 			errors.Is(err, index.ErrNoSnapshot) || errors.Is(err, index.ErrNotAvailable) {
 			return v, err
 		}
@@ -164,14 +177,18 @@ func (r *Replica) build(ctx context.Context, txid ltx.TXID, ts time.Time) (*inde
 
 func (r *Replica) buildOnce(ctx context.Context, txid ltx.TXID, ts time.Time) (*index.Version, error) {
 	plan, err := index.PlanAt(ctx, r.client, txid, ts)
-	if err != nil {
+	var gap *index.GapError
+	if errors.As(err, &gap) {
+		plan = gap.Plan
+		err = fmt.Errorf("replica %s: %w", r.name, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("replica %s: %w", r.name, err)
 	}
-	v, err := index.Build(ctx, newSeedingClient(r.client, plan.Files, &r.seeds), plan)
-	if err != nil {
-		return nil, fmt.Errorf("replica %s: %w", r.name, err)
+	v, berr := index.Build(ctx, newSeedingClient(r.client, plan.Files, &r.seeds), plan)
+	if berr != nil {
+		return nil, fmt.Errorf("replica %s: %w", r.name, berr)
 	}
-	return v, nil
+	return v, err
 }
 
 // rebuild returns a version with the same content as v, built from the
@@ -337,7 +354,7 @@ func (r *Replica) VersionAt(ctx context.Context, txid ltx.TXID, ts time.Time) (*
 	}
 	v, err := r.build(ctx, txid, ts)
 	if err != nil {
-		return nil, err
+		return nil, err // a gap before the target time included: not that time's state
 	}
 	r.mu.Lock()
 	if len(r.travel) >= 16 { // a few past states are plenty; forget them all

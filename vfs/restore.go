@@ -53,6 +53,11 @@ type RestoreOptions struct {
 	// is an error.
 	TXID      ltx.TXID
 	Timestamp time.Time
+	// AllowGap accepts, when the latest state (or the newest state at
+	// Timestamp) is cut short by a gap in the replica's history, the
+	// consistent state before the gap. Without it such a restore fails with
+	// an *index.GapError naming the missing TXIDs (index.ErrGap).
+	AllowGap bool
 	// Force replaces an existing OutputPath and removes a stale
 	// OutputPath-wal, -shm or -journal, which SQLite would otherwise apply
 	// to (and so corrupt) the restored database.
@@ -69,6 +74,8 @@ type RestoreOptions struct {
 
 // RestoreResult describes a completed restore.
 type RestoreResult struct {
+	// Gap is set when AllowGap let the restore stop before missing history.
+	Gap       *index.GapError
 	TXID      ltx.TXID
 	Timestamp time.Time // CreatedAt of the plan's last file
 	PageSize  uint32
@@ -117,6 +124,13 @@ func Restore(ctx context.Context, c remote.Client, opts RestoreOptions) (*Restor
 
 	start := time.Now()
 	plan, err := index.PlanAt(ctx, c, opts.TXID, opts.Timestamp)
+	var gap *index.GapError
+	if errors.As(err, &gap) && opts.AllowGap {
+		log.Warn("restoring the state before a gap in the replica's history, as allowed", "txid", gap.TXID, "gap", err)
+		plan, err = gap.Plan, nil
+	} else {
+		gap = nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
@@ -194,6 +208,7 @@ func Restore(ctx context.Context, c remote.Client, opts RestoreOptions) (*Restor
 	}
 
 	res := &RestoreResult{
+		Gap:  gap,
 		TXID: plan.TXID, Timestamp: plan.Timestamp, PageSize: v.PageSize(), Commit: v.Commit(),
 		Files: len(plan.Files), Bytes: r.prog.done.Load(),
 	}
@@ -298,6 +313,19 @@ func (r *restorer) restoreFile(ctx context.Context, info *ltx.FileInfo, want int
 	return err
 }
 
+// checkHeader checks a plan file's header, as streamed, against its name
+// and the database being built. (The page index read for planning checked
+// the same; the stream is what is written, so it is checked again.)
+func (r *restorer) checkHeader(info *ltx.FileInfo, hdr ltx.Header) error {
+	if err := index.CheckHeader(info, hdr); err != nil {
+		return err
+	}
+	if hdr.PageSize != r.v.PageSize() {
+		return fmt.Errorf("page size %d differs from the database's %d", hdr.PageSize, r.v.PageSize())
+	}
+	return nil
+}
+
 // errFrameEncoding reports a page in the older LZ4 frame encoding.
 var errFrameEncoding = errors.New("page uses the LZ4 frame encoding")
 
@@ -363,11 +391,8 @@ func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int)
 	if err := hdr.UnmarshalBinary(head); err != nil {
 		return 0, fmt.Errorf("decode header: %w", err)
 	}
-	if err := hdr.Validate(); err != nil {
-		return 0, fmt.Errorf("invalid header: %w", err)
-	}
-	if hdr.MinTXID != info.MinTXID || hdr.MaxTXID != info.MaxTXID || hdr.PageSize != r.v.PageSize() {
-		return 0, fmt.Errorf("header (TXIDs %s-%s, page size %d) does not match the plan", hdr.MinTXID, hdr.MaxTXID, hdr.PageSize)
+	if err := r.checkHeader(info, hdr); err != nil {
+		return 0, err
 	}
 	ps := int(hdr.PageSize)
 	perJob := max(1, restoreBatch/ps)
@@ -643,8 +668,8 @@ func (r *restorer) decodeSerial(ctx context.Context, info *ltx.FileInfo, want in
 		return fmt.Errorf("decode header: %w", err)
 	}
 	hdr := dec.Header()
-	if hdr.MinTXID != info.MinTXID || hdr.MaxTXID != info.MaxTXID || hdr.PageSize != r.v.PageSize() {
-		return fmt.Errorf("header (TXIDs %s-%s, page size %d) does not match the plan", hdr.MinTXID, hdr.MaxTXID, hdr.PageSize)
+	if err := r.checkHeader(info, hdr); err != nil {
+		return err
 	}
 	ps := int64(hdr.PageSize)
 	perBatch := max(1, restoreBatch/int(ps))

@@ -33,6 +33,7 @@ type restoreParams struct {
 	txid        ltx.TXID
 	timestamp   time.Time
 	force       bool
+	allowGap    bool
 	parallelism int
 	integrity   string // none, quick, full
 	progress    func(done, total int64)
@@ -49,6 +50,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	ifDBNotExists := fs.Bool("if-db-not-exists", false, "do nothing (exit 0) if the output database already exists")
 	ifReplicaExists := fs.Bool("if-replica-exists", false, "do nothing (exit 0) if the replica has no backup")
 	force := fs.Bool("force", false, "overwrite an existing output database")
+	allowGap := fs.Bool("allow-gap", false, "if TXIDs are missing from the replica's history (a gap: a level-0 file was lost and no compaction covers it), restore the newest state before the gap instead of failing; without it, restoring the latest state (or a time after the gap) over a gap fails and names the missing TXIDs")
 	integrity := fs.String("integrity-check", "quick", "check the restored database: none, quick or full")
 	dryRun := fs.Bool("dry-run", false, "print the restore plan (files, levels, sizes) and restore nothing")
 	asJSON := fs.Bool("json", false, "with -dry-run: print the plan as JSON")
@@ -59,8 +61,8 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	if *asJSON && !*dryRun {
 		return fmt.Errorf("%w: -json needs -dry-run", errUsage)
 	}
-	if *follow && (*dryRun || *txidStr != "" || *tsStr != "") {
-		return fmt.Errorf("%w: -f follows the latest state; it cannot be combined with -dry-run, -txid or -timestamp", errUsage)
+	if *follow && (*dryRun || *txidStr != "" || *tsStr != "" || *allowGap) {
+		return fmt.Errorf("%w: -f follows the latest state; it cannot be combined with -dry-run, -txid, -timestamp or -allow-gap", errUsage)
 	}
 	switch {
 	case fs.NArg() == 0:
@@ -68,7 +70,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	case fs.NArg() > 1:
 		return fmt.Errorf("%w: too many arguments", errUsage)
 	}
-	p := restoreParams{force: *force, parallelism: *parallelism, integrity: *integrity}
+	p := restoreParams{force: *force, allowGap: *allowGap, parallelism: *parallelism, integrity: *integrity}
 	switch p.integrity {
 	case "none", "quick", "full":
 	default:
@@ -140,8 +142,15 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 		fmt.Fprintf(m.Stdout, "no backups found in %s, skipping restore\n", tgt.redacted())
 		return nil
 	}
+	if errors.Is(err, index.ErrGap) {
+		err = fmt.Errorf("%w (restore -txid at or before the gap, or pass -allow-gap to accept the state before it)", err)
+	}
 	if err != nil {
 		return tgt.redactErr(fmt.Errorf("restore from %s: %w", tgt.URL, err))
+	}
+	if res.Gap != nil {
+		logger.Warn("restored the state before a gap in the replica's history (-allow-gap)", "txid", res.TXID.String(),
+			"missing", res.Gap.First.String()+"-"+res.Gap.Last.String())
 	}
 	logger.Info("restore complete", "output", p.output, "replica", tgt.redacted(), "txid", res.TXID.String(),
 		"created", res.Timestamp.UTC().Format(time.RFC3339), "pages", res.Commit, "page-size", res.PageSize,
@@ -160,6 +169,7 @@ func (m *Main) restore(ctx context.Context, client remote.Client, p restoreParam
 		OutputPath:  p.output,
 		TXID:        p.txid,
 		Timestamp:   p.timestamp,
+		AllowGap:    p.allowGap,
 		Force:       p.force,
 		Parallelism: p.parallelism,
 		Progress:    p.progress,

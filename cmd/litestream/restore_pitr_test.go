@@ -171,3 +171,60 @@ func TestRestore_Follow(t *testing.T) {
 		}
 	}
 }
+
+// TestRestore_Gap: a replica missing a level-0 file that nothing else covers
+// used to restore "latest" as the state before the hole and exit 0. Now the
+// restore fails naming the missing TXIDs and leaves no output; -allow-gap
+// restores the state before the gap, identical to -txid at that point.
+func TestRestore_Gap(t *testing.T) {
+	fx := fixtureDir(t)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "replica")
+	copyDir(t, filepath.Join(fx, "replica"), root)
+	for _, f := range []string{"0/000000000000000d-000000000000000d.ltx", "1/000000000000000a-000000000000000f.ltx", "2/000000000000000a-000000000000000f.ltx"} {
+		if err := os.Remove(filepath.Join(root, "ltx", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replica := "file://" + root
+
+	out := filepath.Join(dir, "out.db")
+	code, _, stderr := run(t, noConfig(t), "restore", "-o", out, replica)
+	if code == 0 || !strings.Contains(stderr, "TXIDs 000000000000000d-000000000000000d") || !strings.Contains(stderr, "-allow-gap") {
+		t.Fatalf("restore over a gap: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("a failed restore left %s: %v", out, err)
+	}
+	code, _, stderr = run(t, noConfig(t), "restore", "-dry-run", replica)
+	if code == 0 || !strings.Contains(stderr, "TXIDs 000000000000000d-000000000000000d") {
+		t.Fatalf("dry-run over a gap: exit %d\n%s", code, stderr)
+	}
+	if p := dryRun(t, replica, "-allow-gap"); p.TXID != "000000000000000c" {
+		t.Fatalf("dry-run -allow-gap plans TXID %s, want 000000000000000c", p.TXID)
+	}
+
+	code, _, stderr = run(t, noConfig(t), "restore", "-allow-gap", "-o", out, replica)
+	if code != 0 || !strings.Contains(stderr, "gap") {
+		t.Fatalf("restore -allow-gap: exit %d\n%s", code, stderr)
+	}
+	want := filepath.Join(dir, "want.db")
+	if code, _, stderr := run(t, noConfig(t), "restore", "-txid", "c", "-o", want, "file://"+filepath.Join(fx, "replica")); code != 0 {
+		t.Fatalf("restore -txid c of the intact fixture: exit %d\n%s", code, stderr)
+	}
+	a, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatal("restore -allow-gap differs from the intact replica's state at TXID c")
+	}
+	// -txid and -timestamp at or before the gap need no flag.
+	if code, _, stderr := run(t, noConfig(t), "restore", "-txid", "c", "-o", filepath.Join(dir, "c.db"), replica); code != 0 {
+		t.Fatalf("restore -txid c: exit %d\n%s", code, stderr)
+	}
+}

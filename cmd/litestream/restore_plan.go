@@ -37,7 +37,14 @@ func (m *Main) restoreDryRun(ctx context.Context, ref replicaRef, p restoreParam
 		return err
 	}
 	plan, err := index.PlanAt(ctx, client, p.txid, p.timestamp)
-	if errors.Is(err, index.ErrNoSnapshot) {
+	var gap *index.GapError
+	switch {
+	case errors.As(err, &gap) && p.allowGap:
+		fmt.Fprintf(m.Stderr, "warning: %v\n", err)
+		plan, err = gap.Plan, nil
+	case errors.Is(err, index.ErrGap):
+		err = fmt.Errorf("%w (restore -txid at or before the gap, or pass -allow-gap to accept the state before it)", err)
+	case errors.Is(err, index.ErrNoSnapshot):
 		err = fmt.Errorf("%w: %w", errEmptyReplica, err)
 	}
 	if err != nil {
