@@ -54,6 +54,7 @@ import (
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/internal/backend"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // MetadataTimestamp is the blob metadata name holding a file's creation time.
@@ -78,8 +79,8 @@ type Config struct {
 	BlockSize   int64
 	Concurrency int
 	// Retry sets the attempts and backoff of the SDK's retry policy (zero:
-	// backend.DefaultRetry's numbers).
-	Retry backend.Retry
+	// retry.Default's numbers).
+	Retry retry.Policy
 	// TryTimeout bounds each request (default 5 minutes).
 	TryTimeout time.Duration
 	// Logger receives debug messages (nil: slog.Default()).
@@ -120,13 +121,13 @@ func New(cfg Config) (*Client, error) {
 		cfg.Concurrency = 4
 	}
 	if cfg.Retry.Attempts <= 0 {
-		cfg.Retry.Attempts = backend.DefaultRetry.Attempts
+		cfg.Retry.Attempts = retry.Default.Attempts
 	}
 	if cfg.Retry.Base <= 0 {
-		cfg.Retry.Base = backend.DefaultRetry.Base
+		cfg.Retry.Base = retry.Default.Base
 	}
 	if cfg.Retry.Max <= 0 {
-		cfg.Retry.Max = backend.DefaultRetry.Max
+		cfg.Retry.Max = retry.Default.Max
 	}
 	if cfg.TryTimeout <= 0 {
 		cfg.TryTimeout = 5 * time.Minute

@@ -17,9 +17,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/litestream-go/litestream/remote"
-	"github.com/litestream-go/litestream/remote/internal/backend"
 	"github.com/litestream-go/litestream/remote/internal/testserver"
 	"github.com/litestream-go/litestream/remote/remotetest"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 func azurite(t *testing.T) string {
@@ -29,7 +29,7 @@ func azurite(t *testing.T) string {
 	return s.Endpoint
 }
 
-var fastRetry = backend.Retry{Attempts: 4, Base: time.Millisecond, Max: 10 * time.Millisecond}
+var fastRetry = retry.Policy{Attempts: 4, Base: time.Millisecond, Max: 10 * time.Millisecond}
 
 func newClient(t *testing.T, endpoint, container, p string) *Client {
 	t.Helper()

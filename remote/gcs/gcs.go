@@ -46,6 +46,7 @@ import (
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/internal/backend"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // MetadataTimestamp is the object metadata key holding a file's creation time.
@@ -67,8 +68,8 @@ type Config struct {
 	// in one request, larger ones as a resumable upload of such chunks.
 	ChunkSize int
 	// Retry sets the attempts and backoff of the library's retries; its
-	// zero value means backend.DefaultRetry's numbers.
-	Retry backend.Retry
+	// zero value means retry.Default's numbers.
+	Retry retry.Policy
 	// Logger receives debug messages (nil: slog.Default()).
 	Logger *slog.Logger
 	// ClientOptions are passed to storage.NewClient after the above (tests).
@@ -143,7 +144,7 @@ func (c *Client) bucket(ctx context.Context) (*storage.BucketHandle, error) {
 		}
 		r := c.cfg.Retry
 		if r.Attempts <= 0 {
-			r = backend.DefaultRetry
+			r = retry.Default
 		}
 		gcs.SetRetry(
 			storage.WithPolicy(storage.RetryAlways),
@@ -160,9 +161,9 @@ func (c *Client) bucket(ctx context.Context) (*storage.BucketHandle, error) {
 func transient(err error) bool {
 	var ge *googleapi.Error
 	if errors.As(err, &ge) {
-		return backend.IsTransientStatus(ge.Code)
+		return retry.IsTransientStatus(ge.Code)
 	}
-	return backend.IsTransientNet(err) || storage.ShouldRetry(err)
+	return retry.IsTransientNet(err) || storage.ShouldRetry(err)
 }
 
 func (c *Client) levelPrefix(level int) string {

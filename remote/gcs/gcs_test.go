@@ -15,8 +15,8 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/litestream-go/litestream/remote"
-	"github.com/litestream-go/litestream/remote/internal/backend"
 	"github.com/litestream-go/litestream/remote/remotetest"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // fake is fake-gcs-server's handler served on 127.0.0.1 behind a fault
@@ -68,7 +68,7 @@ func (f *fake) bucket(name string) {
 func (f *fake) client(t *testing.T, bucket, p string) *Client {
 	t.Helper()
 	c, err := New(Config{Bucket: bucket, Path: p, Endpoint: f.endpoint, ChunkSize: 5 << 20,
-		Retry: backend.Retry{Attempts: 5, Base: time.Millisecond, Max: 10 * time.Millisecond}})
+		Retry: retry.Policy{Attempts: 5, Base: time.Millisecond, Max: 10 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

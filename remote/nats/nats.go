@@ -39,6 +39,7 @@ import (
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/internal/backend"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // HeaderTimestamp is the object header holding a file's creation time.
@@ -75,8 +76,8 @@ type Config struct {
 	// one more second per MiB. A try that runs out is retried.
 	OpTimeout time.Duration
 
-	// Retry is the policy for transient failures (zero: backend.DefaultRetry).
-	Retry backend.Retry
+	// Retry is the policy for transient failures (zero: retry.Default).
+	Retry retry.Policy
 	// Logger receives debug and retry messages (nil: slog.Default()).
 	Logger *slog.Logger
 }
@@ -228,7 +229,7 @@ func (c *Client) options() ([]nats.Option, error) {
 }
 
 // retry returns the retry policy with the per-try timeout.
-func (c *Client) retry() backend.Retry { return c.cfg.Retry.WithAttemptTimeout(c.cfg.OpTimeout) }
+func (c *Client) retry() retry.Policy { return c.cfg.Retry.WithAttemptTimeout(c.cfg.OpTimeout) }
 
 // levelPrefix is the object name prefix of a level, ending in "/".
 func (c *Client) levelPrefix(level int) string {
@@ -253,7 +254,7 @@ func (c *Client) fail(op, name string, err error) error {
 
 // transient reports whether a NATS failure is worth retrying.
 func transient(err error) bool {
-	if backend.IsTransientNet(err) {
+	if retry.IsTransientNet(err) {
 		return true
 	}
 	for _, e := range []error{nats.ErrTimeout, nats.ErrConnectionClosed, nats.ErrDisconnected,

@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/litestream-go/litestream/remote"
-	"github.com/litestream-go/litestream/remote/internal/backend"
 	"github.com/litestream-go/litestream/remote/remotetest"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // startServer runs an embedded NATS server with JetStream on 127.0.0.1.
@@ -219,7 +219,7 @@ func TestServerRestart(t *testing.T) {
 	s := startServer(t, server.Options{StoreDir: dir})
 	createBucket(t, s, "restart")
 	c := newClient(t, Config{URL: s.ClientURL(), Bucket: "restart", ReconnectWait: 50 * time.Millisecond, OpTimeout: time.Second,
-		Retry: backend.Retry{Attempts: 20, Base: 50 * time.Millisecond, Max: 500 * time.Millisecond}})
+		Retry: retry.Policy{Attempts: 20, Base: 50 * time.Millisecond, Max: 500 * time.Millisecond}})
 	first := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now()})
 	if _, err := c.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(first)); err != nil {
 		t.Fatal(err)
@@ -280,7 +280,7 @@ func TestNewErrors(t *testing.T) {
 	// A server that is not there: the error names the server and bucket,
 	// and the retries end.
 	c := newClient(t, Config{URL: "nats://127.0.0.1:1", Bucket: "b", Timeout: 200 * time.Millisecond,
-		Retry: backend.Retry{Attempts: 2, Base: time.Millisecond}})
+		Retry: retry.Policy{Attempts: 2, Base: time.Millisecond}})
 	_, err := c.LTXFiles(t.Context(), 0, 0)
 	if err == nil || !strings.Contains(err.Error(), `nats 127.0.0.1:1 bucket "b"`) {
 		t.Fatalf("got %v", err)

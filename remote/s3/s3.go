@@ -25,12 +25,20 @@
 // what it wrote and listed (keyed by ETag), so steady-state listings cost
 // one LIST request per 1000 files.
 //
-// Uploads go in one PUT up to PartSize (5 MiB by default) and as a
-// multipart upload above it; a failed multipart upload is aborted, so a
+// Uploads are spooled (memory, then a temporary file) and go in one PUT up
+// to PartSize (5 MiB by default) and as a multipart upload above it, each
+// part retried on its own; a failed multipart upload is aborted, so a
 // partial object is never visible. Reads are ranged GETs whose returned
-// range is checked. Transient failures (5xx, throttling, connection resets)
-// are retried with backoff by the SDK's retryer; permanent ones (denied,
-// missing bucket) are not.
+// range and length are checked; a read that fails or stalls in the middle
+// of its body resumes from the byte it reached (retry.Policy.OpenRange).
+//
+// Retries follow Config.Retry (package remote/retry), not the SDK's
+// retryer, which is switched off: every request is bounded by the policy's
+// AttemptTimeout, and a transient failure anywhere (5xx, throttling,
+// connection resets, a response body cut short, which the SDK reports as
+// "failed to decode response body, unexpected EOF") is retried with
+// backoff; permanent ones (denied, bad credentials, missing bucket or key)
+// are not.
 package s3
 
 import (
@@ -47,8 +55,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -56,11 +62,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/internal/backend"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // MetadataTimestamp is the user metadata key holding a file's creation time.
@@ -71,6 +80,11 @@ const DefaultRegion = "us-east-1"
 
 // maxDeleteKeys is the most keys one DeleteObjects request takes.
 const maxDeleteKeys = 1000
+
+// DefaultTimeout bounds one request (and each pause in a response body)
+// when Config.Retry.AttemptTimeout is zero. Uploads get one more second per
+// MiB.
+const DefaultTimeout = 30 * time.Second
 
 // Config configures a Client. Only Bucket is required.
 type Config struct {
@@ -96,8 +110,8 @@ type Config struct {
 	PartSize    int64
 	Concurrency int
 	// Retry sets the attempts and backoff of the SDK's retryer (zero:
-	// backend.DefaultRetry's numbers).
-	Retry backend.Retry
+	// retry.Default's numbers).
+	Retry retry.Policy
 	// Logger receives debug messages (nil: slog.Default()).
 	Logger *slog.Logger
 }
@@ -109,9 +123,8 @@ type Client struct {
 	log  *slog.Logger
 	what string
 
-	mu       sync.Mutex
-	s3       *s3.Client
-	uploader *manager.Uploader
+	mu sync.Mutex
+	s3 *s3.Client
 
 	// stamps remembers the stored timestamps of objects, by key, with the
 	// ETag they belong to.
@@ -141,19 +154,21 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = manager.DefaultUploadConcurrency
 	}
-	if cfg.Retry.Attempts <= 0 {
-		cfg.Retry.Attempts = backend.DefaultRetry.Attempts
-	}
-	if cfg.Retry.Max <= 0 {
-		cfg.Retry.Max = backend.DefaultRetry.Max
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	log = log.With("backend", "s3", "bucket", cfg.Bucket)
+	if cfg.Retry.Logger == nil {
+		cfg.Retry.Logger = log
+	}
+	cfg.Retry = cfg.Retry.WithDefaults()
+	if cfg.Retry.AttemptTimeout <= 0 {
+		cfg.Retry.AttemptTimeout = DefaultTimeout
+	}
 	return &Client{
 		cfg:    cfg,
-		log:    log.With("backend", "s3", "bucket", cfg.Bucket),
+		log:    log,
 		what:   fmt.Sprintf("s3 bucket %q", cfg.Bucket),
 		stamps: make(map[string]stamp),
 	}, nil
@@ -181,10 +196,8 @@ func (c *Client) client(ctx context.Context) (*s3.Client, error) {
 	}
 	// Keep the SDK's buildable client: LoadDefaultConfig adds
 	// AWS_CA_BUNDLE to it, which a replaced *http.Client would refuse.
+	// Requests are bounded by the retry policy's attempt timeout.
 	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-		// A server that accepts a request and never answers must not
-		// hang a sync forever; bodies may still stream for long.
-		tr.ResponseHeaderTimeout = 2 * time.Minute
 		if c.cfg.SkipVerify {
 			if tr.TLSClientConfig == nil {
 				tr.TLSClientConfig = &tls.Config{}
@@ -192,19 +205,14 @@ func (c *Client) client(ctx context.Context) (*s3.Client, error) {
 			tr.TLSClientConfig.InsecureSkipVerify = true
 		}
 	})
-	r := c.cfg.Retry
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(hc),
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = r.Attempts
-				o.MaxBackoff = r.Max
-				o.Backoff = retry.NewExponentialJitterBackoff(r.Max)
-				// No client-side retry quota: a burst of throttling
-				// must not turn into "retry quota exceeded".
-				o.RateLimiter = ratelimit.None
-			})
-		}),
+		// One retry loop, ours (see the package doc): the SDK's would
+		// multiply with it, and it does not retry bodies cut short.
+		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
+		config.WithLogger(logging.LoggerFunc(func(cls logging.Classification, format string, v ...any) {
+			c.log.Debug("aws sdk: "+fmt.Sprintf(format, v...), "class", string(cls))
+		})),
 	}
 	if c.cfg.Region != "" {
 		opts = append(opts, config.WithRegion(c.cfg.Region))
@@ -239,10 +247,6 @@ func (c *Client) client(ctx context.Context) (*s3.Client, error) {
 		}
 	}
 	c.s3 = s3.NewFromConfig(awsCfg, s3opts)
-	c.uploader = manager.NewUploader(c.s3, func(u *manager.Uploader) {
-		u.PartSize = c.cfg.PartSize
-		u.Concurrency = c.cfg.Concurrency
-	})
 	return c.s3, nil
 }
 
@@ -258,7 +262,13 @@ func (c *Client) Key(level int, minTXID, maxTXID ltx.TXID) string {
 	return c.levelPrefix(level) + remote.FileName(minTXID, maxTXID)
 }
 
+// fail wraps err with the bucket, operation and key, hides secrets, and
+// marks the failures no retry can fix as retry.Permanent for the layers
+// above.
 func (c *Client) fail(op, key string, err error) error {
+	if permanent(err) {
+		err = retry.Permanent(err)
+	}
 	err = fmt.Errorf("%s: %s %q: %w", c.what, op, key, explain(err))
 	return backend.Redact(err, c.cfg.SecretAccessKey, c.cfg.SessionToken)
 }
@@ -282,10 +292,85 @@ func errorCode(err error) string {
 	return ""
 }
 
+// permanent reports whether err is a failure no retry can fix: denied
+// access, bad credentials, a missing bucket.
+func permanent(err error) bool {
+	switch errorCode(err) {
+	case "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidBucketName",
+		"AllAccessDisabled", "AccountProblem", "InvalidToken", "ExpiredToken":
+		return true
+	}
+	return false
+}
+
+// transient reports whether a failed request is worth another try: what
+// retry.Transient accepts (network failures, 5xx and 429, timeouts), a
+// request that never completed, a response whose body could not be read or
+// decoded (a body cut short arrives as a deserialization error), and S3's
+// own transient error codes.
+func transient(err error) bool {
+	if !retry.Retryable(err) || permanent(err) {
+		return false
+	}
+	if retry.Transient(err) || errors.Is(err, io.EOF) {
+		return true
+	}
+	var de *smithy.DeserializationError
+	var se *smithyhttp.RequestSendError
+	if errors.As(err, &de) || errors.As(err, &se) {
+		return true
+	}
+	switch errorCode(err) {
+	case "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "RequestTimeTooSkewed", "Throttling", "ThrottlingException":
+		return true
+	}
+	return false
+}
+
 func notFound(err error) bool {
 	var nsk *types.NoSuchKey
 	var nf *types.NotFound
 	return errors.As(err, &nsk) || errors.As(err, &nf) || errorCode(err) == "NoSuchKey" || errorCode(err) == "NotFound"
+}
+
+// do runs one request under the client's retry policy; what names the
+// operation and key in retry warnings.
+func (c *Client) do(ctx context.Context, p retry.Policy, what string, fn func(context.Context) error) error {
+	return p.Do(ctx, c.what+": "+what, transient, fn)
+}
+
+// list calls fn with every object under prefix, one page of up to 1000 at
+// a time, each page retried on its own. startAfter, if set, skips the keys
+// up to it; delimiter "/" leaves out deeper keys.
+func (c *Client) list(ctx context.Context, cl *s3.Client, prefix, startAfter, delimiter string, fn func(types.Object)) error {
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(c.cfg.Bucket), Prefix: aws.String(prefix)}
+	if startAfter != "" {
+		in.StartAfter = aws.String(startAfter)
+	}
+	if delimiter != "" {
+		in.Delimiter = aws.String(delimiter)
+	}
+	for {
+		var page *s3.ListObjectsV2Output
+		err := c.do(ctx, c.cfg.Retry, "list "+prefix, func(ctx context.Context) error {
+			var err error
+			page, err = cl.ListObjectsV2(ctx, in)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, o := range page.Contents {
+			fn(o)
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return nil
+		}
+		if page.NextContinuationToken == nil {
+			return errors.New("truncated listing without a continuation token")
+		}
+		in.ContinuationToken = page.NextContinuationToken
+	}
 }
 
 // LTXFiles lists the files of level with MinTXID >= seek, by MinTXID. The
@@ -300,10 +385,10 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 	if err != nil {
 		return nil, c.fail("list", prefix, err)
 	}
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(c.cfg.Bucket), Prefix: aws.String(prefix), Delimiter: aws.String("/")}
+	startAfter := ""
 	if seek > 0 {
 		// "%016x" sorts before "%016x-...ltx" and after every smaller TXID.
-		in.StartAfter = aws.String(prefix + fmt.Sprintf("%016x", uint64(seek)))
+		startAfter = prefix + fmt.Sprintf("%016x", uint64(seek))
 	}
 	type listed struct {
 		info *ltx.FileInfo
@@ -311,23 +396,19 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 		etag string
 	}
 	var objs []listed
-	p := s3.NewListObjectsV2Paginator(cl, in)
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, c.fail("list", prefix, err)
+	err = c.list(ctx, cl, prefix, startAfter, "/", func(o types.Object) {
+		key := aws.ToString(o.Key)
+		name := strings.TrimPrefix(key, prefix)
+		minTXID, maxTXID, err := ltx.ParseFilename(name)
+		if err != nil || minTXID < seek || remote.FileName(minTXID, maxTXID) != name {
+			return
 		}
-		for _, o := range page.Contents {
-			key := aws.ToString(o.Key)
-			name := strings.TrimPrefix(key, prefix)
-			minTXID, maxTXID, err := ltx.ParseFilename(name)
-			if err != nil || minTXID < seek || remote.FileName(minTXID, maxTXID) != name {
-				continue
-			}
-			info := &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: aws.ToInt64(o.Size),
-				CreatedAt: aws.ToTime(o.LastModified).UTC()}
-			objs = append(objs, listed{info: info, key: key, etag: aws.ToString(o.ETag)})
-		}
+		info := &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: aws.ToInt64(o.Size),
+			CreatedAt: aws.ToTime(o.LastModified).UTC()}
+		objs = append(objs, listed{info: info, key: key, etag: aws.ToString(o.ETag)})
+	})
+	if err != nil {
+		return nil, c.fail("list", prefix, err)
 	}
 
 	// Timestamps: from memory where the ETag matches, else HEAD.
@@ -347,7 +428,12 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 	for _, i := range missing {
 		o := objs[i]
 		g.Go(func() error {
-			head, err := cl.HeadObject(gctx, &s3.HeadObjectInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(o.key)})
+			var head *s3.HeadObjectOutput
+			err := c.do(gctx, c.cfg.Retry, "head "+o.key, func(ctx context.Context) error {
+				var err error
+				head, err = cl.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(o.key)})
+				return err
+			})
 			if notFound(err) {
 				gone[i] = true // deleted since the listing
 				return nil
@@ -392,7 +478,8 @@ func (c *Client) forget(keys ...string) {
 }
 
 // OpenLTXFile opens bytes [offset, offset+size) of a file (size 0: to the
-// end) with a ranged GET.
+// end) with a ranged GET. A read that fails or stalls in the middle resumes
+// with a GET of the rest (see retry.Policy.OpenRange).
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	key := c.Key(level, minTXID, maxTXID)
 	if err := backend.CheckLevel(level); err != nil {
@@ -405,33 +492,50 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 	if err != nil {
 		return nil, c.fail("open", key, err)
 	}
+	desc := fmt.Sprintf("%s: read %q", c.what, key)
+	rc, err := c.cfg.Retry.OpenRange(ctx, desc, transient, offset, size, func(ctx context.Context, offset, size int64) (io.ReadCloser, int64, error) {
+		return c.get(ctx, cl, key, offset, size)
+	})
+	if err != nil {
+		return nil, c.fail("open", key, err)
+	}
+	return rc, nil
+}
+
+// get sends one ranged GET and checks that the answer is the range asked
+// for: it returns the body and its exact length.
+func (c *Client) get(ctx context.Context, cl *s3.Client, key string, offset, size int64) (io.ReadCloser, int64, error) {
 	rng := fmt.Sprintf("bytes=%d-", offset)
 	if size > 0 {
 		rng = fmt.Sprintf("bytes=%d-%d", offset, offset+size-1)
 	}
 	out, err := cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(key), Range: aws.String(rng)})
 	if notFound(err) {
-		return nil, c.fail("open", key, fmt.Errorf("%w: %w", remote.ErrNotExist, err))
+		return nil, 0, fmt.Errorf("%w: %w", remote.ErrNotExist, err)
 	} else if errorCode(err) == "InvalidRange" {
-		return nil, c.fail("open", key, fmt.Errorf("range offset=%d size=%d is outside the file: %w", offset, size, err))
+		return nil, 0, retry.Permanent(fmt.Errorf("range offset=%d size=%d is outside the file: %w", offset, size, err))
 	} else if err != nil {
-		return nil, c.fail("open", key, err)
+		return nil, 0, err
 	}
 	start, end, total, err := parseContentRange(aws.ToString(out.ContentRange))
 	if err != nil || start != offset {
 		out.Body.Close()
-		return nil, c.fail("open", key, fmt.Errorf("bad Content-Range %q for offset %d", aws.ToString(out.ContentRange), offset))
+		return nil, 0, retry.Permanent(fmt.Errorf("bad Content-Range %q for offset %d", aws.ToString(out.ContentRange), offset))
 	}
 	want, err := backend.RangeEnd(offset, size, total)
 	if err != nil {
 		out.Body.Close()
-		return nil, c.fail("open", key, err)
+		return nil, 0, retry.Permanent(err)
 	}
 	if end+1 != want {
 		out.Body.Close()
-		return nil, c.fail("open", key, fmt.Errorf("server returned bytes %d-%d, want %d-%d", start, end, offset, want-1))
+		return nil, 0, retry.Permanent(fmt.Errorf("server returned bytes %d-%d, want %d-%d", start, end, offset, want-1))
 	}
-	return backend.ExactReader(out.Body, want-offset, fmt.Sprintf("%s object %q", c.what, key)), nil
+	if n := aws.ToInt64(out.ContentLength); n != want-offset {
+		out.Body.Close()
+		return nil, 0, retry.Permanent(fmt.Errorf("Content-Length %d for bytes %d-%d", n, start, end))
+	}
+	return out.Body, want - offset, nil
 }
 
 func parseContentRange(s string) (start, end, total int64, err error) {
@@ -442,8 +546,9 @@ func parseContentRange(s string) (start, end, total int64, err error) {
 	return
 }
 
-// WriteLTXFile uploads the LTX file read from r (one PUT, or multipart
-// above PartSize) with its header timestamp in the object metadata.
+// WriteLTXFile uploads the LTX file read from r with its header timestamp
+// in the object metadata. The file is spooled first, so that every try
+// sends it whole: one PUT up to PartSize, a multipart upload above it.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	key := c.Key(level, minTXID, maxTXID)
 	if err := backend.CheckWrite(level, minTXID, maxTXID); err != nil {
@@ -456,24 +561,140 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	if err != nil {
 		return nil, c.fail("write", key, err)
 	}
-	if _, err := c.client(ctx); err != nil {
+	cl, err := c.client(ctx)
+	if err != nil {
 		return nil, c.fail("write", key, err)
 	}
-	cr := &backend.CountingReader{R: r}
-	out, err := c.uploader.Upload(ctx, &s3.PutObjectInput{
-		Bucket:      aws.String(c.cfg.Bucket),
-		Key:         aws.String(key),
-		Body:        cr,
-		ContentType: aws.String("application/octet-stream"),
-		Metadata:    map[string]string{MetadataTimestamp: backend.FormatTimestamp(createdAt)},
-	})
+	spool, err := backend.NewSpool(ctx, r, c.cfg.PartSize, "")
+	if err != nil {
+		return nil, c.fail("write", key, err)
+	}
+	defer spool.Close()
+	meta := map[string]string{MetadataTimestamp: backend.FormatTimestamp(createdAt)}
+	var etag string
+	parts := 1
+	if spool.Size() <= c.cfg.PartSize {
+		err = c.do(ctx, c.cfg.Retry.ForSize(spool.Size()), "put "+key, func(ctx context.Context) error {
+			out, err := cl.PutObject(ctx, &s3.PutObjectInput{
+				Bucket:        aws.String(c.cfg.Bucket),
+				Key:           aws.String(key),
+				Body:          spool.Reader(),
+				ContentLength: aws.Int64(spool.Size()),
+				ContentType:   aws.String("application/octet-stream"),
+				Metadata:      meta,
+			})
+			if err == nil {
+				etag = aws.ToString(out.ETag)
+			}
+			return err
+		})
+	} else {
+		etag, parts, err = c.putMultipart(ctx, cl, key, spool, meta)
+	}
 	if err != nil {
 		c.forget(key)
 		return nil, c.fail("write", key, err)
 	}
-	c.remember(key, aws.ToString(out.ETag), createdAt)
-	c.log.Debug("wrote ltx file", "key", key, "size", cr.N, "parts", max(1, len(out.CompletedParts)))
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: cr.N, CreatedAt: createdAt}, nil
+	c.remember(key, etag, createdAt)
+	c.log.Debug("wrote ltx file", "key", key, "size", spool.Size(), "parts", parts)
+	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: spool.Size(), CreatedAt: createdAt}, nil
+}
+
+// putMultipart uploads spool as a multipart upload of PartSize parts,
+// Concurrency at a time, each part retried on its own. On failure the
+// upload is aborted, so no partial object appears. It returns the ETag and
+// the number of parts.
+func (c *Client) putMultipart(ctx context.Context, cl *s3.Client, key string, spool *backend.Spool, meta map[string]string) (string, int, error) {
+	var id string
+	err := c.do(ctx, c.cfg.Retry, "create multipart upload "+key, func(ctx context.Context) error {
+		out, err := cl.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+			Bucket:      aws.String(c.cfg.Bucket),
+			Key:         aws.String(key),
+			ContentType: aws.String("application/octet-stream"),
+			Metadata:    meta,
+		})
+		if err == nil {
+			id = aws.ToString(out.UploadId)
+		}
+		return err
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	abort := func() {
+		// The upload's parts cost storage until aborted: try even if
+		// ctx ended, briefly.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Retry.AttemptTimeout)
+		defer cancel()
+		_ = c.do(actx, c.cfg.Retry, "abort multipart upload "+key, func(ctx context.Context) error {
+			_, err := cl.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(key), UploadId: aws.String(id)})
+			if errorCode(err) == "NoSuchUpload" {
+				return nil
+			}
+			return err
+		})
+	}
+
+	size, partSize := spool.Size(), c.cfg.PartSize
+	n := int((size + partSize - 1) / partSize)
+	parts := make([]types.CompletedPart, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.cfg.Concurrency)
+	for i := range n {
+		off := int64(i) * partSize
+		length := min(partSize, size-off)
+		num := int32(i + 1)
+		g.Go(func() error {
+			return c.do(gctx, c.cfg.Retry.ForSize(length), fmt.Sprintf("put part %d of %s", num, key), func(ctx context.Context) error {
+				out, err := cl.UploadPart(ctx, &s3.UploadPartInput{
+					Bucket:        aws.String(c.cfg.Bucket),
+					Key:           aws.String(key),
+					UploadId:      aws.String(id),
+					PartNumber:    aws.Int32(num),
+					Body:          spool.Section(off, length),
+					ContentLength: aws.Int64(length),
+				})
+				if err == nil {
+					parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)}
+				}
+				return err
+			})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		abort()
+		return "", 0, err
+	}
+	var etag string
+	tries := 0
+	err = c.do(ctx, c.cfg.Retry, "complete multipart upload "+key, func(ctx context.Context) error {
+		tries++
+		out, err := cl.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket:          aws.String(c.cfg.Bucket),
+			Key:             aws.String(key),
+			UploadId:        aws.String(id),
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		})
+		if errorCode(err) == "NoSuchUpload" && tries > 1 {
+			// An earlier try completed the upload but its answer was
+			// lost: the object is there if it has the upload's size.
+			head, herr := cl.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(key)})
+			if herr == nil && aws.ToInt64(head.ContentLength) == size && strings.HasSuffix(strings.Trim(aws.ToString(head.ETag), `"`), fmt.Sprintf("-%d", n)) {
+				etag = aws.ToString(head.ETag)
+				return nil
+			}
+			return err
+		}
+		if err == nil {
+			etag = aws.ToString(out.ETag)
+		}
+		return err
+	})
+	if err != nil {
+		abort()
+		return "", 0, err
+	}
+	return etag, n, nil
 }
 
 // DeleteLTXFiles removes files, up to 1000 per request; missing ones are
@@ -501,9 +722,14 @@ func (c *Client) deleteKeys(ctx context.Context, keys []string) error {
 			ids[i] = types.ObjectIdentifier{Key: aws.String(k)}
 		}
 		c.forget(batch...)
-		out, err := cl.DeleteObjects(ctx, &s3.DeleteObjectsInput{
-			Bucket: aws.String(c.cfg.Bucket),
-			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
+		var out *s3.DeleteObjectsOutput
+		err := c.do(ctx, c.cfg.Retry, fmt.Sprintf("delete %d objects from %s", len(batch), batch[0]), func(ctx context.Context) error {
+			var err error
+			out, err = cl.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+				Bucket: aws.String(c.cfg.Bucket),
+				Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
+			})
+			return err
 		})
 		if err != nil {
 			errs = append(errs, c.fail(fmt.Sprintf("delete %d objects from", len(batch)), batch[0], err))
@@ -529,15 +755,8 @@ func (c *Client) DeleteAll(ctx context.Context) error {
 	var keys []string
 	for level := 0; level <= remote.MaxLevel; level++ {
 		prefix := c.levelPrefix(level)
-		p := s3.NewListObjectsV2Paginator(cl, &s3.ListObjectsV2Input{Bucket: aws.String(c.cfg.Bucket), Prefix: aws.String(prefix)})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return c.fail("delete all: list", prefix, err)
-			}
-			for _, o := range page.Contents {
-				keys = append(keys, aws.ToString(o.Key))
-			}
+		if err := c.list(ctx, cl, prefix, "", "", func(o types.Object) { keys = append(keys, aws.ToString(o.Key)) }); err != nil {
+			return c.fail("delete all: list", prefix, err)
 		}
 	}
 	return c.deleteKeys(ctx, keys)

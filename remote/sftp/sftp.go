@@ -48,6 +48,7 @@ import (
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/internal/backend"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // Config configures a Client.
@@ -73,8 +74,8 @@ type Config struct {
 	// Timeout bounds connecting and each request that does not stream
 	// data back (default 30s; uploads get one more second per MiB).
 	Timeout time.Duration
-	// Retry is the policy for transient failures (zero: backend.DefaultRetry).
-	Retry backend.Retry
+	// Retry is the policy for transient failures (zero: retry.Default).
+	Retry retry.Policy
 	// Logger receives debug and retry messages (nil: slog.Default()).
 	Logger *slog.Logger
 }
@@ -283,7 +284,7 @@ func (c *Client) dropIfLost(sc *sftp.Client, err error) {
 
 func connLost(err error) bool {
 	return errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, io.EOF) ||
-		errors.Is(err, context.DeadlineExceeded) || backend.IsTransientNet(err)
+		errors.Is(err, context.DeadlineExceeded) || retry.IsTransientNet(err)
 }
 
 // transient reports whether a failure is worth retrying on a new
@@ -296,7 +297,7 @@ func transient(err error) bool {
 	if strings.Contains(msg, "unable to authenticate") || strings.Contains(msg, "host key") || strings.Contains(msg, "knownhosts") {
 		return false
 	}
-	return errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, io.EOF) || backend.IsTransientNet(err)
+	return errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, io.EOF) || retry.IsTransientNet(err)
 }
 
 // do runs fn with a session, retrying transient failures on a new one.

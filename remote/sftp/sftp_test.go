@@ -20,8 +20,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/litestream-go/litestream/remote"
-	"github.com/litestream-go/litestream/remote/internal/backend"
 	"github.com/litestream-go/litestream/remote/remotetest"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 const (
@@ -196,7 +196,7 @@ func TestHostKeyVerification(t *testing.T) {
 	otherSigner, _ := ssh.NewSignerFromKey(otherPriv)
 	wrongKey := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(otherSigner.PublicKey())))
 	base := Config{Host: s.addr, User: testUser, Password: testPassword, Path: "db",
-		Retry: backend.Retry{Attempts: 3, Base: time.Millisecond}}
+		Retry: retry.Policy{Attempts: 3, Base: time.Millisecond}}
 
 	t.Run("wrong host key is refused, not retried", func(t *testing.T) {
 		cfg := base
@@ -270,7 +270,7 @@ func TestAuth(t *testing.T) {
 	})
 	t.Run("wrong password", func(t *testing.T) {
 		c := newClient(t, Config{Host: s.addr, User: testUser, Password: "wrong-pass", HostKey: s.authorizedHostKey(), Path: "k",
-			Retry: backend.Retry{Attempts: 5, Base: 50 * time.Millisecond}})
+			Retry: retry.Policy{Attempts: 5, Base: 50 * time.Millisecond}})
 		start := time.Now()
 		_, err := c.LTXFiles(t.Context(), 0, 0)
 		if err == nil || !strings.Contains(err.Error(), "unable to authenticate") || strings.Contains(err.Error(), "wrong-pass") {
@@ -295,7 +295,7 @@ func TestAuth(t *testing.T) {
 func TestReconnect(t *testing.T) {
 	s := startServer(t, nil)
 	c := newClient(t, Config{Host: s.addr, User: testUser, Password: testPassword, HostKey: s.authorizedHostKey(), Path: "db",
-		Retry: backend.Retry{Attempts: 5, Base: time.Millisecond, Max: 10 * time.Millisecond}})
+		Retry: retry.Policy{Attempts: 5, Base: time.Millisecond, Max: 10 * time.Millisecond}})
 	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now(), Pages: 4})
 	if _, err := c.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)

@@ -50,6 +50,7 @@ import (
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/internal/backend"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // PropNamespace and PropTimestamp name the dead property holding a file's
@@ -76,8 +77,8 @@ type Config struct {
 	Timeout time.Duration
 	// HTTPClient replaces the default client (tests, proxies).
 	HTTPClient *http.Client
-	// Retry is the policy for transient failures (zero: backend.DefaultRetry).
-	Retry backend.Retry
+	// Retry is the policy for transient failures (zero: retry.Default).
+	Retry retry.Policy
 	// Logger receives debug and retry messages (nil: slog.Default()).
 	Logger *slog.Logger
 }
@@ -185,9 +186,9 @@ func transient(err error) bool {
 	if errors.As(err, &se) {
 		// 423 Locked: another client holds the resource's lock for the
 		// moment, e.g. a concurrent writer's MKCOL of the same collection.
-		return se.code == http.StatusLocked || backend.IsTransientStatus(se.code)
+		return se.code == http.StatusLocked || retry.IsTransientStatus(se.code)
 	}
-	return backend.IsTransientNet(err)
+	return retry.IsTransientNet(err)
 }
 
 // urlFor returns the absolute URL of a path below the base, escaped.
@@ -249,7 +250,7 @@ func (c *Client) simple(ctx context.Context, method, target string, body []byte,
 	return resp.StatusCode, newStatusError(method, resp)
 }
 
-func (c *Client) retry() backend.Retry { return c.cfg.Retry.WithAttemptTimeout(c.cfg.Timeout) }
+func (c *Client) retry() retry.Policy { return c.cfg.Retry.WithAttemptTimeout(c.cfg.Timeout) }
 
 // LTXFiles lists the files of level with MinTXID >= seek, by MinTXID, with
 // one PROPFIND of depth 1 on the level collection.

@@ -17,8 +17,8 @@ import (
 	"golang.org/x/net/webdav"
 
 	"github.com/litestream-go/litestream/remote"
-	"github.com/litestream-go/litestream/remote/internal/backend"
 	"github.com/litestream-go/litestream/remote/remotetest"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // serve runs h on 127.0.0.1 until the test ends and returns its URL.
@@ -201,7 +201,7 @@ func TestRetries(t *testing.T) {
 		}
 		h.ServeHTTP(w, r)
 	}))
-	c := newClient(t, Config{URL: url, Path: "db", Retry: backend.Retry{Attempts: 4, Base: time.Millisecond, Max: 5 * time.Millisecond}})
+	c := newClient(t, Config{URL: url, Path: "db", Retry: retry.Policy{Attempts: 4, Base: time.Millisecond, Max: 5 * time.Millisecond}})
 	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now()})
 
 	for _, m := range []string{"503", "reset"} {

@@ -1,7 +1,7 @@
 // Package backend holds what the cloud remote backends share: argument
 // checks, reading the LTX header of an upload, the stored timestamp format,
-// exact-length range readers, retries with backoff on transient errors,
-// spooling an upload to memory or disk, and hiding credentials in errors.
+// exact-length range readers, spooling an upload to memory or disk, and
+// hiding credentials in errors. Retries are package remote/retry's.
 //
 // It is internal to remote/ so that the backends agree on these details
 // without widening the remote.Client contract.

@@ -2,11 +2,10 @@ package backend
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
+
 	"strings"
 	"syscall"
 	"testing"
@@ -67,93 +66,6 @@ func TestRangeEnd(t *testing.T) {
 		end, err := RangeEnd(tt.off, tt.size, tt.file)
 		if (err == nil) != tt.ok || end != tt.end {
 			t.Errorf("RangeEnd(%d,%d,%d) = %d, %v", tt.off, tt.size, tt.file, end, err)
-		}
-	}
-}
-
-func TestRetry(t *testing.T) {
-	errTransient := errors.New("transient")
-	errPermanent := errors.New("permanent")
-	isTransient := func(err error) bool { return errors.Is(err, errTransient) }
-	p := Retry{Attempts: 4, Base: time.Millisecond, Max: 2 * time.Millisecond}
-
-	tests := []struct {
-		name      string
-		fails     []error
-		wantCalls int
-		wantErr   error
-	}{
-		{"success", nil, 1, nil},
-		{"transient then success", []error{errTransient, errTransient}, 3, nil},
-		{"permanent", []error{errPermanent}, 1, errPermanent},
-		{"transient exhausted", []error{errTransient, errTransient, errTransient, errTransient, errTransient}, 4, errTransient},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			calls := 0
-			err := p.Do(t.Context(), "op", isTransient, func(context.Context) error {
-				calls++
-				if calls <= len(tt.fails) {
-					return tt.fails[calls-1]
-				}
-				return nil
-			})
-			if calls != tt.wantCalls || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
-				t.Fatalf("calls %d err %v; want %d %v", calls, err, tt.wantCalls, tt.wantErr)
-			}
-		})
-	}
-
-	t.Run("attempt timeout retried", func(t *testing.T) {
-		calls := 0
-		err := p.WithAttemptTimeout(10*time.Millisecond).Do(t.Context(), "op", isTransient, func(ctx context.Context) error {
-			calls++
-			if calls == 1 {
-				<-ctx.Done() // a hung request
-				return ctx.Err()
-			}
-			return nil
-		})
-		if err != nil || calls != 2 {
-			t.Fatalf("calls %d err %v", calls, err)
-		}
-	})
-	t.Run("canceled context stops", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(t.Context())
-		calls := 0
-		err := p.Do(ctx, "op", isTransient, func(context.Context) error {
-			calls++
-			cancel()
-			return errTransient
-		})
-		if calls != 1 || !errors.Is(err, errTransient) {
-			t.Fatalf("calls %d err %v", calls, err)
-		}
-	})
-}
-
-func TestIsTransientNet(t *testing.T) {
-	tests := []struct {
-		err  error
-		want bool
-	}{
-		{&net.OpError{Op: "read", Err: syscall.ECONNRESET}, true},
-		{fmt.Errorf("x: %w", syscall.ECONNREFUSED), true},
-		{io.ErrUnexpectedEOF, true},
-		{&net.DNSError{IsTimeout: true}, true},
-		{context.Canceled, false},
-		{context.DeadlineExceeded, false},
-		{errors.New("403 forbidden"), false},
-		{nil, false},
-	}
-	for _, tt := range tests {
-		if got := IsTransientNet(tt.err); got != tt.want {
-			t.Errorf("IsTransientNet(%v) = %v", tt.err, got)
-		}
-	}
-	for code, want := range map[int]bool{200: false, 403: false, 404: false, 408: true, 429: true, 500: true, 501: false, 503: true} {
-		if IsTransientStatus(code) != want {
-			t.Errorf("IsTransientStatus(%d) != %v", code, want)
 		}
 	}
 }

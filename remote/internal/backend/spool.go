@@ -92,3 +92,12 @@ func (r ctxReader) Read(p []byte) (int, error) {
 
 // ContextReader returns a reader that fails with ctx's error once ctx ends.
 func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+// Section returns a new reader over n bytes of the upload from off, for
+// sending one part of it.
+func (s *Spool) Section(off, n int64) *io.SectionReader {
+	if s.file != nil {
+		return io.NewSectionReader(s.file, off, n)
+	}
+	return io.NewSectionReader(bytes.NewReader(s.mem), off, n)
+}

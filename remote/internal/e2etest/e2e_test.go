@@ -44,17 +44,7 @@ var backendsUnderTest = []struct {
 		return replica{url: "file://" + filepath.Join(t.TempDir(), "replica")}
 	}},
 	{"s3", func(t *testing.T) replica {
-		s := testserver.StartMinIO(t, t.TempDir())
-		t.Cleanup(s.Stop)
-		cfg, err := config.LoadDefaultConfig(t.Context(), config.WithRegion("us-east-1"),
-			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(testserver.MinIOUser, testserver.MinIOPassword, "")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(s.Endpoint); o.UsePathStyle = true })
-		if _, err := cl.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String("e2e")}); err != nil {
-			t.Fatal(err)
-		}
+		s := startMinIO(t, "e2e")
 		return replica{
 			url:  "s3://e2e/db/app?endpoint=" + url.QueryEscape(s.Endpoint),
 			opts: backends.Options{AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword},
@@ -99,6 +89,23 @@ var backendsUnderTest = []struct {
 	}},
 }
 
+// startMinIO starts MinIO with one bucket, stopped when the test ends.
+func startMinIO(t *testing.T, bucket string) *testserver.Server {
+	t.Helper()
+	s := testserver.StartMinIO(t, t.TempDir())
+	t.Cleanup(s.Stop)
+	cfg, err := config.LoadDefaultConfig(t.Context(), config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(testserver.MinIOUser, testserver.MinIOPassword, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(s.Endpoint); o.UsePathStyle = true })
+	if _, err := cl.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestEndToEnd replicates a database under write load to each backend,
 // restores it with vfs.Restore, and queries it through the VFS; the three
 // must hold the same rows.
@@ -127,17 +134,7 @@ func runEndToEnd(t *testing.T, rep replica) {
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
-	app, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	app.SetMaxOpenConns(1)
-	for _, q := range []string{`PRAGMA journal_mode=WAL`, `CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, v BLOB)`, `CREATE INDEX t_n ON t(n)`} {
-		if _, err := app.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	app := openApp(t, path)
 
 	opts := rep.opts
 	opts.Logger = quiet(t)
@@ -251,6 +248,24 @@ func runEndToEnd(t *testing.T, rep replica) {
 	if got := digest(t, viaVFS); got != want {
 		t.Fatalf("VFS reads %s, want %s", got, want)
 	}
+}
+
+// openApp creates the application's database at path: WAL mode, table t
+// with an index on n, one connection. It is closed when the test ends.
+func openApp(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	app, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	app.SetMaxOpenConns(1)
+	for _, q := range []string{`PRAGMA journal_mode=WAL`, `CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, v BLOB)`, `CREATE INDEX t_n ON t(n)`} {
+		if _, err := app.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return app
 }
 
 // digest hashes every row in id order.
