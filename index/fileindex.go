@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -163,9 +164,26 @@ func readFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*F
 	return &FileIndex{Info: info, Header: hdr, Trailer: trailer, Pages: pages}, nil
 }
 
+// FileOpener is implemented by clients that want the listing entry (its
+// size) of the file a range is read from: the VFS's verifying client reads
+// small files whole and verifies them (vfs/verify.go). pagecache.Fetcher
+// uses the same method.
+type FileOpener interface {
+	OpenFile(ctx context.Context, info *ltx.FileInfo, offset, size int64) (io.ReadCloser, error)
+}
+
+// OpenRange opens size bytes at off (size 0: to the end) of the listed file
+// info, through c's OpenFile if it has one.
+func OpenRange(ctx context.Context, c remote.Client, info *ltx.FileInfo, off, size int64) (io.ReadCloser, error) {
+	if o, ok := c.(FileOpener); ok {
+		return o.OpenFile(ctx, info, off, size)
+	}
+	return c.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, off, size)
+}
+
 // readRange reads size bytes at off (size 0: to the end) of one file.
 func readRange(ctx context.Context, c remote.Client, info *ltx.FileInfo, off, size int64) ([]byte, error) {
-	rc, err := c.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, off, size)
+	rc, err := OpenRange(ctx, c, info, off, size)
 	if err != nil {
 		return nil, fmt.Errorf("open bytes %d+%d: %w", off, size, err)
 	}
@@ -233,4 +251,26 @@ func ParsePageIndex(b []byte) ([]Page, error) {
 		prev = uint32(pgno)
 		pages = append(pages, Page{Pgno: uint32(pgno), Offset: int64(off), Size: int64(size)})
 	}
+}
+
+// VerifyFile checks a whole file read as info: its header against the name
+// (CheckHeader), then every check ltx.Decoder makes (each page decoded, the
+// page index against the frames, nothing after the trailer, and the CRC-64
+// file checksum over it all). A file that passes is exactly what its writer
+// wrote, so any page of it may be served.
+func VerifyFile(info *ltx.FileInfo, b []byte) error {
+	desc := remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID)
+	var hdr ltx.Header
+	if err := hdr.UnmarshalBinary(b); err != nil {
+		return fmt.Errorf("verify %s: decode header: %w", desc, err)
+	}
+	if err := CheckHeader(info, hdr); err != nil {
+		return fmt.Errorf("verify %s: %w", desc, err)
+	}
+	dec := ltx.NewDecoder(bytes.NewReader(b))
+	dec.SetRetainPageIndex(false)
+	if err := dec.Verify(); err != nil {
+		return fmt.Errorf("verify %s: %w", desc, err)
+	}
+	return nil
 }

@@ -406,7 +406,13 @@ func (f *Fetcher) readOnce(ctx context.Context, file *ltx.FileInfo, off, size in
 	defer func() { <-f.sem }()
 
 	f.fetches.Add(1)
-	rc, err := f.client.OpenLTXFile(ctx, file.Level, file.MinTXID, file.MaxTXID, off, size)
+	var rc io.ReadCloser
+	var err error
+	if o, ok := f.client.(fileOpener); ok {
+		rc, err = o.OpenFile(ctx, file, off, size)
+	} else {
+		rc, err = f.client.OpenLTXFile(ctx, file.Level, file.MinTXID, file.MaxTXID, off, size)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -418,6 +424,13 @@ func (f *Fetcher) readOnce(ctx context.Context, file *ltx.FileInfo, off, size in
 		return nil, err
 	}
 	return b, nil
+}
+
+// fileOpener is implemented by clients that want the listing entry (its
+// size) of the file a range is read from (index.FileOpener: the VFS reads
+// small files whole and verifies their checksum before serving a page).
+type fileOpener interface {
+	OpenFile(ctx context.Context, info *ltx.FileInfo, offset, size int64) (io.ReadCloser, error)
 }
 
 // DecodeFrame decodes one page frame (page header, then either a 4-byte size

@@ -88,7 +88,7 @@ func (r *Replica) poll(ctx context.Context) error {
 func (r *Replica) extend(ctx context.Context, v *index.Version, chain []*ltx.FileInfo) (*index.Version, error) {
 	// Page 1 changes with most transactions and SQLite reads it first in
 	// each one: take it along with the headers here too.
-	fis, err := index.ReadFileIndexes(ctx, newSeedingClient(r.client, chain, &r.seeds), chain, 0)
+	fis, err := index.ReadFileIndexes(ctx, newSeedingClient(r.client, &r.seeds), chain, 0)
 	if err != nil {
 		return nil, fmt.Errorf("replica %s: poll: %w", r.name, err)
 	}

@@ -42,6 +42,11 @@ type ReplicaOptions struct {
 	Fetch pagecache.Options
 	// Prefetch tunes read-ahead; see PrefetchOptions.
 	Prefetch PrefetchOptions
+	// WholeFileSize: files up to this size are read whole and their
+	// checksum verified before any page of them is served (verify.go;
+	// default DefaultWholeFileSize; negative: never). Larger files are
+	// read by page range.
+	WholeFileSize int64
 	// Logger receives poll errors and read failures (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -58,6 +63,9 @@ func (o ReplicaOptions) withDefaults() ReplicaOptions {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.WholeFileSize == 0 {
+		o.WholeFileSize = DefaultWholeFileSize
 	}
 	if o.Fetch.Logger == nil {
 		o.Fetch.Logger = o.Logger
@@ -113,6 +121,11 @@ func OpenReplica(ctx context.Context, name string, client remote.Client, opts Re
 	opts = opts.withDefaults()
 	tc := &timeoutClient{Client: client, timeout: opts.RequestTimeout}
 	client = tc
+	if opts.WholeFileSize > 0 {
+		// Verified small files are kept up to an eighth of the page cache
+		// (at least a few files' worth).
+		client = newVerifyingClient(tc, opts.WholeFileSize, max(opts.CacheSize/8, 4*opts.WholeFileSize))
+	}
 	r := &Replica{
 		name:    name,
 		client:  client,
@@ -184,7 +197,7 @@ func (r *Replica) buildOnce(ctx context.Context, txid ltx.TXID, ts time.Time) (*
 	} else if err != nil {
 		return nil, fmt.Errorf("replica %s: %w", r.name, err)
 	}
-	v, berr := index.Build(ctx, newSeedingClient(r.client, plan.Files, &r.seeds), plan)
+	v, berr := index.Build(ctx, newSeedingClient(r.client, &r.seeds), plan)
 	if berr != nil {
 		return nil, fmt.Errorf("replica %s: %w", r.name, berr)
 	}

@@ -79,33 +79,30 @@ func (s *seeds) get(e index.Entry) ([]byte, bool) {
 
 // seedingClient serves the header reads of an index build (offset 0,
 // ltx.HeaderSize bytes) with one larger read, and records a page-1 frame
-// found right after the header.
+// found right after the header. It reads through its client's OpenFile
+// (index.OpenRange), so small files still come verified.
 type seedingClient struct {
 	remote.Client
-	sizes map[fileKey]int64
 	seeds *seeds
 }
 
-func newSeedingClient(c remote.Client, files []*ltx.FileInfo, s *seeds) *seedingClient {
-	sc := &seedingClient{Client: c, sizes: make(map[fileKey]int64, len(files)), seeds: s}
-	for _, f := range files {
-		sc.sizes[keyOf(f)] = f.Size
-	}
-	return sc
+func newSeedingClient(c remote.Client, s *seeds) *seedingClient {
+	return &seedingClient{Client: c, seeds: s}
 }
 
-func (c *seedingClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
-	k := fileKey{level, minTXID, maxTXID}
-	fsize := c.sizes[k]
+// OpenFile implements index.FileOpener; index builds read through it.
+func (c *seedingClient) OpenFile(ctx context.Context, info *ltx.FileInfo, offset, size int64) (io.ReadCloser, error) {
+	k := keyOf(info)
+	fsize := info.Size
 	whole := size == 0 || size == fsize // small files are read whole
 	if offset != 0 || fsize <= ltx.HeaderSize || (size != ltx.HeaderSize && !whole) {
-		return c.Client.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
+		return index.OpenRange(ctx, c.Client, info, offset, size)
 	}
 	n := min(fsize, ltx.HeaderSize+seedBytes)
 	if whole {
 		n = fsize
 	}
-	rc, err := c.Client.OpenLTXFile(ctx, level, minTXID, maxTXID, 0, n)
+	rc, err := index.OpenRange(ctx, c.Client, info, 0, n)
 	if err != nil {
 		return nil, err
 	}

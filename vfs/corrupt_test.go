@@ -1,0 +1,117 @@
+package vfs_test
+
+import (
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/index"
+	"github.com/litestream-go/litestream/pagecache"
+	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/file"
+	"github.com/litestream-go/litestream/vfs"
+)
+
+// flipInPayload flips one byte in the middle of the compressed payload of
+// the largest page frame of a file (an incompressible page, stored as LZ4
+// literals, so the flip decodes to a page of the right size with one wrong
+// byte) and returns the page number.
+func flipInPayload(t *testing.T, c remote.Client, root string, level int, minTXID, maxTXID ltx.TXID) uint32 {
+	t.Helper()
+	files, err := c.LTXFiles(context.Background(), level, minTXID)
+	if err != nil || len(files) == 0 || files[0].MaxTXID != maxTXID {
+		t.Fatalf("list: %v %v", files, err)
+	}
+	fi, err := index.ReadFileIndex(context.Background(), c, files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var big index.Page
+	for _, p := range fi.Pages {
+		if p.Size > big.Size {
+			big = p
+		}
+	}
+	path := filepath.Join(root, "ltx", "0", ltx.FormatFilename(minTXID, maxTXID))
+	if level != 0 {
+		t.Fatal("level-0 files only")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := big.Offset + ltx.PageHeaderSize + 4
+	if n := binary.BigEndian.Uint32(b[big.Offset+ltx.PageHeaderSize:]); int64(n)+ltx.PageHeaderSize+4 != big.Size {
+		t.Fatalf("frame of page %d is not in the block encoding", big.Pgno)
+	}
+	b[payload+(big.Size-ltx.PageHeaderSize-4)/2] ^= 0x20
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return big.Pgno
+}
+
+// A byte flipped inside an LZ4 block of a small file decodes to a page of
+// the right size: a range read cannot tell. The VFS reads small files whole
+// and verifies them, so the query fails with an error instead of returning
+// the wrong row. With whole-file reads switched off (the behaviour before),
+// the same query returns wrong data without an error, which is what the
+// first half of the test demonstrates.
+func TestVFSVerifiesSmallFiles(t *testing.T) {
+	ctx := context.Background()
+	p, root := newPrimary(t)
+	if _, err := p.Exec(ctx, insertRows(5, 100)); err != nil {
+		t.Fatal(err)
+	}
+	const u = "file:///corrupt"
+	// A reader that is open before the damaged file arrives.
+	early, earlyName := register(t, map[string]remote.Client{u: file.New(root)}, vfs.Options{Replica: vfs.ReplicaOptions{PollInterval: time.Hour,
+		Fetch: pagecacheNoRetry()}})
+	earlyDB := openDB(t, earlyName, u)
+	before := row(ctx, t, earlyDB, sumQuery)
+
+	txid, err := p.Exec(ctx, "insert into t(v, pad) values (1000, randomblob(3000))")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const q = "select hex(pad) from t where v = 1000"
+	want := row(ctx, t, p.DB, q)
+	flipInPayload(t, p.Client, root, 0, txid, txid)
+	desc := remote.FileDesc(0, txid, txid)
+
+	r, err := early.Replica(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Poll(ctx); err == nil || !strings.Contains(err.Error(), desc) || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("poll of a damaged file: %v", err)
+	}
+	if got := row(ctx, t, earlyDB, sumQuery); got != before {
+		t.Fatalf("after a failed poll the reader shows %s, want the state before %s", got, before)
+	}
+	if got := row(ctx, t, earlyDB, "PRAGMA litestream_error"); !strings.Contains(got, desc) {
+		t.Fatalf("litestream_error %q does not name %s", got, desc)
+	}
+
+	_, unverified := register(t, map[string]remote.Client{u: file.New(root)}, vfs.Options{Replica: vfs.ReplicaOptions{PollInterval: time.Hour, WholeFileSize: -1}})
+	got, err := rowErr(ctx, openDB(t, unverified, u), q)
+	if err != nil || got == want {
+		t.Fatalf("range reads of the damaged file: %v (same row: %v); the test no longer shows the hole it guards", err, got == want)
+	}
+
+	_, name := register(t, map[string]remote.Client{u: file.New(root)}, vfs.Options{Replica: vfs.ReplicaOptions{PollInterval: time.Hour,
+		Fetch: pagecacheNoRetry()}})
+	// A reader opened now fails to open (the log names the file): the
+	// damaged file is part of the latest state.
+	if _, err = rowErr(ctx, openDB(t, name, u), q); err == nil {
+		t.Fatal("the VFS served a page of a file whose checksum does not match")
+	}
+}
+
+func pagecacheNoRetry() pagecache.Options { return pagecache.Options{Retries: -1} }
