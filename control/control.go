@@ -1,6 +1,8 @@
 // Package control is the replication daemon's local control socket: an HTTP
-// server on a Unix socket that answers the status, databases and ltx
-// commands with the daemon's live state, and the client those commands use.
+// server on a Unix socket speaking Litestream v0.5's control API (start,
+// stop, sync, register, unregister, list, info, txid, debug/sync-status,
+// pprof) plus this program's GET /status, and the client the commands use.
+// Either tool's client works against either daemon.
 //
 // A Unix socket, not TCP: access is governed by the socket file's
 // permissions, and nothing is reachable from the network.
@@ -11,62 +13,89 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
+	"sync"
 	"time"
 )
 
 // DefaultPath is Litestream's default control socket path.
 const DefaultPath = "/var/run/litestream.sock"
 
-// DBStatus is the live state of one replicated database.
-type DBStatus struct {
-	Database string `json:"database"`
-	Replica  string `json:"replica"` // redacted URL
-	// LocalTXID is the TXID of the newest LTX file made from the local
-	// database: ReplicaTXID, plus one while a staged file waits for upload.
-	LocalTXID string `json:"local_txid"`
-	// ReplicaTXID is the newest TXID this daemon has uploaded.
-	ReplicaTXID string `json:"replica_txid"`
-	// LagSeconds: seconds since the replica last held every local commit
-	// (the last successful sync).
-	LagSeconds float64   `json:"lag_seconds"`
-	WALSize    int64     `json:"wal_size"`
-	LastSync   time.Time `json:"last_sync,omitzero"`
-	LastUpload time.Time `json:"last_upload,omitzero"`
-	LastError  string    `json:"last_error,omitempty"`
-	Pending    bool      `json:"pending,omitempty"`
-}
+// Errors a Daemon returns (wrapped) so that the server answers with
+// Litestream's status codes.
+var (
+	// ErrNotFound: no database with that path.
+	ErrNotFound = errors.New("database not found")
+	// ErrNotOpen: the database is stopped.
+	ErrNotOpen = errors.New("database not open")
+	// ErrInvalid: the request cannot be served as given (a replica URL
+	// that does not parse, say).
+	ErrInvalid = errors.New("invalid request")
+)
 
-// Status is what GET /status answers.
-type Status struct {
-	Version   string     `json:"version"`
-	PID       int        `json:"pid"`
-	StartedAt time.Time  `json:"started_at"`
-	DBs       []DBStatus `json:"dbs"`
+// Daemon is what the control socket controls. Paths arrive expanded
+// (absolute, "~" resolved). Methods must be safe for concurrent use.
+type Daemon interface {
+	Info() InfoResponse
+	List() ListResponse
+	Status(ctx context.Context) Status
+	// Start opens a stopped database; Stop closes one after its final sync.
+	Start(ctx context.Context, path string) (StartResponse, error)
+	Stop(ctx context.Context, path string) (StopResponse, error)
+	// Register adds and opens a database replicating to replicaURL;
+	// Unregister closes and removes one.
+	Register(ctx context.Context, path, replicaURL string) (RegisterDatabaseResponse, error)
+	Unregister(ctx context.Context, path string) (UnregisterDatabaseResponse, error)
+	// Sync syncs a database now; with wait, until the replica holds it.
+	Sync(ctx context.Context, path string, wait bool) (SyncResponse, error)
+	TXID(path string) (uint64, error)
+	// SyncDiagnostics describes the database at path, or all when "".
+	SyncDiagnostics(path string) ([]SyncDiagnostic, error)
 }
-
-// StatusFunc produces the daemon's current state.
-type StatusFunc func(ctx context.Context) Status
 
 // Server serves the control socket.
 type Server struct {
-	path string
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{}
+	path   string
+	d      Daemon
+	expand func(string) (string, error)
+	log    *slog.Logger
+	ln     net.Listener
+	srv    *http.Server
+	done   chan struct{}
+
+	// ctx bounds the operations that must not stop when a client hangs
+	// up (start, stop, unregister): it ends at Close.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
-// Listen creates the socket at path with mode perm (0 means 0600) and
-// serves it until Close. A stale socket file left by a crashed daemon is
-// replaced; a live one (another daemon answers) is an error.
-func Listen(path string, perm fs.FileMode, status StatusFunc, logger *slog.Logger) (*Server, error) {
-	if perm == 0 {
-		perm = 0o600
+// Options configures Listen.
+type Options struct {
+	// Perm is the socket file's mode (0 means 0600, Litestream's default).
+	Perm fs.FileMode
+	// ExpandPath resolves a request's database path (nil: as given).
+	ExpandPath func(string) (string, error)
+	Logger     *slog.Logger
+}
+
+// Listen creates the socket at path and serves d on it until Close. A stale
+// socket file left by a crashed daemon is replaced; a live one (another
+// daemon answers) is an error, as is any other kind of file.
+func Listen(path string, d Daemon, opts Options) (*Server, error) {
+	if opts.Perm == 0 {
+		opts.Perm = 0o600
+	}
+	if opts.ExpandPath == nil {
+		opts.ExpandPath = func(p string) (string, error) { return p, nil }
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&fs.ModeSocket == 0 {
@@ -84,27 +113,34 @@ func Listen(path string, perm fs.FileMode, status StatusFunc, logger *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	if err := os.Chmod(path, perm); err != nil {
+	if err := os.Chmod(path, opts.Perm); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{path: path, d: d, expand: opts.ExpandPath, log: opts.Logger, ln: ln,
+		done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(status(r.Context()))
-	})
-	s := &Server{
-		path: path,
-		ln:   ln,
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
-		done: make(chan struct{}),
-	}
+	mux.HandleFunc("POST /start", s.handleStart)
+	mux.HandleFunc("POST /stop", s.handleStop)
+	mux.HandleFunc("GET /txid", s.handleTXID)
+	mux.HandleFunc("POST /register", s.handleRegister)
+	mux.HandleFunc("POST /unregister", s.handleUnregister)
+	mux.HandleFunc("POST /sync", s.handleSync)
+	mux.HandleFunc("GET /list", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, d.List()) })
+	mux.HandleFunc("GET /info", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, d.Info()) })
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, d.Status(r.Context())) })
+	mux.HandleFunc("GET /debug/sync-status", s.handleSyncStatus)
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && logger != nil {
-			logger.Error("control socket stopped", "path", path, "error", err)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("control socket stopped", "path", path, "error", err)
 		}
 	}()
 	return s, nil
@@ -113,57 +149,207 @@ func Listen(path string, perm fs.FileMode, status StatusFunc, logger *slog.Logge
 // Path returns the socket path.
 func (s *Server) Path() string { return s.path }
 
-// Close stops serving and removes the socket file.
+// Close stops serving, cancels the operations in progress and removes the
+// socket file.
 func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	s.cancel()
 	err := s.srv.Shutdown(ctx)
 	<-s.done
 	_ = os.Remove(s.path)
 	return err
 }
 
-// ErrNoDaemon is returned (wrapped) by Get when nothing listens on the socket.
-var ErrNoDaemon = errors.New("no daemon listening")
-
-// GetStatus asks the daemon on the socket at path for its status.
-func GetStatus(ctx context.Context, path string) (*Status, error) {
-	var st Status
-	if err := get(ctx, path, "/status", &st); err != nil {
-		return nil, err
-	}
-	return &st, nil
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
-func get(ctx context.Context, path, endpoint string, v any) error {
-	hc := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-	}}
-	defer hc.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+func writeError(w http.ResponseWriter, status int, msg string, details any) {
+	writeJSON(w, status, ErrorResponse{Error: msg, Details: details})
+}
+
+// decode reads a request body and its path, expanded; on failure it has
+// answered already.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, path *string) bool {
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid request body", err.Error())
+		return false
+	}
+	if *path == "" {
+		writeError(w, http.StatusBadRequest, "path required", nil)
+		return false
+	}
+	p, err := s.expand(*path)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid path: %v", err), nil)
+		return false
+	}
+	*path = p
+	return true
+}
+
+// opContext bounds an operation by the server's lifetime and timeout
+// seconds (def when 0 or less; none when def is 0 too).
+func (s *Server) opContext(timeout, def int) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		timeout = def
+	}
+	if timeout <= 0 {
+		return context.WithCancel(s.ctx)
+	}
+	return context.WithTimeout(s.ctx, time.Duration(timeout)*time.Second)
+}
+
+// status picks the HTTP status of a daemon error; notFound is the endpoint's
+// code for ErrNotFound (Litestream answers 500 on some endpoints).
+func status(err error, notFound int) int {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return notFound
+	case errors.Is(err, ErrNotOpen):
+		return http.StatusConflict
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
+	var req StartRequest
+	if !s.decode(w, r, &req, &req.Path) {
+		return
+	}
+	ctx, cancel := s.opContext(req.Timeout, 0)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://litestream"+endpoint, nil)
+	resp, err := s.d.Start(ctx, req.Path)
 	if err != nil {
-		return err
+		writeError(w, status(err, http.StatusInternalServerError), err.Error(), nil)
+		return
 	}
-	resp, err := hc.Do(req)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
+	var req StopRequest
+	if !s.decode(w, r, &req, &req.Path) {
+		return
+	}
+	ctx, cancel := s.opContext(req.Timeout, 30)
+	defer cancel()
+	resp, err := s.d.Stop(ctx, req.Path)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return fmt.Errorf("control socket %s: %w: %v", path, ErrNoDaemon, err)
+		writeError(w, status(err, http.StatusInternalServerError), err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleTXID(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Query().Get("path")
+	if path == "" {
+		writeError(w, http.StatusBadRequest, "path required", nil)
+		return
+	}
+	p, err := s.expand(path)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid path: %v", err), nil)
+		return
+	}
+	txid, err := s.d.TXID(p)
+	if errors.Is(err, ErrNotFound) {
+		writeError(w, http.StatusNotFound, "database not found", nil)
+		return
+	} else if err != nil {
+		writeError(w, status(err, http.StatusNotFound), err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, TXIDResponse{TXID: txid})
+}
+
+func (s *Server) handleSyncStatus(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Query().Get("path")
+	if path != "" {
+		p, err := s.expand(path)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid path: %v", err), nil)
+			return
 		}
-		return fmt.Errorf("control socket %s: %w", path, err)
+		path = p
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return fmt.Errorf("control socket %s: %s: %s", path, resp.Status, b)
+	diags, err := s.d.SyncDiagnostics(path)
+	if errors.Is(err, ErrNotFound) {
+		writeError(w, http.StatusNotFound, "database not found", nil)
+		return
+	} else if err != nil {
+		writeError(w, status(err, http.StatusNotFound), err.Error(), nil)
+		return
 	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return fmt.Errorf("control socket %s: decode %s: %w", path, endpoint, err)
+	if diags == nil {
+		diags = []SyncDiagnostic{}
 	}
-	return nil
+	writeJSON(w, http.StatusOK, SyncDiagnosticsResponse{Databases: diags})
+}
+
+func (s *Server) handleSync(w http.ResponseWriter, r *http.Request) {
+	var req SyncRequest
+	if !s.decode(w, r, &req, &req.Path) {
+		return
+	}
+	// A sync is bounded by the client too: nobody waits for its answer
+	// once the client is gone.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
+	if req.Wait && req.Timeout == 0 {
+		req.Timeout = 30
+	}
+	if req.Timeout > 0 {
+		var c context.CancelFunc
+		ctx, c = context.WithTimeout(ctx, time.Duration(req.Timeout)*time.Second)
+		defer c()
+	}
+	resp, err := s.d.Sync(ctx, req.Path, req.Wait)
+	if err != nil {
+		writeError(w, status(err, http.StatusNotFound), err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	var req RegisterDatabaseRequest
+	if !s.decode(w, r, &req, &req.Path) {
+		return
+	}
+	if req.ReplicaURL == "" {
+		writeError(w, http.StatusBadRequest, "replica_url required", nil)
+		return
+	}
+	ctx, cancel := s.opContext(0, 0)
+	defer cancel()
+	resp, err := s.d.Register(ctx, req.Path, req.ReplicaURL)
+	if err != nil {
+		writeError(w, status(err, http.StatusInternalServerError), err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
+	var req UnregisterDatabaseRequest
+	if !s.decode(w, r, &req, &req.Path) {
+		return
+	}
+	ctx, cancel := s.opContext(req.Timeout, 30)
+	defer cancel()
+	resp, err := s.d.Unregister(ctx, req.Path)
+	if err != nil {
+		writeError(w, status(err, http.StatusInternalServerError), err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
 }

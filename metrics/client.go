@@ -27,6 +27,7 @@ type client struct {
 }
 
 func (c *client) done(op string, start time.Time, err error) {
+	c.m.ls.operation(c.typ, op, time.Since(start), err)
 	c.m.requests.WithLabelValues(c.db, c.typ, op).Inc()
 	c.m.reqSeconds.WithLabelValues(c.db, c.typ, op).Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -37,6 +38,7 @@ func (c *client) done(op string, start time.Time, err error) {
 func (c *client) bytes(op string, n int64) {
 	if n > 0 {
 		c.m.reqBytes.WithLabelValues(c.db, c.typ, op).Add(float64(n))
+		c.m.ls.bytes(c.typ, op, n)
 	}
 }
 
@@ -125,6 +127,17 @@ func (c *client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 	c.done(OpDelete, start, err)
 	if err == nil {
 		c.m.retentionFiles.WithLabelValues(c.db).Add(float64(len(files)))
+		l0 := 0
+		for _, f := range files {
+			if f.Level == remote.L0 {
+				l0++
+			}
+		}
+		if l0 > 0 {
+			// Litestream's gauge of the level-0 files its last retention
+			// pass deleted.
+			c.m.ls.l0Deletion.WithLabelValues(c.db, "eligible").Set(float64(l0))
+		}
 	}
 	return err
 }

@@ -51,6 +51,8 @@ type Metrics struct {
 	snapshots      *prometheus.CounterVec
 	retentionFiles *prometheus.CounterVec
 
+	ls *lsMetrics // Litestream's names (litestream.go)
+
 	mu  sync.Mutex
 	dbs map[string]func() writer.Status
 }
@@ -58,7 +60,7 @@ type Metrics struct {
 // New returns a Metrics with every collector registered, plus the Go runtime
 // and process collectors.
 func New() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), dbs: map[string]func() writer.Status{}}
+	m := &Metrics{reg: prometheus.NewRegistry(), dbs: map[string]func() writer.Status{}, ls: newLSMetrics()}
 	dbL := []string{"db"}
 	remL := []string{"db", "type", "op"}
 	durBuckets := []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
@@ -80,6 +82,7 @@ func New() *Metrics {
 		m.requests, m.reqErrors, m.reqBytes, m.reqSeconds, m.filesWritten, m.compactions, m.snapshots,
 		m.retentionFiles, &statusCollector{m: m, started: time.Now()},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.ls.collectors()...)
 	return m
 }
 
@@ -106,6 +109,23 @@ func (m *Metrics) AddDB(db string, status func() writer.Status) {
 	m.compactions.WithLabelValues(db)
 	m.snapshots.WithLabelValues(db)
 	m.retentionFiles.WithLabelValues(db)
+	m.ls.addDB(db)
+}
+
+// RemoveDB drops database db's series: it is no longer replicated.
+func (m *Metrics) RemoveDB(db string) {
+	m.mu.Lock()
+	delete(m.dbs, db)
+	m.mu.Unlock()
+	labels := prometheus.Labels{"db": db}
+	for _, v := range []*prometheus.CounterVec{m.syncs, m.syncErrors, m.ckpts, m.ckptErrors, m.compactions,
+		m.snapshots, m.retentionFiles, m.filesWritten, m.requests, m.reqErrors, m.reqBytes} {
+		v.DeletePartialMatch(labels)
+	}
+	for _, v := range []*prometheus.HistogramVec{m.syncSeconds, m.ckptSeconds, m.reqSeconds} {
+		v.DeletePartialMatch(labels)
+	}
+	m.ls.removeDB(db)
 }
 
 // Observer returns the writer.Observer that counts db's syncs and checkpoints.
@@ -117,6 +137,14 @@ type observer struct {
 }
 
 func (o *observer) SyncDone(elapsed time.Duration, err error) {
+	o.m.mu.Lock()
+	status := o.m.dbs[o.db]
+	o.m.mu.Unlock()
+	var st writer.Status
+	if status != nil {
+		st = status()
+	}
+	o.m.ls.syncDone(o.db, elapsed, err, st, status != nil)
 	o.m.syncs.WithLabelValues(o.db).Inc()
 	o.m.syncSeconds.WithLabelValues(o.db).Observe(elapsed.Seconds())
 	if err != nil {
@@ -125,6 +153,7 @@ func (o *observer) SyncDone(elapsed time.Duration, err error) {
 }
 
 func (o *observer) CheckpointDone(elapsed time.Duration, err error) {
+	o.m.ls.checkpointDone(o.db, elapsed, err)
 	o.m.ckpts.WithLabelValues(o.db).Inc()
 	o.m.ckptSeconds.WithLabelValues(o.db).Observe(elapsed.Seconds())
 	if err != nil {
@@ -156,7 +185,8 @@ type statusCollector struct {
 }
 
 var (
-	descTXID     = prometheus.NewDesc("litestream_txid", "Last TXID uploaded to the remote.", []string{"db"}, nil)
+	// litestream_txid is also Litestream's name, type and label.
+	descTXID     = prometheus.NewDesc("litestream_txid", "The current transaction ID (the last one uploaded).", []string{"db"}, nil)
 	descWAL      = prometheus.NewDesc("litestream_wal_bytes", "Size of the WAL file at the last sync.", []string{"db"}, nil)
 	descLag      = prometheus.NewDesc("litestream_replication_lag_seconds", "Seconds since the replica was last known to hold every local commit (last successful sync).", []string{"db"}, nil)
 	descLastSync = prometheus.NewDesc("litestream_last_sync_timestamp_seconds", "Unix time of the last successful sync.", []string{"db"}, nil)
@@ -171,6 +201,7 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTXID, descWAL, descLag, descLastSync, descUpload, descCkptTime, descPending, descErr, descDBSize} {
 		ch <- d
 	}
+	c.m.ls.describe(ch)
 }
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
@@ -207,6 +238,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		g(descPending, b(s.Pending))
 		g(descErr, b(s.LastError != ""))
 		g(descDBSize, float64(s.Commit)*float64(s.PageSize))
+		c.m.ls.collect(ch, db, s)
 	}
 }
 

@@ -115,7 +115,7 @@ dbs:
 	}
 	wantReplica := serverURL + "/cli"
 	for _, cmd := range []string{"status", "databases"} {
-		if out := mustRun(cmd, "-config", cfgPath); !strings.Contains(out, wantReplica) || strings.Contains(out, "error") {
+		if out := mustRun(cmd, "-config", cfgPath); !strings.Contains(out, wantReplica) || strings.Contains(out, "  error  ") {
 			t.Errorf("%s output lacks %s or shows an error:\n%s", cmd, wantReplica, out)
 		}
 	}

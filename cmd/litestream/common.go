@@ -16,8 +16,16 @@ type configFlags struct {
 }
 
 func (cf *configFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&cf.path, "config", "", "config file (default $LITESTREAM_CONFIG or "+DefaultConfigPath+")")
-	fs.BoolVar(&cf.noExpandEnv, "no-expand-env", false, "do not expand $VAR and ${VAR} in the config file")
+	fs.StringVar(&cf.path, "config", "", "config path")
+	fs.BoolVar(&cf.noExpandEnv, "no-expand-env", false, "do not expand env vars in config")
+}
+
+// defaultConfigPath is $LITESTREAM_CONFIG, else DefaultConfigPath.
+func (m *Main) defaultConfigPath() string {
+	if v := m.Getenv("LITESTREAM_CONFIG"); v != "" {
+		return v
+	}
+	return DefaultConfigPath
 }
 
 // configPath returns the config file to read: -config, else
@@ -26,39 +34,58 @@ func (m *Main) configPath(cf *configFlags) string {
 	if cf.path != "" {
 		return cf.path
 	}
-	if v := m.Getenv("LITESTREAM_CONFIG"); v != "" {
-		return v
-	}
-	return DefaultConfigPath
+	return m.defaultConfigPath()
 }
 
 func (m *Main) loadConfig(cf *configFlags) (*Config, error) {
 	return ReadConfigFile(m.configPath(cf), !cf.noExpandEnv, m.Getenv)
 }
 
-// newFlagSet returns a flag set that reports errors instead of exiting and
-// prints its usage to Stderr.
-func (m *Main) newFlagSet(name, synopsis string) *flag.FlagSet {
-	fs := flag.NewFlagSet("litestream "+name, flag.ContinueOnError)
+// newFlagSet returns a flag set that reports errors instead of exiting. As
+// in Litestream, a flag error goes to Stderr and the command's usage (the
+// -h text) to Stdout.
+func (m *Main) newFlagSet(name string, usage func()) *flag.FlagSet {
+	fs := flag.NewFlagSet("litestream-"+name, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(m.Stderr, "Usage:\n\n%s\n\nArguments:\n\n", synopsis)
-		fs.PrintDefaults()
-	}
+	fs.Usage = usage
 	return fs
 }
 
-// parseFlags parses args and turns a flag error into a usage error.
+// usageError is a command-line mistake, printed as Litestream prints it:
+// "Error: MESSAGE" and, with a hint, "Try: HINT".
+type usageError struct {
+	msg  string
+	hint string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(hint, format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...), hint: hint}
+}
+
+// checkArgs returns Litestream's errors for a command taking one positional
+// argument: none ("what required", with a hint) or more than one.
+func checkOneArg(fs *flag.FlagSet, what, hint string) error {
+	switch {
+	case fs.NArg() == 0 || fs.Arg(0) == "":
+		return usageErrorf(hint, "%s required", what)
+	case fs.NArg() > 1:
+		return errors.New("too many arguments")
+	}
+	return nil
+}
+
+// parseFlags parses args. A flag given after the positional arguments is
+// named in the error (Go's flag package would take it as one more
+// argument).
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	for _, a := range fs.Args() {
-		if strings.HasPrefix(a, "-") {
-			return fmt.Errorf("%w: flag %q must come before the positional arguments", errUsage, a)
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			return fmt.Errorf("flag %q must be positioned before the positional arguments", a)
 		}
 	}
 	return nil
@@ -77,7 +104,7 @@ type target struct {
 func (m *Main) resolveTarget(arg string, cf *configFlags) (*target, error) {
 	if isURL(arg) {
 		if cf.path != "" {
-			return nil, fmt.Errorf("%w: cannot use a replica URL and -config together", errUsage)
+			return nil, fmt.Errorf("cannot specify a replica URL and the -config flag")
 		}
 		// Credentials come from the URL and the environment.
 		return &target{replicaRef: replicaRef{URL: arg}}, nil

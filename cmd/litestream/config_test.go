@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +66,7 @@ func TestParseConfig_Errors(t *testing.T) {
 		{
 			name:    "missing path",
 			yaml:    "dbs:\n  - replica: {url: file:///b}\n",
-			wantErr: []string{"dbs[0]", "'path' is required"},
+			wantErr: []string{"dbs[0]", "must specify either 'path' or 'dir'"},
 		},
 		{
 			name:    "duplicate database",
@@ -152,7 +151,7 @@ dbs:
 		t.Fatalf("got %d dbs", len(cfg.DBs))
 	}
 	a := cfg.DBs[0]
-	if a.Path != "/data/app.db" || a.MetaPath != "/var/lib/litestream/app" ||
+	if a.Path != "/data/app.db" || a.MetaPath == nil || *a.MetaPath != "/var/lib/litestream/app" ||
 		*a.MonitorInterval != 250*time.Millisecond || *a.CheckpointInterval != 2*time.Minute ||
 		*a.MinCheckpointPageN != 500 || !a.RestoreIfDBNotExists {
 		t.Errorf("dbs[0] = %+v", a)
@@ -169,9 +168,6 @@ dbs:
 	}
 	if cfg.DBConfig("/data/other.db") != cfg.DBs[1] || cfg.DBConfig("/data/none.db") != nil {
 		t.Error("DBConfig lookup by path failed")
-	}
-	if got := cfg.Unsupported(); len(got) != 0 {
-		t.Errorf("Unsupported() = %q, want none", got)
 	}
 }
 
@@ -253,45 +249,134 @@ dbs:
 	}
 }
 
-func TestParseConfig_Unsupported(t *testing.T) {
-	const y = `
+// TestParseConfig_AllKeys: every key of Litestream v0.5.18's config
+// structs loads; those whose setting this build cannot carry out are an
+// error that names the key, its line and why, never a silent no-op.
+func TestParseConfig_AllKeys(t *testing.T) {
+	const all = `
 addr: ":9090"
-sign-payload: false
-snapshot:
-  interval: 1h
+mcp-addr: ":3001"
+exec: myapp
+heartbeat-url: https://hc.example.com/x
+heartbeat-interval: 2m
+shutdown-sync-timeout: 10s
+shutdown-sync-interval: 1s
+shutdown-timeout: 45s
+socket: {enabled: true, path: /tmp/l.sock, permissions: 0600}
+logging: {level: trace, type: pretty, stderr: true, source: true}
 levels:
   - interval: 30s
+snapshot: {interval: 1h, retention: 24h}
+validation: {interval: 1h}
 l0-retention: 5m
-exec: myapp
+l0-retention-check-interval: 15s
+verify-compaction: true
+retention: {enabled: true}
+sync-interval: 1s
+validation-interval: 1h
+max-sync-ltx-files: 256
+auto-recover: true
+sign-payload: true
+sign-accept-encoding: true
+require-content-md5: true
+put-object-content-md5: false
 dbs:
   - path: /a.db
+    meta-path: /var/lib/a
+    monitor-interval: 1s
+    checkpoint-interval: 1m
     busy-timeout: 1s
+    min-checkpoint-page-count: 1000
+    truncate-page-n: 121359
+    max-sync-wal-bytes: 67108864
+    restore-if-db-not-exists: true
     replica:
-      url: s3://b/a
-      retention: 24h
-      sse-customer-key: shh
-      secret-access-key: supported
+      url: s3://bucket/a
+      access-key-id: AKIA
+      secret-access-key: secret
+      region: us-east-1
+      endpoint: http://127.0.0.1:9000
+      force-path-style: true
+      skip-verify: false
+      part-size: 5MiB
+      concurrency: 2
+  - dir: /data
+    pattern: "*.db"
+    recursive: true
+    watch: true
+    meta-dir: /var/lib/meta
+    snapshot: {interval: 1h}
+    replica:
+      type: sftp
+      host: backup:22
+      user: u
+      password: p
+      key-path: /k
+      host-key: ssh-ed25519 AAAA
+      concurrent-writes: true
+      path: /backups
+  - path: /b.db
+    replicas:
+      - type: abs
+        bucket: c
+        account-name: acct
+        account-key: key
+        sas-token: tok
+        name: legacy
+  - path: /c.db
+    replica:
+      url: nats://127.0.0.1:4222/bkt
+      jwt: j
+      seed: s
+      creds: /c
+      nkey: /n
+      username: u
+      password: p
+      token: t
+      tls: false
+      root-cas: [/ca]
+      client-cert: /cert
+      client-key: /key
+      max-reconnects: 3
+      reconnect-wait: 1s
+      timeout: 5s
+  - path: /d.db
+    replica:
+      type: webdav
+      webdav-url: http://dav:8080
+      webdav-username: u
+      webdav-password: p
+      path: /d
 `
-	cfg, err := ParseConfig([]byte(y), true, env(nil))
+	cfg, err := ParseConfig([]byte(all), true, env(nil))
 	if err != nil {
-		t.Fatalf("a Litestream config with later-issue keys must load: %v", err)
+		t.Fatalf("a config with every key must load: %v", err)
 	}
-	got := cfg.Unsupported()
-	want := []string{"sign-payload",
-		"dbs[0].busy-timeout", "dbs[0].replica.retention", "dbs[0].replica.sse-customer-key"}
-	for _, w := range want {
-		if !slices.Contains(got, w) {
-			t.Errorf("Unsupported() = %q, missing %q", got, w)
+	if cfg.Snapshot.Interval == nil || *cfg.Snapshot.Interval != time.Hour {
+		t.Errorf("snapshot interval %v", cfg.Snapshot.Interval)
+	}
+
+	base := "dbs:\n  - path: /a.db\n    replica:\n      url: s3://b/a\n"
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"age", base + "      age: {recipients: [x]}\n", "age encryption is not currently supported"},
+		{"v0.3 retention", base + "      retention: 24h\n", "line 5: dbs[0].replica.retention: is a Litestream v0.3 replica key"},
+		{"v0.3 snapshot-interval", base + "      snapshot-interval: 1h\n", "snapshot.interval"},
+		{"v0.3 max-checkpoint-page-count", "dbs:\n  - path: /a.db\n    max-checkpoint-page-count: 10\n    replica: {url: file:///b}\n", "line 3: dbs[0].max-checkpoint-page-count"},
+		{"sign-payload false", base + "      sign-payload: false\n", "line 5: dbs[0].replica.sign-payload: false (unsigned payloads) is not supported"},
+		{"global sse-kms on s3", "sse-kms-key-id: k\n" + base, "sse-kms-key-id"},
+		{"sftp concurrent-writes false", "dbs:\n  - path: /a.db\n    replica: {url: 'sftp://u@h/p', concurrent-writes: false}\n", "concurrent-writes"},
+		{"conflicting db snapshots", "dbs:\n  - path: /a.db\n    snapshot: {interval: 1h}\n    replica: {url: file:///b}\n  - path: /c.db\n    snapshot: {interval: 2h}\n    replica: {url: file:///d}\n", "conflicting database snapshot intervals"},
+		{"dir without pattern", "dbs:\n  - dir: /x\n    replica: {url: file:///b}\n", "'pattern' is required"},
+		{"watch without dir", "dbs:\n  - path: /a.db\n    watch: true\n    replica: {url: file:///b}\n", "'watch' can only be enabled with a directory"},
+		{"path and dir", "dbs:\n  - path: /a.db\n    dir: /x\n    pattern: '*'\n    replica: {url: file:///b}\n", "cannot specify both 'path' and 'dir'"},
+		{"heartbeat interval", "heartbeat-interval: 0s\n", "heartbeat-interval"},
+	} {
+		_, err := ParseConfig([]byte(tc.yaml), true, env(nil))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
 		}
-	}
-	for _, supported := range []string{"addr", "exec", "levels", "snapshot", "l0-retention", "dbs[0].replica.secret-access-key"} {
-		if slices.Contains(got, supported) {
-			t.Errorf("Unsupported() = %q, lists supported key %q", got, supported)
-		}
-	}
-	// The global sign-payload is reported once, not again per replica.
-	if slices.Contains(got, "dbs[0].replica.sign-payload") {
-		t.Errorf("inherited key reported per replica: %q", got)
 	}
 }
 
@@ -350,8 +435,5 @@ func TestSampleConfig(t *testing.T) {
 		if u, err := rc.ReplicaURL(); err != nil || !strings.HasPrefix(u, "file:///var/backups/litestream/") {
 			t.Errorf("%s: replica url %q, %v", db.Path, u, err)
 		}
-	}
-	if got := cfg.Unsupported(); len(got) != 0 {
-		t.Errorf("sample config uses unsupported keys %q", got)
 	}
 }

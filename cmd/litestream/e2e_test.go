@@ -204,7 +204,7 @@ func TestReplicate_InProcess(t *testing.T) {
 
 	// Replicate from a config file until a signal arrives.
 	cfgPath := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfgPath, fmt.Sprintf("validation: {interval: 1h}\ndbs:\n  - path: %s\n    replica: {url: 'file://%s', retention: 24h}\n", dbPath, replica))
+	writeFile(t, cfgPath, fmt.Sprintf("validation: {interval: 1h}\ndbs:\n  - path: %s\n    max-sync-wal-bytes: 1048576\n    replica: {url: 'file://%s'}\n", dbPath, replica))
 	sigs := make(chan os.Signal, 1)
 	var out lockedBuffer
 	m := &Main{Stdout: &out, Stderr: &out, Getenv: env(nil), Signals: sigs, Exit: func(int) { t.Error("Exit called on the first signal") }}
@@ -221,7 +221,7 @@ func TestReplicate_InProcess(t *testing.T) {
 		t.Fatalf("no exit after SIGTERM:\n%s", out.String())
 	}
 	log := out.String()
-	for _, w := range []string{`key=validation`, `key=dbs[0].replica.retention`, "not supported yet", "final sync done"} {
+	for _, w := range []string{"starting validation monitor", "max-sync-wal-bytes: each sync is staged", "final sync done"} {
 		if !strings.Contains(log, w) {
 			t.Errorf("log lacks %q:\n%s", w, log)
 		}

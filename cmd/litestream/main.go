@@ -1,5 +1,7 @@
 // Command litestream replicates SQLite databases to a remote as LTX files
-// (compatible with Litestream v0.5 replicas) and restores them.
+// (compatible with Litestream v0.5 replicas) and restores them. Its
+// commands, flags, configuration, control socket, metrics and output are
+// Litestream v0.5.18's, so that it can replace that binary as is.
 //
 // Usage:
 //
@@ -17,14 +19,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // Version is the binary's version, set at build time with
 // -ldflags "-X main.Version=v1.2.3".
 var Version = "development"
-
-// errUsage marks an error caused by the command line itself (exit status 2).
-var errUsage = errors.New("usage")
 
 // Main holds what a run of the program talks to, so that tests can run the
 // whole command line in-process.
@@ -41,6 +41,10 @@ type Main struct {
 
 	// StderrIsTerminal enables restore's progress display.
 	StderrIsTerminal bool
+
+	// minHeartbeat is the shortest heartbeat-interval accepted; 0 means
+	// Litestream's one minute. Tests lower it.
+	minHeartbeat time.Duration
 }
 
 func main() {
@@ -64,24 +68,32 @@ func isTerminal(f *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// Main runs the command line and returns the process exit status: 0 on
-// success (and for -h), 2 for a usage error, 1 for any other error, which is
-// printed to Stderr.
+// Main runs the command line and returns the process exit status, as
+// Litestream does: 0 on success and for an explicit -h, 1 for any error
+// (printed to Stderr as "Error: ..."), except that replicate -exec exits
+// with the status of the application it ran.
 func (m *Main) Main(ctx context.Context, args []string) int {
 	err := m.Run(ctx, args)
 	var ee *exitError
+	var ue *usageError
 	switch {
-	case err == nil || errors.Is(err, flag.ErrHelp):
+	case err == nil:
 		return 0
+	case errors.Is(err, flag.ErrHelp):
+		for _, a := range args {
+			if a == "-h" || a == "-help" || a == "--help" {
+				return 0
+			}
+		}
+		return 1
 	case errors.As(err, &ee):
-		// replicate -exec: the subprocess's own status.
-		fmt.Fprintf(m.Stderr, "litestream: %v\n", err)
+		fmt.Fprintf(m.Stderr, "Error: %v\n", err)
 		return ee.code
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(m.Stderr, "litestream: %v\n", err)
-		return 2
 	default:
-		fmt.Fprintf(m.Stderr, "litestream: error: %v\n", err)
+		fmt.Fprintf(m.Stderr, "Error: %v\n", err)
+		if errors.As(err, &ue) && ue.hint != "" {
+			fmt.Fprintf(m.Stderr, "Try: %s\n", ue.hint)
+		}
 		return 1
 	}
 }
@@ -127,33 +139,52 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		}()
 	}
 	switch cmd {
-	case "replicate":
-		return m.runReplicate(ctx, args)
-	case "restore":
-		return m.runRestore(ctx, args)
-	case "ltx", "wal":
-		return m.runLTX(ctx, args)
-	case "status":
-		return m.runStatus(ctx, args)
 	case "databases":
 		return m.runDatabases(ctx, args)
+	case "replicate":
+		return m.runReplicate(ctx, args)
+	case "start":
+		return m.runStart(ctx, args)
+	case "stop":
+		return m.runStop(ctx, args)
+	case "register":
+		return m.runRegister(ctx, args)
+	case "unregister":
+		return m.runUnregister(ctx, args)
+	case "reset":
+		return m.runReset(ctx, args)
+	case "restore":
+		return m.runRestore(ctx, args)
+	case "status":
+		return m.runStatus(ctx, args)
+	case "sync":
+		return m.runSync(ctx, args)
+	case "list":
+		return m.runList(ctx, args)
+	case "info":
+		return m.runInfo(ctx, args)
 	case "version":
-		fmt.Fprintln(m.Stdout, Version)
-		return nil
-	case "", "help", "-h", "-help", "--help":
+		return m.runVersion(ctx, args)
+	case "ltx":
+		return m.runLTX(ctx, args)
+	case "wal":
+		fmt.Fprintln(m.Stderr, "Warning: 'wal' command is deprecated, please use 'ltx' instead")
+		return m.runLTX(ctx, args)
+	case "help", "-h", "-help", "--help":
 		m.usage()
-		if cmd == "" {
-			return fmt.Errorf("%w: no command given", errUsage)
-		}
 		return nil
 	default:
-		m.usage()
-		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+		if cmd == "" || cmd[0] == '-' {
+			m.usage()
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("litestream %s: unknown command", cmd)
 	}
 }
 
+// usage prints the list of commands (Litestream's text) to Stdout.
 func (m *Main) usage() {
-	fmt.Fprint(m.Stderr, `litestream replicates SQLite databases to a remote and restores them.
+	fmt.Fprint(m.Stdout, `litestream is a tool for replicating SQLite databases.
 
 Usage:
 
@@ -161,13 +192,20 @@ Usage:
 
 The commands are:
 
-	databases    list the databases in the config file and their replicas
-	ltx          list the LTX files of a replica
-	replicate    replicate databases continuously until SIGINT/SIGTERM
-	restore      restore a database from its replica
-	status       show the replication status of the configured databases
-	version      print the binary version
+	databases    list databases specified in config file
+	info         show daemon information
+	list         list all managed databases
+	ltx          list available LTX files for a database
+	register     register a database for replication
+	replicate    runs a server to replicate databases
+	reset        reset local state for a database
+	restore      recovers database backup from a replica
+	start        start replication for a database
+	status       display replication status for databases
+	stop         stop replication for a database
+	sync         force an immediate sync for a database
+	unregister   unregister a database from replication
+	version      prints the binary version
 
-Run "litestream <command> -h" for a command's arguments.
 `)
 }

@@ -37,9 +37,6 @@ dbs:
 		!o.RetentionDisabled {
 		t.Fatalf("options %+v", o)
 	}
-	if u := cfg.Unsupported(); len(u) != 0 {
-		t.Fatalf("Unsupported() = %q", u)
-	}
 
 	// Unset keys keep the writer's defaults.
 	cfg, err = ParseConfig([]byte("dbs:\n  - path: /a.db\n    replica: {url: file:///b}\n"), true, env(nil))

@@ -71,17 +71,15 @@ type mcpRestoreResult struct {
 }
 
 // newMCPServer returns the MCP server for the running daemon's databases.
-func (m *Main) newMCPServer(dbs []*replicated, started time.Time, logger *slog.Logger) *mcp.Server {
+func (m *Main) newMCPServer(d *daemon, logger *slog.Logger) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "litestream", Version: Version}, nil)
-	find := func(path string) (*replicated, error) {
+	find := func(path string) (*dbEntry, error) {
 		p, err := expandPath(path)
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range dbs {
-			if r.path == p {
-				return r, nil
-			}
+		if r := d.find(p); r != nil {
+			return r, nil
 		}
 		return nil, fmt.Errorf("database %s is not replicated by this daemon (see list_databases)", path)
 	}
@@ -89,15 +87,15 @@ func (m *Main) newMCPServer(dbs []*replicated, started time.Time, logger *slog.L
 	mcp.AddTool(s, &mcp.Tool{Name: "list_databases", Description: "List the databases this daemon replicates and their replicas."},
 		func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, mcpDatabases, error) {
 			out := mcpDatabases{Databases: []mcpDatabase{}}
-			for _, r := range dbs {
-				out.Databases = append(out.Databases, mcpDatabase{Path: r.path, Replica: r.url, Type: r.client.Type()})
+			for _, r := range d.entries() {
+				out.Databases = append(out.Databases, mcpDatabase{Path: r.path, Replica: r.red, Type: r.client.Type()})
 			}
 			return nil, out, nil
 		})
 
 	mcp.AddTool(s, &mcp.Tool{Name: "status", Description: "Live replication status of every database: local and replica TXID, lag in seconds, WAL size, last sync and last error."},
 		func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, control.Status, error) {
-			return nil, liveStatus(dbs, started), nil
+			return nil, d.liveStatus(), nil
 		})
 
 	mcp.AddTool(s, &mcp.Tool{Name: "ltx_files", Description: "List the LTX files in a database's replica, by level and TXID range."},
@@ -116,7 +114,7 @@ func (m *Main) newMCPServer(dbs []*replicated, started time.Time, logger *slog.L
 				files, err = index.ListAll(ctx, r.client)
 			}
 			if err != nil {
-				return nil, mcpLTXFiles{}, r.redact(fmt.Errorf("list replica %s: %w", r.url, err))
+				return nil, mcpLTXFiles{}, r.redact(fmt.Errorf("list replica %s: %w", r.red, err))
 			}
 			out := mcpLTXFiles{Files: make([]mcpLTXFile, 0, len(files))}
 			for _, f := range files {

@@ -144,7 +144,7 @@ func (rc *ReplicaConfig) options(scheme string) backends.Options {
 		o.Creds = rc.Creds
 		o.NKey = rc.NKey
 		o.Token = rc.Token
-		o.TLS = rc.TLS
+		o.TLS = deref(rc.TLS)
 		o.RootCAs = rc.RootCAs
 		o.ClientCert = rc.ClientCert
 		o.ClientKey = rc.ClientKey

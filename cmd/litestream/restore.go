@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,11 +19,6 @@ import (
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/vfs"
 )
-
-const restoreSynopsis = `	litestream restore [arguments] -o OUTPUT_PATH REPLICA_URL
-	litestream restore -dry-run [-json] [-txid TXID | -timestamp TIME] REPLICA_URL
-	litestream restore -f -o OUTPUT_PATH REPLICA_URL   (follow: keep applying new files)
-	litestream restore [arguments] [-o OUTPUT_PATH] DB_PATH   (replica found through the config file)`
 
 // errEmptyReplica is returned (wrapped) when a replica holds no database.
 var errEmptyReplica = errors.New("no backups found in replica")
@@ -39,57 +35,68 @@ type restoreParams struct {
 	progress    func(done, total int64)
 }
 
+// restoreResult is restore -json's summary (Litestream's stable fields,
+// then this program's).
+type restoreResult struct {
+	DBPath         string `json:"db_path"`
+	Replica        string `json:"replica"` // the replica client type
+	TXID           string `json:"txid"`
+	DurationMS     int64  `json:"duration_ms"`
+	IntegrityCheck string `json:"integrity_check"`
+
+	Timestamp string `json:"timestamp,omitempty"` // creation time of the restored state, RFC 3339
+	Pages     uint32 `json:"pages"`
+	PageSize  uint32 `json:"page_size"`
+	Files     int    `json:"files"`
+	Bytes     int64  `json:"bytes"`
+}
+
 func (m *Main) runRestore(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("restore", restoreSynopsis)
+	fs := m.newFlagSet("restore", m.restoreUsage)
 	var cf configFlags
 	cf.register(fs)
-	output := fs.String("o", "", "output path of the restored database (default: the database's own path, from the config)")
-	txidStr := fs.String("txid", "", "restore to this transaction ID (hex, e.g. 0000000000000010 or 10)")
-	tsStr := fs.String("timestamp", "", "restore to the state at this time (RFC 3339, e.g. 2024-01-15T10:30:00Z)")
+	output := fs.String("o", "", "output path")
+	txidStr := fs.String("txid", "", "transaction ID")
 	parallelism := fs.Int("parallelism", 0, "parallel remote reads (default: the restorer's own)")
-	ifDBNotExists := fs.Bool("if-db-not-exists", false, "do nothing (exit 0) if the output database already exists")
-	ifReplicaExists := fs.Bool("if-replica-exists", false, "do nothing (exit 0) if the replica has no backup")
-	force := fs.Bool("force", false, "overwrite an existing output database")
-	allowGap := fs.Bool("allow-gap", false, "if TXIDs are missing from the replica's history (a gap: a level-0 file was lost and no compaction covers it), restore the newest state before the gap instead of failing; without it, restoring the latest state (or a time after the gap) over a gap fails and names the missing TXIDs")
-	integrity := fs.String("integrity-check", "quick", "check the restored database: none, quick or full")
-	dryRun := fs.Bool("dry-run", false, "print the restore plan (files, levels, sizes) and restore nothing")
-	asJSON := fs.Bool("json", false, "with -dry-run: print the plan as JSON")
-	follow := fs.Bool("f", false, "follow: after restoring, keep applying new files to the output in place until interrupted; resumes from the output's recorded TXID")
+	ifDBNotExists := fs.Bool("if-db-not-exists", false, "")
+	ifReplicaExists := fs.Bool("if-replica-exists", false, "")
+	tsStr := fs.String("timestamp", "", "timestamp")
+	dryRun := fs.Bool("dry-run", false, "print restore plan without writing")
+	force := fs.Bool("force", false, "overwrite existing output database")
+	allowGap := fs.Bool("allow-gap", false, "if TXIDs are missing from the replica's history (a gap: a level-0 file was lost and no compaction covers it), restore the newest state before the gap instead of failing")
+	asJSON := fs.Bool("json", false, "output raw JSON")
+	follow := fs.Bool("f", false, "follow mode")
+	followInterval := fs.Duration("follow-interval", time.Second, "polling interval for follow mode")
+	integrity := fs.String("integrity-check", "none", "post-restore integrity check: none, quick, or full")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *asJSON && !*dryRun {
-		return fmt.Errorf("%w: -json needs -dry-run", errUsage)
-	}
-	if *follow && (*dryRun || *txidStr != "" || *tsStr != "" || *allowGap) {
-		return fmt.Errorf("%w: -f follows the latest state; it cannot be combined with -dry-run, -txid, -timestamp or -allow-gap", errUsage)
-	}
-	switch {
-	case fs.NArg() == 0:
-		return fmt.Errorf("%w: a database path or replica URL is required", errUsage)
-	case fs.NArg() > 1:
-		return fmt.Errorf("%w: too many arguments", errUsage)
+	if err := checkOneArg(fs, "database path or replica URL", "litestream restore -o /path/to/db s3://bucket/prefix"); err != nil {
+		return err
 	}
 	p := restoreParams{force: *force, allowGap: *allowGap, parallelism: *parallelism, integrity: *integrity}
 	switch p.integrity {
 	case "none", "quick", "full":
 	default:
-		return fmt.Errorf("%w: -integrity-check must be none, quick or full, not %q", errUsage, p.integrity)
+		return fmt.Errorf("invalid -integrity-check value: %s", p.integrity)
+	}
+	if *follow && (*dryRun || *txidStr != "" || *tsStr != "" || *allowGap) {
+		return errors.New("cannot use -f with -dry-run, -txid, -timestamp or -allow-gap: follow mode applies the latest state")
 	}
 	if *txidStr != "" && *tsStr != "" {
-		return fmt.Errorf("%w: use -txid or -timestamp, not both", errUsage)
+		return errors.New("cannot specify both -txid and -timestamp")
 	}
 	if *txidStr != "" {
 		v, err := parseTXID(*txidStr)
 		if err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
+			return fmt.Errorf("invalid value %q for flag -txid: %w", *txidStr, err)
 		}
 		p.txid = v
 	}
 	if *tsStr != "" {
 		ts, err := time.Parse(time.RFC3339Nano, *tsStr)
 		if err != nil {
-			return fmt.Errorf("%w: invalid -timestamp %q: use RFC 3339, e.g. 2024-01-15T10:30:00Z", errUsage, *tsStr)
+			return errors.New("invalid -timestamp, must specify in ISO 8601 format (e.g. 2000-01-01T00:00:00Z)")
 		}
 		p.timestamp = ts
 	}
@@ -98,35 +105,46 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *dryRun {
-		return m.restoreDryRun(ctx, tgt.replicaRef, p, *asJSON)
-	}
 	p.output = *output
-	if p.output == "" {
-		if tgt.DBPath == "" {
-			return fmt.Errorf("%w: -o OUTPUT_PATH is required when restoring from a replica URL", errUsage)
-		}
+	if p.output == "" && tgt.DBPath != "" {
 		p.output = tgt.DBPath
 	}
-	if p.output, err = expandPath(p.output); err != nil {
-		return err
+	if p.output == "" && !*dryRun {
+		return usageErrorf("litestream restore -o /path/to/db "+redactURL(fs.Arg(0)), "-o is required when restoring from a replica URL")
+	}
+	if p.output != "" {
+		if p.output, err = expandPath(p.output); err != nil {
+			return err
+		}
+	}
+	if *dryRun {
+		return m.restoreDryRun(ctx, fs.Arg(0), tgt, p, *asJSON)
 	}
 	if *follow {
-		return m.restoreFollow(ctx, tgt.replicaRef, p)
+		return m.restoreFollow(ctx, tgt.replicaRef, p, *followInterval)
 	}
-	if _, err := os.Stat(p.output); err == nil {
-		if *ifDBNotExists {
+	if fi, err := os.Stat(p.output); err == nil {
+		switch {
+		case *ifDBNotExists:
 			fmt.Fprintf(m.Stdout, "database %s already exists, skipping restore\n", p.output)
 			return nil
-		}
-		if !p.force {
-			return fmt.Errorf("output database %s already exists (use -force to overwrite it)", p.output)
+		case fi.IsDir():
+			return fmt.Errorf("cannot restore, output path is a directory: %s", p.output)
+		case !p.force && fi.Size() > 0:
+			return fmt.Errorf("cannot restore, output path already exists and is not empty: %s. Use -force to overwrite", p.output)
+		case !p.force:
+			// An empty file is replaced, as Litestream does.
+			p.force = true
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("output database %s: %w", p.output, err)
+		return fmt.Errorf("cannot access output path: %w", err)
+	}
+	// As in Litestream, a missing folder of the output is created.
+	if err := os.MkdirAll(filepath.Dir(p.output), 0o755); err != nil {
+		return fmt.Errorf("create the output's directory: %w", err)
 	}
 
-	logger := newLogger(m.Stderr, m.Getenv("LOG_LEVEL"), "text")
+	logger := m.cmdLogger()
 	client, err := openReplica(ctx, tgt.replicaRef, logger)
 	if err != nil {
 		return err
@@ -152,11 +170,114 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 		logger.Warn("restored the state before a gap in the replica's history (-allow-gap)", "txid", res.TXID.String(),
 			"missing", res.Gap.First.String()+"-"+res.Gap.Last.String())
 	}
+	elapsed := time.Since(start)
 	logger.Info("restore complete", "output", p.output, "replica", tgt.redacted(), "txid", res.TXID.String(),
 		"created", res.Timestamp.UTC().Format(time.RFC3339), "pages", res.Commit, "page-size", res.PageSize,
 		"files", res.Files, "bytes", res.Bytes, "integrity-check", p.integrity,
-		"elapsed", time.Since(start).Round(time.Millisecond).String())
+		"elapsed", elapsed.Round(time.Millisecond).String())
+	if *asJSON {
+		return printJSON(m, restoreResult{
+			DBPath: p.output, Replica: client.Type(), TXID: res.TXID.String(), DurationMS: elapsed.Milliseconds(),
+			IntegrityCheck: p.integrity, Timestamp: res.Timestamp.UTC().Format(time.RFC3339Nano),
+			Pages: res.Commit, PageSize: res.PageSize, Files: res.Files, Bytes: res.Bytes,
+		})
+	}
 	return nil
+}
+
+func (m *Main) restoreUsage() {
+	fmt.Fprintf(m.Stdout, `
+The restore command recovers a database from a previous snapshot and WAL.
+
+Usage:
+
+	litestream restore [arguments] DB_PATH
+
+	litestream restore [arguments] REPLICA_URL
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to %s
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+	-txid TXID
+	    Restore up to a specific hex-encoded transaction ID (inclusive).
+	    Defaults to use the highest available transaction.
+	    Leading zeros may be left out (000000000000000a or a).
+
+	-timestamp TIMESTAMP
+	    Restore to a specific point-in-time.
+	    Defaults to use the latest available backup.
+
+	-o PATH
+	    Output path of the restored database.
+	    Defaults to original DB path.
+
+	-if-db-not-exists
+	    Returns exit code of 0 if the database already exists.
+
+	-if-replica-exists
+	    Returns exit code of 0 if no backups found.
+
+	-dry-run
+	    Print the restore plan and exit without writing a database.
+
+	-force
+	    Overwrite an existing output database and SQLite sidecar files.
+
+	-allow-gap
+	    If TXIDs are missing from the replica's history (a lost level-0
+	    file no compaction covers), restore the newest state before the
+	    gap instead of failing.
+
+	-json
+	    Output raw JSON summary on successful restore.
+
+	-f
+	    Follow mode. After restoring, continuously poll for and apply
+	    new changes. Similar to tail -f. The restored database should
+	    only be opened in read-only mode by consumers.
+	    Cannot be used with -txid or -timestamp.
+
+	-follow-interval DURATION
+	    Polling interval for follow mode.
+	    Defaults to 1s.
+
+	-parallelism NUM
+	    Number of files read and decoded at once (default 4). Litestream
+	    0.5.x accepts this flag without effect; this build uses it.
+
+	-integrity-check MODE
+	    Run a post-restore integrity check on the database.
+	    MODE is one of: none, quick, full.
+	    Defaults to none.
+
+
+Examples:
+
+	# Restore latest replica for database to original location.
+	$ litestream restore /path/to/db
+
+	# Restore replica for database to a given point in time.
+	$ litestream restore -timestamp 2020-01-01T00:00:00Z /path/to/db
+
+	# Restore latest replica for database to new /tmp directory
+	$ litestream restore -o /tmp/db /path/to/db
+
+	# Restore database from S3 replica URL.
+	$ litestream restore -o /tmp/db s3://mybucket/db
+
+	# Preview restore plan without writing a database.
+	$ litestream restore -dry-run -o /tmp/db s3://mybucket/db
+
+	# Continuously restore (follow) a database from a replica.
+	$ litestream restore -f -o /tmp/read-replica.db s3://mybucket/db
+
+`[1:], m.defaultConfigPath())
 }
 
 // restore writes the database at p's target to p.output (with Force,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/litestream-go/litestream/vfs"
 )
@@ -11,11 +12,11 @@ import (
 // it does not exist (or resume from the TXID recorded beside it), then apply
 // each new file of the replica to it in place until interrupted. See
 // vfs.Follow for the crash-safety protocol.
-func (m *Main) restoreFollow(ctx context.Context, ref replicaRef, p restoreParams) error {
-	logger := newLogger(m.Stderr, m.Getenv("LOG_LEVEL"), "text")
+func (m *Main) restoreFollow(ctx context.Context, ref replicaRef, p restoreParams, interval time.Duration) error {
+	logger := m.cmdLogger()
 	client, err := openReplica(ctx, ref, logger)
 	if err == nil {
-		err = vfs.Follow(ctx, client, vfs.FollowOptions{OutputPath: p.output, Logger: logger})
+		err = vfs.Follow(ctx, client, vfs.FollowOptions{OutputPath: p.output, Interval: interval, Logger: logger})
 	}
 	if ctx.Err() != nil {
 		return nil // interrupted: the normal way to stop following

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/litestream-go/litestream/control"
 	"github.com/litestream-go/litestream/metrics"
 )
 
@@ -100,15 +98,15 @@ func splitCommand(s string) ([]string, error) {
 func (m *Main) startChild(cmdline string, logger *slog.Logger) (*exec.Cmd, <-chan error, error) {
 	args, err := splitCommand(cmdline)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: -exec: %v", errUsage, err)
+		return nil, nil, fmt.Errorf("cannot parse exec command: %w", err)
 	}
 	if len(args) == 0 {
-		return nil, nil, fmt.Errorf("%w: -exec: empty command", errUsage)
+		return nil, nil, fmt.Errorf("cannot parse exec command: empty command")
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = m.Stdout, m.Stderr, os.Stdin
 	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("-exec %s: %w", args[0], err)
+		return nil, nil, fmt.Errorf("cannot start exec command: %w", err)
 	}
 	logger.Info("subprocess started", "cmd", args[0], "pid", cmd.Process.Pid)
 	done := make(chan error, 1)
@@ -135,17 +133,16 @@ func childExit(err error) error {
 	return fmt.Errorf("subprocess: %w", err)
 }
 
-// listenAddr applies the localhost default: an address without a host
-// (":9090") binds 127.0.0.1 only; a host, even 0.0.0.0, is taken as given.
-func listenAddr(addr string) (string, error) {
+// localAddr applies a localhost default to an address without a host
+// (":3001" binds 127.0.0.1 only); one with a host, even 0.0.0.0, is kept.
+// The MCP endpoint uses it. The metrics address is taken literally, as by
+// Litestream: ":9090" is every interface.
+func localAddr(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", fmt.Errorf("address %q: %w", addr, err)
+	if err != nil || host != "" {
+		return addr
 	}
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port), nil
+	return net.JoinHostPort("127.0.0.1", port)
 }
 
 // httpServer is a started HTTP listener (metrics).
@@ -156,13 +153,12 @@ type httpServer struct {
 }
 
 func startHTTP(addr string, h http.Handler, logger *slog.Logger, what string) (*httpServer, error) {
-	a, err := listenAddr(addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return nil, fmt.Errorf("%s: must specify port for bind address: %q", what, addr)
 	}
-	ln, err := net.Listen("tcp", a)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: listen %s: %w", what, a, err)
+		return nil, fmt.Errorf("%s: listen %s: %w", what, addr, err)
 	}
 	s := &httpServer{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln: ln, done: make(chan struct{})}
 	go func() {
@@ -193,32 +189,6 @@ func metricsMux(m *metrics.Metrics) http.Handler {
 	return mux
 }
 
-// liveStatus is the daemon's answer to `status` over the control socket.
-func liveStatus(dbs []*replicated, started time.Time) control.Status {
-	st := control.Status{Version: Version, PID: os.Getpid(), StartedAt: started.UTC(), DBs: []control.DBStatus{}}
-	now := time.Now()
-	for _, r := range dbs {
-		s := r.db.Status()
-		local := s.TXID
-		if s.Pending {
-			local++
-		}
-		st.DBs = append(st.DBs, control.DBStatus{
-			Database:    r.path,
-			Replica:     r.url,
-			LocalTXID:   local.String(),
-			ReplicaTXID: s.TXID.String(),
-			LagSeconds:  metrics.Lag(s, started, now).Seconds(),
-			WALSize:     s.WALSize,
-			LastSync:    utc(s.LastSync),
-			LastUpload:  utc(s.LastUpload),
-			LastError:   redactString(s.LastError, r.ref),
-			Pending:     s.Pending,
-		})
-	}
-	return st
-}
-
 func utc(t time.Time) time.Time {
 	if t.IsZero() {
 		return t
@@ -226,26 +196,11 @@ func utc(t time.Time) time.Time {
 	return t.UTC()
 }
 
-func startControl(cfg *SocketConfig, dbs []*replicated, started time.Time, logger *slog.Logger) (*control.Server, error) {
-	path := cfg.Path
-	if path == "" {
-		path = control.DefaultPath
-	}
-	srv, err := control.Listen(path, fs.FileMode(cfg.Permissions), func(context.Context) control.Status {
-		return liveStatus(dbs, started)
-	}, logger)
-	if err != nil {
-		return nil, err
-	}
-	logger.Info("control socket listening", "path", path)
-	return srv, nil
-}
-
 // heartbeat pings url every interval while every database replicates: each
 // one has had a successful sync since the previous check and its last sync
 // did not fail. A dead-man's switch on the other end then alerts when the
 // pings stop. It returns when ctx is done.
-func heartbeat(ctx context.Context, url string, interval time.Duration, dbs []*replicated, logger *slog.Logger) {
+func heartbeat(ctx context.Context, url string, interval time.Duration, d *daemon, logger *slog.Logger) {
 	red := redactURL(url)
 	hc := &http.Client{Timeout: 30 * time.Second}
 	t := time.NewTicker(interval)
@@ -257,8 +212,8 @@ func heartbeat(ctx context.Context, url string, interval time.Duration, dbs []*r
 			return
 		case now := <-t.C:
 			healthy := true
-			for _, r := range dbs {
-				s := r.db.Status()
+			for _, r := range d.entries() {
+				s := r.status()
 				if s.LastError != "" || !s.LastSync.After(since) {
 					healthy = false
 					logger.Warn("heartbeat skipped: database not replicating", "db", r.path, "last_sync", s.LastSync, "last_error", s.LastError)
@@ -291,49 +246,62 @@ func heartbeat(ctx context.Context, url string, interval time.Duration, dbs []*r
 	}
 }
 
-// shutdownSync brings every database's replica up to date before exit:
-// syncs are retried every interval until they succeed or ctx (bounded by
-// shutdown-sync-timeout, cancelled by a second signal) is done; then each
-// database is closed.
-func shutdownSync(ctx context.Context, dbs []*replicated, interval time.Duration, logger *slog.Logger) error {
+// shutdownSync brings every open database's replica up to date before
+// exit: syncs are retried every interval until they succeed or syncCtx
+// (bounded by shutdown-sync-timeout) is done; then each database is closed
+// under ctx (shutdown-timeout; a second signal cancels it).
+func shutdownSync(syncCtx, ctx context.Context, entries []*dbEntry, interval time.Duration, logger *slog.Logger) error {
 	var wg sync.WaitGroup
-	errs := make([]error, len(dbs))
-	for i, r := range dbs {
+	errs := make([]error, len(entries))
+	for i, e := range entries {
+		db := e.writer()
+		if db == nil {
+			_, st := e.current()
+			if st.LastError != "" {
+				errs[i] = fmt.Errorf("final sync of %s: %w (%s)", e.path, errNeverOpened, redactString(st.LastError, e.ref))
+				logger.Error("final sync impossible", "db", e.path, "replica", e.red, "error", errs[i])
+			}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for attempt := 1; ; attempt++ {
-				err := r.redact(r.db.Sync(ctx))
+				err := e.redact(db.Sync(syncCtx))
 				if err == nil {
 					break
 				}
-				if ctx.Err() != nil {
-					errs[i] = fmt.Errorf("final sync of %s to %s: gave up after %d attempts: %w", r.path, r.url, attempt, err)
-					logger.Error("final sync abandoned", "db", r.path, "replica", r.url, "attempts", attempt, "error", err)
-					return
+				if syncCtx.Err() != nil {
+					errs[i] = fmt.Errorf("final sync of %s to %s: gave up after %d attempts: %w", e.path, e.red, attempt, err)
+					logger.Error("final sync abandoned", "db", e.path, "replica", e.red, "attempts", attempt, "error", err)
+					break
 				}
-				logger.Warn("final sync failed, retrying", "db", r.path, "replica", r.url, "attempt", attempt, "error", err)
+				logger.Warn("final sync failed, retrying", "db", e.path, "replica", e.red, "attempt", attempt, "error", err)
 				select {
-				case <-ctx.Done():
+				case <-syncCtx.Done():
 				case <-time.After(interval):
 				}
 			}
 			// Nothing is left to upload unless the application is still
-			// writing; Close's own final sync catches that.
-			if err := r.redact(r.db.Close(ctx)); err != nil {
-				errs[i] = fmt.Errorf("close %s: %w", r.path, err)
-				logger.Error("final sync failed", "db", r.path, "replica", r.url, "error", err)
+			// writing; Close's own final sync catches that. After an
+			// abandoned sync the database is still released.
+			closeCtx := ctx
+			if errs[i] != nil {
+				closeCtx = syncCtx
+			}
+			if _, err := e.close(closeCtx); err != nil {
+				if errs[i] == nil {
+					errs[i] = err
+				}
+				logger.Error("final sync failed", "db", e.path, "replica", e.red, "error", err)
 				return
 			}
-			logger.Info("database closed, final sync done", "db", r.path, "txid", r.db.Status().TXID.String())
+			if errs[i] == nil {
+				_, st := e.current()
+				logger.Info("database closed, final sync done", "db", e.path, "txid", st.TXID.String())
+			}
 		}()
 	}
 	wg.Wait()
-	// A database whose sync was abandoned is still open: release it.
-	for i, r := range dbs {
-		if errs[i] != nil {
-			_ = r.db.Close(ctx)
-		}
-	}
 	return errors.Join(errs...)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,39 +14,43 @@ import (
 	"github.com/litestream-go/litestream/index"
 )
 
-// dbStatus is what status and databases report about one configured
-// database. The replica fields come from listing the replica.
+// dbStatus is one row of status. The first four fields are Litestream's
+// (docs/CLI_JSON_OUTPUT.md), with its names, types and values; the others
+// are this program's additions.
 type dbStatus struct {
-	Database    string    `json:"database"`
+	Database string `json:"database"`
+	// Status is "ok", "not initialized" (nothing replicated yet), "no
+	// database" (the file is missing) or "error".
+	Status    string `json:"status"`
+	LocalTXID string `json:"local_txid"` // "-" if unavailable
+	WALSize   string `json:"wal_size"`   // human-readable, "-" if unavailable
+
 	Replica     string    `json:"replica"` // redacted URL
-	Local       string    `json:"local"`   // "ok", "missing" or an error
-	WALSize     int64     `json:"wal_size"`
-	Status      string    `json:"status"` // "ok", "no backup", "no snapshot" or an error
 	ReplicaTXID string    `json:"replica_txid,omitempty"`
+	WALBytes    int64     `json:"wal_bytes"`
 	LastFile    time.Time `json:"last_file,omitzero"`
 	Files       int       `json:"files"`
-
-	// Live state, set when the running daemon answered on its control
-	// socket (Source "daemon"); otherwise Source is "files": the row was
-	// read from the local files and a listing of the replica.
+	// Source is "daemon" when the running daemon answered on its control
+	// socket (live state), "files" when the row was read from the local
+	// files and a listing of the replica.
 	Source     string    `json:"source"`
-	LocalTXID  string    `json:"local_txid,omitempty"`
+	State      string    `json:"state,omitempty"` // daemon: replicating, opening, stopped
 	LagSeconds *float64  `json:"lag_seconds,omitempty"`
 	LastSync   time.Time `json:"last_sync,omitzero"`
 	LastError  string    `json:"last_error,omitempty"`
 }
 
 func (m *Main) runStatus(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("status", "\tlitestream status [arguments] [DB_PATH]")
+	fs := m.newFlagSet("status", m.statusUsage)
 	var cf configFlags
 	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	socket := fs.String("socket", "", "ask the daemon on this control socket (default: the config's socket.path when socket.enabled)")
+	asJSON := fs.Bool("json", false, "output raw JSON")
+	socket := fs.String("socket", "", "ask the running daemon on this control socket (default: the config's socket.path when socket.enabled)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 1 {
-		return fmt.Errorf("%w: too many arguments", errUsage)
+		return errors.New("too many arguments")
 	}
 	cfg, err := m.loadConfig(&cf)
 	if err != nil {
@@ -57,7 +60,7 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	if fs.NArg() == 1 {
 		db := cfg.DBConfig(fs.Arg(0))
 		if db == nil {
-			return fmt.Errorf("database %s not found in config %s", fs.Arg(0), cfg.Path)
+			return fmt.Errorf("database not found in config: %s", fs.Arg(0))
 		}
 		dbs = []*DBConfig{db}
 	}
@@ -66,58 +69,43 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 		statuses = m.collectStatus(ctx, dbs)
 	}
 	if *asJSON {
-		return writeJSON(m, statuses)
+		return printJSON(m, statuses)
 	}
+	// Litestream's four columns first, then this program's.
 	w := tabwriter.NewWriter(m.Stdout, 0, 8, 2, ' ', 0)
 	if live {
-		fmt.Fprintln(w, "database\tlocal txid\treplica txid\tlag\twal size\tlast sync\tlast error\treplica")
-		for _, s := range statuses {
+		fmt.Fprintln(w, "database\tstatus\tlocal txid\twal size\treplica txid\tlag\tlast sync\tlast error\treplica")
+	} else {
+		fmt.Fprintln(w, "database\tstatus\tlocal txid\twal size\treplica txid\tlast file\tlast error\treplica")
+	}
+	for _, s := range statuses {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t", s.Database, s.Status, s.LocalTXID, s.WALSize, dash(s.ReplicaTXID))
+		if live {
 			lag := "-"
 			if s.LagSeconds != nil {
 				lag = (time.Duration(*s.LagSeconds * float64(time.Second))).Round(time.Millisecond).String()
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Database, dash(s.LocalTXID), dash(s.ReplicaTXID),
-				lag, s.WALSize, timeOrDash(s.LastSync), dash(s.LastError), s.Replica)
+			fmt.Fprintf(w, "%s\t%s\t", lag, timeOrDash(s.LastSync))
+		} else {
+			fmt.Fprintf(w, "%s\t", timeOrDash(s.LastFile))
 		}
-		return w.Flush()
-	}
-	fmt.Fprintln(w, "database\tlocal\twal size\tstatus\treplica txid\tlast file\treplica")
-	for _, s := range statuses {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.Database, s.Local, s.WALSize, s.Status,
-			dash(s.ReplicaTXID), timeOrDash(s.LastFile), s.Replica)
+		fmt.Fprintf(w, "%s\t%s\n", dash(s.LastError), s.Replica)
 	}
 	return w.Flush()
 }
 
-func (m *Main) runDatabases(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("databases", "\tlitestream databases [arguments]")
-	var cf configFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// walSize returns the WAL's size, human-readable as Litestream prints it,
+// and in bytes.
+func walSize(dbPath string) (string, int64) {
+	fi, err := os.Stat(dbPath + "-wal")
+	switch {
+	case err == nil:
+		return humanBytes(uint64(fi.Size())), fi.Size()
+	case errors.Is(err, os.ErrNotExist):
+		return "0 B", 0
+	default:
+		return "-", 0
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: databases takes no arguments", errUsage)
-	}
-	cfg, err := m.loadConfig(&cf)
-	if err != nil {
-		return err
-	}
-	statuses := m.collectStatus(ctx, cfg.DBs)
-	if *asJSON {
-		return writeJSON(m, statuses)
-	}
-	w := tabwriter.NewWriter(m.Stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "path\treplica\treplica txid\tlast file")
-	for _, s := range statuses {
-		txid := s.ReplicaTXID
-		if txid == "" {
-			txid = s.Status
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Database, s.Replica, txid, timeOrDash(s.LastFile))
-	}
-	return w.Flush()
 }
 
 // daemonStatus asks the running daemon for the live state of dbs, through
@@ -146,18 +134,23 @@ func (m *Main) daemonStatus(ctx context.Context, cfg *Config, socket string, dbs
 	out := make([]dbStatus, 0, len(dbs))
 	for _, db := range dbs {
 		d, ok := byPath[db.Path]
+		human, bytes := walSize(db.Path)
 		if !ok {
-			out = append(out, dbStatus{Database: db.Path, Source: "daemon", Local: "-", Status: "not replicated by the daemon"})
+			out = append(out, dbStatus{Database: db.Path, Status: "not initialized", LocalTXID: "-", WALSize: human,
+				WALBytes: bytes, Source: "daemon", LastError: "not replicated by the daemon"})
 			continue
 		}
 		lag := d.LagSeconds
 		s := dbStatus{
-			Database: d.Database, Replica: d.Replica, Local: "ok", WALSize: d.WALSize,
-			Status: "ok", ReplicaTXID: d.ReplicaTXID, Source: "daemon",
-			LocalTXID: d.LocalTXID, LagSeconds: &lag, LastSync: d.LastSync, LastError: d.LastError,
+			Database: d.Database, Status: "ok", LocalTXID: d.LocalTXID, WALSize: humanBytes(uint64(d.WALSize)),
+			Replica: d.Replica, ReplicaTXID: d.ReplicaTXID, WALBytes: d.WALSize, Source: "daemon",
+			State: d.State, LagSeconds: &lag, LastSync: d.LastSync, LastError: d.LastError,
 		}
-		if d.LastError != "" {
+		switch {
+		case d.LastError != "":
 			s.Status = "error"
+		case d.ReplicaTXID == ltx.TXID(0).String() && d.LocalTXID == ltx.TXID(0).String():
+			s.Status, s.LocalTXID = "not initialized", "-"
 		}
 		out = append(out, s)
 	}
@@ -169,44 +162,58 @@ func (m *Main) daemonStatus(ctx context.Context, cfg *Config, socket string, dbs
 func (m *Main) collectStatus(ctx context.Context, dbs []*DBConfig) []dbStatus {
 	out := make([]dbStatus, 0, len(dbs))
 	for _, db := range dbs {
-		s := dbStatus{Database: db.Path, Local: "ok", Source: "files"}
+		s := dbStatus{Database: db.Path, Status: "unknown", LocalTXID: "-", WALSize: "-", Source: "files"}
 		if db.Path == "" {
-			s.Database, s.Local = db.Dir, "directory (not supported yet)"
-		} else if _, err := os.Stat(db.Path); errors.Is(err, os.ErrNotExist) {
-			s.Local = "missing"
+			s.Database, s.Status = db.Dir, "error"
+			s.LastError = "a directory entry: its databases are listed by the running daemon (status -socket)"
+			out = append(out, s)
+			continue
+		}
+		m.replicaStatus(ctx, db, &s)
+		if _, err := os.Stat(db.Path); errors.Is(err, os.ErrNotExist) {
+			s.Status, s.LocalTXID = "no database", "-"
 		} else if err != nil {
-			s.Local = err.Error()
+			s.Status, s.LastError = "error", err.Error()
+		} else {
+			s.WALSize, s.WALBytes = walSize(db.Path)
 		}
-		if fi, err := os.Stat(db.Path + "-wal"); err == nil {
-			s.WALSize = fi.Size()
-		}
-		s.Status = m.replicaStatus(ctx, db, &s)
 		out = append(out, s)
 	}
 	return out
 }
 
-func (m *Main) replicaStatus(ctx context.Context, db *DBConfig, s *dbStatus) string {
+// replicaStatus fills s from a listing of db's replica: the TXID a restore
+// would reach is the local TXID too, since this writer uploads each file
+// as it makes it.
+func (m *Main) replicaStatus(ctx context.Context, db *DBConfig, s *dbStatus) {
+	fail := func(err error) {
+		s.Status, s.LastError = "error", err.Error()
+	}
 	rc, err := db.ReplicaConfig()
 	if err != nil {
-		return err.Error()
+		fail(err)
+		return
 	}
 	ref, err := rc.Replica()
 	if err != nil {
-		return err.Error()
+		fail(err)
+		return
 	}
 	s.Replica = ref.redacted()
-	client, err := openReplica(ctx, ref, newLogger(m.Stderr, m.Getenv("LOG_LEVEL"), "text"))
+	client, err := openReplica(ctx, ref, m.cmdLogger())
 	if err != nil {
-		return "error: " + err.Error()
+		fail(err)
+		return
 	}
 	files, err := index.ListAll(ctx, client)
 	if err != nil {
-		return "error: " + ref.redactErr(err).Error()
+		fail(ref.redactErr(err))
+		return
 	}
 	s.Files = len(files)
 	if len(files) == 0 {
-		return "no backup"
+		s.Status = "not initialized"
+		return
 	}
 	var maxTXID ltx.TXID
 	for _, f := range files {
@@ -218,16 +225,150 @@ func (m *Main) replicaStatus(ctx context.Context, db *DBConfig, s *dbStatus) str
 	plan, err := index.PlanFromFiles(files, 0, time.Time{})
 	if err != nil {
 		s.ReplicaTXID = maxTXID.String()
-		return "no snapshot"
+		fail(fmt.Errorf("no restorable state: %w", err))
+		return
 	}
-	s.ReplicaTXID = plan.TXID.String()
-	return "ok"
+	s.Status, s.LocalTXID, s.ReplicaTXID = "ok", plan.TXID.String(), plan.TXID.String()
 }
 
-func writeJSON(m *Main, v any) error {
-	enc := json.NewEncoder(m.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+func (m *Main) statusUsage() {
+	fmt.Fprintf(m.Stdout, `
+The status command displays the replication status of databases.
+
+Usage:
+
+	litestream status [arguments] [database path]
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to %s
+
+	-json
+	    Output raw JSON instead of human-readable text.
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+	-socket PATH
+	    Asks the running daemon on this control socket for live state
+	    (replica TXID, lag, last sync, last error). Defaults to the
+	    config's socket.path when socket.enabled is set.
+
+If a database path is provided, only that database's status is shown.
+Otherwise, all configured databases are displayed.
+
+Output columns:
+  database      Path to the SQLite database
+  status        Current status (ok, not initialized, no database, error)
+  local txid    Latest local transaction ID
+  wal size      Current WAL file size
+
+Note: To see replica TXID and sync status, inspect daemon diagnostics or logs
+while the replication daemon is running.
+
+Examples:
+
+	$ litestream status
+	$ litestream status /path/to/db
+	$ litestream status -json
+
+`[1:], m.defaultConfigPath())
+}
+
+// databaseInfo is one row of databases (Litestream's stable fields, then
+// this program's).
+type databaseInfo struct {
+	Path    string `json:"path"`
+	Replica string `json:"replica"` // the replica client type: file, s3, ...
+	URL     string `json:"url"`     // the replica URL, redacted
+}
+
+func (m *Main) runDatabases(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("databases", m.databasesUsage)
+	var cf configFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "output raw JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return errors.New("too many arguments")
+	}
+	cfg, err := m.loadConfig(&cf)
+	if err != nil {
+		return err
+	}
+	rows := make([]databaseInfo, 0, len(cfg.DBs))
+	for _, db := range cfg.DBs {
+		rc, err := db.ReplicaConfig()
+		if err != nil {
+			return err
+		}
+		ref, err := rc.Replica()
+		if err != nil {
+			return err
+		}
+		path := db.Path
+		if path == "" {
+			path = db.Dir
+		}
+		rows = append(rows, databaseInfo{Path: path, Replica: replicaType(rc, ref.URL), URL: ref.redacted()})
+	}
+	if *asJSON {
+		return printJSON(m, rows)
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "path\treplica\turl")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", r.Path, r.Replica, r.URL)
+	}
+	return w.Flush()
+}
+
+// replicaType is the replica client type Litestream names: the URL's
+// scheme, else the type key, else file.
+func replicaType(rc *ReplicaConfig, url string) string {
+	if s := schemeOf(url); s != "" {
+		if s == "webdavs" {
+			return "webdav"
+		}
+		return s
+	}
+	if rc.Type != "" {
+		return rc.Type
+	}
+	return "file"
+}
+
+func (m *Main) databasesUsage() {
+	fmt.Fprintf(m.Stdout, `
+The databases command lists all databases in the configuration file.
+
+Usage:
+
+	litestream databases [arguments]
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to %s
+
+	-json
+	    Output raw JSON instead of human-readable text.
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+Examples:
+
+	$ litestream databases
+	$ litestream databases -config /path/to/litestream.yml
+	$ litestream databases -no-expand-env -config /path/to/litestream.yml
+
+`[1:], m.defaultConfigPath())
 }
 
 func dash(s string) string {

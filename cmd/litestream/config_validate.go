@@ -1,0 +1,255 @@
+package main
+
+// Validation of a parsed configuration: values that cannot work, and keys
+// this build cannot honour. Litestream v0.5.18 reads its file leniently
+// (unknown keys are ignored); here a misspelt key is an error with its line
+// (config_parse.go), and so is a key whose setting would silently not take
+// effect.
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// keyError is an error about a configuration key, naming its line when
+// known: "line 12: dbs[0].replica.sign-payload: ...".
+func (c *Config) keyError(key, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if line, ok := c.lines[key]; ok {
+		return fmt.Errorf("line %d: %s: %s", line, key, msg)
+	}
+	return fmt.Errorf("%s: %s", key, msg)
+}
+
+// Validate reports settings that cannot work and keys that cannot be
+// honoured.
+func (c *Config) Validate() error {
+	if c.lines == nil {
+		c.lines = map[string]int{}
+	}
+	switch strings.ToLower(c.Logging.Type) {
+	case "", "text", "json", "pretty":
+	default:
+		return c.keyError("logging.type", "must be text, json or pretty, not %q", c.Logging.Type)
+	}
+	if _, err := parseLogLevel(c.Logging.Level); err != nil {
+		return c.keyError("logging.level", "%v", err)
+	}
+	if err := c.validateMaintenance(); err != nil {
+		return err
+	}
+	if c.HeartbeatURL != "" && !strings.HasPrefix(c.HeartbeatURL, "http://") && !strings.HasPrefix(c.HeartbeatURL, "https://") {
+		return c.keyError("heartbeat-url", "must be an http:// or https:// URL")
+	}
+	if c.HeartbeatInterval != nil && *c.HeartbeatInterval <= 0 {
+		return c.keyError("heartbeat-interval", "must be at least 1m (got %s)", *c.HeartbeatInterval)
+	}
+	if c.ShutdownSyncTimeout != nil && *c.ShutdownSyncTimeout < 0 {
+		return c.keyError("shutdown-sync-timeout", "must be >= 0 (got %s)", *c.ShutdownSyncTimeout)
+	}
+	if c.ShutdownSyncInterval != nil && *c.ShutdownSyncInterval <= 0 {
+		return c.keyError("shutdown-sync-interval", "must be greater than 0 (got %s)", *c.ShutdownSyncInterval)
+	}
+	if c.Validation.Interval != nil && *c.Validation.Interval <= 0 {
+		return c.keyError("validation.interval", "must be greater than 0 (got %s)", *c.Validation.Interval)
+	}
+	if err := c.checkReplicaSettings("", &c.ReplicaSettings, ""); err != nil {
+		return err
+	}
+	if err := c.applyDBSnapshots(); err != nil {
+		return err
+	}
+	seen := make(map[string]int)
+	for i, db := range c.DBs {
+		db.global = c // for the settings that apply to every database
+		where := fmt.Sprintf("dbs[%d]", i)
+		id := db.Path
+		if id == "" {
+			id = db.Dir
+		}
+		switch {
+		case db.Path != "" && db.Dir != "":
+			return fmt.Errorf("%s: cannot specify both 'path' and 'dir'", where)
+		case db.Path == "" && db.Dir == "":
+			return fmt.Errorf("%s: must specify either 'path' or 'dir'", where)
+		case db.Dir != "" && db.Pattern == "":
+			return fmt.Errorf("%s: 'pattern' is required when using 'dir'", where)
+		case db.Watch && db.Dir == "":
+			return fmt.Errorf("%s: 'watch' can only be enabled with a directory", where)
+		case db.MetaDir != nil && db.Dir == "":
+			return fmt.Errorf("%s: 'meta-dir' can only be used with a directory", where)
+		case db.MetaPath != nil && db.MetaDir != nil:
+			return fmt.Errorf("%s: cannot specify both 'meta-path' and 'meta-dir'", where)
+		}
+		if db.Pattern != "" {
+			if _, err := filepath.Match(db.Pattern, "x"); err != nil {
+				return c.keyError(where+".pattern", "%v", err)
+			}
+		}
+		if db.Path != "" {
+			if j, ok := seen[db.Path]; ok {
+				return fmt.Errorf("%s: database %s is already listed as dbs[%d]", where, db.Path, j)
+			}
+			seen[db.Path] = i
+		}
+		if _, err := db.ReplicaConfig(); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		for _, d := range []struct {
+			name string
+			v    *time.Duration
+		}{{"monitor-interval", db.MonitorInterval}, {"checkpoint-interval", db.CheckpointInterval},
+			{"busy-timeout", db.BusyTimeout}} {
+			if d.v != nil && *d.v <= 0 {
+				return c.keyError(where+"."+d.name, "must be greater than 0 (got %s)", *d.v)
+			}
+		}
+		for _, n := range []struct {
+			name string
+			v    *int
+		}{{"min-checkpoint-page-count", db.MinCheckpointPageN}, {"truncate-page-n", db.TruncatePageN}} {
+			if n.v != nil && *n.v < 0 {
+				return c.keyError(where+"."+n.name, "must not be negative (got %d)", *n.v)
+			}
+		}
+		if db.MinCheckpointPageN != nil && *db.MinCheckpointPageN == 0 {
+			return c.keyError(where+".min-checkpoint-page-count", "must be greater than 0")
+		}
+		if db.MaxSyncWALBytes != nil && *db.MaxSyncWALBytes < 0 {
+			return c.keyError(where+".max-sync-wal-bytes", "must not be negative (got %d)", *db.MaxSyncWALBytes)
+		}
+		if db.MaxCheckpointPageN != nil {
+			return c.keyError(where+".max-checkpoint-page-count",
+				"is a Litestream v0.3 key that v0.5 no longer has; use truncate-page-n (a TRUNCATE checkpoint once the WAL holds that many pages)")
+		}
+		for j, rc := range db.replicaConfigs() {
+			rwhere := where + ".replica"
+			if db.Replica == nil {
+				rwhere = fmt.Sprintf("%s.replicas[%d]", where, j)
+			}
+			if rc.SyncInterval != nil && *rc.SyncInterval <= 0 {
+				return c.keyError(rwhere+".sync-interval", "must be greater than 0 (got %s)", *rc.SyncInterval)
+			}
+			for _, v3 := range []struct {
+				key, instead string
+				v            *time.Duration
+			}{
+				{"retention", "snapshot.retention (top level)", rc.Retention},
+				{"retention-check-interval", "l0-retention-check-interval (top level)", rc.RetentionCheckInterval},
+				{"snapshot-interval", "snapshot.interval (top level)", rc.SnapshotInterval},
+			} {
+				if v3.v != nil {
+					return c.keyError(rwhere+"."+v3.key, "is a Litestream v0.3 replica key that v0.5 no longer reads; use %s", v3.instead)
+				}
+			}
+			ref, err := rc.Replica()
+			if err != nil {
+				return fmt.Errorf("%s: %w", rwhere, err)
+			}
+			if err := c.checkReplicaSettings(rwhere, &rc.ReplicaSettings, schemeOf(ref.URL)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// applyDBSnapshots applies snapshot settings given on a database to the
+// whole daemon, as Litestream does (one snapshot schedule for all): unless
+// the top level sets them, and an error when two databases disagree.
+func (c *Config) applyDBSnapshots() error {
+	var interval, retention *time.Duration
+	var intervalDB, retentionDB string
+	for i, db := range c.DBs {
+		if db == nil {
+			continue
+		}
+		if v := db.Snapshot.Interval; v != nil {
+			if *v <= 0 {
+				return c.keyError(fmt.Sprintf("dbs[%d].snapshot.interval", i), "must be greater than 0 (got %s)", *v)
+			}
+			if interval != nil && *interval != *v {
+				return fmt.Errorf("conflicting database snapshot intervals: %s has %v, dbs[%d] has %v", intervalDB, *interval, i, *v)
+			}
+			interval, intervalDB = v, fmt.Sprintf("dbs[%d]", i)
+		}
+		if v := db.Snapshot.Retention; v != nil {
+			if *v <= 0 {
+				return c.keyError(fmt.Sprintf("dbs[%d].snapshot.retention", i), "must be greater than 0 (got %s)", *v)
+			}
+			if retention != nil && *retention != *v {
+				return fmt.Errorf("conflicting database snapshot retentions: %s has %v, dbs[%d] has %v", retentionDB, *retention, i, *v)
+			}
+			retention, retentionDB = v, fmt.Sprintf("dbs[%d]", i)
+		}
+	}
+	if c.Snapshot.Interval == nil && interval != nil {
+		c.Snapshot.Interval = interval
+	}
+	if c.Snapshot.Retention == nil && retention != nil {
+		c.Snapshot.Retention = retention
+	}
+	return nil
+}
+
+// schemeOf returns the scheme of a replica URL ("" if it has none).
+func schemeOf(u string) string {
+	if i := strings.Index(u, "://"); i > 0 {
+		return strings.ToLower(u[:i])
+	}
+	return ""
+}
+
+// checkReplicaSettings rejects the replica keys whose setting this build
+// cannot carry out for the replica's backend (scheme; "" for the global
+// defaults, which are checked for what applies everywhere). Keys meant for
+// another backend are ignored, as Litestream ignores them.
+func (c *Config) checkReplicaSettings(where string, rs *ReplicaSettings, scheme string) error {
+	key := func(k string) string { return joinKey(where, k) }
+	if len(rs.Age.Identities) > 0 || len(rs.Age.Recipients) > 0 {
+		return c.keyError(key("age"), "age encryption is not currently supported (Litestream v0.5 refuses it too); if you need encryption, use Litestream v0.3.x")
+	}
+	if rs.ValidationInterval != nil && *rs.ValidationInterval <= 0 {
+		return c.keyError(key("validation-interval"), "must be greater than 0 (got %s)", *rs.ValidationInterval)
+	}
+	if rs.MaxSyncLTXFiles != nil && *rs.MaxSyncLTXFiles < 0 {
+		return c.keyError(key("max-sync-ltx-files"), "must not be negative (got %d)", *rs.MaxSyncLTXFiles)
+	}
+	if scheme == "s3" {
+		if err := c.checkS3Settings(where, rs); err != nil {
+			return err
+		}
+	}
+	if scheme == "sftp" && rs.ConcurrentWrites != nil && !*rs.ConcurrentWrites {
+		return c.keyError(key("concurrent-writes"), "false is not supported by this build (its SFTP client always writes concurrently)")
+	}
+	return nil
+}
+
+// checkS3Settings rejects the S3 compatibility keys whose value this
+// build's S3 client cannot apply.
+func (c *Config) checkS3Settings(where string, rs *ReplicaSettings) error {
+	key := func(k string) string { return joinKey(where, k) }
+	unsupported := func(k, what string) error {
+		return c.keyError(key(k), "%s is not supported by this build", what)
+	}
+	switch {
+	case rs.SignPayload != nil && !*rs.SignPayload:
+		return unsupported("sign-payload", "false (unsigned payloads)")
+	case rs.SignAcceptEncoding != nil && !*rs.SignAcceptEncoding:
+		return unsupported("sign-accept-encoding", "false")
+	case rs.RequireContentMD5 != nil && !*rs.RequireContentMD5:
+		return unsupported("require-content-md5", "false")
+	case rs.PutObjectContentMD5 != nil && *rs.PutObjectContentMD5:
+		return unsupported("put-object-content-md5", "true")
+	case rs.StorageClass != "":
+		return unsupported("storage-class", "a storage class")
+	case rs.SSECustomerKey != "" || rs.SSECustomerKeyPath != "" || rs.SSECustomerAlgorithm != "":
+		return unsupported("sse-customer-key", "server-side encryption with customer keys (SSE-C)")
+	case rs.SSEKMSKeyID != "":
+		return unsupported("sse-kms-key-id", "server-side encryption with KMS keys")
+	}
+	return nil
+}
