@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 GO      ?= go
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: all build extension deps test demo bench clean
+.PHONY: all build extension deps test chaos demo bench clean
 
 all: build
 
@@ -31,6 +31,14 @@ deps:
 test: deps
 	./scripts/testservers/install.sh
 	LITESTREAM_REQUIRE_SERVERS=1 $(GO) test -count=1 -timeout 25m ./...
+
+# The adversarial suite (chaos/, README "Adversarial suite"): the short
+# profile (about 5 minutes, also part of make test); CHAOS=long runs each
+# test longer. Prints each test's seed and its "NAME: trials=..." line.
+chaos: SHELL := /bin/bash
+chaos: deps bin/.gitignore
+	@set -o pipefail; CHAOS=$${CHAOS:-short} LITESTREAM_REQUIRE_SERVERS=1 $(GO) test -count=1 -v -timeout 4h ./chaos/ 2>&1 | tee bin/chaos.log; \
+	status=$$?; echo "--- chaos summary (full log: bin/chaos.log)"; grep -E '^Test[^ ]*: (trials=|seed )' bin/chaos.log; exit $$status
 
 demo: build deps
 	./scripts/demo.sh

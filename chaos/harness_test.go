@@ -1,0 +1,530 @@
+package chaos
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+)
+
+// requireTools skips the test when a tool is missing, or fails it when
+// LITESTREAM_REQUIRE_SERVERS=1 (make test installs them).
+func requireTools(t *testing.T) {
+	t.Helper()
+	if missing == "" {
+		return
+	}
+	if os.Getenv("LITESTREAM_REQUIRE_SERVERS") == "1" {
+		t.Fatalf("missing %s", missing)
+	}
+	t.Skipf("missing %s", missing)
+}
+
+// pick returns the short profile's value, or the long one under CHAOS=long.
+func pick[T any](short, long_ T) T {
+	if long {
+		return long_
+	}
+	return short
+}
+
+// testSeed returns the test's seed ($CHAOS_SEED, else the clock), printed
+// so that a failure can be rerun.
+func testSeed(t *testing.T) (uint64, *rand.Rand) {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("CHAOS_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("CHAOS_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	profile := "short"
+	if long {
+		profile = "long"
+	}
+	fmt.Printf("%s: seed %d (reproduce: CHAOS=%s CHAOS_SEED=%d go test -count=1 -v ./chaos -run '^%s$')\n", t.Name(), seed, profile, seed, t.Name())
+	return seed, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// tally counts a test's trials and failures and prints the final line.
+type tally struct {
+	mu                         sync.Mutex
+	trials, wrong, lost, stuck int
+	notes                      []string
+}
+
+const (
+	outcomeOK = iota
+	outcomeWrong
+	outcomeLost
+	outcomeStuck
+)
+
+var outcomeNames = []string{"ok", "wrong", "lost", "stuck"}
+
+// add records one trial's outcome; detail explains a failure.
+func (c *tally) add(outcome int, detail string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.trials++
+	switch outcome {
+	case outcomeWrong:
+		c.wrong++
+	case outcomeLost:
+		c.lost++
+	case outcomeStuck:
+		c.stuck++
+	}
+	if outcome != outcomeOK && len(c.notes) < 40 {
+		c.notes = append(c.notes, outcomeNames[outcome]+": "+detail)
+	}
+}
+
+// report prints the final line and fails the test on any failure. Deferred
+// first thing in a test, so that it prints even after t.Fatal.
+func (c *tally) report(t *testing.T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fmt.Printf("%s: trials=%d wrong=%d lost=%d stuck=%d\n", t.Name(), c.trials, c.wrong, c.lost, c.stuck)
+	if c.wrong+c.lost+c.stuck > 0 {
+		t.Errorf("%d wrong, %d lost, %d stuck of %d trials:\n  %s", c.wrong, c.lost, c.stuck, c.trials, strings.Join(c.notes, "\n  "))
+	}
+}
+
+// workDir is the test's directory (kept, and named, under CHAOS_KEEP=1).
+func workDir(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("CHAOS_KEEP") == "" {
+		return t.TempDir()
+	}
+	dir, err := os.MkdirTemp("", "chaos-"+t.Name()+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("directory (kept): %s", dir)
+	return dir
+}
+
+// cleanEnv is the environment of every subprocess: no LITESTREAM_ variable
+// or config file of the machine's.
+func cleanEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "LITESTREAM_") || strings.HasPrefix(kv, "LOG_LEVEL=") || strings.HasPrefix(kv, "LD_PRELOAD=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(append(env, "LITESTREAM_CONFIG=/nonexistent/litestream.yml"), extra...)
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *lockedBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "...\n" + s[len(s)-n:]
+}
+
+func fileURL(dir string) string { return (&url.URL{Scheme: "file", Path: dir}).String() }
+
+// ---------------------------------------------------------------------------
+// The sqlite3 shell as a long-running process.
+
+// shellProc is a `sqlite3 -batch -bail` process fed statements on stdin.
+// The shell flushes its output after each statement, so a marker SELECT
+// tells when everything before it has run; with -bail the first error ends
+// the process.
+type shellProc struct {
+	name   string
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	lines  chan string // stdout, closed at EOF
+	stderr *lockedBuffer
+	done   chan struct{}
+	err    error // valid after done
+	mark   int
+}
+
+func startShell(t *testing.T, name string, env []string, dbArg string) *shellProc {
+	t.Helper()
+	p := &shellProc{name: name, lines: make(chan string, 1<<16), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command("sqlite3", "-batch", "-bail", dbArg)
+	p.cmd.Env = env
+	p.cmd.Stderr = p.stderr
+	var err error
+	if p.in, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start sqlite3 (%s): %v", name, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<24)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.kill)
+	return p
+}
+
+func (p *shellProc) pid() int { return p.cmd.Process.Pid }
+
+func (p *shellProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// send writes statements without waiting for them.
+func (p *shellProc) send(script string) {
+	_, _ = io.WriteString(p.in, script+"\n")
+}
+
+// newMark returns a fresh marker statement and the line it prints.
+func (p *shellProc) newMark() (stmt, line string) {
+	p.mark++
+	line = fmt.Sprintf("chaos-mark-%d", p.mark)
+	return fmt.Sprintf("SELECT '%s';", line), line
+}
+
+// run sends script and waits until it has run, returning its output lines.
+func (p *shellProc) run(script string, timeout time.Duration) ([]string, error) {
+	stmt, line := p.newMark()
+	p.send(script + "\n" + stmt)
+	return p.waitLine(line, timeout)
+}
+
+// waitLine collects output lines until want; an exit or the timeout first
+// is an error carrying the shell's stderr.
+func (p *shellProc) waitLine(want string, timeout time.Duration) ([]string, error) {
+	var got []string
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				<-p.done
+				return got, fmt.Errorf("sqlite3 (%s) exited (%v): %s", p.name, p.err, strings.TrimSpace(p.stderr.String()))
+			}
+			if l == want {
+				return got, nil
+			}
+			got = append(got, l)
+		case <-timer.C:
+			return got, fmt.Errorf("sqlite3 (%s): no answer within %s; stderr: %s", p.name, timeout, strings.TrimSpace(p.stderr.String()))
+		}
+	}
+}
+
+// kill ends the process with SIGKILL and waits for it.
+func (p *shellProc) kill() {
+	if !p.exited() {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	for range p.lines {
+	}
+	<-p.done
+}
+
+// close ends the input and waits for a normal exit.
+func (p *shellProc) close(timeout time.Duration) error {
+	p.in.Close()
+	for range p.lines {
+	}
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.kill()
+		return fmt.Errorf("sqlite3 (%s) did not exit within %s", p.name, timeout)
+	}
+	if p.err != nil {
+		return fmt.Errorf("sqlite3 (%s): %v: %s", p.name, p.err, strings.TrimSpace(p.stderr.String()))
+	}
+	return nil
+}
+
+// shellOnce runs one sqlite3 process on script and returns its stdout; a
+// non-zero exit is an error carrying stderr.
+func shellOnce(env []string, dbArg, script string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sqlite3", "-batch", "-bail", dbArg)
+	cmd.Env = env
+	cmd.Stdin = strings.NewReader(script)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = tail(strings.TrimSpace(stdout.String()), 500)
+		}
+		return stdout.String(), fmt.Errorf("sqlite3 %s: %v: %s", dbArg, err, msg)
+	}
+	return stdout.String(), nil
+}
+
+// ---------------------------------------------------------------------------
+// litestream as a process.
+
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r cliResult) String() string {
+	return fmt.Sprintf("exit %d; stderr: %s", r.code, tail(strings.TrimSpace(r.stderr), 2000))
+}
+
+// runLS runs the built binary and returns its exit status and output.
+func runLS(t *testing.T, timeout time.Duration, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, lsBin, args...)
+	cmd.Env = cleanEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := cliResult{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ee.Exited():
+		res.code = ee.ExitCode()
+	case ctx.Err() != nil:
+		res.code = -1
+		res.stderr += fmt.Sprintf("\n(killed after %s)", timeout)
+	default:
+		t.Fatalf("run litestream %s: %v", strings.Join(args, " "), err)
+	}
+	return res
+}
+
+// proc is a long-running litestream process (replicate, restore -f).
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+	err  error // valid after done
+}
+
+func startLS(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, out: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(lsBin, args...)
+	p.cmd.Env = env
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start litestream %s: %v", strings.Join(args, " "), err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("%s (pid %d) output:\n%s", p.name, p.cmd.Process.Pid, tail(p.out.String(), 6000))
+		}
+	})
+	return p
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proc) kill() {
+	if !p.exited() {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-p.done
+}
+
+// term sends SIGTERM and waits for the exit; it returns the exit code (-1:
+// did not exit within timeout, then killed).
+func (p *proc) term(timeout time.Duration) int {
+	if !p.exited() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.kill()
+		return -1
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		return -1
+	}
+	return 0
+}
+
+// daemonYAML is a config replicating dbPath to replica with short intervals
+// and levels on: syncs every 50 ms, compactions every 1 s and 3 s, a
+// snapshot every 5 s. extraDB is added to the database's entry.
+func daemonYAML(t *testing.T, dir, dbPath, replicaURL, extraDB string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "litestream.yml")
+	text := fmt.Sprintf(`logging:
+  level: info
+levels:
+  - interval: 1s
+  - interval: 3s
+snapshot: {interval: 5s, retention: 1h}
+dbs:
+  - path: %s
+    monitor-interval: 20ms
+    checkpoint-interval: 300ms
+    min-checkpoint-page-count: 100
+%s    replica:
+      url: %s
+      sync-interval: 50ms
+`, dbPath, extraDB, replicaURL)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// ---------------------------------------------------------------------------
+// File replicas.
+
+type replicaFile struct {
+	level    int
+	min, max ltx.TXID
+	path     string
+	size     int64
+}
+
+var ltxName = regexp.MustCompile(`^[0-9a-f]{16}-[0-9a-f]{16}\.ltx$`)
+
+// listReplica returns a file replica's LTX files by level, then min TXID.
+func listReplica(root string) []replicaFile {
+	var files []replicaFile
+	levels, _ := os.ReadDir(filepath.Join(root, "ltx"))
+	for _, l := range levels {
+		level, err := strconv.Atoi(l.Name())
+		if err != nil || !l.IsDir() {
+			continue
+		}
+		ents, _ := os.ReadDir(filepath.Join(root, "ltx", l.Name()))
+		for _, e := range ents {
+			if !ltxName.MatchString(e.Name()) {
+				continue
+			}
+			minTXID, maxTXID, err := ltx.ParseFilename(e.Name())
+			if err != nil {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue
+			}
+			files = append(files, replicaFile{level, minTXID, maxTXID, filepath.Join(root, "ltx", l.Name(), e.Name()), fi.Size()})
+		}
+	}
+	slices.SortFunc(files, func(a, b replicaFile) int {
+		if a.level != b.level {
+			return a.level - b.level
+		}
+		return int(a.min) - int(b.min)
+	})
+	return files
+}
+
+func replicaMax(root string) ltx.TXID {
+	var m ltx.TXID
+	for _, f := range listReplica(root) {
+		m = max(m, f.max)
+	}
+	return m
+}
+
+// replicaStamp changes whenever a file is added, removed or rewritten.
+func replicaStamp(root string) string {
+	var b strings.Builder
+	for _, f := range listReplica(root) {
+		fmt.Fprintf(&b, "%d/%s-%s:%d;", f.level, f.min, f.max, f.size)
+	}
+	return b.String()
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(timeout, every time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(every)
+	}
+}

@@ -1,0 +1,105 @@
+package chaos
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// Set once by TestMain (one build per test run, shared by every test), read
+// only afterwards.
+var (
+	repoRoot string
+	lsBin    string // the litestream binary built for this run
+	extPath  string // litestream_vfs.so without ".so", as `.load` takes it
+	shimPath string // fsyncstall.so, built from testdata/fsyncstall.c
+	// missing names a tool the suite needs and does not have; every test
+	// then skips saying so (fails under LITESTREAM_REQUIRE_SERVERS=1, as in
+	// `make test`, which installs them).
+	missing string
+	long    bool // CHAOS=long
+)
+
+func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+
+func runMain(m *testing.M) int {
+	switch os.Getenv("CHAOS") {
+	case "", "short":
+	case "long":
+		long = true
+	default:
+		fmt.Fprintf(os.Stderr, "chaos: CHAOS=%q: want short or long\n", os.Getenv("CHAOS"))
+		return 2
+	}
+	root, err := findRepoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		return 1
+	}
+	repoRoot = root
+	for _, tool := range []string{"sqlite3", "gcc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = tool + " (scripts/install-deps.sh installs it)"
+		}
+	}
+	if missing != "" {
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "litestream-chaos-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		return 1
+	}
+	if os.Getenv("CHAOS_KEEP") == "" {
+		defer os.RemoveAll(dir)
+	} else {
+		fmt.Fprintln(os.Stderr, "chaos: binaries in", dir)
+	}
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	lsBin = filepath.Join(dir, "litestream")
+	so := filepath.Join(dir, "litestream_vfs.so")
+	extPath = so[:len(so)-len(".so")]
+	shimPath = filepath.Join(dir, "fsyncstall.so")
+	for _, b := range []struct {
+		what string
+		cmd  *exec.Cmd
+	}{
+		{"litestream", exec.Command(goBin, "build", "-ldflags", "-X main.Version=chaos", "-o", lsBin, "./cmd/litestream")},
+		{"the extension", exec.Command(goBin, "build", "-tags", "SQLITE3VFS_LOADABLE_EXT", "-buildmode=c-shared", "-o", so, "./extension")},
+		{"the fsync shim", exec.Command("gcc", "-shared", "-fPIC", "-O2", "-Wall", "-o", shimPath, "chaos/testdata/fsyncstall.c", "-ldl")},
+	} {
+		b.cmd.Dir = repoRoot
+		if out, err := b.cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "chaos: build %s: %v\n%s", b.what, err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// findRepoRoot walks up from the package directory to this module's go.mod.
+func findRepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.Contains(b, []byte("module github.com/litestream-go/litestream\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod of github.com/litestream-go/litestream not found above the working directory")
+		}
+		dir = parent
+	}
+}
