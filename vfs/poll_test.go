@@ -330,6 +330,9 @@ func TestFaultyRemote(t *testing.T) {
 		RequestTimeout: 20 * time.Millisecond,
 		CacheSize:      32 << 10,
 		Fetch:          pagecacheOpts(),
+		// Small enough that most page reads reach the faulty remote by
+		// range (verified whole files would be served from memory).
+		WholeFileSize: 16 << 10,
 	}})
 	db := openDB(t, name, u)
 	db.SetMaxOpenConns(1)
