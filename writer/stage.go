@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -35,9 +36,9 @@ func (d *DB) removeStaleStaging() {
 }
 
 // stage writes the LTX file for pl to the staging directory. The file is
-// complete before anything is uploaded, so a full disk fails
-// here, names the file, and loses nothing: the frames are still in the WAL
-// and the next sync builds the file again.
+// complete before anything is uploaded, so a full disk fails here, names the
+// file, and loses nothing: the frames are still in the WAL and the next sync
+// builds the file again (or streams it: see streamed below).
 func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 	started := time.Now()
 	txid := d.txid + 1
@@ -63,13 +64,74 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 			_ = os.Remove(path)
 		}
 	}()
-
-	bw := bufio.NewWriterSize(f, 256<<10)
-	enc, err := ltx.NewEncoder(bw)
-	if err != nil {
+	p := &pending{
+		path:     path,
+		txid:     txid,
+		plan:     pl,
+		needL9:   txid == 1,
+		snapshot: pl.snapshot,
+		ts:       time.Now().UnixMilli(),
+		started:  started,
+	}
+	cw := &countingWriter{w: f}
+	if err := d.encodeL0(ctx, cw, p, d.opts.StagingDir); err != nil {
 		return nil, err
 	}
-	enc.SetSpillDir(d.opts.StagingDir)
+	// No fsync: the file is read back right away and deleted after upload,
+	// and a read returns what was written even before writeback. Write and
+	// close errors (ENOSPC, EDQUOT; NFS reports them at close) are checked.
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	p.size = cw.n
+	ok = true
+	return p, nil
+}
+
+// streamed returns the pending file for pl without staging it: each upload
+// attempt encodes it again from the log into the upload (see encodeL0 for
+// why every attempt produces the same bytes). The writer falls back to it
+// when the staging directory's volume is full, so that replication, and then
+// checkpoints that free the log, go on without local space.
+func (d *DB) streamed(pl *plan) *pending {
+	txid := d.txid + 1
+	return &pending{
+		txid:     txid,
+		plan:     pl,
+		needL9:   txid == 1,
+		snapshot: pl.snapshot,
+		ts:       time.Now().UnixMilli(),
+		started:  time.Now(),
+	}
+}
+
+// isNoSpace reports whether err is a full disk or an exhausted quota.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// encodeL0 writes p's LTX file to w: the pages of p.plan read from the log
+// (and, for a snapshot, the database file), with p.ts as the header's
+// timestamp. spillDir, if not empty, lets the encoder spill the page index of
+// a huge file there.
+//
+// The output is a function of the plan and p.ts alone, so encoding again
+// gives the same bytes: until the file is uploaded d.spare holds the read
+// transaction begun for it (I2), under which the frames p.plan names stay in
+// the log unchanged (F3) and the database file's other pages unchanged (I5);
+// a restart of the log, the one exception (F2), is detected here before the
+// file is complete (errRestarted). It sets p.fingerprint for a snapshot of an
+// empty log.
+func (d *DB) encodeL0(ctx context.Context, w io.Writer, p *pending, spillDir string) error {
+	pl := p.plan
+	bw := bufio.NewWriterSize(w, 256<<10)
+	enc, err := ltx.NewEncoder(bw)
+	if err != nil {
+		return err
+	}
+	if spillDir != "" {
+		enc.SetSpillDir(spillDir)
+	}
 	defer enc.Cleanup()
 
 	hdr := ltx.Header{
@@ -77,9 +139,9 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 		Flags:     ltx.HeaderFlagNoChecksum,
 		PageSize:  d.pageSize,
 		Commit:    pl.commit,
-		MinTXID:   txid,
-		MaxTXID:   txid,
-		Timestamp: time.Now().UnixMilli(),
+		MinTXID:   p.txid,
+		MaxTXID:   p.txid,
+		Timestamp: p.ts,
 	}
 	if pl.hasWAL {
 		// The byte range of the log this file covers; a snapshot covers the
@@ -91,12 +153,12 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 		hdr.WALSalt2 = pl.hdr.Salt2
 	}
 	if err := enc.EncodeHeader(hdr); err != nil {
-		return nil, err
+		return err
 	}
 
 	walFile, err := os.Open(d.walPath)
 	if err != nil && !(errors.Is(err, os.ErrNotExist) && len(pl.pages) == 0) {
-		return nil, fmt.Errorf("open WAL %s: %w", d.walPath, err)
+		return fmt.Errorf("open WAL %s: %w", d.walPath, err)
 	}
 	if walFile != nil {
 		defer walFile.Close()
@@ -129,63 +191,56 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 				continue
 			}
 			if err := encode(pgno); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	} else {
 		for _, pgno := range selectPages(pl.pages, pl.commit, lockPgno) {
 			if err := encode(pgno); err != nil {
-				return nil, err
+				return err
 			}
 		}
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	if err := bw.Flush(); err != nil {
-		return nil, err
-	}
-	size, err := f.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return nil, err
-	}
-	// No fsync: the file is read back right away and deleted after upload,
-	// and a read returns what was written even before writeback. Write and
-	// close errors (ENOSPC, EDQUOT; NFS reports them at close) are checked.
-	if err := f.Close(); err != nil {
-		return nil, err
 	}
 
 	// I5: if the log was restarted while frames were copied, they may have
 	// been overwritten by the new generation. The header is rewritten before
 	// any frame, so unchanged salts now mean every copied frame was intact.
+	// Checked before the file is complete, so that neither a staged file
+	// nor a streamed upload ever completes with torn content.
 	if pl.hasWAL {
-		hf, now, _, ok2, err := d.readWALHeader()
+		hf, now, _, ok, err := d.readWALHeader()
 		if hf != nil {
 			hf.Close()
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if !ok2 || !now.SameGeneration(pl.hdr) {
-			return nil, errRestarted // the deferred cleanup removes the file
+		if !ok || !now.SameGeneration(pl.hdr) {
+			return errRestarted
 		}
 	}
-	ok = true
-	var fp *fingerprint
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
 	if ph != nil {
-		fp = &fingerprint{TXID: txid, Timestamp: hdr.Timestamp, PageSize: hdr.PageSize, Commit: hdr.Commit, SHA256: ph.sum()}
+		p.fingerprint = &fingerprint{TXID: p.txid, Timestamp: hdr.Timestamp, PageSize: hdr.PageSize, Commit: hdr.Commit, SHA256: ph.sum()}
 	}
-	return &pending{
-		fingerprint: fp,
-		path:        path,
-		txid:        txid,
-		plan:        pl,
-		needL9:      txid == 1,
-		snapshot:    pl.snapshot,
-		size:        size,
-		started:     started,
-	}, nil
+	return nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // readPage reads page pgno as of a position of the log: from its newest

@@ -122,16 +122,19 @@ type plan struct {
 	walSize int64
 }
 
-// pending is a staged file whose upload has not completed. While it exists,
-// d.spare holds the read transaction begun for it (I2).
+// pending is a file whose upload has not completed: staged in the staging
+// directory, or (path "") streamed, encoded again from the log for every
+// upload attempt. While it exists, d.spare holds the read transaction begun
+// for it (I2).
 type pending struct {
 	path     string
 	txid     ltx.TXID
 	plan     *plan
+	ts       int64 // the header's timestamp (Unix ms)
 	needL9   bool
 	l9Done   bool
 	snapshot bool
-	size     int64     // bytes of the staged file, for the log
+	size     int64     // bytes of the file, for the log
 	started  time.Time // when staging began, for the log
 	// fingerprint is set for a snapshot of an empty log (fingerprint.go).
 	fingerprint *fingerprint
@@ -163,10 +166,16 @@ func (d *DB) Sync(ctx context.Context) error {
 
 func (d *DB) sync(ctx context.Context) error {
 	if d.pending != nil {
-		if err := d.upload(ctx, d.pending); err != nil {
+		err := d.upload(ctx, d.pending)
+		switch {
+		case errors.Is(err, errRestarted) && d.pending == nil:
+			// A streamed file that could not be encoded again was
+			// abandoned (abandonStreamed): plan afresh below.
+		case err != nil:
 			return err
+		default:
+			d.commit(d.pending)
 		}
-		d.commit(d.pending)
 	}
 	restarts := 0
 	return d.retryUnsettled(ctx, "sync", nil, func() error {
@@ -204,6 +213,12 @@ func (d *DB) syncOnce(ctx context.Context) error {
 		return nil
 	}
 	p, err := d.stage(ctx, pl)
+	if isNoSpace(err) {
+		// The staging directory's volume is full: upload straight from the
+		// log rather than wait for space the growing log may take first.
+		d.log.Warn("staging directory is full; uploading straight from the WAL", "err", err)
+		p, err = d.streamed(pl), nil
+	}
 	if err != nil {
 		d.endRead(&d.spare)
 		return err
@@ -252,8 +267,10 @@ func (d *DB) commit(p *pending) {
 	if p.fingerprint != nil {
 		d.saveFingerprint(p.fingerprint)
 	}
-	if err := os.Remove(p.path); err != nil {
-		d.log.Warn("remove staged file", "path", p.path, "err", err)
+	if p.path != "" {
+		if err := os.Remove(p.path); err != nil {
+			d.log.Warn("remove staged file", "path", p.path, "err", err)
+		}
 	}
 	d.updateStatus(func(s *Status) {
 		s.TXID = p.txid
@@ -452,13 +469,90 @@ func (d *DB) upload(ctx context.Context, p *pending) error {
 }
 
 func (d *DB) uploadFile(ctx context.Context, p *pending, level int) error {
+	desc := remote.FileDesc(level, p.txid, p.txid)
+	if p.path == "" {
+		return d.uploadStreamed(ctx, p, level)
+	}
 	f, err := os.Open(p.path)
 	if err != nil {
-		return fmt.Errorf("upload %s: %w", remote.FileDesc(level, p.txid, p.txid), err)
+		return fmt.Errorf("upload %s: %w", desc, err)
 	}
 	defer f.Close()
 	if _, err := d.client.WriteLTXFile(ctx, level, p.txid, p.txid, f); err != nil {
-		return fmt.Errorf("upload %s: %w", remote.FileDesc(level, p.txid, p.txid), err)
+		return fmt.Errorf("upload %s: %w", desc, err)
+	}
+	return nil
+}
+
+// uploadStreamed encodes p from the log straight into its upload. If the log
+// was restarted since p was planned (it cannot be encoded again, I5), p is
+// abandoned: unless an earlier attempt did upload it after all, in which case
+// it is committed as uploaded; either way no TXID ever gets two contents.
+func (d *DB) uploadStreamed(ctx context.Context, p *pending, level int) error {
+	desc := remote.FileDesc(level, p.txid, p.txid)
+	upCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		cw := &countingWriter{w: pw}
+		err := d.encodeL0(upCtx, cw, p, "")
+		p.size = cw.n
+		pw.CloseWithError(err)
+		errc <- err
+	}()
+	_, werr := d.client.WriteLTXFile(upCtx, level, p.txid, p.txid, pr)
+	pr.CloseWithError(errors.New("upload ended"))
+	if werr != nil {
+		cancel()
+	}
+	eerr := <-errc
+	if errors.Is(eerr, errRestarted) {
+		return d.abandonStreamed(ctx, p, level)
+	}
+	if eerr != nil {
+		return fmt.Errorf("upload %s: encode from WAL %s: %w", desc, d.walPath, eerr)
+	}
+	if werr != nil {
+		return fmt.Errorf("upload %s: %w", desc, werr)
+	}
+	return nil
+}
+
+// abandonStreamed handles a streamed file that can no longer be encoded: if
+// an earlier attempt uploaded it, that upload stands; otherwise the pending
+// state is dropped and the next sync plans afresh from the log.
+func (d *DB) abandonStreamed(ctx context.Context, p *pending, level int) error {
+	files, err := d.client.LTXFiles(ctx, level, p.txid)
+	if err != nil {
+		return fmt.Errorf("upload %s: WAL restarted; list level %d: %w", remote.FileDesc(level, p.txid, p.txid), level, err)
+	}
+	for _, f := range files {
+		if f.MinTXID == p.txid && f.MaxTXID == p.txid {
+			return nil
+		}
+	}
+	if level == remote.L0 && p.l9Done {
+		// The level-9 copy is the same file: copy it, so that TXID 1 keeps
+		// the one content it was uploaded with.
+		return d.copyFile(ctx, p.txid, remote.SnapshotLevel, remote.L0)
+	}
+	d.log.Info("WAL restarted before a streamed file was uploaded; planning it again", "txid", p.txid.String())
+	d.pending = nil
+	d.endRead(&d.spare)
+	return errRestarted
+}
+
+// copyFile copies the file of txid from one level of the replica to another.
+func (d *DB) copyFile(ctx context.Context, txid ltx.TXID, from, to int) error {
+	desc := remote.FileDesc(from, txid, txid)
+	rc, err := d.client.OpenLTXFile(ctx, from, txid, txid, 0, 0)
+	if err != nil {
+		return fmt.Errorf("copy %s to level %d: %w", desc, to, err)
+	}
+	defer rc.Close()
+	if _, err := d.client.WriteLTXFile(ctx, to, txid, txid, rc); err != nil {
+		return fmt.Errorf("copy %s to level %d: %w", desc, to, err)
 	}
 	return nil
 }

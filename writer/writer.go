@@ -311,7 +311,10 @@ func (d *DB) Open(ctx context.Context) (err error) {
 	if err := d.resume(ctx); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(d.opts.StagingDir, 0o755); err != nil {
+	if err := os.MkdirAll(d.opts.StagingDir, 0o755); isNoSpace(err) {
+		// Syncs stream their files while the volume is full (stage.go).
+		d.log.Warn("cannot create the staging directory: volume full", "path", d.opts.StagingDir, "err", err)
+	} else if err != nil {
 		return fmt.Errorf("create staging directory %s: %w", d.opts.StagingDir, err)
 	}
 	d.removeStaleStaging()
@@ -352,7 +355,9 @@ func (d *DB) Close(ctx context.Context) error {
 		})
 	}
 	if d.pending != nil {
-		_ = os.Remove(d.pending.path)
+		if d.pending.path != "" {
+			_ = os.Remove(d.pending.path)
+		}
 		d.pending = nil
 	}
 	if err := d.releaseAll(); err != nil {
