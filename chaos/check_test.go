@@ -21,8 +21,9 @@ type checker struct {
 	tally    *tally
 	dir      string
 	db       string
-	replica  string // a file replica's directory
-	url      string // its URL
+	replica  string   // a file replica's directory ("" for another backend)
+	url      string   // its URL
+	env      []string // extra environment of readers (credentials)
 	bound    time.Duration
 	live     *shellProc // the following VFS reader
 	follow   *proc      // restore -f
@@ -43,7 +44,7 @@ func (c *checker) startFollowers() {
 }
 
 func (c *checker) startLive() {
-	c.live = startShell(c.t, "vfs-live", vfsEnv(), ":memory:")
+	c.live = startShell(c.t, "vfs-live", append(vfsEnv(), c.env...), ":memory:")
 	if _, err := c.live.run(vfsOpen(c.url), time.Minute); err != nil {
 		c.t.Fatalf("open the replica through the extension: %v", err)
 	}
@@ -67,6 +68,9 @@ func (c *checker) readers() []struct {
 	restoreOut := filepath.Join(c.dir, "check-restore.db")
 	restore := func(full bool) (dbState, error) {
 		s := replicaStamp(c.replica)
+		if c.replica == "" {
+			s = time.Now().String() // not listable here: restore each time
+		}
 		if s == stamp {
 			if full && cachedErr == nil && cached.txlog == nil {
 				cached, cachedErr = readFile(restoreOut, true)
@@ -75,7 +79,7 @@ func (c *checker) readers() []struct {
 		}
 		stamp = s
 		os.Remove(restoreOut)
-		res := runLS(c.t, 3*time.Minute, "restore", "-integrity-check", "full", "-o", restoreOut, c.url)
+		res := runLSEnv(c.t, c.env, 3*time.Minute, "restore", "-integrity-check", "full", "-o", restoreOut, c.url)
 		if res.code != 0 {
 			cached, cachedErr = dbState{}, fmt.Errorf("restore: %s", res)
 		} else {
@@ -83,7 +87,7 @@ func (c *checker) readers() []struct {
 		}
 		return cached, cachedErr
 	}
-	vfsOnce := func(full bool) (dbState, error) { return readVFS(c.url, full) }
+	vfsOnce := func(full bool) (dbState, error) { return readVFSEnv(c.env, c.url, full) }
 	live := func(full bool) (dbState, error) {
 		if c.live.exited() {
 			return dbState{}, fmt.Errorf("the following VFS reader exited: %v: %s", c.live.err, c.live.stderr.String())
@@ -143,7 +147,11 @@ func (c *checker) check(label string, final bool) {
 	for _, r := range c.readers() {
 		var got dbState
 		var err error
-		ok := waitFor(time.Until(deadline), 100*time.Millisecond, func() bool {
+		every := 100 * time.Millisecond
+		if c.replica == "" {
+			every = 500 * time.Millisecond
+		}
+		ok := waitFor(time.Until(deadline), every, func() bool {
 			got, err = r.read(false)
 			return err == nil && got.hash == src.hash
 		})

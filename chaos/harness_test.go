@@ -334,10 +334,16 @@ func (r cliResult) String() string {
 // runLS runs the built binary and returns its exit status and output.
 func runLS(t *testing.T, timeout time.Duration, args ...string) cliResult {
 	t.Helper()
+	return runLSEnv(t, nil, timeout, args...)
+}
+
+// runLSEnv is runLS with extra environment variables.
+func runLSEnv(t *testing.T, env []string, timeout time.Duration, args ...string) cliResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, lsBin, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = cleanEnv(env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -280,7 +280,12 @@ func vfsEnv() []string {
 
 // readVFS reads the replica through the extension in a new sqlite3 process.
 func readVFS(replicaURL string, full bool) (dbState, error) {
-	out, err := shellOnce(vfsEnv(), ":memory:", vfsOpen(replicaURL)+stateScript(full, true), 2*time.Minute)
+	return readVFSEnv(nil, replicaURL, full)
+}
+
+// readVFSEnv is readVFS with extra environment variables.
+func readVFSEnv(env []string, replicaURL string, full bool) (dbState, error) {
+	out, err := shellOnce(append(vfsEnv(), env...), ":memory:", vfsOpen(replicaURL)+stateScript(full, true), 3*time.Minute)
 	if err != nil {
 		return dbState{}, err
 	}

@@ -1,0 +1,223 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/litestream-go/litestream/internal/faultproxy"
+)
+
+// MinIO as installed by scripts/testservers/minio.sh (the version and the
+// cache directory are remote/internal/testserver's, which this package
+// cannot import).
+const (
+	minioVersion  = "v0.0.0-20260212201848-7aac2a2c5b7c"
+	minioUser     = "litestream-test"
+	minioPassword = "litestream-test-secret"
+)
+
+func minioBinary() string {
+	dir := os.Getenv("LITESTREAM_TESTSERVERS_DIR")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".cache", "litestream-testservers")
+	}
+	for _, p := range []string{os.Getenv("LITESTREAM_MINIO_BIN"), filepath.Join(dir, "minio-"+minioVersion, "minio")} {
+		if fi, err := os.Stat(p); p != "" && err == nil && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p
+	}
+	return ""
+}
+
+// startMinIO starts MinIO on 127.0.0.1 and returns its endpoint, or skips
+// (fails under LITESTREAM_REQUIRE_SERVERS=1) when it is not installed.
+func startMinIO(t *testing.T, dataDir string) string {
+	t.Helper()
+	bin := minioBinary()
+	if bin == "" {
+		msg := "MinIO is not installed: run scripts/testservers/minio.sh (or make deps)"
+		if os.Getenv("LITESTREAM_REQUIRE_SERVERS") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	freePort := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	for attempt := 0; attempt < 3; attempt++ { // a free port may be taken meanwhile
+		addr := "127.0.0.1:" + strconv.Itoa(freePort())
+		cmd := exec.Command(bin, "server", dataDir, "--address", addr, "--console-address", "127.0.0.1:"+strconv.Itoa(freePort()), "--quiet")
+		cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+minioUser, "MINIO_ROOT_PASSWORD="+minioPassword, "MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
+		out := &lockedBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+		endpoint := "http://" + addr
+		if waitFor(30*time.Second, 50*time.Millisecond, func() bool {
+			resp, err := http.Get(endpoint + "/minio/health/live")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}) {
+			return endpoint
+		}
+		_ = cmd.Process.Kill()
+		<-done
+		t.Logf("MinIO did not start:\n%s", out.String())
+	}
+	t.Fatal("MinIO did not start")
+	return ""
+}
+
+func createBucket(t *testing.T, endpoint, bucket string) {
+	t.Helper()
+	cl := s3.New(s3.Options{
+		BaseEndpoint: aws.String(endpoint),
+		Region:       "us-east-1",
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(minioUser, minioPassword, ""),
+	})
+	// MinIO may answer 503 for a moment after it starts.
+	var err error
+	if !waitFor(30*time.Second, 100*time.Millisecond, func() bool {
+		_, err = cl.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+		return err == nil
+	}) {
+		t.Fatalf("create bucket %s: %v", bucket, err)
+	}
+}
+
+// TestS3Faults replicates to MinIO through internal/faultproxy: 500 and
+// 503 answers, connection resets (also after the server applied a write),
+// truncated and slow bodies — and, in the long profile, stalls past the
+// client's timeout. While faults are on, the application keeps writing;
+// once they stop, the replica must catch up within the bound and every
+// reader equal the source. Then, with 20% of requests failing again,
+// restores must still succeed and equal the source (a failed one counts as
+// stuck: transient faults must be retried), and the VFS must return the
+// source or a clear error.
+func TestS3Faults(t *testing.T) {
+	requireTools(t)
+	c := &tally{}
+	defer c.report(t)
+	seed, rng := testSeed(t)
+	dir := workDir(t)
+	endpoint := startMinIO(t, mkdir(dir, "minio"))
+	createBucket(t, endpoint, "chaos")
+	rates := faultproxy.Transient(0.2).Plus(faultproxy.Rates{faultproxy.SlowBody: 0.05})
+	if long {
+		rates = rates.Plus(faultproxy.Stalls(0.005))
+	}
+	proxy := faultproxy.StartT(t, endpoint, faultproxy.Options{Seed: seed, Rates: rates, Disabled: true})
+	creds := []string{"LITESTREAM_ACCESS_KEY_ID=" + minioUser, "LITESTREAM_SECRET_ACCESS_KEY=" + minioPassword, "AWS_REGION=us-east-1"}
+	url := "s3://chaos/app?endpoint=" + proxy.Addr() + "&force-path-style=true"
+
+	db := filepath.Join(dir, "app.db")
+	w := newWorkload(rng)
+	createDB(t, db)
+	cfg := daemonYAML(t, dir, db, url, "")
+	startDaemon := func() *proc { return startLS(t, "replicate", cleanEnv(creds...), "replicate", "-config", cfg) }
+	d := startDaemon()
+	ch := newChecker(t, w, c, dir, db, "")
+	ch.url, ch.env = url, creds
+	ch.check("before faults", false)
+	ch.startLive()
+
+	cycles := pick(3, 20)
+	for cycle := 1; cycle <= cycles; cycle++ {
+		// Faults on while the application writes.
+		proxy.SetEnabled(true)
+		bg := startWriter(t, w, db, 20*time.Millisecond)
+		for range 2 {
+			id, sql := w.large("L", 300+rng.IntN(1500))
+			if err := commitOnce(w, db, id, sql); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond) // pacing
+		}
+		if errs := bg.halt(); len(errs) > 0 {
+			t.Fatalf("writer: %v", errs)
+		}
+		if d.exited() {
+			t.Fatalf("replicate exited under faults (%v):\n%s", d.err, tail(d.out.String(), 3000))
+		}
+		// Faults off: the replica catches up and every reader agrees.
+		proxy.SetEnabled(false)
+		ch.check(fmt.Sprintf("cycle %d, faults stopped", cycle), false)
+
+		// Faults on for the readers only (the source is quiet).
+		proxy.SetEnabled(true)
+		src, err := readSource(db, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range pick(3, 10) {
+			label := fmt.Sprintf("cycle %d, restore %d under faults", cycle, i+1)
+			out := filepath.Join(dir, "faulty-restore.db")
+			os.Remove(out)
+			res := runLSEnv(t, creds, 5*time.Minute, "restore", "-integrity-check", "full", "-o", out, url)
+			if res.code != 0 {
+				c.add(outcomeStuck, fmt.Sprintf("%s failed although every fault is transient: %s", label, res))
+				continue
+			}
+			st, err := readFile(out, true)
+			if err != nil {
+				c.add(outcomeWrong, fmt.Sprintf("%s exited 0 with an unreadable database: %v", label, err))
+			} else if st.hash != src.hash {
+				o, why := w.judge(src, st, true)
+				c.add(o, label+": "+why)
+			} else {
+				c.add(outcomeOK, "")
+			}
+		}
+		for i := range pick(3, 10) {
+			label := fmt.Sprintf("cycle %d, VFS read %d under faults", cycle, i+1)
+			st, err := readVFSEnv(creds, url, true)
+			switch {
+			case err != nil:
+				c.add(clearError(err), label+": "+err.Error())
+			case st.hash != src.hash:
+				o, why := w.judge(src, st, true)
+				c.add(o, label+": "+why)
+			default:
+				c.add(outcomeOK, "")
+			}
+		}
+		proxy.SetEnabled(false)
+	}
+	st := proxy.Stats()
+	t.Logf("proxy: %d requests, %d failed by the proxy", st.TotalRequests(), st.Failures())
+	if code := d.term(2 * time.Minute); code != 0 || !strings.Contains(d.out.String(), "final sync done") {
+		t.Errorf("replicate exited %d after SIGTERM (want 0 after a final sync):\n%s", code, tail(d.out.String(), 3000))
+	}
+	ch.check("final", true)
+	ch.finalSource()
+}
