@@ -17,6 +17,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // Frame locates one page frame in one LTX file. It has the same fields as
@@ -47,12 +48,11 @@ type Options struct {
 	// Parallelism bounds this Fetcher's concurrent range requests
 	// (default 8).
 	Parallelism int
-	// Retries is how many times a failed range read is retried (default 3;
-	// negative: never). A missing file or a cancelled context is not retried.
-	Retries int
-	// Backoff is the wait before the first retry, doubled before each next
-	// one (default 100ms).
-	Backoff time.Duration
+	// Retry is the policy for a failed range read (zero fields:
+	// DefaultRetry's). It retries what retry.Retryable accepts: not a
+	// missing file, a cancelled context, a failure the backend marked
+	// permanent, or one the backend already retried to exhaustion.
+	Retry retry.Policy
 	// Logger receives retry warnings (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -67,19 +67,27 @@ func (o Options) withDefaults() Options {
 	if o.Parallelism <= 0 {
 		o.Parallelism = 8
 	}
-	if o.Retries == 0 {
-		o.Retries = 3
-	} else if o.Retries < 0 {
-		o.Retries = 0
-	}
-	if o.Backoff <= 0 {
-		o.Backoff = 100 * time.Millisecond
-	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Retry.Attempts <= 0 {
+		o.Retry.Attempts = DefaultRetry.Attempts
+	}
+	if o.Retry.Base <= 0 {
+		o.Retry.Base = DefaultRetry.Base
+	}
+	if o.Retry.Logger == nil {
+		o.Retry.Logger = o.Logger
+	}
+	o.Retry = o.Retry.WithDefaults()
 	return o
 }
+
+// DefaultRetry is the fetcher's default policy: four tries, 100ms before
+// the first retry. The backends retry transient failures themselves; this
+// layer covers what they do not, such as a request the VFS cut off for
+// taking too long.
+var DefaultRetry = retry.Policy{Attempts: 4, Base: 100 * time.Millisecond}
 
 // Stats are a Fetcher's counters since it was created.
 type Stats struct {
@@ -361,40 +369,27 @@ func (f *Fetcher) complete(k key, c *call, data []byte, err error) {
 	close(c.done)
 }
 
-// readRange reads size bytes at off of file, retrying transient failures
-// with exponential backoff.
+// readRange reads size bytes at off of file, retrying failures by the
+// Options' policy.
 func (f *Fetcher) readRange(ctx context.Context, file *ltx.FileInfo, off, size int64) ([]byte, error) {
 	desc := remote.FileDesc(file.Level, file.MinTXID, file.MaxTXID)
-	backoff := f.opts.Backoff
-	for attempt := 0; ; attempt++ {
-		b, err := f.readOnce(ctx, file, off, size)
-		if err == nil {
-			return b, nil
+	var b []byte
+	tries := 0
+	err := f.opts.Retry.Do(ctx, fmt.Sprintf("read %s bytes %d+%d", desc, off, size), retry.Retryable, func(ctx context.Context) error {
+		if tries++; tries > 1 {
+			f.retries.Add(1)
 		}
-		err = fmt.Errorf("read %s bytes %d+%d: %w", desc, off, size, err)
+		var err error
+		b, err = f.readOnce(ctx, file, off, size)
+		return err
+	})
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if errors.Is(err, remote.ErrNotExist) || isContextErr(err) {
-			return nil, err
-		}
-		if attempt >= f.opts.Retries {
-			if attempt > 0 {
-				return nil, fmt.Errorf("%w (gave up after %d attempts)", err, attempt+1)
-			}
-			return nil, err
-		}
-		f.retries.Add(1)
-		f.opts.Logger.Warn("page read failed, retrying", "file", desc, "offset", off, "size", size, "attempt", attempt+1, "backoff", backoff, "error", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		}
-		backoff *= 2
+		return nil, fmt.Errorf("read %s bytes %d+%d: %w", desc, off, size, err)
 	}
+	return b, nil
 }
 
 func (f *Fetcher) readOnce(ctx context.Context, file *ltx.FileInfo, off, size int64) ([]byte, error) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/index/indextest"
 	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 const pageSize = 4096
@@ -474,7 +476,7 @@ func TestRetries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			calls.Store(0)
 			failures = tt.failures
-			f := NewFetcher(c, New(1<<20), Options{Backoff: time.Millisecond, Logger: quiet})
+			f := NewFetcher(c, New(1<<20), Options{Retry: retry.Policy{Base: time.Millisecond}, Logger: quiet})
 			b, err := f.ReadPage(ctx, a.req(t, 2))
 			if tt.wantErr {
 				if err == nil || !strings.Contains(err.Error(), "injected failure") || !strings.Contains(err.Error(), "0000000000000001-0000000000000001.ltx") || !strings.Contains(err.Error(), "4 attempts") {
@@ -491,12 +493,62 @@ func TestRetries(t *testing.T) {
 
 	// A missing file is not retried.
 	c.OpenHook = nil
-	f := NewFetcher(c, New(1<<20), Options{Backoff: time.Millisecond, Logger: quiet})
+	f := NewFetcher(c, New(1<<20), Options{Retry: retry.Policy{Base: time.Millisecond}, Logger: quiet})
 	missing := a.req(t, 2)
 	missing.File = &ltx.FileInfo{Level: 9, MinTXID: 1, MaxTXID: 99}
 	if _, err := f.ReadPage(ctx, missing); !errors.Is(err, remote.ErrNotExist) || f.Stats().Fetches != 1 {
 		t.Fatalf("error %v, stats %+v", err, f.Stats())
 	}
+
+	// Nor is a failure the backend marked permanent (denied access), or
+	// one it already retried to exhaustion: budgets do not multiply.
+	for _, fail := range []error{
+		retry.Permanent(errors.New("access denied")),
+		&retry.ExhaustedError{Attempts: 5, Err: errors.New("connection reset")},
+	} {
+		c.OpenHook = func(int, ltx.TXID, ltx.TXID, int64, int64) error { return fail }
+		f := NewFetcher(c, New(1<<20), Options{Retry: retry.Policy{Base: time.Millisecond}, Logger: quiet})
+		if _, err := f.ReadPage(ctx, a.req(t, 2)); !errors.Is(err, fail) || f.Stats().Fetches != 1 {
+			t.Fatalf("%v: error %v, stats %+v", fail, err, f.Stats())
+		}
+	}
+}
+
+// TestShortBody: a remote whose reader yields fewer bytes than asked (a
+// body cut short) is an error or a retry, never a page decoded from a
+// partial buffer.
+func TestShortBody(t *testing.T) {
+	rng := newRNG(t)
+	c := indextest.NewMem()
+	a := putFile(t, c, rng, 9, 1, 5)
+	short := &shortClient{Client: c}
+	f := NewFetcher(short, New(1<<20), Options{Retry: retry.Policy{Attempts: 3, Base: time.Millisecond}, Logger: quiet})
+	short.cut.Store(1)
+	b, err := f.ReadPage(t.Context(), a.req(t, 3))
+	if err != nil || !bytes.Equal(b, a.pages[3]) || f.Stats().Retries != 1 {
+		t.Fatalf("one short body: %v, equal %v, stats %+v", err, bytes.Equal(b, a.pages[3]), f.Stats())
+	}
+	short.cut.Store(100)
+	if _, err := f.ReadPage(t.Context(), a.req(t, 4)); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("short bodies only: %v", err)
+	}
+}
+
+// shortClient cuts the body of the next cut reads in half.
+type shortClient struct {
+	remote.Client
+	cut atomic.Int64
+}
+
+func (c *shortClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	rc, err := c.Client.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
+	if err != nil || c.cut.Add(-1) < 0 {
+		return rc, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(rc, size/2), rc}, nil
 }
 
 // A reader waiting on another reader's fetch is not failed by that reader's

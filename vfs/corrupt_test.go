@@ -15,6 +15,7 @@ import (
 	"github.com/litestream-go/litestream/pagecache"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
+	"github.com/litestream-go/litestream/remote/retry"
 	"github.com/litestream-go/litestream/vfs"
 )
 
@@ -114,4 +115,4 @@ func TestVFSVerifiesSmallFiles(t *testing.T) {
 	}
 }
 
-func pagecacheNoRetry() pagecache.Options { return pagecache.Options{Retries: -1} }
+func pagecacheNoRetry() pagecache.Options { return pagecache.Options{Retry: retry.Never} }

@@ -18,6 +18,7 @@ import (
 	"github.com/litestream-go/litestream/pagecache"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
+	"github.com/litestream-go/litestream/remote/retry"
 	"github.com/litestream-go/litestream/vfs"
 	"github.com/litestream-go/litestream/vfs/vfstest"
 )
@@ -285,7 +286,7 @@ func TestOneReplicaOnePoller(t *testing.T) {
 }
 
 func pagecacheOpts() pagecache.Options {
-	return pagecache.Options{Retries: 2, Backoff: time.Millisecond}
+	return pagecache.Options{Retry: retry.Policy{Attempts: 3, Base: time.Millisecond}}
 }
 
 func TestFaultyRemote(t *testing.T) {
