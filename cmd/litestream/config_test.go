@@ -348,6 +348,9 @@ dbs:
       webdav-password: p
       path: /d
 `
+	if _, err := ParseConfig([]byte("dbs:\n  - path: /a.db\n    replica: {url: 's3://b/a?sign-payload=true&forcePathStyle=true'}\n"), true, env(nil)); err != nil {
+		t.Errorf("sign-payload=true in the URL: %v", err)
+	}
 	cfg, err := ParseConfig([]byte(all), true, env(nil))
 	if err != nil {
 		t.Fatalf("a config with every key must load: %v", err)
@@ -372,6 +375,8 @@ dbs:
 		{"watch without dir", "dbs:\n  - path: /a.db\n    watch: true\n    replica: {url: file:///b}\n", "'watch' can only be enabled with a directory"},
 		{"path and dir", "dbs:\n  - path: /a.db\n    dir: /x\n    pattern: '*'\n    replica: {url: file:///b}\n", "cannot specify both 'path' and 'dir'"},
 		{"heartbeat interval", "heartbeat-interval: 0s\n", "heartbeat-interval"},
+		{"url sign-payload=false", "dbs:\n  - path: /a.db\n    replica: {url: 's3://b/a?endpoint=x&signPayload=false'}\n", "line 3: dbs[0].replica.url: URL parameter sign-payload: false (unsigned payloads) is not supported"},
+		{"url storage class", "dbs:\n  - path: /a.db\n    replica: {url: 's3://b/a?storage-class=GLACIER'}\n", "storage-class"},
 	} {
 		_, err := ParseConfig([]byte(tc.yaml), true, env(nil))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

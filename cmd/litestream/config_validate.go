@@ -8,7 +8,9 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -151,6 +153,9 @@ func (c *Config) Validate() error {
 			if err := c.checkReplicaSettings(rwhere, &rc.ReplicaSettings, schemeOf(ref.URL)); err != nil {
 				return err
 			}
+			if err := checkURLSettings(ref.URL); err != nil {
+				return c.keyError(rwhere+".url", "%v", err)
+			}
 		}
 	}
 	return nil
@@ -224,6 +229,55 @@ func (c *Config) checkReplicaSettings(where string, rs *ReplicaSettings, scheme 
 	}
 	if scheme == "sftp" && rs.ConcurrentWrites != nil && !*rs.ConcurrentWrites {
 		return c.keyError(key("concurrent-writes"), "false is not supported by this build (its SFTP client always writes concurrently)")
+	}
+	return nil
+}
+
+// checkURLSettings rejects the S3 compatibility settings given as query
+// parameters of a replica URL (Litestream's camelCase or kebab-case names)
+// that this build cannot apply, as checkS3Settings does for the keys.
+func checkURLSettings(raw string) error {
+	if schemeOf(raw) != "s3" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil // opening it reports why
+	}
+	q := u.Query()
+	var rs ReplicaSettings
+	boolParam := func(dst **bool, names ...string) error {
+		for _, n := range names {
+			if v := q.Get(n); v != "" {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return fmt.Errorf("query parameter %s=%q: want true or false", n, v)
+				}
+				*dst = &b
+			}
+		}
+		return nil
+	}
+	for _, p := range []struct {
+		dst   **bool
+		names []string
+	}{
+		{&rs.SignPayload, []string{"signPayload", "sign-payload"}},
+		{&rs.SignAcceptEncoding, []string{"signAcceptEncoding", "sign-accept-encoding"}},
+		{&rs.RequireContentMD5, []string{"requireContentMD5", "require-content-md5"}},
+		{&rs.PutObjectContentMD5, []string{"putObjectContentMD5", "put-object-content-md5"}},
+	} {
+		if err := boolParam(p.dst, p.names...); err != nil {
+			return err
+		}
+	}
+	rs.StorageClass = pick(q.Get("storageClass"), q.Get("storage-class"))
+	rs.SSECustomerKey = pick(q.Get("sseCustomerKey"), q.Get("sse-customer-key"))
+	rs.SSECustomerAlgorithm = pick(q.Get("sseCustomerAlgorithm"), q.Get("sse-customer-algorithm"))
+	rs.SSEKMSKeyID = pick(q.Get("sseKmsKeyId"), q.Get("sse-kms-key-id"))
+	var c Config
+	if err := c.checkS3Settings("", &rs); err != nil {
+		return fmt.Errorf("URL parameter %v", err)
 	}
 	return nil
 }

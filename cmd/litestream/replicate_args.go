@@ -42,7 +42,7 @@ func (m *Main) parseReplicateArgs(_ context.Context, args []string) (*replicateA
 			return nil, err
 		}
 	case 1:
-		return nil, usageErrorf("litestream replicate DB_PATH REPLICA_URL", "must specify at least one replica URL for %s", fs.Arg(0))
+		return nil, fmt.Errorf("must specify at least one replica URL for %s", fs.Arg(0))
 	default:
 		if cf.path != "" {
 			return nil, fmt.Errorf("cannot specify a replica URL and the -config flag")
@@ -62,6 +62,9 @@ func (m *Main) parseReplicateArgs(_ context.Context, args []string) (*replicateA
 		u, err := replicaArg(fs.Arg(1))
 		if err != nil {
 			return nil, err
+		}
+		if err := checkURLSettings(u); err != nil {
+			return nil, redactErr(err, u)
 		}
 		cfg = &Config{DBs: []*DBConfig{{Path: path, Replica: &ReplicaConfig{URL: u}}}}
 		if err := cfg.Validate(); err != nil {
