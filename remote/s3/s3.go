@@ -3,11 +3,12 @@
 //
 //	s3://BUCKET/<path>/<level as %04x>/<%016x-%016x>.ltx
 //
-// A replica at the bucket root (empty path) has keys "<level>/<name>".
-// Litestream v0.5 writes "/<level>/<name>" there (path + "/" + ...); MinIO
-// strips the leading slash on write but not from a listing prefix, so that
-// form cannot be listed back on MinIO, and on AWS it is a distinct key.
-// Replicas with a path, the documented form, are identical in both tools.
+// A replica at the bucket root (empty path, s3://BUCKET/) has keys
+// "/<level>/<name>", with a leading slash, because Litestream v0.5 writes
+// them so (path + "/" + ...): on AWS that is a key distinct from
+// "<level>/<name>", and both tools must use the same one to share the
+// replica. (MinIO stores the key without the slash and lists it under
+// either prefix.) Replicas with a path are identical in both tools.
 //
 // Credentials come from Config, else the AWS SDK's default chain
 // (environment, shared files, SSO, instance and task roles). With a custom
@@ -250,10 +251,10 @@ func (c *Client) client(ctx context.Context) (*s3.Client, error) {
 	return c.s3, nil
 }
 
+// levelPrefix is "<path>/<level %04x>/". At the bucket root (empty path)
+// that is "/0000/...", with a leading slash, as Litestream v0.5 writes it
+// (its key is path + "/" + level), so that both tools share a replica there.
 func (c *Client) levelPrefix(level int) string {
-	if c.cfg.Path == "" {
-		return fmt.Sprintf("%04x/", level)
-	}
 	return c.cfg.Path + "/" + fmt.Sprintf("%04x", level) + "/"
 }
 
@@ -396,19 +397,33 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 		etag string
 	}
 	var objs []listed
-	err = c.list(ctx, cl, prefix, startAfter, "/", func(o types.Object) {
-		key := aws.ToString(o.Key)
-		name := strings.TrimPrefix(key, prefix)
-		minTXID, maxTXID, err := ltx.ParseFilename(name)
-		if err != nil || minTXID < seek || remote.FileName(minTXID, maxTXID) != name {
-			return
+	seen := map[string]bool{}
+	add := func(pfx string) func(o types.Object) {
+		return func(o types.Object) {
+			key := aws.ToString(o.Key)
+			name := strings.TrimPrefix(key, pfx)
+			minTXID, maxTXID, err := ltx.ParseFilename(name)
+			if err != nil || minTXID < seek || remote.FileName(minTXID, maxTXID) != name || seen[name] {
+				return
+			}
+			seen[name] = true
+			info := &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: aws.ToInt64(o.Size),
+				CreatedAt: aws.ToTime(o.LastModified).UTC()}
+			objs = append(objs, listed{info: info, key: key, etag: aws.ToString(o.ETag)})
 		}
-		info := &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: aws.ToInt64(o.Size),
-			CreatedAt: aws.ToTime(o.LastModified).UTC()}
-		objs = append(objs, listed{info: info, key: key, etag: aws.ToString(o.ETag)})
-	})
-	if err != nil {
+	}
+	if err := c.list(ctx, cl, prefix, startAfter, "/", add(prefix)); err != nil {
 		return nil, c.fail("list", prefix, err)
+	}
+	if c.cfg.Path == "" {
+		// At the bucket root, also the keys without the leading slash:
+		// MinIO stores Litestream's "/0009/..." so when it arrives by
+		// multipart upload, and replicas written before this build used
+		// that layout. Reads and deletes go to the key as listed.
+		alt := strings.TrimPrefix(prefix, "/")
+		if err := c.list(ctx, cl, alt, strings.TrimPrefix(startAfter, "/"), "/", add(alt)); err != nil {
+			return nil, c.fail("list", alt, err)
+		}
 	}
 
 	// Timestamps: from memory where the ETag matches, else HEAD.
@@ -496,6 +511,14 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 	rc, err := c.cfg.Retry.OpenRange(ctx, desc, transient, offset, size, func(ctx context.Context, offset, size int64) (io.ReadCloser, int64, error) {
 		return c.get(ctx, cl, key, offset, size)
 	})
+	if errors.Is(err, remote.ErrNotExist) && c.cfg.Path == "" {
+		// A bucket-root file stored without the leading slash (see
+		// LTXFiles).
+		alt := strings.TrimPrefix(key, "/")
+		rc, err = c.cfg.Retry.OpenRange(ctx, desc, transient, offset, size, func(ctx context.Context, offset, size int64) (io.ReadCloser, int64, error) {
+			return c.get(ctx, cl, alt, offset, size)
+		})
+	}
 	if err != nil {
 		return nil, c.fail("open", key, err)
 	}
@@ -701,6 +724,12 @@ func (c *Client) putMultipart(ctx context.Context, cl *s3.Client, key string, sp
 // not an error. It tries every batch and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
 	keys, errs := backend.DeleteKeys(files, c.Key, c.fail)
+	if c.cfg.Path == "" {
+		// Both forms of a bucket-root key (see LTXFiles).
+		for _, k := range keys[:len(keys):len(keys)] {
+			keys = append(keys, strings.TrimPrefix(k, "/"))
+		}
+	}
 	return errors.Join(append(errs, c.deleteKeys(ctx, keys))...)
 }
 

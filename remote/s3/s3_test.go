@@ -88,7 +88,7 @@ func TestLayout(t *testing.T) {
 		path, prefix string
 	}{
 		{"backups/app", "backups/app/"},
-		{"", ""}, // see the package doc on Litestream's leading "/"
+		{"", "/"}, // Litestream's leading "/" at the bucket root (package doc)
 	} {
 		t.Run("path="+tt.path, func(t *testing.T) {
 			c := newClient(t, endpoint, "layout"+strings.ReplaceAll(tt.path, "/", "-"), tt.path)
