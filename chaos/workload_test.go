@@ -78,12 +78,28 @@ func (w *workload) small(prefix string) (id, sql string) {
 // large: rows*~1 KiB in one statement; with a small cache_size it spills
 // to the WAL before COMMIT.
 func (w *workload) large(prefix string, rows int) (id, sql string) {
+	return w.largeNoise(prefix, rows, 8)
+}
+
+// largeNoise is large with pieces*64 incompressible bytes per row.
+func (w *workload) largeNoise(prefix string, rows, pieces int) (id, sql string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	id = w.newID(prefix)
 	stmt := fmt.Sprintf(`WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < %d)
-INSERT INTO items(txn, k, payload) SELECT '%s', (i * 7919 + %d) %% 100000, sha3('%s:' || i, 512) || zeroblob(%d) FROM c;`, rows, id, w.rng.IntN(1000), id, 500+w.rng.IntN(1000))
+INSERT INTO items(txn, k, payload) SELECT '%s', (i * 7919 + %d) %% 100000, %s || zeroblob(%d) FROM c;`, rows, id, w.rng.IntN(1000), noise(id, pieces), 200+w.rng.IntN(800))
 	return w.finish(id, "large", []string{stmt})
+}
+
+// noise is an SQL expression of n*64 bytes that do not compress (so
+// snapshots and compactions grow past the VFS's whole-file size), the same
+// on every replay.
+func noise(id string, n int) string {
+	parts := make([]string, n)
+	for j := range parts {
+		parts[j] = fmt.Sprintf("sha3('%s:' || i || ':%d', 512)", id, j)
+	}
+	return strings.Join(parts, " || ")
 }
 
 // schema: create or drop a side table or an index (page 1 and the schema
