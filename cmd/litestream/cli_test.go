@@ -393,3 +393,18 @@ func TestRestore_Progress(t *testing.T) {
 		}
 	}
 }
+
+// TestRestore_CreatesParentDirs: restore -o into folders that do not exist
+// creates them, as Litestream does (it used to fail with a false
+// diagnosis).
+func TestRestore_CreatesParentDirs(t *testing.T) {
+	fx := fixtureDir(t)
+	out := filepath.Join(t.TempDir(), "new", "dir", "app.db")
+	code, stdout, stderr := run(t, noConfig(t), "restore", "-o", out, "file://"+filepath.Join(fx, "replica"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, stdout, stderr)
+	}
+	if got := fileSHA256(t, out); got != fixtureSHA256 {
+		t.Errorf("sha256 %s", got)
+	}
+}

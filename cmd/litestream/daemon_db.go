@@ -140,34 +140,30 @@ func (e *dbEntry) open(ctx context.Context) error {
 	return nil
 }
 
-// openRetrying opens the database; when that fails it reports why (log,
-// status, metrics) and keeps trying in the background with a growing
-// delay, so that a replica unreachable at start delays replication, not
-// the application. It never fails.
+// openFirstWait bounds how long the daemon waits for a database's first
+// open before it goes on (starting the -exec application, say): an
+// unreachable replica may take long to fail.
+const openFirstWait = 5 * time.Second
+
+// openRetrying opens the database in the background, retrying with a
+// growing delay while it fails, and reports each failure (log, status,
+// metrics), so that a replica unreachable at start delays replication, not
+// the application. It waits for the first attempt, at most openFirstWait.
 func (e *dbEntry) openRetrying(ctx context.Context) {
-	e.opMu.Lock()
-	defer e.opMu.Unlock()
-	err := e.open(ctx)
-	if err == nil {
-		return
-	}
-	e.d.log.Error("cannot open database; retrying in the background", "db", e.path, "replica", e.red, "error", err)
 	rctx, cancel := context.WithCancel(e.d.runCtx)
 	done := make(chan struct{})
+	first := make(chan struct{})
 	e.mu.Lock()
-	e.state, e.openErr = stateOpening, err.Error()
+	e.state, e.openErr = stateOpening, ""
 	e.retryCancel, e.retryDone = cancel, done
 	e.mu.Unlock()
 	go func() {
 		defer close(done)
+		var once sync.Once
+		signal := func() { once.Do(func() { close(first) }) }
+		defer signal()
 		delay := openRetryMin
-		for attempt := 2; ; attempt++ {
-			select {
-			case <-rctx.Done():
-				return
-			case <-time.After(delay):
-			}
-			delay = min(2*delay, openRetryMax)
+		for attempt := 1; ; attempt++ {
 			e.opMu.Lock()
 			if rctx.Err() != nil {
 				e.opMu.Unlock()
@@ -179,22 +175,39 @@ func (e *dbEntry) openRetrying(ctx context.Context) {
 				e.retryCancel, e.retryDone = nil, nil
 				e.mu.Unlock()
 				e.opMu.Unlock()
-				e.d.log.Info("database opened after retrying", "db", e.path, "attempts", attempt)
+				if attempt > 1 {
+					e.d.log.Info("database opened after retrying", "db", e.path, "attempts", attempt)
+				}
 				return
 			}
 			e.mu.Lock()
 			e.openErr = err.Error()
 			e.mu.Unlock()
 			e.opMu.Unlock()
+			if rctx.Err() != nil {
+				return
+			}
 			e.d.log.Error("cannot open database; retrying in the background", "db", e.path, "replica", e.red,
 				"attempt", attempt, "next", delay.String(), "error", err)
+			signal()
+			select {
+			case <-rctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, openRetryMax)
 		}
 	}()
+	select {
+	case <-first:
+	case <-time.After(openFirstWait):
+		e.d.log.Warn("database still opening; going on, it replicates once open", "db", e.path, "replica", e.red)
+	case <-ctx.Done():
+	}
 }
 
-// stopRetry ends the background open retries, if any, and waits for them.
-// The caller holds opMu... except that the retry loop takes opMu itself,
-// so it is called without it and takes it after.
+// stopRetry ends the background open retries, if any, and waits for
+// them. It is called without opMu, which the retry loop takes.
 func (e *dbEntry) stopRetry() {
 	e.mu.Lock()
 	cancel, done := e.retryCancel, e.retryDone

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -542,3 +543,99 @@ func replaceWithFile(t *testing.T, replica, away string) {
 }
 
 var _ = io.Discard
+
+// TestReplicate_ExecReplicaUnreachable: with the replica unreachable at
+// start (its directory is a regular file), replicate -exec still starts
+// the application, says why it cannot replicate (log, status, metrics)
+// and keeps trying; once the replica is back, it replicates, and the
+// application's exit brings the final sync. Before, replicate exited at
+// start and never ran the application.
+func TestReplicate_ExecReplicaUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	replica := filepath.Join(dir, "replica")
+	sock := filepath.Join(dir, "ls.sock")
+	started := filepath.Join(dir, "app-started")
+	release := filepath.Join(dir, "app-may-exit")
+	app := openApp(t, dbPath)
+	writeFile(t, replica, "not a directory")
+
+	// The application: says it runs, then waits for the test.
+	script := fmt.Sprintf(`touch %s; while [ ! -e %s ]; do sleep 0.05; done`, started, release)
+	cfg := filepath.Join(dir, "litestream.yml")
+	writeFile(t, cfg, fmt.Sprintf("addr: 127.0.0.1:0\nsocket: {enabled: true, path: %s}\ndbs:\n  - path: %s\n    monitor-interval: 20ms\n    replica: {url: 'file://%s', sync-interval: 50ms}\n", sock, dbPath, replica))
+	d := startDaemon(t, "-config", cfg, "-exec", "sh -c '"+script+"'")
+	waitFor(t, "the application to start", 20*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
+	waitFor(t, "the open failure in the log", 10*time.Second, func() bool {
+		return strings.Contains(d.out.String(), "cannot open database; retrying in the background")
+	})
+	st := liveStatusJSON(t, cfg)
+	if st.State != "opening" || st.Status != "error" || !strings.Contains(st.LastError, "not a directory") {
+		t.Errorf("status while unreachable: %+v", st)
+	}
+	addr := waitMetricsAddr(t, d)
+	if mt := scrape(t, addr); mt[fmt.Sprintf(`litestream_last_sync_failed{db="%s"}`, dbPath)] != 1 {
+		t.Errorf("litestream_last_sync_failed is not 1 while the replica is unreachable")
+	}
+	if _, err := app.Exec(`INSERT INTO t(v) VALUES ('while down')`); err != nil {
+		t.Fatal(err)
+	}
+
+	// The replica comes back: the retry opens the database and it syncs.
+	if err := os.Remove(replica); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replication to begin", 60*time.Second, func() bool {
+		s := liveStatusJSON(t, cfg)
+		return s.State == "replicating" && s.LastError == "" && s.ReplicaTXID != "0000000000000000"
+	})
+	if !strings.Contains(d.out.String(), "database opened after retrying") {
+		t.Errorf("log lacks the successful retry:\n%s", d.out.String())
+	}
+	if _, err := app.Exec(`INSERT INTO t(v) VALUES ('after')`); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, release, "")
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.out.String())
+	}
+	out := filepath.Join(dir, "restored.db")
+	restoreTo(t, replica, out)
+	if got := queryString(t, out, "SELECT group_concat(v) FROM t"); got != "while down,after" {
+		t.Errorf("restored %q", got)
+	}
+}
+
+// TestReplicate_ExecS3Unreachable: the same with an S3 endpoint nobody
+// listens on: the application starts, and status says why nothing
+// replicates.
+func TestReplicate_ExecS3Unreachable(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	sock := filepath.Join(dir, "ls.sock")
+	started := filepath.Join(dir, "app-started")
+	release := filepath.Join(dir, "app-may-exit")
+	openApp(t, dbPath).Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	t.Setenv("LITESTREAM_ACCESS_KEY_ID", "k")
+	t.Setenv("LITESTREAM_SECRET_ACCESS_KEY", "s")
+	cfg := filepath.Join(dir, "litestream.yml")
+	writeFile(t, cfg, fmt.Sprintf("socket: {enabled: true, path: %s}\nshutdown-sync-timeout: 1s\ndbs:\n  - path: %s\n    replica: {url: 's3://bkt/app?endpoint=%s'}\n", sock, dbPath, closed))
+	script := fmt.Sprintf(`touch %s; while [ ! -e %s ]; do sleep 0.05; done`, started, release)
+	d := startDaemon(t, "-config", cfg, "-exec", "sh -c '"+script+"'")
+	waitFor(t, "the application to start", 20*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
+	waitFor(t, "status to say why", 20*time.Second, func() bool {
+		st := liveStatusJSON(t, cfg)
+		return st.State == "opening" && strings.Contains(st.LastError, "connection refused")
+	})
+	writeFile(t, release, "")
+	// The final sync cannot happen: replicate says so and exits 1.
+	if code := d.wait(30 * time.Second); code != 1 || !strings.Contains(d.out.String(), "the database was never opened") {
+		t.Fatalf("exit %d:\n%s", code, d.out.String())
+	}
+}
