@@ -190,7 +190,9 @@ func (p *Proxy) Rates() Rates {
 }
 
 // Force makes the next n requests of class get kind, whether random
-// injection is on or not. Forced faults queue in the order given.
+// injection is on or not. Forced faults queue in the order given. Kind 0
+// lets the requests pass unharmed, so that Force(c, 0, 2) then
+// Force(c, Reset, 1) resets the third request of class c.
 func (p *Proxy) Force(class Class, kind Kind, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -206,6 +208,16 @@ func (p *Proxy) ForceAny(kind Kind, n int) {
 	for range n {
 		p.forced = append(p.forced, forced{any: true, kind: kind})
 	}
+}
+
+// ClearForced drops the forced faults not yet injected and returns how
+// many there were.
+func (p *Proxy) ClearForced() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.forced)
+	p.forced = nil
+	return n
 }
 
 // Close stops the proxy, ends stalls, and closes every connection.
@@ -232,14 +244,16 @@ func (p *Proxy) decide(r *http.Request, class Class) Kind {
 	p.requests[class].Add(1)
 	p.mu.Lock()
 	var kind Kind
+	forcedPass := false
 	for i, f := range p.forced {
 		if f.any || f.class == class {
 			kind = f.kind
+			forcedPass = kind == 0
 			p.forced = append(p.forced[:i], p.forced[i+1:]...)
 			break
 		}
 	}
-	if kind == 0 && p.enabled.Load() && len(p.kinds) > 0 &&
+	if kind == 0 && !forcedPass && p.enabled.Load() && len(p.kinds) > 0 &&
 		(p.opts.Eligible == nil || p.opts.Eligible(r, class)) {
 		x := p.rng.Float64()
 		for _, k := range p.kinds {
@@ -320,7 +334,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch kind {
 	case LostResponse:
-		p.count(class, kind, r, "")
+		p.count(class, kind, r, fmt.Sprintf(" (the server answered %d)", resp.StatusCode))
 		p.hijack(w, func(c net.Conn, _ *bufio.ReadWriter) { reset(c) })
 	case Stall:
 		p.count(class, kind, r, " (after the server answered)")

@@ -290,7 +290,10 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 }
 
 // OpenLTXFile opens bytes [offset, offset+size) of a file (size 0: to the
-// end) with a ranged download.
+// end) with a ranged download. A read that fails or stalls in the middle
+// resumes with a download of the rest (retry.Policy.OpenRange, which does
+// all the retrying of reads; TryTimeout bounds the wait for the answer and
+// every pause in its body).
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	name := c.BlobName(level, minTXID, maxTXID)
 	if err := backend.CheckLevel(level); err != nil {
@@ -303,42 +306,64 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 	if err != nil {
 		return nil, c.fail("open", name, err)
 	}
+	desc := fmt.Sprintf("%s: read %q", c.what, name)
+	p := c.cfg.Retry.WithAttemptTimeout(c.cfg.TryTimeout)
+	rc, err := p.OpenRange(ctx, desc, transient, offset, size, func(ctx context.Context, offset, size int64) (io.ReadCloser, int64, error) {
+		return c.download(ctx, azb, name, offset, size)
+	})
+	if err != nil {
+		return nil, c.fail("open", name, err)
+	}
+	return rc, nil
+}
+
+// download sends one ranged download, without the SDK's retries, and
+// returns the body and its exact length.
+func (c *Client) download(ctx context.Context, azb *azblob.Client, name string, offset, size int64) (io.ReadCloser, int64, error) {
+	ctx = policy.WithRetryOptions(ctx, policy.RetryOptions{MaxRetries: -1})
 	resp, err := azb.DownloadStream(ctx, c.cfg.Container, name, &azblob.DownloadStreamOptions{
 		Range: blob.HTTPRange{Offset: offset, Count: size},
 	})
 	switch {
 	case bloberror.HasCode(err, bloberror.BlobNotFound):
-		return nil, c.fail("open", name, fmt.Errorf("%w: %w", remote.ErrNotExist, err))
+		return nil, 0, fmt.Errorf("%w: %w", remote.ErrNotExist, err)
 	case bloberror.HasCode(err, bloberror.InvalidRange):
-		return nil, c.fail("open", name, fmt.Errorf("range offset=%d size=%d is outside the file: %w", offset, size, err))
+		return nil, 0, retry.Permanent(fmt.Errorf("range offset=%d size=%d is outside the file: %w", offset, size, err))
 	case err != nil:
-		return nil, c.fail("open", name, err)
+		return nil, 0, err
 	}
-	var start, end, total int64
 	if cr := deref(resp.ContentRange); cr != "" {
-		n, perr := fmt.Sscanf(cr, "bytes %d-%d/%d", &start, &end, &total)
-		if perr != nil || n != 3 || start != offset {
+		n, err := backend.CheckContentRange(cr, offset, size)
+		if err != nil {
 			resp.Body.Close()
-			return nil, c.fail("open", name, fmt.Errorf("bad Content-Range %q for offset %d", cr, offset))
+			return nil, 0, err
 		}
-	} else if resp.ContentLength != nil && offset == 0 {
-		// A whole-blob answer.
-		total = *resp.ContentLength
-		end = total - 1
-	} else {
-		resp.Body.Close()
-		return nil, c.fail("open", name, errors.New("no Content-Range in a ranged download"))
+		return resp.Body, n, nil
 	}
-	want, err := backend.RangeEnd(offset, size, total)
+	if resp.ContentLength == nil || offset != 0 {
+		resp.Body.Close()
+		return nil, 0, retry.Permanent(errors.New("no Content-Range in a ranged download"))
+	}
+	// A whole-blob answer.
+	want, err := backend.RangeEnd(offset, size, *resp.ContentLength)
 	if err != nil {
 		resp.Body.Close()
-		return nil, c.fail("open", name, err)
+		return nil, 0, retry.Permanent(err)
 	}
-	if end+1 != want {
-		resp.Body.Close()
-		return nil, c.fail("open", name, fmt.Errorf("server returned bytes %d-%d, want %d-%d", start, end, offset, want-1))
+	return resp.Body, want, nil
+}
+
+// transient reports whether a failed request is worth another try: a
+// transient HTTP status, or what retry.Transient accepts.
+func transient(err error) bool {
+	if !retry.Retryable(err) {
+		return false
 	}
-	return backend.ExactReader(resp.Body, want-offset, fmt.Sprintf("%s blob %q", c.what, name)), nil
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return retry.IsTransientStatus(re.StatusCode)
+	}
+	return retry.Transient(err) || errors.Is(err, io.EOF)
 }
 
 func deref(s *string) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -16,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
+	"github.com/litestream-go/litestream/internal/faultproxy"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/internal/testserver"
 	"github.com/litestream-go/litestream/remote/remotetest"
@@ -205,4 +207,20 @@ func TestNewErrors(t *testing.T) {
 	if err != nil || c.Config().Endpoint != "https://acct.blob.core.windows.net/" {
 		t.Fatalf("endpoint %q %v", c.Config().Endpoint, err)
 	}
+}
+
+// TestFaultProxy runs remotetest.RunFaults through the fault proxy in front
+// of Azurite: every fault kind on every operation.
+func TestFaultProxy(t *testing.T) {
+	endpoint := azurite(t)
+	createContainer(t, endpoint, "faults")
+	u, _ := url.Parse(endpoint)
+	proxy := faultproxy.StartT(t, u.Scheme+"://"+u.Host, faultproxy.Options{SlowFor: 50 * time.Millisecond, Logf: t.Logf})
+	c, err := New(Config{AccountName: testserver.AzuriteAccount, AccountKey: testserver.AzuriteKey, Endpoint: proxy.URL() + u.Path,
+		Container: "faults", Path: "db", Retry: fastRetry, TryTimeout: time.Second, BlockSize: 2 << 20,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remotetest.RunFaults(t, proxy, c, remotetest.FaultOptions{LargeSize: 5 << 20})
 }

@@ -12,7 +12,9 @@ import (
 // OpenFunc opens bytes [offset, offset+size) of an object with one request
 // (no retries of its own); size 0 means "to the end". It returns the body
 // and the exact number of bytes the body is to yield, which it has checked
-// against what the server said it sends (a Content-Range, say). ctx bounds
+// against what the server said it sends (a Content-Range, say), or -1 if
+// the server did not say (size 0 only; the body's own end is then the end
+// of the data, and a resumed read asks for the rest to the end). ctx bounds
 // the request and the reading of its body.
 type OpenFunc func(ctx context.Context, offset, size int64) (body io.ReadCloser, n int64, err error)
 
@@ -52,7 +54,7 @@ type rangeReader struct {
 	open      OpenFunc
 
 	off  int64 // offset of the next byte to deliver
-	left int64 // bytes still to deliver; set by the first successful open
+	left int64 // bytes still to deliver (-1: unknown); set by the first open
 
 	body     io.ReadCloser
 	cancel   context.CancelFunc // ends the current try's context
@@ -70,16 +72,20 @@ type rangeReader struct {
 // within the budget. The first call learns the length to deliver.
 func (r *rangeReader) connect(first bool, size int64) error {
 	for {
-		want := r.left
+		want := max(r.left, 0) // unknown: to the end
 		if first {
 			want = size
 		}
 		body, n, err := r.try(want)
 		if err == nil {
-			if first {
+			switch {
+			case n < -1 || (n == -1 && want != 0):
+				body.Close()
+				r.stop()
+				return r.fail(fmt.Errorf("open at offset %d: invalid length %d", r.off, n))
+			case first || r.left < 0:
 				r.left = n
-				first = false
-			} else if n != r.left {
+			case n != r.left:
 				body.Close()
 				r.stop()
 				return r.fail(fmt.Errorf("resume at offset %d: the server offers %d bytes, want %d", r.off, n, r.left))
@@ -147,7 +153,7 @@ func (r *rangeReader) retry(err error, op string) error {
 	if !stalled && !r.retryable(err) {
 		return r.fail(err)
 	}
-	if r.progress > 0 && r.progress >= min(resumeProgress, r.left+r.progress) {
+	if r.progress > 0 && (r.progress >= resumeProgress || r.left == 0) {
 		r.tries = 0
 	}
 	r.progress = 0
@@ -186,17 +192,22 @@ func (r *rangeReader) Read(p []byte) (int, error) {
 				return 0, err
 			}
 		}
-		if int64(len(p)) > r.left {
+		if r.left > 0 && int64(len(p)) > r.left {
 			p = p[:r.left]
 		}
 		n, err := r.body.Read(p)
 		if n > 0 {
 			r.off += int64(n)
-			r.left -= int64(n)
+			if r.left > 0 {
+				r.left -= int64(n)
+			}
 			r.progress += int64(n)
 			if r.watchdog != nil {
 				r.watchdog.Reset(r.p.AttemptTimeout)
 			}
+		}
+		if err == io.EOF && r.left < 0 {
+			r.left = 0 // unknown length: the body's end is the data's
 		}
 		switch {
 		case err == nil || (err == io.EOF && r.left == 0):

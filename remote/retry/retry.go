@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"syscall"
 	"time"
 )
@@ -246,9 +247,9 @@ func Transient(err error) bool {
 func Retryable(err error) bool { return !final(err) }
 
 // IsTransientNet reports whether err is a network failure worth retrying:
-// a connection reset, refused or aborted, a broken pipe, a timeout, or a
-// connection that closed mid-response (unexpected EOF). Context errors are
-// not.
+// a connection reset, refused or aborted, a broken pipe, a timeout, a
+// connection that closed mid-response (unexpected EOF) or before an HTTP
+// response (a *url.Error wrapping io.EOF). Context errors are not.
 func IsTransientNet(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
@@ -259,6 +260,12 @@ func IsTransientNet(err error) bool {
 		}
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	// An HTTP request whose connection closed before the response: Go
+	// reports it as a *url.Error wrapping io.EOF.
+	var ue *url.Error
+	if errors.As(err, &ue) && errors.Is(ue.Err, io.EOF) {
 		return true
 	}
 	var ne net.Error

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"sync"
 	"syscall"
 	"testing"
@@ -114,6 +115,7 @@ func TestClassify(t *testing.T) {
 		{context.Canceled, false, false},
 		{context.DeadlineExceeded, false, false},
 		{errors.New("decode failed"), false, true},
+		{&url.Error{Op: "Put", URL: "http://x", Err: io.EOF}, true, true},
 	} {
 		if got := Transient(tt.err); got != tt.transient {
 			t.Errorf("Transient(%v) = %v", tt.err, got)
@@ -162,7 +164,8 @@ type fault struct {
 	cut       int // -1: no cut
 	cutErr    error
 	stall     bool
-	short     int // the open claims this many fewer bytes
+	short     int  // the open claims this many fewer bytes
+	unknown   bool // the open does not know the length (size 0 only)
 }
 
 var none = fault{cut: -1}
@@ -189,6 +192,9 @@ func (o *object) open(ctx context.Context, off, size int64) (io.ReadCloser, int6
 	n := size
 	if n == 0 {
 		n = int64(len(o.data)) - off
+	}
+	if f.unknown && size == 0 {
+		return &body{ctx: ctx, data: o.data[off : off+n], f: f}, -1, nil
 	}
 	return &body{ctx: ctx, data: o.data[off : off+n], f: f}, n - int64(f.short), nil
 }
@@ -413,6 +419,21 @@ func TestOpenRange(t *testing.T) {
 		if r.err == nil {
 			t.Fatal("accepted a resumed body of the wrong length")
 		}
+	})
+	t.Run("unknown length reads to the end and resumes", func(t *testing.T) {
+		r, got := run(t, fast, 100_000, 0, func(try int, _ int64) fault {
+			switch try {
+			case 0:
+				return fault{cut: 30_000, cutErr: errTransient, unknown: true}
+			case 1:
+				return fault{cut: 40_000, cutErr: errTransient} // a known length this time
+			}
+			return fault{cut: -1, unknown: true}
+		})
+		if r.err != nil || r.opens != 3 {
+			t.Fatal(r)
+		}
+		check(t, got, 100_000, 0)
 	})
 	t.Run("canceled context stops at once", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())

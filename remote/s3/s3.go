@@ -540,33 +540,16 @@ func (c *Client) get(ctx context.Context, cl *s3.Client, key string, offset, siz
 	} else if err != nil {
 		return nil, 0, err
 	}
-	start, end, total, err := parseContentRange(aws.ToString(out.ContentRange))
-	if err != nil || start != offset {
-		out.Body.Close()
-		return nil, 0, retry.Permanent(fmt.Errorf("bad Content-Range %q for offset %d", aws.ToString(out.ContentRange), offset))
-	}
-	want, err := backend.RangeEnd(offset, size, total)
+	n, err := backend.CheckContentRange(aws.ToString(out.ContentRange), offset, size)
 	if err != nil {
 		out.Body.Close()
-		return nil, 0, retry.Permanent(err)
+		return nil, 0, err
 	}
-	if end+1 != want {
+	if cl := aws.ToInt64(out.ContentLength); cl != n {
 		out.Body.Close()
-		return nil, 0, retry.Permanent(fmt.Errorf("server returned bytes %d-%d, want %d-%d", start, end, offset, want-1))
+		return nil, 0, retry.Permanent(fmt.Errorf("Content-Length %d for a range of %d bytes (%s)", cl, n, aws.ToString(out.ContentRange)))
 	}
-	if n := aws.ToInt64(out.ContentLength); n != want-offset {
-		out.Body.Close()
-		return nil, 0, retry.Permanent(fmt.Errorf("Content-Length %d for bytes %d-%d", n, start, end))
-	}
-	return out.Body, want - offset, nil
-}
-
-func parseContentRange(s string) (start, end, total int64, err error) {
-	n, err := fmt.Sscanf(s, "bytes %d-%d/%d", &start, &end, &total)
-	if err == nil && n != 3 {
-		err = errors.New("short Content-Range")
-	}
-	return
+	return out.Body, n, nil
 }
 
 // WriteLTXFile uploads the LTX file read from r with its header timestamp

@@ -325,7 +325,9 @@ func hrefName(href string) (string, bool) {
 }
 
 // OpenLTXFile opens bytes [offset, offset+size) of a file (size 0: to the
-// end) with a Range request.
+// end) with a Range request. A read that fails or stalls in the middle
+// resumes with a request for the rest (retry.Policy.OpenRange); Timeout
+// bounds the wait for the answer and every pause in its body.
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	p := c.FilePath(level, minTXID, maxTXID)
 	if err := backend.CheckLevel(level); err != nil {
@@ -334,6 +336,20 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 	if err := backend.CheckRange(offset, size); err != nil {
 		return nil, c.fail("open", p, err)
 	}
+	desc := fmt.Sprintf("%s: read %q", c.what, "/"+p)
+	rc, err := c.retry().OpenRange(ctx, desc, transient, offset, size, func(ctx context.Context, offset, size int64) (io.ReadCloser, int64, error) {
+		return c.get(ctx, p, offset, size)
+	})
+	if err != nil {
+		return nil, c.fail("open", p, err)
+	}
+	return rc, nil
+}
+
+// get sends one GET for bytes [offset, offset+size) of p (size 0: to the
+// end) and returns the body positioned at offset and its length (-1:
+// unknown, to the end).
+func (c *Client) get(ctx context.Context, p string, offset, size int64) (io.ReadCloser, int64, error) {
 	hdr := map[string]string{}
 	if offset > 0 || size > 0 {
 		if size > 0 {
@@ -342,86 +358,49 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 			hdr["Range"] = fmt.Sprintf("bytes=%d-", offset)
 		}
 	}
-	var resp *http.Response
-	// No per-try timeout: the body streams after the call returns.
-	err := c.cfg.Retry.Do(ctx, c.what+": get "+p, transient, func(ctx context.Context) error {
-		r, err := c.do(ctx, http.MethodGet, c.urlFor(p, false), nil, 0, hdr)
-		if err != nil {
-			return err
-		}
-		switch {
-		case r.StatusCode == http.StatusPartialContent && len(hdr) > 0:
-		case r.StatusCode == http.StatusOK:
-		case r.StatusCode == http.StatusRequestedRangeNotSatisfiable:
-			r.Body.Close()
-			return fmt.Errorf("range offset=%d size=%d is outside the file", offset, size)
-		default:
-			defer r.Body.Close()
-			return newStatusError("GET", r)
-		}
-		resp = r
-		return nil
-	})
+	resp, err := c.do(ctx, http.MethodGet, c.urlFor(p, false), nil, 0, hdr)
 	if err != nil {
-		return nil, c.fail("open", p, err)
+		return nil, 0, err
 	}
-	desc := fmt.Sprintf("%s file %q", c.what, "/"+p)
-	if resp.StatusCode == http.StatusPartialContent {
-		start, end, total, err := parseContentRange(resp.Header.Get("Content-Range"))
-		if err != nil || start != offset {
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && len(hdr) > 0:
+		n, err := backend.CheckContentRange(resp.Header.Get("Content-Range"), offset, size)
+		if err != nil {
 			resp.Body.Close()
-			return nil, c.fail("open", p, fmt.Errorf("bad Content-Range %q for offset %d", resp.Header.Get("Content-Range"), offset))
+			return nil, 0, err
 		}
+		return resp.Body, n, nil
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		resp.Body.Close()
+		return nil, 0, retry.Permanent(fmt.Errorf("range offset=%d size=%d is outside the file", offset, size))
+	default:
+		defer resp.Body.Close()
+		return nil, 0, newStatusError("GET", resp)
+	}
+	// 200: the whole file. The server ignored Range (or none was sent):
+	// skip to the range in the full body.
+	n := size
+	if total := resp.ContentLength; total >= 0 {
 		want, err := backend.RangeEnd(offset, size, total)
 		if err != nil {
 			resp.Body.Close()
-			return nil, c.fail("open", p, err)
+			return nil, 0, retry.Permanent(err)
 		}
-		if end+1 != want {
-			resp.Body.Close()
-			return nil, c.fail("open", p, fmt.Errorf("server returned bytes %d-%d, want %d-%d", start, end, offset, want-1))
-		}
-		return backend.ExactReader(resp.Body, want-offset, desc), nil
-	}
-	// 200: the whole file. The server ignored Range (or none was sent):
-	// cut the range out of the full body.
-	total := resp.ContentLength
-	if total < 0 {
-		// Unknown length: trust the stream, but still insist on the bytes.
-		if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil {
-			resp.Body.Close()
-			return nil, c.fail("open", p, fmt.Errorf("skip to offset %d: %w", offset, err))
-		}
-		if size == 0 {
-			return resp.Body, nil
-		}
-		return backend.PrefixReader(resp.Body, size, desc), nil
-	}
-	want, err := backend.RangeEnd(offset, size, total)
-	if err != nil {
-		resp.Body.Close()
-		return nil, c.fail("open", p, err)
+		n = want - offset
+	} else if size == 0 {
+		n = -1 // unknown length: the body's end is the file's
 	}
 	if offset > 0 {
 		if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil {
 			resp.Body.Close()
-			return nil, c.fail("open", p, fmt.Errorf("skip to offset %d: %w", offset, err))
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, 0, fmt.Errorf("skip to offset %d: %w", offset, err)
 		}
 	}
-	if want == total {
-		return backend.ExactReader(resp.Body, want-offset, desc), nil
-	}
-	return backend.PrefixReader(resp.Body, want-offset, desc), nil
-}
-
-// parseContentRange parses "bytes START-END/TOTAL".
-func parseContentRange(s string) (start, end, total int64, err error) {
-	var n int
-	n, err = fmt.Sscanf(s, "bytes %d-%d/%d", &start, &end, &total)
-	if err == nil && n != 3 {
-		err = errors.New("short Content-Range")
-	}
-	return
+	return resp.Body, n, nil
 }
 
 // WriteLTXFile stores the LTX file read from r atomically (see the package
@@ -467,7 +446,18 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 			c.log.Info("server does not keep dead properties; listing will show upload times (getlastmodified) instead of LTX timestamps", "error", err)
 		}
 	}
+	tries := 0
 	err = c.retry().Do(ctx, c.what+": move "+tmp, transient, func(ctx context.Context) error {
+		if tries++; tries > 1 {
+			// An earlier MOVE whose answer was lost may have happened.
+			// Sending another would then delete the file in place
+			// (Overwrite: T deletes the destination first, RFC 4918
+			// 9.9.3) and fail on the missing source: look first.
+			done, err := c.moved(ctx, tmp, p, spool.Size())
+			if err != nil || done {
+				return err
+			}
+		}
 		_, err := c.simple(ctx, "MOVE", c.urlFor(tmp, false), nil,
 			map[string]string{"Destination": c.urlFor(p, false), "Overwrite": "T"}, http.StatusCreated, http.StatusNoContent)
 		return err
@@ -478,6 +468,38 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	}
 	c.log.Debug("wrote ltx file", "path", p, "size", spool.Size())
 	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: spool.Size(), CreatedAt: createdAt}, nil
+}
+
+// moved reports whether a MOVE from tmp to p happened: tmp is gone and p
+// has size bytes. If tmp is gone and p is not in place, the upload is lost
+// and the write must start over: that is an error.
+func (c *Client) moved(ctx context.Context, tmp, p string, size int64) (bool, error) {
+	code, _, err := c.head(ctx, tmp)
+	if err != nil || code == http.StatusOK {
+		return false, err
+	}
+	code, n, err := c.head(ctx, p)
+	if err != nil {
+		return false, err
+	}
+	if code == http.StatusOK && n == size {
+		return true, nil
+	}
+	return false, retry.Permanent(fmt.Errorf("the temporary upload /%s is gone and /%s is not in place (HTTP %d, %d bytes)", tmp, p, code, n))
+}
+
+// head returns the status and Content-Length of a HEAD request for p;
+// statuses other than 200 and 404 are errors.
+func (c *Client) head(ctx context.Context, p string) (int, int64, error) {
+	resp, err := c.do(ctx, http.MethodHead, c.urlFor(p, false), nil, 0, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
+		return 0, 0, newStatusError("HEAD", resp)
+	}
+	return resp.StatusCode, resp.ContentLength, nil
 }
 
 // put uploads the spool to p, creating the parent collections if the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,10 +17,15 @@ import (
 
 	"golang.org/x/net/webdav"
 
+	"github.com/litestream-go/litestream/internal/faultproxy"
 	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/internal/testserver"
 	"github.com/litestream-go/litestream/remote/remotetest"
 	"github.com/litestream-go/litestream/remote/retry"
 )
+
+// quiet discards retry warnings, which the fault tests provoke.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // serve runs h on 127.0.0.1 until the test ends and returns its URL.
 func serve(t *testing.T, h http.Handler) string {
@@ -235,4 +241,13 @@ func TestNewErrors(t *testing.T) {
 			t.Errorf("%q: no error", u)
 		}
 	}
+}
+
+// TestFaultProxy runs remotetest.RunFaults through the fault proxy in front
+// of a WebDAV server: every fault kind on every operation.
+func TestFaultProxy(t *testing.T) {
+	proxy := faultproxy.StartT(t, "http://"+testserver.StartWebDAV(t), faultproxy.Options{SlowFor: 50 * time.Millisecond, Logf: t.Logf})
+	c := newClient(t, Config{URL: proxy.URL(), Path: "backups/app", Timeout: 500 * time.Millisecond, Logger: quiet,
+		Retry: retry.Policy{Attempts: 4, Base: time.Millisecond, Max: 10 * time.Millisecond}})
+	remotetest.RunFaults(t, proxy, c, remotetest.FaultOptions{LargeSize: 6 << 20})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // CheckLevel rejects a level outside 0..remote.MaxLevel.
@@ -161,6 +162,27 @@ func RangeEnd(offset, size, fileSize int64) (int64, error) {
 		return 0, fmt.Errorf("range offset=%d size=%d is outside the file (%d bytes)", offset, size, fileSize)
 	}
 	return end, nil
+}
+
+// CheckContentRange checks the Content-Range of a partial answer ("bytes
+// START-END/TOTAL") against a request for [offset, offset+size) (size 0:
+// to the end) and returns how many bytes the body must carry. Its errors
+// are retry.Permanent: a server that answers another range will not
+// answer the right one on a retry.
+func CheckContentRange(header string, offset, size int64) (int64, error) {
+	var start, end, total int64
+	n, err := fmt.Sscanf(header, "bytes %d-%d/%d", &start, &end, &total)
+	if err != nil || n != 3 || start != offset {
+		return 0, retry.Permanent(fmt.Errorf("bad Content-Range %q for offset %d", header, offset))
+	}
+	want, err := RangeEnd(offset, size, total)
+	if err != nil {
+		return 0, retry.Permanent(err)
+	}
+	if end+1 != want {
+		return 0, retry.Permanent(fmt.Errorf("server returned bytes %d-%d, want %d-%d", start, end, offset, want-1))
+	}
+	return want - offset, nil
 }
 
 // Redact returns err with every non-empty secret replaced by "xxxxx" in its

@@ -178,7 +178,9 @@ func StartMinIO(tb testing.TB, dataDir string) *Server {
 			tb.Fatalf("start MinIO %s: %v", bin, err)
 		}
 		s.Endpoint = "http://" + addr
-		if err := waitHTTP(s, s.Endpoint+"/minio/health/live", 30*time.Second); err != nil {
+		// ready, not live: live answers before the object layer is up, and
+		// requests then fail with XMinioServerNotInitialized.
+		if err := waitHTTP(s, s.Endpoint+"/minio/health/ready", 30*time.Second); err != nil {
 			s.Stop()
 			lastErr = fmt.Errorf("%w\n%s", err, s.Log())
 			continue
