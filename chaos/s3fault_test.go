@@ -151,7 +151,7 @@ func TestS3Faults(t *testing.T) {
 	ch.check("before faults", false)
 	ch.startLive()
 
-	cycles := pick(3, 20)
+	cycles := pick(2, 20)
 	for cycle := 1; cycle <= cycles; cycle++ {
 		// Faults on while the application writes.
 		proxy.SetEnabled(true)
@@ -179,7 +179,7 @@ func TestS3Faults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := range pick(3, 10) {
+		for i := range pick(2, 10) {
 			label := fmt.Sprintf("cycle %d, restore %d under faults", cycle, i+1)
 			out := filepath.Join(dir, "faulty-restore.db")
 			os.Remove(out)
@@ -198,7 +198,7 @@ func TestS3Faults(t *testing.T) {
 				c.add(outcomeOK, "")
 			}
 		}
-		for i := range pick(3, 10) {
+		for i := range pick(2, 10) {
 			label := fmt.Sprintf("cycle %d, VFS read %d under faults", cycle, i+1)
 			st, err := readVFSEnv(creds, url, true)
 			switch {
