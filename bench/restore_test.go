@@ -40,16 +40,7 @@ func BenchmarkRestoreVsDD(b *testing.B) {
 	}
 	mib := envInt(b, "BENCH_DB_MB", 1024)
 	runs := envInt(b, "BENCH_RUNS", 3)
-	work, err := os.MkdirTemp(os.Getenv("BENCH_DIR"), "litestream-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if os.Getenv("BENCH_KEEP") == "" {
-		defer os.RemoveAll(work)
-	} else {
-		fmt.Printf("work files kept in %s\n", work)
-	}
-
+	work := workDir(b, "litestream-bench-")
 	bin := buildBinary(b, work)
 	dbPath := filepath.Join(work, "bench.db")
 	replica := filepath.Join(work, "replica")
@@ -134,6 +125,21 @@ func envInt(b *testing.B, name string, def int) int {
 		b.Fatalf("%s=%q: want a positive integer", name, s)
 	}
 	return v
+}
+
+// workDir makes a work directory in $BENCH_DIR (default the system temp
+// directory), removed when the benchmark ends unless $BENCH_KEEP is set.
+func workDir(b *testing.B, prefix string) string {
+	work, err := os.MkdirTemp(os.Getenv("BENCH_DIR"), prefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if os.Getenv("BENCH_KEEP") == "" {
+		b.Cleanup(func() { os.RemoveAll(work) })
+	} else {
+		fmt.Printf("work files kept in %s\n", work)
+	}
+	return work
 }
 
 func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }

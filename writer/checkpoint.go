@@ -2,18 +2,31 @@ package writer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/litestream-go/litestream/writer/wal"
 )
 
-// Checkpoint runs a passive checkpoint. It never copies a frame that is not
-// uploaded into the database: the pin's view is uploaded (I2) and no
-// checkpoint backfills past it (F1, F2 in sync.go). A passive checkpoint
-// takes no write lock and waits for nobody.
+// Checkpoint runs a checkpoint. It never copies a frame that is neither
+// uploaded nor staged into the database: the pin's view is uploaded (I2) and
+// no checkpoint backfills past it (F1, F2 in sync.go).
 //
-// When the checkpoint leaves the log fully backfilled, the pin is renewed so
+// Normally it is a passive checkpoint, which takes no write lock and waits
+// for nobody. When it leaves the log fully backfilled, the pin is renewed so
 // that it no longer holds a read-mark slot: the application's next write may
 // then restart the log from its beginning instead of growing it.
+//
+// When writers never pause, that chance is never taken: a passive checkpoint
+// already ran in this generation of the log and the log still holds
+// MinCheckpointPageN frames or more. Then the checkpoint restarts the log by
+// force (forceRestart), blocking writers only while it stages what was
+// committed since the last sync and backfills it. After a restart, a WAL
+// file larger than TruncatePageN pages is truncated when that takes no wait.
 func (d *DB) Checkpoint(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -38,24 +51,228 @@ func (d *DB) checkpoint(ctx context.Context) error {
 			return nil // an empty database: nothing to checkpoint
 		}
 	}
-	var busy, logFrames, backfilled int64
-	start := time.Now()
-	err := d.ctl.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &backfilled)
-	d.observeCheckpoint(start, err)
-	if err != nil {
-		return fmt.Errorf("checkpoint %s: %w", d.path, err)
+	if d.pos.hasWAL && d.ckptGen == d.pos.hdr.Salts() && d.pos.Frames >= int64(d.opts.MinCheckpointPageN) {
+		return d.forceRestart(ctx)
 	}
-	now := time.Now()
-	d.lastCheckpoint = now
-	d.ckptFrames = backfilled
-	d.updateStatus(func(s *Status) { s.LastCheckpoint = now })
-	d.log.Debug("checkpoint", "log", logFrames, "backfilled", backfilled)
+	logFrames, backfilled, err := d.passive(ctx)
+	if err != nil {
+		return err
+	}
 	if logFrames > 0 && backfilled == logFrames {
 		if err := d.repin(ctx); err != nil {
 			return err
 		}
 	}
+	return d.maybeTruncate(ctx)
+}
+
+// passive runs a passive checkpoint on d.ctl and records it.
+func (d *DB) passive(ctx context.Context) (logFrames, backfilled int64, err error) {
+	var busy int64
+	start := time.Now()
+	err = d.ctl.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &backfilled)
+	d.observeCheckpoint(start, err)
+	if err != nil {
+		return 0, 0, fmt.Errorf("checkpoint %s: %w", d.path, err)
+	}
+	if logFrames < 0 {
+		// Another connection is checkpointing (SQLITE_BUSY on the
+		// checkpoint lock): nothing was done here.
+		return -1, -1, nil
+	}
+	now := time.Now()
+	d.lastCheckpoint = now
+	d.ckptFrames = backfilled
+	if d.pos.hasWAL {
+		d.ckptGen = d.pos.hdr.Salts()
+	}
+	d.updateStatus(func(s *Status) { s.LastCheckpoint = now })
+	d.log.Debug("checkpoint", "log", logFrames, "backfilled", backfilled)
+	return logFrames, backfilled, nil
+}
+
+// forceRestart makes the application's next write restart the log although
+// writers never pause, without writing to the database and without letting
+// a frame be backfilled (and then overwritten) before it is staged:
+//
+//  1. A sync uploads what is committed (writers go on) and a passive
+//     checkpoint backfills it (writers go on).
+//  2. BEGIN IMMEDIATE on d.lock takes SQLite's write lock: from here no
+//     transaction commits (writers wait, up to their busy timeout).
+//  3. What was committed since step 1 is staged (not uploaded: the upload
+//     waits until writers run again). Every frame up to mxFrame is now
+//     uploaded or staged.
+//  4. Our read transactions end, and a passive checkpoint backfills
+//     everything (unless an application reader still needs older frames).
+//  5. The pin begins again: with nBackfill == mxFrame it takes read slot 0
+//     and reads only the database file (F2), so it holds no mark that
+//     forbids a restart.
+//  6. ROLLBACK releases the write lock. The application's next write finds
+//     the log fully backfilled and no reader in slots 1..N-1: it restarts
+//     the log (walRestartLog).
+//  7. The staged file is uploaded; until then it is d.pending with pinned
+//     set (the pin, not d.spare, holds its state) and d.pinCovered false.
+//
+// Writers wait only through steps 3 to 6: a few milliseconds of staging and
+// the checkpoint of those frames (with its fsyncs).
+func (d *DB) forceRestart(ctx context.Context) (err error) {
+	// Step 1.
+	if err := d.sync(ctx); err != nil {
+		return err
+	}
+	if _, _, err := d.passive(ctx); err != nil {
+		return err
+	}
+	// Step 2. (While BEGIN IMMEDIATE waits, we hold nothing.)
+	if _, err := d.lock.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		if isBusy(err) {
+			d.log.Debug("forced WAL restart skipped: the application holds the write lock", "err", err)
+			return nil
+		}
+		return fmt.Errorf("checkpoint %s: take the write lock: %w", d.path, err)
+	}
+	start := time.Now()
+	locked := true
+	unlock := func() {
+		if locked {
+			d.endRead(&d.lock)
+			locked = false
+			held := time.Since(start)
+			d.updateStatus(func(s *Status) {
+				s.ForcedRestarts++
+				s.LongestWriteLock = max(s.LongestWriteLock, held)
+			})
+		}
+	}
+	defer unlock()
+
+	// Step 3.
+	if err := d.beginRead(ctx, &d.spare); err != nil {
+		return err
+	}
+	pl, err := d.retryPlan(ctx)
+	if err != nil {
+		d.endRead(&d.spare)
+		return err
+	}
+	if pl.snapshot {
+		// Continuity was lost: a snapshot is too big to stage while
+		// writers wait. The next sync writes it.
+		d.endRead(&d.spare)
+		return nil
+	}
+	var p *pending
+	if len(pl.pages) > 0 {
+		if p, err = d.stage(ctx, pl); err != nil {
+			// Without a staged copy the frames must stay in the log.
+			d.endRead(&d.spare)
+			return err
+		}
+		p.pinned = true
+	}
+
+	// Step 4.
+	d.endRead(&d.spare)
+	d.endRead(&d.pin)
+	// Another connection's checkpoint (the application's automatic one,
+	// running after its last commit) holds the checkpoint lock for a
+	// moment: try again, briefly, rather than give up the restart.
+	var logFrames, backfilled int64
+	var ckErr error
+	for attempt := 0; attempt < 20; attempt++ {
+		logFrames, backfilled, ckErr = d.passive(ctx)
+		if ckErr != nil || logFrames >= 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	// Step 5. The pin must be held again whatever happened above (I1).
+	if p == nil {
+		d.advance(pl) // nothing new: everything up to mxFrame is uploaded
+	} else {
+		d.pending = p
+		d.pinCovered = false
+		d.updateStatus(func(s *Status) { s.Pending = true })
+	}
+	if err := d.beginRead(ctx, &d.pin); err != nil {
+		// The next sync begins a transaction and makes it the pin. Until
+		// then nothing proves what the log held (I4): snapshot next.
+		d.pinCovered = false
+		d.snapshotNext = true
+		return errors.Join(ckErr, err)
+	}
+
+	// Step 6.
+	unlock()
+	d.log.Debug("forced WAL restart", "log", logFrames, "backfilled", backfilled, "stall", time.Since(start).Round(time.Microsecond))
+	if ckErr != nil {
+		return ckErr
+	}
+
+	// Step 7.
+	if p != nil {
+		if err := d.upload(ctx, p); err != nil {
+			return err
+		}
+		d.commit(p)
+	}
+	return d.maybeTruncate(ctx)
+}
+
+// retryPlan plans a sync on the read transaction d.spare holds, retrying
+// (with a new transaction) while the log and its index disagree (I6).
+func (d *DB) retryPlan(ctx context.Context) (pl *plan, err error) {
+	err = d.retryUnsettled(ctx, "checkpoint", func() error {
+		d.endRead(&d.spare)
+		return d.beginRead(ctx, &d.spare)
+	}, func() error {
+		pl, err = d.plan(ctx)
+		return err
+	})
+	return pl, err
+}
+
+// maybeTruncate truncates the WAL file when it is larger than TruncatePageN
+// pages and the log has just restarted with nothing new in it, with a
+// TRUNCATE checkpoint that waits for nothing (busy timeout 0): it fails at
+// once if the application holds the write lock or a reader needs the log.
+// It is safe for the frames we hold: it truncates only when every frame is
+// backfilled, and our pin in read slot 0 keeps it from backfilling any frame
+// committed after the pin began (F2), which may not be uploaded yet.
+func (d *DB) maybeTruncate(ctx context.Context) error {
+	if d.pending != nil || !d.pinCovered {
+		return nil
+	}
+	fi, err := os.Stat(d.walPath)
+	if err != nil || fi.Size() < wal.HeaderSize+int64(d.opts.TruncatePageN)*(wal.FrameHeaderSize+int64(d.pageSize)) {
+		return nil
+	}
+	x, err := d.readIndex()
+	if err != nil || x.MaxFrame != x.Backfilled {
+		return nil
+	}
+	if _, err := d.ctl.ExecContext(ctx, `PRAGMA busy_timeout=0`); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", d.path, err)
+	}
+	defer d.ctl.ExecContext(context.Background(), fmt.Sprintf(`PRAGMA busy_timeout=%d`, d.opts.BusyTimeout.Milliseconds()))
+	var busy, logFrames, backfilled int64
+	start := time.Now()
+	err = d.ctl.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &backfilled)
+	d.observeCheckpoint(start, err)
+	if err != nil && !isBusy(err) {
+		return fmt.Errorf("truncate WAL %s: %w", d.walPath, err)
+	}
+	if err == nil && busy == 0 {
+		d.log.Info("WAL truncated", "size", fi.Size(), "truncate_page_n", d.opts.TruncatePageN)
+	}
 	return nil
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (or SQLITE_LOCKED).
+func isBusy(err error) bool {
+	var serr sqlite3.Error
+	return errors.As(err, &serr) && (serr.Code == sqlite3.ErrBusy || serr.Code == sqlite3.ErrLocked)
 }
 
 // repin replaces the pin by a new read transaction if the log publishes no

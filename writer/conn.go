@@ -7,37 +7,33 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 )
 
-// busyTimeoutMS bounds how long our statements wait for SQLite locks. Only
-// Open's journal-mode change needs an exclusive lock; beginning a read
-// transaction can meet SQLITE_BUSY briefly while another connection recovers
-// the WAL index.
-const busyTimeoutMS = 5000
-
 // dsn returns the URI our connections open: read-write but never create, so a
-// missing database is an error and not a new empty file.
-func dsn(path string) string {
+// missing database is an error and not a new empty file. busy bounds how long
+// our statements wait for SQLite locks (Options.BusyTimeout).
+func dsn(path string, busy time.Duration) string {
 	// SQLite decodes %XX in URI paths; escape the characters that would end
 	// the path or start an escape.
 	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
-	return fmt.Sprintf("file:%s?mode=rw&_busy_timeout=%d", r.Replace(path), busyTimeoutMS)
+	return fmt.Sprintf("file:%s?mode=rw&_busy_timeout=%d", r.Replace(path), busy.Milliseconds())
 }
 
-// openConns opens our three connections and puts the database in WAL mode.
+// openConns opens our four connections and puts the database in WAL mode.
 func (d *DB) openConns(ctx context.Context) error {
-	db, err := sql.Open("sqlite3", dsn(d.path))
+	db, err := sql.Open("sqlite3", dsn(d.path, d.opts.BusyTimeout))
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", d.path, err)
 	}
 	d.sqldb = db
-	db.SetMaxIdleConns(3)
+	db.SetMaxIdleConns(4)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 
-	for _, c := range []**sql.Conn{&d.ctl, &d.pin, &d.spare} {
+	for _, c := range []**sql.Conn{&d.ctl, &d.pin, &d.spare, &d.lock} {
 		conn, err := db.Conn(ctx)
 		if err != nil {
 			return fmt.Errorf("open database %s: %w", d.path, err)

@@ -18,6 +18,21 @@ import (
 	"github.com/litestream-go/litestream/remote"
 )
 
+// envSeconds returns the duration in seconds that the environment variable
+// name holds, or def when it is unset.
+func envSeconds(t *testing.T, name string, def time.Duration) time.Duration {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s + "s")
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, s, err)
+	}
+	return d
+}
+
 // testWriter sends log lines to the test log.
 type testWriter struct{ t *testing.T }
 
@@ -132,14 +147,7 @@ func checkTimeRestore(t *testing.T, c remote.Client, h *history, s step, window 
 // must be within what the intervals and retention imply.
 // LITESTREAM_PITR_SECONDS sets the length of the write run (default 20).
 func TestPointInTimeUnderLoad(t *testing.T) {
-	runFor := 20 * time.Second
-	if s := os.Getenv("LITESTREAM_PITR_SECONDS"); s != "" {
-		d, err := time.ParseDuration(s + "s")
-		if err != nil {
-			t.Fatal(err)
-		}
-		runFor = d
-	}
+	runFor := envSeconds(t, "LITESTREAM_PITR_SECONDS", 20*time.Second)
 	if testing.Short() {
 		runFor = 6 * time.Second
 	}

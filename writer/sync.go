@@ -85,6 +85,16 @@ package writer
 //      continued: Open checks the last file's range and pages against the
 //      published log (matchWAL, verifyLastFile), and a sync that finds its
 //      position so writes a snapshot instead of getting stuck.
+//  I7. The one exception to I2's order, a forced restart (checkpoint.go),
+//      replaces the pin before an upload, but only while it holds SQLite's
+//      write lock (so nothing commits) and after every frame up to mxFrame
+//      is uploaded or staged in a complete local file. Until that file is
+//      uploaded it is d.pending with pinned set, d.pinCovered is false, and
+//      every sync uploads it before anything else, so "covered" still
+//      means uploaded by the time anything relies on it. If the process
+//      dies first, the staged file is lost with the frames it held; the
+//      next Open finds a new generation and writes a snapshot (I4): no
+//      state is lost, the granularity of those transactions is.
 
 import (
 	"context"
@@ -134,8 +144,11 @@ type pending struct {
 	needL9   bool
 	l9Done   bool
 	snapshot bool
-	size     int64     // bytes of the file, for the log
-	started  time.Time // when staging began, for the log
+	// pinned: staged by a forced restart (checkpoint.go), whose read
+	// transaction ended when the pin began again; the pin holds its state.
+	pinned  bool
+	size    int64     // bytes of the file, for the log
+	started time.Time // when staging began, for the log
 	// fingerprint is set for a snapshot of an empty log (fingerprint.go).
 	fingerprint *fingerprint
 }
@@ -260,7 +273,9 @@ func (d *DB) advance(pl *plan) {
 func (d *DB) commit(p *pending) {
 	d.txid = p.txid
 	d.advance(p.plan)
-	d.swapPin()
+	if !p.pinned {
+		d.swapPin()
+	}
 	d.pinCovered = true
 	d.snapshotNext = false
 	d.pending = nil
@@ -274,6 +289,7 @@ func (d *DB) commit(p *pending) {
 	}
 	d.updateStatus(func(s *Status) {
 		s.TXID = p.txid
+		s.Pending = false
 		s.LastUpload = time.Now()
 		if p.snapshot {
 			s.Snapshots++

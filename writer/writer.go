@@ -4,11 +4,13 @@
 // checkpointing so that no frame reaches the database file before it is in an
 // uploaded LTX file.
 //
-// The WAL is read directly from the file (package writer/wal); SQLite, through
+// The WAL is read directly from the file (package writer/wal), bounded by what
+// SQLite's wal-index publishes (published.go); SQLite, through
 // mattn/go-sqlite3, is used only to put the database in WAL mode, to hold a
-// read transaction that pins the log (see the invariants in sync.go) and to run
-// passive checkpoints. The writer never writes to the database and adds no
-// tables.
+// read transaction that pins the log (see the invariants in sync.go), to run
+// checkpoints, and, when writers never pause, to hold the write lock for the
+// few milliseconds a forced restart of the log takes (checkpoint.go). The
+// writer never writes to the database and adds no tables.
 package writer
 
 import (
@@ -34,6 +36,8 @@ const (
 	DefaultSyncInterval       = time.Second
 	DefaultCheckpointInterval = time.Minute
 	DefaultMinCheckpointPageN = 1000
+	DefaultTruncatePageN      = 121359 // about 500 MB of 4 KiB pages
+	DefaultBusyTimeout        = time.Second
 	// Compaction, snapshot and retention defaults are Litestream v0.5's.
 	DefaultSnapshotInterval  = 24 * time.Hour
 	DefaultSnapshotRetention = 24 * time.Hour
@@ -56,9 +60,23 @@ type Options struct {
 	// CheckpointInterval: a passive checkpoint runs at least this often while
 	// the WAL holds frames not yet checkpointed. Default 1m.
 	CheckpointInterval time.Duration
-	// MinCheckpointPageN: a passive checkpoint runs when the WAL holds more
-	// than this many frames not yet checkpointed. Default 1000.
+	// MinCheckpointPageN: a checkpoint runs when the WAL holds more than
+	// this many frames not yet checkpointed (config key
+	// min-checkpoint-page-count). Default 1000. It is passive; if a passive
+	// checkpoint already ran in this generation of the log and the log
+	// holds this many frames, the application never paused for it to
+	// restart, and the checkpoint restarts the log by force, blocking
+	// writers for a few milliseconds (checkpoint.go).
 	MinCheckpointPageN int
+	// TruncatePageN: when the WAL file is larger than this many pages, it
+	// is truncated after the log restarts, if that takes no wait (config
+	// key truncate-page-n). Default 121359 (about 500 MB of 4 KiB pages).
+	TruncatePageN int
+	// BusyTimeout is how long our SQLite connections wait for a lock: when
+	// taking the write lock for a forced restart, or beginning a read
+	// transaction while another connection recovers the WAL index (config
+	// key busy-timeout). Default 1s.
+	BusyTimeout time.Duration
 	// StagingDir is where LTX files are written before upload. Default
 	// "<dir>/.<name>-litestream" next to the database.
 	StagingDir string
@@ -105,6 +123,12 @@ func (o Options) withDefaults(path string) Options {
 	}
 	if o.MinCheckpointPageN <= 0 {
 		o.MinCheckpointPageN = DefaultMinCheckpointPageN
+	}
+	if o.TruncatePageN <= 0 {
+		o.TruncatePageN = DefaultTruncatePageN
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = DefaultBusyTimeout
 	}
 	if o.StagingDir == "" {
 		o.StagingDir = filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"-litestream")
@@ -163,6 +187,11 @@ type Status struct {
 	Snapshots int
 	// Pending is true while a staged file waits for a retried upload.
 	Pending bool
+	// ForcedRestarts counts the log restarts forced since Open, and
+	// LongestWriteLock is the longest time one held SQLite's write lock
+	// (writers waited that long at most).
+	ForcedRestarts   int
+	LongestWriteLock time.Duration
 }
 
 // DB replicates one SQLite database to one remote.
@@ -182,6 +211,7 @@ type DB struct {
 	ctl    *sql.Conn // pragmas and checkpoints; never inside a transaction
 	pin    *sql.Conn // holds the pinning read transaction
 	spare  *sql.Conn // begins the next read transaction; see sync.go
+	lock   *sql.Conn // takes the write lock for a forced restart (checkpoint.go)
 	// dbFile is read for snapshot pages. It stays open until every SQLite
 	// connection of this process to the database is closed: closing any
 	// descriptor of a file drops all of the process's POSIX locks on it,
@@ -209,6 +239,9 @@ type DB struct {
 	// ckptFrames is how many frames of the current generation the last
 	// checkpoint left backfilled.
 	ckptFrames int64
+	// ckptGen is the generation (salts) of the log the last passive
+	// checkpoint ran in.
+	ckptGen [2]uint32
 
 	loopCancel context.CancelFunc
 	loopDone   chan struct{}
@@ -370,7 +403,7 @@ func (d *DB) Close(ctx context.Context) error {
 // file descriptors (last, for the POSIX-lock reason given on dbFile).
 func (d *DB) releaseAll() error {
 	var errs []error
-	for _, c := range []**sql.Conn{&d.pin, &d.spare, &d.ctl} {
+	for _, c := range []**sql.Conn{&d.pin, &d.spare, &d.lock, &d.ctl} {
 		if *c == nil {
 			continue
 		}

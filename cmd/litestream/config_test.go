@@ -171,6 +171,28 @@ dbs:
 	}
 }
 
+// TestWriterOptions_CheckpointKeys: the WAL keys reach the writer.
+func TestWriterOptions_CheckpointKeys(t *testing.T) {
+	const y = `
+dbs:
+  - path: /data/app.db
+    checkpoint-interval: 2m
+    min-checkpoint-page-count: 500
+    truncate-page-n: 20000
+    busy-timeout: 3s
+    replica: {url: file:///b}
+`
+	cfg, err := ParseConfig([]byte(y), true, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cfg: cfg, args: &replicateArgs{}}
+	o := d.writerOptions(cfg.DBs[0], cfg.DBs[0].Replica)
+	if o.CheckpointInterval != 2*time.Minute || o.MinCheckpointPageN != 500 || o.TruncatePageN != 20000 || o.BusyTimeout != 3*time.Second {
+		t.Errorf("writer options %+v", o)
+	}
+}
+
 func TestParseConfig_Defaults(t *testing.T) {
 	cfg, err := ParseConfig([]byte("dbs:\n  - path: rel/app.db\n    replica: {url: file:///b}\n"), true, env(nil))
 	if err != nil {

@@ -129,6 +129,12 @@ func (d *daemon) writerOptions(dbc *DBConfig, rc *ReplicaConfig) writer.Options 
 	if dbc.MinCheckpointPageN != nil {
 		opts.MinCheckpointPageN = *dbc.MinCheckpointPageN
 	}
+	if dbc.TruncatePageN != nil {
+		opts.TruncatePageN = *dbc.TruncatePageN
+	}
+	if dbc.BusyTimeout != nil {
+		opts.BusyTimeout = *dbc.BusyTimeout
+	}
 	if rc != nil && rc.SyncInterval != nil {
 		opts.SyncInterval = *rc.SyncInterval
 	}

@@ -68,6 +68,9 @@ func (h Header) SameGeneration(o Header) bool {
 	return h.Salt1 == o.Salt1 && h.Salt2 == o.Salt2
 }
 
+// Salts returns the header's salts, which identify the generation.
+func (h Header) Salts() [2]uint32 { return [2]uint32{h.Salt1, h.Salt2} }
+
 // ParseHeader decodes and validates a WAL header: magic, version, page size
 // and the header checksum.
 func ParseHeader(b []byte) (Header, error) {
