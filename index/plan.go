@@ -92,11 +92,12 @@ func ListAll(ctx context.Context, c remote.Client) ([]*ltx.FileInfo, error) {
 //   - The target TXID is txid if non-zero; else, with a non-zero ts, the
 //     highest TXID reachable using only files with CreatedAt <= ts; else the
 //     highest TXID reachable at all.
-//   - Without a txid, files beyond that target (among those the ts allows)
-//     mean history is missing in between: the result is a *GapError (see
-//     ErrGap) naming the missing TXIDs, whose Plan is the one to the
-//     target, for callers that accept the older state. A txid at or before
-//     a gap is planned as usual.
+//   - Without a txid, if files the target could use (those the ts allows)
+//     lie beyond the newest state any chain of files reaches, history is
+//     missing before them: the result is a *GapError (see ErrGap) naming
+//     the missing TXIDs, whose Plan is the one to the target, for callers
+//     that accept the older state. A txid, or a time, at or before a gap is
+//     planned as usual.
 //   - Among chains ending exactly at the target, the plan uses the fewest
 //     files. Ties are broken at each position, from TXID 1 forward, by
 //     taking the file with the largest MaxTXID (so the newest usable snapshot
@@ -164,9 +165,20 @@ func PlanFromFiles(files []*ltx.FileInfo, txid ltx.TXID, ts time.Time) (*Plan, e
 	plan := &Plan{TXID: target, Timestamp: chain[len(chain)-1].CreatedAt, Files: chain}
 	if txid == 0 {
 		// "Latest" (or the newest state at ts) must not silently stop
-		// before missing history: files beyond the target that the
-		// caller could have used mean TXIDs are lost in between.
-		if gap := GapAfter(target, usable); gap != nil {
+		// before missing history. The frontier is the newest state any
+		// files build; files beyond it hold TXIDs no chain reaches, so
+		// some before them are in no file. That is the caller's problem
+		// only if it could use such a file: at ts, history may merely be
+		// out of reach because retention replaced level-0 files by
+		// compactions created later, which is no gap.
+		frontier := target
+		if !ts.IsZero() {
+			for s := range reachable(valid) {
+				frontier = max(frontier, s)
+			}
+		}
+		if slices.ContainsFunc(usable, func(f *ltx.FileInfo) bool { return f.MaxTXID > frontier }) {
+			gap := GapAfter(frontier, valid)
 			gap.Plan = plan
 			return nil, gap
 		}

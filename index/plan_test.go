@@ -226,6 +226,22 @@ func TestPlanFromFiles(t *testing.T) {
 			errHas:  []string{"TXIDs 0000000000000004-0000000000000004"},
 		},
 		{
+			// Retention deleted L0 3..9 after a compaction (created later
+			// than ts) covered them: at ts the newest buildable state is 2,
+			// older than what the files show, but nothing is missing.
+			name:  "time before a compaction that replaced deleted L0 files is no gap",
+			files: listing(file(9, 1, 1), l0(2, 2), createdAt(file(1, 3, 9), at(20)), l0(10, 12)),
+			ts:    at(11),
+			want:  "L9:1-1 L0:2-2",
+		},
+		{
+			name:    "time after a real gap fails even when retention limits the target",
+			files:   listing(file(9, 1, 1), l0(2, 2), createdAt(file(1, 3, 9), at(20)), l0(11, 12)),
+			ts:      at(12),
+			wantErr: ErrGap,
+			errHas:  []string{"TXIDs 000000000000000a-000000000000000a", "before the gap is TXID 0000000000000009"},
+		},
+		{
 			name:  "a snapshot-level file not starting at TXID 1 is never used",
 			files: listing(file(9, 1, 1), l0(2, 3), file(9, 2, 3)),
 			want:  "L9:1-1 L0:2-2 L0:3-3",
