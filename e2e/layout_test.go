@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/internal/ltxframe"
 )
 
 // The rules a replica follows, checked identically on the fixture written by
@@ -33,6 +35,7 @@ const (
 type ltxFacts struct {
 	hdr   ltx.Header
 	pages []uint32 // in file order
+	flags uint16   // page header flags: the page encoding
 	// noWAL: a level-0 full snapshot without WAL fields (see checkLTXFile).
 	noWAL bool
 }
@@ -64,11 +67,15 @@ func isFullSnapshot(pages []uint32, commit, lock uint32) bool {
 //   - level 0: MinTXID == MaxTXID, WAL offset/size/salts set and describing
 //     whole WAL frames (except a full snapshot of an empty WAL: noWAL);
 //     levels 1-8: WAL fields zero; level 9: MinTXID 1;
-//   - every page frame uses the LZ4 block encoding (PageHeaderFlagSize),
-//     pages strictly ascending, never the lock page, none above Commit;
+//   - every page frame of a file uses one encoding: the LZ4 block encoding
+//     (PageHeaderFlagSize; Litestream v0.5 writes it) or the LZ4 frame
+//     encoding with a content checksum per page (flags 0; this project
+//     writes it, internal/ltxframe, and Litestream v0.5 reads it); pages
+//     strictly ascending, never the lock page, none above Commit;
 //     a snapshot (MinTXID 1) holds every page 1..Commit except the lock page;
 //   - the page index (found through the 8-byte size before the 16-byte
-//     trailer) points at each page's frame, whose size matches.
+//     trailer) points at each page's frame, whose size matches (a frame-
+//     encoded page's frame decodes alone and its checksum matches).
 func checkLTXFile(path string, level int, minTXID, maxTXID ltx.TXID) (*ltxFacts, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -123,7 +130,11 @@ func checkLTXFile(path string, level int, minTXID, maxTXID ltx.TXID) (*ltxFacts,
 		} else if err != nil {
 			return nil, errors.Join(append(errs, fmt.Errorf("decode page after %d pages: %w", len(facts.pages), err))...)
 		}
-		check(ph.Flags == ltx.PageHeaderFlagSize, "page %d frame flags %d, want LZ4 block (%d)", ph.Pgno, ph.Flags, ltx.PageHeaderFlagSize)
+		if len(facts.pages) == 0 {
+			facts.flags = ph.Flags
+		}
+		check(ph.Flags == facts.flags && (ph.Flags == ltx.PageHeaderFlagSize || ph.Flags == 0),
+			"page %d frame flags %d, want LZ4 block (%d) or LZ4 frame (0) throughout the file (first page: %d)", ph.Pgno, ph.Flags, ltx.PageHeaderFlagSize, facts.flags)
 		check(ph.Pgno != lock, "lock page %d is in the file", ph.Pgno)
 		check(ph.Pgno <= hdr.Commit, "page %d above commit %d", ph.Pgno, hdr.Commit)
 		if n := len(facts.pages); n > 0 {
@@ -181,6 +192,16 @@ func checkLTXFile(path string, level int, minTXID, maxTXID ltx.TXID) (*ltxFacts,
 		var got ltx.PageHeader
 		if err := got.UnmarshalBinary(fh[:ltx.PageHeaderSize]); err != nil {
 			check(false, "page %d: frame header at %d: %v", pgno, e.Offset, err)
+			continue
+		}
+		if got.Flags == 0 {
+			fr := make([]byte, e.Size)
+			if _, err := f.ReadAt(fr, e.Offset); err != nil {
+				check(false, "page %d: read frame at %d: %v", pgno, e.Offset, err)
+				continue
+			}
+			err := ltxframe.Decode(make([]byte, hdr.PageSize), fr[ltx.PageHeaderSize:])
+			check(got.Pgno == pgno && err == nil, "page %d: index entry (offset %d, size %d) points at frame {pgno %d flags 0}: %v", pgno, e.Offset, e.Size, got.Pgno, err)
 			continue
 		}
 		blk := int64(binary.BigEndian.Uint32(fh[ltx.PageHeaderSize:]))

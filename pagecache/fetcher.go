@@ -16,6 +16,7 @@ import (
 	"github.com/pierrec/lz4/v4"
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/ltxframe"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/retry"
 )
@@ -429,9 +430,10 @@ type fileOpener interface {
 }
 
 // DecodeFrame decodes one page frame (page header, then either a 4-byte size
-// and an LZ4 block, or an LZ4 frame as older Litestream wrote) and checks that
-// it holds page pgno of pageSize bytes. The result is a new slice of exactly
-// pageSize bytes.
+// and an LZ4 block, or an LZ4 frame with its content checksum, as older
+// Litestream and this project's writer write) and checks that it holds page
+// pgno of pageSize bytes. The result is a new slice of exactly pageSize
+// bytes.
 func DecodeFrame(b []byte, pgno, pageSize uint32) ([]byte, error) {
 	var hdr ltx.PageHeader
 	if err := hdr.UnmarshalBinary(b); err != nil {
@@ -463,15 +465,12 @@ func DecodeFrame(b []byte, pgno, pageSize uint32) ([]byte, error) {
 		}
 		return data, nil
 	}
-	_, data, err := ltx.DecodePageData(b)
-	if err != nil {
-		return nil, fmt.Errorf("page %d: decompress: %w", pgno, err)
-	}
-	if len(data) != int(pageSize) {
-		return nil, fmt.Errorf("page %d: decoded %d bytes, page size is %d", pgno, len(data), pageSize)
-	}
-	if cap(data) != len(data) {
-		data = append(make([]byte, 0, len(data)), data...)
+	// The LZ4 frame encoding: ltxframe.Decode requires the frame's content
+	// checksum and verifies it, so a damaged page is an error even though
+	// the file's CRC-64 cannot be checked from a range read.
+	data = make([]byte, pageSize)
+	if err := ltxframe.Decode(data, b[ltx.PageHeaderSize:]); err != nil {
+		return nil, fmt.Errorf("page %d: %w", pgno, err)
 	}
 	return data, nil
 }

@@ -4,8 +4,11 @@ package vfs
 //
 // The VFS answers one page at a time, so it reads single frames (or small
 // coalesced runs) by byte range through the page index. A range read cannot
-// verify the file's CRC64 checksum, which covers the whole file; the VFS
-// relies on the frame's page number, its LZ4 framing and its decoded size.
+// verify the file's CRC64 checksum, which covers the whole file: the VFS
+// reads small files whole and verifies them (verify.go), and for larger
+// files relies on each frame: its page number, LZ4 framing and decoded
+// size, and for the LZ4 frame encoding (this project's writer) the frame's
+// content checksum, which verifies the page itself.
 //
 // Restore produces a file that will be trusted as the database, and DESIGN.md
 // invariant 5 requires every input file's checksum to be verified: a
@@ -13,9 +16,10 @@ package vfs
 // silently wrong pages. So restore streams every file of the plan whole, once,
 // through a decoder that makes every check ltx.Decoder makes (the CRC64 over
 // the header, page headers, decompressed pages, page index and trailer, and
-// the page index against the frames actually read), and writes only the pages
-// the index version assigns to that file. (verifyFile does this in parallel
-// for the block page encoding; ltx.Decoder itself handles the older one.) Reading whole files also suits a restore's access pattern:
+// the page index against the frames actually read, and for pages in the LZ4
+// frame encoding each frame's content checksum), and writes only the pages
+// the index version assigns to that file, in parallel (verifyFile). Reading
+// whole files also suits a restore's access pattern:
 // it needs almost every byte of the plan anyway, and large sequential reads
 // (several in flight per file, several files at once) are bound by bandwidth
 // rather than request latency.
@@ -41,6 +45,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litestream-go/litestream/index"
+	"github.com/litestream-go/litestream/internal/ltxframe"
 	"github.com/litestream-go/litestream/remote"
 )
 
@@ -300,16 +305,9 @@ func (r *restorer) run(ctx context.Context, files []*ltx.FileInfo) error {
 }
 
 // restoreFile verifies one file and writes the pages the version assigns to
-// it. Files in the LZ4 block encoding (every file ltx v0.5.2+ writes) go
-// through the parallel verifyFile; a file in the older LZ4 frame encoding
-// is read again through ltx.Decoder, since its frames cannot be cut apart
-// without decompressing them.
+// it.
 func (r *restorer) restoreFile(ctx context.Context, info *ltx.FileInfo, want int) error {
-	read, err := r.verifyFile(ctx, info, want)
-	if errors.Is(err, errFrameEncoding) {
-		r.log.Debug("file uses the LZ4 frame encoding; decoding it serially", "file", remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID))
-		return r.decodeSerial(ctx, info, want, read)
-	}
+	_, err := r.verifyFile(ctx, info, want)
 	return err
 }
 
@@ -325,9 +323,6 @@ func (r *restorer) checkHeader(info *ltx.FileInfo, hdr ltx.Header) error {
 	}
 	return nil
 }
-
-// errFrameEncoding reports a page in the older LZ4 frame encoding.
-var errFrameEncoding = errors.New("page uses the LZ4 frame encoding")
 
 // pageJob is a batch of consecutive frames of one file: the splitter fills
 // the compressed payloads, a worker decompresses and writes them, and the
@@ -346,6 +341,8 @@ type pageJob struct {
 
 type jobFrame struct {
 	hdr   [ltx.PageHeaderSize + 4]byte // page header and size field, as hashed
+	hlen  int                          // bytes of hdr hashed: 6 for the frame encoding (no size field)
+	frame bool                         // the LZ4 frame encoding (ltxframe)
 	pgno  uint32
 	comp  int  // offset of the payload in comp
 	n     int  // payload length
@@ -370,8 +367,7 @@ type frameRec struct {
 // 1.3 GB/s on one core, the largest cost of a restore, so it must not be
 // serial). One large snapshot thus does not run at the speed of one core.
 //
-// It returns the bytes it read, and errFrameEncoding if the file turns out
-// to use the older page encoding.
+// It returns the bytes it read.
 func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int) (read int64, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	src := newChunkReader(ctx, r.c, info, &r.prog, 0, r.log)
@@ -448,7 +444,11 @@ func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int)
 		if j.err != nil {
 			return 0, j.err
 		}
-		crc = r.crcComb.combine(crc, j.crc, int64(len(j.frames))*int64(len(jobFrame{}.hdr)+ps))
+		hashed := int64(0)
+		for i := range j.frames {
+			hashed += int64(j.frames[i].hlen + ps)
+		}
+		crc = r.crcComb.combine(crc, j.crc, hashed)
 		for i := range j.frames {
 			if j.frames[i].write {
 				wrote++
@@ -522,6 +522,9 @@ func (r *restorer) split(ctx context.Context, src io.Reader, info *ltx.FileInfo,
 	}
 	lock := ltx.LockPgno(hdr.PageSize)
 	maxComp := lz4.CompressBlockBound(int(hdr.PageSize))
+	// A frame of an LZ4 frame-encoded page: ours are at most
+	// ltxframe.MaxFrameSize; others may use more blocks or block checksums.
+	maxFrame := 2*ltxframe.MaxFrameSize(int(hdr.PageSize)) + 64
 	var recs []frameRec
 	var prev uint32
 	pos := int64(ltx.HeaderSize)
@@ -555,8 +558,6 @@ func (r *restorer) split(ctx context.Context, src io.Reader, info *ltx.FileInfo,
 		switch err := ph.Validate(); {
 		case err != nil:
 			return nil, fmt.Errorf("page header at offset %d: %w", pos, err)
-		case ph.Flags&ltx.PageHeaderFlagSize == 0:
-			return nil, errFrameEncoding
 		case ph.Pgno <= prev:
 			return nil, fmt.Errorf("page %d after page %d: pages out of order", ph.Pgno, prev)
 		case ph.Pgno > hdr.Commit:
@@ -565,22 +566,35 @@ func (r *restorer) split(ctx context.Context, src io.Reader, info *ltx.FileInfo,
 			return nil, fmt.Errorf("file holds the lock page %d", ph.Pgno)
 		}
 		prev = ph.Pgno
-		if _, err := io.ReadFull(src, fr.hdr[ltx.PageHeaderSize:]); err != nil {
-			return nil, fmt.Errorf("read size of page %d: %w", ph.Pgno, err)
-		}
-		n := int(binary.BigEndian.Uint32(fr.hdr[ltx.PageHeaderSize:]))
-		if n > maxComp {
-			return nil, fmt.Errorf("page %d: compressed size %d exceeds the bound %d for %d-byte pages", ph.Pgno, n, maxComp, hdr.PageSize)
-		}
-		fr.pgno, fr.comp, fr.n = ph.Pgno, len(j.comp), n
-		j.comp = slices.Grow(j.comp, n)[:len(j.comp)+n]
-		if _, err := io.ReadFull(src, j.comp[fr.comp:]); err != nil {
-			return nil, fmt.Errorf("read page %d: %w", ph.Pgno, err)
+		fr.pgno, fr.comp = ph.Pgno, len(j.comp)
+		if ph.Flags&ltx.PageHeaderFlagSize == 0 {
+			// The LZ4 frame encoding: cut the frame out by its block
+			// sizes; the worker decodes and verifies it.
+			fr.frame, fr.hlen = true, ltx.PageHeaderSize
+			var err error
+			if j.comp, err = ltxframe.ReadFrame(j.comp, src, maxFrame); err != nil {
+				return nil, fmt.Errorf("read page %d: %w", ph.Pgno, err)
+			}
+			fr.n = len(j.comp) - fr.comp
+		} else {
+			fr.hlen = len(fr.hdr)
+			if _, err := io.ReadFull(src, fr.hdr[ltx.PageHeaderSize:]); err != nil {
+				return nil, fmt.Errorf("read size of page %d: %w", ph.Pgno, err)
+			}
+			n := int(binary.BigEndian.Uint32(fr.hdr[ltx.PageHeaderSize:]))
+			if n > maxComp {
+				return nil, fmt.Errorf("page %d: compressed size %d exceeds the bound %d for %d-byte pages", ph.Pgno, n, maxComp, hdr.PageSize)
+			}
+			fr.n = n
+			j.comp = slices.Grow(j.comp, n)[:len(j.comp)+n]
+			if _, err := io.ReadFull(src, j.comp[fr.comp:]); err != nil {
+				return nil, fmt.Errorf("read page %d: %w", ph.Pgno, err)
+			}
 		}
 		if e, ok := r.v.Lookup(ph.Pgno); ok && e.File == info {
 			fr.write = true
 		}
-		size := int64(len(fr.hdr) + n)
+		size := int64(fr.hlen + fr.n)
 		recs = append(recs, frameRec{pgno: ph.Pgno, off: pos, size: size})
 		pos += size
 		j.frames = append(j.frames, fr)
@@ -622,16 +636,23 @@ func (r *restorer) decodeJob(j *pageJob, ps int, trackSum bool) {
 	for i := range j.frames {
 		fr := &j.frames[i]
 		page := j.pages[i*ps : (i+1)*ps]
-		m, err := lz4.UncompressBlock(j.comp[fr.comp:fr.comp+fr.n], page)
-		if err != nil {
-			j.err = fmt.Errorf("page %d: decompress: %w", fr.pgno, err)
-			return
+		if fr.frame {
+			if err := ltxframe.Decode(page, j.comp[fr.comp:fr.comp+fr.n]); err != nil {
+				j.err = fmt.Errorf("page %d: %w", fr.pgno, err)
+				return
+			}
+		} else {
+			m, err := lz4.UncompressBlock(j.comp[fr.comp:fr.comp+fr.n], page)
+			if err != nil {
+				j.err = fmt.Errorf("page %d: decompress: %w", fr.pgno, err)
+				return
+			}
+			if m != ps {
+				j.err = fmt.Errorf("page %d: decompressed to %d bytes, page size is %d", fr.pgno, m, ps)
+				return
+			}
 		}
-		if m != ps {
-			j.err = fmt.Errorf("page %d: decompressed to %d bytes, page size is %d", fr.pgno, m, ps)
-			return
-		}
-		j.crc = crc64.Update(j.crc, r.crcTable, fr.hdr[:])
+		j.crc = crc64.Update(j.crc, r.crcTable, fr.hdr[:fr.hlen])
 		j.crc = crc64.Update(j.crc, r.crcTable, page)
 		if trackSum {
 			j.sum ^= ltx.ChecksumPage(fr.pgno, page)
@@ -654,84 +675,6 @@ func (r *restorer) decodeJob(j *pageJob, ps int, trackSum bool) {
 		}
 		i = k
 	}
-}
-
-// decodeSerial restores one file through ltx.Decoder, for the older page
-// encoding: one goroutine reads, decodes, hashes and writes. skip is the
-// number of bytes an earlier attempt already counted as progress.
-func (r *restorer) decodeSerial(ctx context.Context, info *ltx.FileInfo, want int, skip int64) error {
-	src := newChunkReader(ctx, r.c, info, &r.prog, skip, r.log)
-	defer src.Close()
-	dec := ltx.NewDecoder(src)
-	dec.SetRetainPageIndex(false)
-	if err := dec.DecodeHeader(); err != nil {
-		return fmt.Errorf("decode header: %w", err)
-	}
-	hdr := dec.Header()
-	if err := r.checkHeader(info, hdr); err != nil {
-		return err
-	}
-	ps := int64(hdr.PageSize)
-	perBatch := max(1, restoreBatch/int(ps))
-	buf := make([]byte, int64(perBatch)*ps)
-	var first uint32 // page of buf[0]; buf holds a run first, first+1, ...
-	n, wrote := 0, 0
-	flush := func() error {
-		if n == 0 {
-			return nil
-		}
-		if _, err := r.f.WriteAt(buf[:int64(n)*ps], int64(first-1)*ps); err != nil {
-			return fmt.Errorf("write pages %d..%d to %s: %w", first, first+uint32(n)-1, r.path, err)
-		}
-		n = 0
-		return nil
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if n == perBatch {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		var ph ltx.PageHeader
-		dst := buf[int64(n)*ps : int64(n+1)*ps]
-		err := dec.DecodePage(&ph, dst)
-		if err == io.EOF {
-			break
-		} else if err != nil {
-			return fmt.Errorf("decode page after %d pages: %w", dec.PageN(), err)
-		}
-		if e, ok := r.v.Lookup(ph.Pgno); !ok || e.File != info {
-			continue // decoded and hashed; its slot is reused
-		}
-		if n > 0 && ph.Pgno != first+uint32(n) {
-			// Not contiguous with the run: write the run, and start a new
-			// one with this page.
-			if err := flush(); err != nil {
-				return err
-			}
-			copy(buf[:ps], dst)
-		}
-		if n == 0 {
-			first = ph.Pgno
-		}
-		n++
-		wrote++
-	}
-	// Checksum mismatches surface here; pages already written are discarded
-	// with the temporary file.
-	if err := dec.Close(); err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
-	if err := flush(); err != nil {
-		return err
-	}
-	if wrote != want {
-		return fmt.Errorf("file holds %d of the %d pages the page index assigns to it", wrote, want)
-	}
-	return nil
 }
 
 // progress counts bytes read and reports them, throttled, to fn.

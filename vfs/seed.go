@@ -11,6 +11,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/index"
+	"github.com/litestream-go/litestream/internal/ltxframe"
 	"github.com/litestream-go/litestream/pagecache"
 	"github.com/litestream-go/litestream/remote"
 )
@@ -119,8 +120,8 @@ func (c *seedingClient) OpenFile(ctx context.Context, info *ltx.FileInfo, offset
 }
 
 // seed decodes the first frame of b (a file's first bytes) if it is a whole
-// frame of page 1 in the size-prefixed encoding. Anything else is ignored:
-// the page is then read the normal way.
+// frame of page 1, in either page encoding. Anything else is ignored: the
+// page is then read the normal way.
 func (c *seedingClient) seed(k fileKey, b []byte) {
 	var hdr ltx.Header
 	if err := hdr.UnmarshalBinary(b[:ltx.HeaderSize]); err != nil {
@@ -128,13 +129,24 @@ func (c *seedingClient) seed(k fileKey, b []byte) {
 	}
 	frame := b[ltx.HeaderSize:min(len(b), ltx.HeaderSize+seedBytes)]
 	var ph ltx.PageHeader
-	if err := ph.UnmarshalBinary(frame); err != nil || ph.Pgno != 1 || ph.Flags&ltx.PageHeaderFlagSize == 0 {
+	if err := ph.UnmarshalBinary(frame); err != nil || ph.Pgno != 1 {
 		return
 	}
-	if len(frame) < ltx.PageHeaderSize+4 {
-		return
+	var size int64
+	if ph.Flags&ltx.PageHeaderFlagSize != 0 {
+		if len(frame) < ltx.PageHeaderSize+4 {
+			return
+		}
+		size = int64(ltx.PageHeaderSize + 4 + int(binary.BigEndian.Uint32(frame[ltx.PageHeaderSize:])))
+	} else {
+		// The LZ4 frame encoding has no length field: find the frame's
+		// end by its block sizes.
+		f, err := ltxframe.ReadFrame(nil, bytes.NewReader(frame[ltx.PageHeaderSize:]), len(frame))
+		if err != nil {
+			return
+		}
+		size = int64(ltx.PageHeaderSize + len(f))
 	}
-	size := int64(ltx.PageHeaderSize + 4 + int(binary.BigEndian.Uint32(frame[ltx.PageHeaderSize:])))
 	if size > int64(len(frame)) {
 		return
 	}
