@@ -177,3 +177,89 @@ func TestOurRestoreOfLitestreamReplica(t *testing.T) {
 	t.Logf("Litestream wrote %d files, level-0 TXIDs %v", len(files), txids)
 	restoreBoth(t, bin, replica, t.TempDir(), txids)
 }
+
+// TestLitestreamVFSReadsOurReplica: Litestream v0.5's own VFS extension
+// (E2E_LITESTREAM_V05_VFS: the .so its Makefile builds with
+// `make vfs-linux-amd64`) reads a replica written by our daemon, with
+// compactions, snapshots and retention on short intervals so that its plan
+// runs through our compacted and snapshot files (LZ4 frame page encoding),
+// and sees exactly the source's content.
+func TestLitestreamVFSReadsOurReplica(t *testing.T) {
+	ext := os.Getenv("E2E_LITESTREAM_V05_VFS")
+	if ext == "" {
+		t.Skip("set E2E_LITESTREAM_V05_VFS to Litestream v0.5's VFS extension (dist/litestream-vfs-linux-amd64.so) to run")
+	}
+	_, rng := testSeed(t)
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	replica := filepath.Join(dir, "replica")
+	db := openDB(t, dbPath, "PRAGMA page_size=4096")
+	w := newWorkload(t, db, rng)
+	cfg := filepath.Join(dir, "litestream.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`levels:
+  - interval: 1s
+  - interval: 3s
+snapshot: {interval: 4s, retention: 1h}
+l0-retention: 1s
+l0-retention-check-interval: 200ms
+dbs:
+  - path: %s
+    monitor-interval: 20ms
+    checkpoint-interval: 300ms
+    replica: {url: '%s', sync-interval: 50ms}
+`, dbPath, fileURL(replica))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, cfg)
+	start := time.Now()
+	for i := 0; time.Since(start) < 9*time.Second || i < 1000; i++ {
+		w.step()
+		if i%50 == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	d.stop()
+	checkpoint(t, db)
+
+	// The replica's compacted and snapshot files are in the frame encoding.
+	files, err := listReplica(replica)
+	if err != nil {
+		t.Fatal(err)
+	}
+	levels := map[int]bool{}
+	for _, f := range files {
+		if f.level > 0 {
+			b, err := os.ReadFile(f.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) > ltx.HeaderSize+ltx.PageHeaderSize && b[ltx.HeaderSize+4]|b[ltx.HeaderSize+5] == 0 {
+				levels[f.level] = true
+			}
+		}
+	}
+	if !levels[1] || !levels[9] {
+		t.Fatalf("no level-1 and level-9 files in the frame encoding (levels with frame-encoded files: %v)", levels)
+	}
+
+	want := liveContentHash(t, dbPath)
+	cmd := exec.Command("sqlite3", ":memory:",
+		"-cmd", ".load "+ext+" sqlite3_litestreamvfs_init",
+		"-cmd", ".open file:replica.db?vfs=litestream",
+		"-cmd", "PRAGMA integrity_check;",
+		".sha3sum")
+	cmd.Env = append(v05Env(), "LITESTREAM_REPLICA_URL="+fileURL(replica))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("Litestream's VFS: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 2 || lines[0] != "ok" || lines[len(lines)-1] != want {
+		t.Fatalf("Litestream's VFS over our replica: integrity and content hash\n%s\nwant ok and %s", out, want)
+	}
+	if bin := os.Getenv("E2E_LITESTREAM_V05"); bin != "" {
+		out := filepath.Join(dir, "theirs.db")
+		v05Restore(t, bin, replica, 0, out)
+		sameFiles(t, dbPath, out, 4096)
+	}
+}

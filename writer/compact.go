@@ -11,6 +11,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/ltxframe"
 	"github.com/litestream-go/litestream/remote"
 )
 
@@ -31,9 +32,10 @@ const maxCompactInputs = 64
 // database-sized copy of it).
 //
 // Compaction never touches SQLite; it reads its inputs from the remote and
-// streams them through ltx.Compactor straight into the upload: newest page
+// streams them through ltxframe.Compact straight into the upload: newest page
 // wins, pages past the final commit are dropped, the output carries the
-// newest input's timestamp, Litestream's NoChecksum flag and no WAL fields.
+// newest input's timestamp, Litestream's NoChecksum flag and no WAL fields,
+// and its pages are in the LZ4 frame encoding with content checksums.
 func (d *DB) Compact(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
 	if level < 1 || level >= remote.SnapshotLevel {
 		return nil, fmt.Errorf("compact %s: level %d is not a compaction level (1..%d)", d.path, level, remote.SnapshotLevel-1)
@@ -172,7 +174,11 @@ func compactFiles(ctx context.Context, c remote.Client, level int, inputs []*ltx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	readers := make([]io.Reader, 0, len(inputs))
+	// Each input must be what its name says (Input.MinTXID/MaxTXID): the
+	// output is named from the listing but its header comes from the
+	// inputs' headers, so a swapped or stale input would otherwise yield a
+	// file whose name and content disagree.
+	ins := make([]ltxframe.Input, 0, len(inputs))
 	var closers []io.Closer
 	defer func() {
 		for _, rc := range closers {
@@ -180,26 +186,21 @@ func compactFiles(ctx context.Context, c remote.Client, level int, inputs []*ltx
 		}
 	}()
 	for _, in := range inputs {
+		name := remote.FileDesc(in.Level, in.MinTXID, in.MaxTXID)
 		rc, err := c.OpenLTXFile(ctx, in.Level, in.MinTXID, in.MaxTXID, 0, 0)
 		if err != nil {
-			return nil, fmt.Errorf("compact %s: open input %s: %w", desc, remote.FileDesc(in.Level, in.MinTXID, in.MaxTXID), err)
+			return nil, fmt.Errorf("compact %s: open input %s: %w", desc, name, err)
 		}
 		closers = append(closers, rc)
-		readers = append(readers, &namedReader{r: bufio.NewReaderSize(rc, 64<<10), in: in})
+		ins = append(ins, ltxframe.Input{R: bufio.NewReaderSize(rc, 64<<10), Name: name, MinTXID: in.MinTXID, MaxTXID: in.MaxTXID})
 	}
 
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		cmp, err := ltx.NewCompactor(pw, readers)
-		if err == nil {
-			cmp.HeaderFlags = ltx.HeaderFlagNoChecksum
-			if spillDir != "" {
-				cmp.SetSpillDir(spillDir)
-			}
-			err = cmp.Compact(ctx)
-			_ = cmp.Cleanup()
-		}
+		// Pages in the LZ4 frame encoding carry a checksum each, which lets
+		// the VFS verify every page it reads by range (ltxframe).
+		_, err := ltxframe.Compact(ctx, pw, ins, ltx.HeaderFlagNoChecksum, spillDir)
 		pw.CloseWithError(err) // nil: the reader sees EOF
 		errc <- err
 	}()
@@ -216,19 +217,4 @@ func compactFiles(ctx context.Context, c remote.Client, level int, inputs []*ltx
 		return nil, fmt.Errorf("compact %s: upload: %w", desc, werr)
 	}
 	return info, nil
-}
-
-// namedReader adds the input file's name to read errors, so that a
-// checksum mismatch or a truncated input names the file.
-type namedReader struct {
-	r  io.Reader
-	in *ltx.FileInfo
-}
-
-func (n *namedReader) Read(p []byte) (int, error) {
-	k, err := n.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = fmt.Errorf("read %s: %w", remote.FileDesc(n.in.Level, n.in.MinTXID, n.in.MaxTXID), err)
-	}
-	return k, err
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/ltxframe"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/writer/wal"
 )
@@ -172,7 +173,7 @@ func (d *DB) beginSnapshot(ctx context.Context, have ltx.TXID) (*snapState, *sql
 // copied (I5), so a torn copy is never completed, let alone uploaded.
 func (d *DB) streamSnapshot(ctx context.Context, w io.Writer, st *snapState, ts time.Time) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
-	enc, err := ltx.NewEncoder(bw)
+	enc, err := ltxframe.NewEncoder(bw)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/ltxframe"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/writer/wal"
 )
@@ -125,7 +126,7 @@ func isNoSpace(err error) bool {
 func (d *DB) encodeL0(ctx context.Context, w io.Writer, p *pending, spillDir string) error {
 	pl := p.plan
 	bw := bufio.NewWriterSize(w, 256<<10)
-	enc, err := ltx.NewEncoder(bw)
+	enc, err := ltxframe.NewEncoder(bw)
 	if err != nil {
 		return err
 	}
