@@ -3,6 +3,7 @@ package chaos
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,6 +71,15 @@ func (v *volume) free() {
 	}
 }
 
+// used is the space in use on the volume, in bytes, and its size.
+func (v *volume) used() (used, size int64) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(v.dir, &st); err != nil {
+		v.t.Fatal(err)
+	}
+	return int64(st.Blocks-st.Bfree) * st.Bsize, int64(st.Blocks) * st.Bsize
+}
+
 // TestDiskFull fills, then frees, the volume of the database (and the
 // daemon's staging directory beside it) and of the replica. Replication
 // must carry on by itself once space returns, SIGTERM must exit 0 after a
@@ -86,15 +96,35 @@ func diskFullReplication(t *testing.T, which string) {
 	_, rng := testSeed(t)
 	dir := workDir(t)
 	vol := mountVolume(t, filepath.Join(dir, "vol"))
+	// Rounds of a few cycles, each with a fresh database and replica: the
+	// replica keeps every level's copy of the history, which outgrows a
+	// small volume after a few cycles.
+	for round := 1; round <= pick(1, 5); round++ {
+		rdir := mkdir(dir, fmt.Sprintf("round-%d", round))
+		rvol := mkdir(vol.dir, fmt.Sprintf("round-%d", round))
+		diskFullRound(t, c, rng, vol, which, rdir, rvol)
+		if err := os.RemoveAll(rvol); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func diskFullRound(t *testing.T, c *tally, rng *rand.Rand, vol *volume, which, dir, voldir string) {
 	db, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
 	if which == "db" {
-		db = filepath.Join(vol.dir, "app.db")
+		db = filepath.Join(voldir, "app.db")
 	} else {
-		replica = filepath.Join(vol.dir, "replica")
+		replica = filepath.Join(voldir, "replica")
 	}
 	w := newWorkload(rng)
 	createDB(t, db)
 	cfg := daemonYAML(t, dir, db, fileURL(replica), "")
+	// Snapshots every minute, not every 5 s: each is the whole database,
+	// and kept, they would fill the small volume by themselves.
+	b, _ := os.ReadFile(cfg)
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "snapshot: {interval: 5s", "snapshot: {interval: 1m", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	d := startLS(t, "replicate", cleanEnv(), "replicate", "-config", cfg)
 	if !waitFor(time.Minute, 20*time.Millisecond, func() bool { return replicaMax(replica) > 0 }) {
 		t.Fatalf("no first sync:\n%s", tail(d.out.String(), 3000))
@@ -102,32 +132,43 @@ func diskFullReplication(t *testing.T, which string) {
 	ch := newChecker(t, w, c, dir, db, replica)
 	ch.startFollowers()
 	reported, appErrs := 0, 0
-	cycles := pick(3, 20)
+	cycles := 4
 	for cycle := 1; cycle <= cycles; cycle++ {
 		bg := startWriter(t, w, db, 10*time.Millisecond)
 		// Large transactions now and then fill the volume faster.
 		time.Sleep(time.Duration(200+rng.IntN(500)) * time.Millisecond)
-		id, sql := w.large("L", 500+rng.IntN(1500))
+		id, sql := w.large("L", 300+rng.IntN(1000))
 		_ = commitOnce(w, db, id, sql)
+		// Either nearly full, or room for the application's next large
+		// transactions in the WAL but not for the daemon's copy of them.
 		slack := int64(rng.IntN(4)) * 64 << 10
+		if rng.IntN(2) == 0 {
+			slack = int64(1+rng.IntN(6)) << 20
+		}
 		logBefore := len(d.out.String())
 		vol.fill(slack)
 		// Writes go on against the full volume for a while.
 		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
 		for range 2 {
-			id, sql := w.large("L", 200+rng.IntN(500))
+			id, sql := w.large("L", 200+rng.IntN(600))
 			_ = commitOnce(w, db, id, sql)
 		}
 		if strings.Contains(strings.ToLower(d.out.String()[logBefore:]), "no space left") {
 			reported++
 		}
 		vol.free()
+		// The test's own data must leave the volume mostly free, or a
+		// stuck replica would only mean the volume is really full.
+		if used, size := vol.used(); used > size*2/3 {
+			t.Fatalf("cycle %d: the %s volume holds %d MiB of %d MiB without the filler: the test's data outgrew it", cycle, which, used>>20, size>>20)
+		}
 		time.Sleep(time.Duration(100+rng.IntN(400)) * time.Millisecond)
 		appErrs += len(bg.halt())
 		if d.exited() {
 			t.Fatalf("cycle %d: replicate exited (%v):\n%s", cycle, d.err, tail(d.out.String(), 3000))
 		}
-		label := fmt.Sprintf("cycle %d (%s volume filled, %d KiB left)", cycle, which, slack>>10)
+		used, _ := vol.used()
+		label := fmt.Sprintf("cycle %d (%s volume filled, %d KiB left; %d MiB used after freeing)", cycle, which, slack>>10, used>>20)
 		t.Log(label)
 		ch.check(label, false)
 	}
@@ -141,5 +182,7 @@ func diskFullReplication(t *testing.T, which string) {
 	}
 	ch.check(final, true)
 	ch.finalSource()
+	ch.live.kill()
+	ch.follow.kill()
 	t.Logf("%d cycles; the daemon's log named the full disk in %d; the application's writer met %d errors", cycles, reported, appErrs)
 }
