@@ -16,11 +16,20 @@
 // so their byte order is their numeric order, and the listing starts at the
 // name of the seek TXID with the API's startOffset rather than treating the
 // TXID as a name prefix (a known Litestream bug on GCS). Reads are ranged
-// reads. Uploads that fail (the caller's reader or the connection) are
-// cancelled, never finalized, so a partial object is never visible; the
-// client retries transient failures (429, 5xx, connection resets) with
-// backoff, uploads included, since rewriting an immutable LTX file is
-// idempotent.
+// reads that resume from the byte reached when they fail or stall in the
+// middle (retry.Policy.OpenRange). Uploads are spooled and sent whole on
+// each try (large ones as a resumable upload whose chunks the library
+// retries); one that fails is cancelled, never finalized, so a partial
+// object is never visible, and before a write is reported failed or tried
+// again the client checks whether it landed after all (size and CRC32C),
+// as it does when the answer to the last chunk was lost. Rewriting an
+// immutable LTX file is idempotent.
+//
+// Retries follow Config.Retry (package remote/retry): every listing,
+// read, write and delete is bounded by its AttemptTimeout and retried on
+// transient failures (429, 5xx, connection resets, bodies cut short); the
+// library's own retries are off except for the chunks of resumable
+// uploads.
 package gcs
 
 import (
@@ -35,6 +44,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2"
@@ -52,6 +62,10 @@ import (
 // MetadataTimestamp is the object metadata key holding a file's creation time.
 const MetadataTimestamp = "litestream-timestamp"
 
+// DefaultTimeout bounds one request, and each pause in the body it sends
+// or receives, when Config.Retry.AttemptTimeout is zero.
+const DefaultTimeout = 30 * time.Second
+
 // Config configures a Client. Only Bucket is required.
 type Config struct {
 	Bucket string
@@ -67,8 +81,8 @@ type Config struct {
 	// ChunkSize is the upload chunk size (default 8 MiB): files up to it go
 	// in one request, larger ones as a resumable upload of such chunks.
 	ChunkSize int
-	// Retry sets the attempts and backoff of the library's retries; its
-	// zero value means retry.Default's numbers.
+	// Retry is the policy of every request (zero fields: retry.Default's
+	// numbers, and DefaultTimeout as AttemptTimeout).
 	Retry retry.Policy
 	// Logger receives debug messages (nil: slog.Default()).
 	Logger *slog.Logger
@@ -102,7 +116,15 @@ func New(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Client{cfg: cfg, log: log.With("backend", "gs", "bucket", cfg.Bucket), what: fmt.Sprintf("gs bucket %q", cfg.Bucket)}, nil
+	log = log.With("backend", "gs", "bucket", cfg.Bucket)
+	if cfg.Retry.Logger == nil {
+		cfg.Retry.Logger = log
+	}
+	cfg.Retry = cfg.Retry.WithDefaults()
+	if cfg.Retry.AttemptTimeout <= 0 {
+		cfg.Retry.AttemptTimeout = DefaultTimeout
+	}
+	return &Client{cfg: cfg, log: log, what: fmt.Sprintf("gs bucket %q", cfg.Bucket)}, nil
 }
 
 // Type returns "gs".
@@ -142,10 +164,10 @@ func (c *Client) bucket(ctx context.Context) (*storage.BucketHandle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create client: %w", err)
 		}
+		// The library's retries apply to the chunks of resumable
+		// uploads only (see once); everything else is retried by
+		// Config.Retry.
 		r := c.cfg.Retry
-		if r.Attempts <= 0 {
-			r = retry.Default
-		}
 		gcs.SetRetry(
 			storage.WithPolicy(storage.RetryAlways),
 			storage.WithMaxAttempts(r.Attempts),
@@ -159,11 +181,23 @@ func (c *Client) bucket(ctx context.Context) (*storage.BucketHandle, error) {
 
 // transient reports whether a GCS failure is worth retrying.
 func transient(err error) bool {
+	if !retry.Retryable(err) {
+		return false
+	}
 	var ge *googleapi.Error
 	if errors.As(err, &ge) {
 		return retry.IsTransientStatus(ge.Code)
 	}
-	return retry.IsTransientNet(err) || storage.ShouldRetry(err)
+	return retry.Transient(err) || storage.ShouldRetry(err) || errors.Is(err, io.EOF)
+}
+
+// once is the retry option for a request that Config.Retry retries: the
+// library sends it once.
+var once = storage.WithPolicy(storage.RetryNever)
+
+// do runs fn under policy p; what names the operation and key.
+func (c *Client) do(ctx context.Context, p retry.Policy, what string, fn func(context.Context) error) error {
+	return p.Do(ctx, c.what+": "+what, transient, fn)
 }
 
 func (c *Client) levelPrefix(level int) string {
@@ -197,30 +231,44 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 		return nil, c.fail("list", prefix, err)
 	}
 	var infos []*ltx.FileInfo
-	it := b.Objects(ctx, q)
-	for {
-		attrs, err := it.Next()
-		if err == iterator.Done {
-			break
-		} else if err != nil {
-			return nil, c.fail("list", prefix, err)
-		}
+	err = c.list(ctx, b, q, func() { infos = infos[:0] }, func(attrs *storage.ObjectAttrs) {
 		if attrs.Prefix != "" {
-			continue // a "subdirectory"
+			return // a "subdirectory"
 		}
 		name := strings.TrimPrefix(attrs.Name, prefix)
 		minTXID, maxTXID, err := ltx.ParseFilename(name)
 		if err != nil || minTXID < seek || remote.FileName(minTXID, maxTXID) != name {
-			continue
+			return
 		}
 		createdAt := attrs.Created.UTC()
 		if ts, ok := backend.ParseTimestamp(attrs.Metadata[MetadataTimestamp]); ok {
 			createdAt = ts
 		}
 		infos = append(infos, &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: attrs.Size, CreatedAt: createdAt})
+	})
+	if err != nil {
+		return nil, c.fail("list", prefix, err)
 	}
 	backend.SortInfos(infos)
 	return infos, nil
+}
+
+// list calls fn with every object q finds. A failed listing starts over
+// (after reset) under Config.Retry.
+func (c *Client) list(ctx context.Context, b *storage.BucketHandle, q *storage.Query, reset func(), fn func(*storage.ObjectAttrs)) error {
+	return c.do(ctx, c.cfg.Retry, "list "+q.Prefix, func(ctx context.Context) error {
+		reset()
+		it := b.Retryer(once).Objects(ctx, q)
+		for {
+			attrs, err := it.Next()
+			if err == iterator.Done {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			fn(attrs)
+		}
+	})
 }
 
 // OpenLTXFile opens bytes [offset, offset+size) of a file (size 0: to the
@@ -237,28 +285,40 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 	if err != nil {
 		return nil, c.fail("open", key, err)
 	}
+	desc := fmt.Sprintf("%s: read %q", c.what, key)
+	rc, err := c.cfg.Retry.OpenRange(ctx, desc, transient, offset, size, func(ctx context.Context, offset, size int64) (io.ReadCloser, int64, error) {
+		return c.read(ctx, b, key, offset, size)
+	})
+	if err != nil {
+		return nil, c.fail("open", key, err)
+	}
+	return rc, nil
+}
+
+// read opens one ranged read and returns the reader and its exact length.
+func (c *Client) read(ctx context.Context, b *storage.BucketHandle, key string, offset, size int64) (io.ReadCloser, int64, error) {
 	length := size
 	if size == 0 {
 		length = -1
 	}
-	r, err := b.Object(key).NewRangeReader(ctx, offset, length)
+	r, err := b.Object(key).Retryer(once).NewRangeReader(ctx, offset, length)
 	if errors.Is(err, storage.ErrObjectNotExist) {
-		return nil, c.fail("open", key, fmt.Errorf("%w: %w", remote.ErrNotExist, err))
+		return nil, 0, fmt.Errorf("%w: %w", remote.ErrNotExist, err)
 	} else if rangeNotSatisfiable(err) {
-		return nil, c.fail("open", key, fmt.Errorf("range offset=%d size=%d is outside the file: %w", offset, size, err))
+		return nil, 0, retry.Permanent(fmt.Errorf("range offset=%d size=%d is outside the file: %w", offset, size, err))
 	} else if err != nil {
-		return nil, c.fail("open", key, err)
+		return nil, 0, err
 	}
 	end, err := backend.RangeEnd(offset, size, r.Attrs.Size)
 	if err != nil {
 		_ = r.Close()
-		return nil, c.fail("open", key, err)
+		return nil, 0, retry.Permanent(err)
 	}
 	if r.Attrs.StartOffset != offset {
 		_ = r.Close()
-		return nil, c.fail("open", key, fmt.Errorf("server returned data from offset %d, want %d", r.Attrs.StartOffset, offset))
+		return nil, 0, retry.Permanent(fmt.Errorf("server returned data from offset %d, want %d", r.Attrs.StartOffset, offset))
 	}
-	return backend.ExactReader(r, end-offset, fmt.Sprintf("%s object %q", c.what, key)), nil
+	return r, end - offset, nil
 }
 
 func rangeNotSatisfiable(err error) bool {
@@ -288,28 +348,71 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		return nil, c.fail("write", key, err)
 	}
 
-	// Cancelling wctx aborts the upload; Close then fails and nothing is
-	// finalized. A failed read must never reach Close with a live context.
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := b.Object(key).NewWriter(wctx)
-	w.ChunkSize = c.cfg.ChunkSize
-	w.ContentType = "application/octet-stream"
-	w.Metadata = map[string]string{MetadataTimestamp: backend.FormatTimestamp(createdAt)}
-	n, err := io.Copy(w, r)
+	spool, err := backend.NewSpool(ctx, r, int64(c.cfg.ChunkSize), "")
 	if err != nil {
-		cancel()
-		_ = w.Close()
-		return nil, c.fail("write", key, fmt.Errorf("upload after %d bytes: %w", n, err))
+		return nil, c.fail("write", key, err)
 	}
-	if err := w.Close(); err != nil {
+	defer spool.Close()
+	crc, err := spool.CRC32C()
+	if err != nil {
+		return nil, c.fail("write", key, err)
+	}
+	size := spool.Size()
+	tries := 0
+	err = c.do(ctx, c.cfg.Retry, "write "+key, func(ctx context.Context) error {
+		if tries++; tries > 1 && c.landed(ctx, b, key, size, crc) {
+			return nil
+		}
+		err := c.upload(ctx, b, key, spool, crc, createdAt)
+		if err != nil && ctx.Err() == nil && c.landed(ctx, b, key, size, crc) {
+			// The upload happened but its answer was lost (the last
+			// chunk's retry then finds no upload session: 404).
+			return nil
+		}
+		return err
+	})
+	if err != nil {
 		if errors.Is(err, storage.ErrBucketNotExist) || isNotFound(err) {
 			return nil, c.fail("write", key, fmt.Errorf("bucket does not exist: %w", err))
 		}
 		return nil, c.fail("write", key, err)
 	}
-	c.log.Debug("wrote ltx file", "key", key, "size", n)
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: n, CreatedAt: createdAt}, nil
+	c.log.Debug("wrote ltx file", "key", key, "size", size)
+	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: createdAt}, nil
+}
+
+// upload sends the spooled file once: in one request up to ChunkSize, as
+// a resumable upload whose chunks the library retries above it. The
+// server checks the CRC32C.
+func (c *Client) upload(ctx context.Context, b *storage.BucketHandle, key string, spool *backend.Spool, crc uint32, createdAt time.Time) error {
+	// Cancelling wctx aborts the upload; Close then fails and nothing is
+	// finalized. A failed read must never reach Close with a live context.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	obj := b.Object(key)
+	chunk := c.cfg.ChunkSize
+	if spool.Size() <= int64(chunk) {
+		obj, chunk = obj.Retryer(once), 0 // one request, retried by Config.Retry
+	}
+	w := obj.NewWriter(wctx)
+	w.ChunkSize = chunk
+	w.ChunkRetryDeadline = c.cfg.Retry.AttemptTimeout
+	w.ContentType = "application/octet-stream"
+	w.Metadata = map[string]string{MetadataTimestamp: backend.FormatTimestamp(createdAt)}
+	w.CRC32C, w.SendCRC32C = crc, true
+	if n, err := io.Copy(w, retry.Progress(ctx, spool.Reader())); err != nil {
+		cancel()
+		_ = w.Close()
+		return fmt.Errorf("upload after %d bytes: %w", n, err)
+	}
+	return w.Close()
+}
+
+// landed reports whether the object is in place with the upload's size and
+// CRC32C.
+func (c *Client) landed(ctx context.Context, b *storage.BucketHandle, key string, size int64, crc uint32) bool {
+	attrs, err := b.Object(key).Retryer(once).Attrs(ctx)
+	return err == nil && attrs.Size == size && attrs.CRC32C == crc
 }
 
 func isNotFound(err error) bool {
@@ -340,7 +443,9 @@ func (c *Client) deleteKeys(ctx context.Context, keys []string) error {
 	g.SetLimit(8)
 	for _, key := range keys {
 		g.Go(func() error {
-			err := b.Object(key).Delete(gctx)
+			err := c.do(gctx, c.cfg.Retry, "delete "+key, func(ctx context.Context) error {
+				return b.Object(key).Retryer(once).Delete(ctx)
+			})
 			if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
 				mu.Lock()
 				errs = append(errs, c.fail("delete", key, err))
@@ -363,15 +468,9 @@ func (c *Client) DeleteAll(ctx context.Context) error {
 	q := &storage.Query{Prefix: prefix}
 	_ = q.SetAttrSelection([]string{"Name"})
 	var keys []string
-	it := b.Objects(ctx, q)
-	for {
-		attrs, err := it.Next()
-		if err == iterator.Done {
-			break
-		} else if err != nil {
-			return c.fail("delete all: list", prefix, err)
-		}
-		keys = append(keys, attrs.Name)
+	err = c.list(ctx, b, q, func() { keys = keys[:0] }, func(attrs *storage.ObjectAttrs) { keys = append(keys, attrs.Name) })
+	if err != nil {
+		return c.fail("delete all: list", prefix, err)
 	}
 	return c.deleteKeys(ctx, keys)
 }

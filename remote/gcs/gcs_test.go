@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
+	"github.com/litestream-go/litestream/internal/faultproxy"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/remotetest"
 	"github.com/litestream-go/litestream/remote/retry"
@@ -166,4 +168,34 @@ func TestFaults(t *testing.T) {
 	if errors.Is(err, remote.ErrNotExist) {
 		t.Fatal("missing bucket reported as a missing file")
 	}
+}
+
+// TestFaultProxy runs remotetest.RunFaults through the fault proxy in front
+// of fake-gcs-server: every fault kind on every operation. The server
+// learns the proxy's URL as its own, so resumable upload sessions go
+// through the proxy too.
+func TestFaultProxy(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := faultproxy.StartT(t, "http://"+l.Addr().String(), faultproxy.Options{SlowFor: 50 * time.Millisecond, Logf: t.Logf})
+	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{
+		Scheme: "http", NoListener: true, ExternalURL: proxy.URL(), PublicHost: proxy.Addr(), Writer: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: gcs.HTTPHandler()}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close(); gcs.Stop() })
+	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "faults"})
+	c, err := New(Config{Bucket: "faults", Path: "db", Endpoint: proxy.URL() + "/storage/v1/", ChunkSize: 2 << 20,
+		Retry:  retry.Policy{Attempts: 4, Base: time.Millisecond, Max: 10 * time.Millisecond, AttemptTimeout: time.Second},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	remotetest.RunFaults(t, proxy, c, remotetest.FaultOptions{LargeSize: 5 << 20})
 }

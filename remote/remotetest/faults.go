@@ -42,14 +42,18 @@ func RunFaults(t *testing.T, proxy *faultproxy.Proxy, c remote.Client, opts Faul
 	for i, kind := range kinds {
 		t.Run(kind.String(), func(t *testing.T) {
 			n := 2
-			if kind == faultproxy.Stall || kind == faultproxy.StallMidBody {
-				n = 1
+			stall := kind == faultproxy.Stall || kind == faultproxy.StallMidBody
+			if stall {
+				n = 1 // each costs the client's attempt timeout
 			}
 			// op runs fn once for each position: with the first n
 			// requests faulty (position 0), or with the request at that
 			// position faulty (the upload's second request, say).
 			op := func(name string, positions int, fn func() error) {
 				t.Helper()
+				if stall {
+					positions = min(positions, 2)
+				}
 				for pos := range positions {
 					count := n
 					if pos > 0 {

@@ -23,6 +23,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -36,7 +37,9 @@ type Policy struct {
 	// to Max. The actual wait is a random value in [wait/2, wait].
 	Base, Max time.Duration
 	// AttemptTimeout, if set, bounds each try of Do: a try that runs out of
-	// time is retried like a transient failure. For a ranged read
+	// time is retried like a transient failure. A try that sends a body
+	// read through Progress gets the time from its last progress, so a
+	// large upload is not cut off while it moves. For a ranged read
 	// (OpenRange) it bounds the time to the response and then every pause
 	// in the body: a body that makes no progress for this long is a stall,
 	// and the read resumes elsewhere.
@@ -57,16 +60,6 @@ var Never = Policy{Attempts: 1}
 // WithAttemptTimeout returns p with AttemptTimeout set to d.
 func (p Policy) WithAttemptTimeout(d time.Duration) Policy {
 	p.AttemptTimeout = d
-	return p
-}
-
-// ForSize returns p with its AttemptTimeout (if set) extended by one second
-// per MiB of n, for a transfer of n bytes that cannot report progress
-// before it ends (an upload).
-func (p Policy) ForSize(n int64) Policy {
-	if p.AttemptTimeout > 0 {
-		p.AttemptTimeout += time.Duration(n>>20) * time.Second
-	}
 	return p
 }
 
@@ -144,11 +137,18 @@ func (p Policy) Do(ctx context.Context, what string, retryable func(error) bool,
 	p = p.WithDefaults()
 	for attempt := 1; ; attempt++ {
 		actx, cancel := ctx, context.CancelFunc(func() {})
+		var dog *watchdog
 		if p.AttemptTimeout > 0 {
-			actx, cancel = context.WithTimeout(ctx, p.AttemptTimeout)
+			actx, cancel = context.WithCancel(ctx)
+			dog = &watchdog{limit: p.AttemptTimeout}
+			dog.timer = time.AfterFunc(p.AttemptTimeout, func() { dog.fired.Store(true); cancel() })
+			actx = context.WithValue(actx, watchdogKey{}, dog)
 		}
 		err := fn(actx)
-		timedOut := err != nil && actx.Err() != nil && ctx.Err() == nil
+		timedOut := err != nil && dog != nil && dog.fired.Load() && ctx.Err() == nil
+		if dog != nil {
+			dog.timer.Stop()
+		}
 		cancel()
 		if err == nil {
 			return nil
@@ -174,6 +174,73 @@ func (p Policy) Do(ctx context.Context, what string, retryable func(error) bool,
 			return err
 		}
 	}
+}
+
+// watchdog cuts off a try of Do that makes no progress for limit.
+type watchdog struct {
+	limit time.Duration
+	timer *time.Timer
+	fired atomic.Bool
+}
+
+type watchdogKey struct{}
+
+// Progress returns a reader of r that, while a try of Policy.Do whose
+// context is ctx reads it, counts every read as progress: the try's
+// AttemptTimeout then runs from the last read instead of from the start.
+// Wrap an upload's body with it. The result keeps r's Seek and ReadAt, which
+// SDKs use to sign and resend a body.
+func Progress(ctx context.Context, r io.Reader) io.Reader {
+	dog, _ := ctx.Value(watchdogKey{}).(*watchdog)
+	if dog == nil {
+		return r
+	}
+	pr := &progressReader{r: r, dog: dog}
+	if rs, ok := r.(io.ReadSeeker); ok {
+		if ra, ok := r.(io.ReaderAt); ok {
+			return &progressReadSeekerAt{progressReader: pr, s: rs, ra: ra}
+		}
+		return &progressReadSeeker{progressReader: pr, s: rs}
+	}
+	return pr
+}
+
+type progressReader struct {
+	r   io.Reader
+	dog *watchdog
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 && !p.dog.fired.Load() {
+		p.dog.timer.Reset(p.dog.limit)
+	}
+	return n, err
+}
+
+type progressReadSeeker struct {
+	*progressReader
+	s io.Seeker
+}
+
+func (p *progressReadSeeker) Seek(off int64, whence int) (int64, error) { return p.s.Seek(off, whence) }
+
+type progressReadSeekerAt struct {
+	*progressReader
+	s  io.Seeker
+	ra io.ReaderAt
+}
+
+func (p *progressReadSeekerAt) Seek(off int64, whence int) (int64, error) {
+	return p.s.Seek(off, whence)
+}
+
+func (p *progressReadSeekerAt) ReadAt(b []byte, off int64) (int, error) {
+	n, err := p.ra.ReadAt(b, off)
+	if n > 0 && !p.progressReader.dog.fired.Load() {
+		p.progressReader.dog.timer.Reset(p.progressReader.dog.limit)
+	}
+	return n, err
 }
 
 // sleep waits d; false if ctx ended first.

@@ -81,6 +81,37 @@ func TestDo(t *testing.T) {
 			t.Fatalf("want an attempt timeout that is not the caller's deadline, got %v", err)
 		}
 	})
+	t.Run("progress keeps a slow upload alive", func(t *testing.T) {
+		// Reads every 5ms for 150ms under a 40ms timeout: through
+		// Progress the try lives; without it, it is cut off.
+		for _, wrap := range []bool{true, false} {
+			calls := 0
+			err := Policy{Attempts: 1}.WithAttemptTimeout(40*time.Millisecond).Do(t.Context(), "op", Transient, func(ctx context.Context) error {
+				calls++
+				var r io.Reader = io.NewSectionReader(bytes.NewReader(make([]byte, 30)), 0, 30)
+				if wrap {
+					r = Progress(ctx, r)
+					if _, ok := r.(io.ReadSeeker); !ok {
+						t.Fatal("Progress lost Seek")
+					}
+				}
+				b := make([]byte, 1)
+				for {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					if _, err := r.Read(b); err == io.EOF {
+						return nil
+					}
+					time.Sleep(5 * time.Millisecond) // a slow link
+				}
+			})
+			var te *AttemptTimeoutError
+			if wrap && err != nil || !wrap && !errors.As(err, &te) {
+				t.Fatalf("progress %v: %v", wrap, err)
+			}
+		}
+	})
 	t.Run("canceled context stops", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		calls := 0

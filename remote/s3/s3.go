@@ -34,8 +34,8 @@
 // of its body resumes from the byte it reached (retry.Policy.OpenRange).
 //
 // Retries follow Config.Retry (package remote/retry), not the SDK's
-// retryer, which is switched off: every request is bounded by the policy's
-// AttemptTimeout, and a transient failure anywhere (5xx, throttling,
+// retryer, which is switched off: every request, and every pause in its
+// body, is bounded by the policy's AttemptTimeout, and a transient failure anywhere (5xx, throttling,
 // connection resets, a response body cut short, which the SDK reports as
 // "failed to decode response body, unexpected EOF") is retried with
 // backoff; permanent ones (denied, bad credentials, missing bucket or key)
@@ -82,9 +82,8 @@ const DefaultRegion = "us-east-1"
 // maxDeleteKeys is the most keys one DeleteObjects request takes.
 const maxDeleteKeys = 1000
 
-// DefaultTimeout bounds one request (and each pause in a response body)
-// when Config.Retry.AttemptTimeout is zero. Uploads get one more second per
-// MiB.
+// DefaultTimeout bounds one request, and each pause in the body it sends
+// or receives, when Config.Retry.AttemptTimeout is zero.
 const DefaultTimeout = 30 * time.Second
 
 // Config configures a Client. Only Bucket is required.
@@ -580,11 +579,11 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	var etag string
 	parts := 1
 	if spool.Size() <= c.cfg.PartSize {
-		err = c.do(ctx, c.cfg.Retry.ForSize(spool.Size()), "put "+key, func(ctx context.Context) error {
+		err = c.do(ctx, c.cfg.Retry, "put "+key, func(ctx context.Context) error {
 			out, err := cl.PutObject(ctx, &s3.PutObjectInput{
 				Bucket:        aws.String(c.cfg.Bucket),
 				Key:           aws.String(key),
-				Body:          spool.Reader(),
+				Body:          retry.Progress(ctx, spool.Reader()),
 				ContentLength: aws.Int64(spool.Size()),
 				ContentType:   aws.String("application/octet-stream"),
 				Metadata:      meta,
@@ -651,13 +650,13 @@ func (c *Client) putMultipart(ctx context.Context, cl *s3.Client, key string, sp
 		length := min(partSize, size-off)
 		num := int32(i + 1)
 		g.Go(func() error {
-			return c.do(gctx, c.cfg.Retry.ForSize(length), fmt.Sprintf("put part %d of %s", num, key), func(ctx context.Context) error {
+			return c.do(gctx, c.cfg.Retry, fmt.Sprintf("put part %d of %s", num, key), func(ctx context.Context) error {
 				out, err := cl.UploadPart(ctx, &s3.UploadPartInput{
 					Bucket:        aws.String(c.cfg.Bucket),
 					Key:           aws.String(key),
 					UploadId:      aws.String(id),
 					PartNumber:    aws.Int32(num),
-					Body:          spool.Section(off, length),
+					Body:          retry.Progress(ctx, spool.Section(off, length)),
 					ContentLength: aws.Int64(length),
 				})
 				if err == nil {

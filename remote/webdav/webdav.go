@@ -72,8 +72,8 @@ type Config struct {
 	Username, Password string
 	// SkipVerify disables TLS certificate verification.
 	SkipVerify bool
-	// Timeout bounds each request that does not stream a body back
-	// (default 30s; uploads get one more second per MiB).
+	// Timeout bounds each request, and each pause in the body it sends or
+	// receives (default 30s).
 	Timeout time.Duration
 	// HTTPClient replaces the default client (tests, proxies).
 	HTTPClient *http.Client
@@ -425,8 +425,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	defer spool.Close()
 
 	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".tmp-"+backend.TempSuffix())
-	timeout := c.cfg.Timeout + time.Duration(spool.Size()>>20)*time.Second
-	err = c.cfg.Retry.WithAttemptTimeout(timeout).Do(ctx, c.what+": put "+p, transient, func(ctx context.Context) error {
+	err = c.retry().Do(ctx, c.what+": put "+p, transient, func(ctx context.Context) error {
 		return c.put(ctx, tmp, spool)
 	})
 	if err != nil {
@@ -519,7 +518,7 @@ func (c *Client) put(ctx context.Context, p string, spool *backend.Spool) error 
 }
 
 func (c *Client) putOnce(ctx context.Context, p string, spool *backend.Spool) (int, error) {
-	resp, err := c.do(ctx, http.MethodPut, c.urlFor(p, false), backend.ContextReader(ctx, spool.Reader()), spool.Size(),
+	resp, err := c.do(ctx, http.MethodPut, c.urlFor(p, false), retry.Progress(ctx, backend.ContextReader(ctx, spool.Reader())), spool.Size(),
 		map[string]string{"Content-Type": "application/octet-stream"})
 	if err != nil {
 		return 0, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 )
@@ -66,6 +67,15 @@ func (s *Spool) Reader() *io.SectionReader {
 		return io.NewSectionReader(s.file, 0, s.size)
 	}
 	return io.NewSectionReader(bytes.NewReader(s.mem), 0, s.size)
+}
+
+// CRC32C returns the Castagnoli CRC-32 of the upload, as GCS checks it.
+func (s *Spool) CRC32C() (uint32, error) {
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	if _, err := io.Copy(h, s.Reader()); err != nil {
+		return 0, fmt.Errorf("checksum the upload: %w", err)
+	}
+	return h.Sum32(), nil
 }
 
 // Close releases the memory or temporary file.
