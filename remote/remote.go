@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/superfly/ltx"
 )
@@ -80,4 +81,25 @@ func FileName(minTXID, maxTXID ltx.TXID) string {
 // e.g. "level 0 file 0000000000000001-0000000000000001.ltx".
 func FileDesc(level int, minTXID, maxTXID ltx.TXID) string {
 	return fmt.Sprintf("level %d file %s", level, FileName(minTXID, maxTXID))
+}
+
+// RawObject is an object of a replica's storage outside the LTX layout.
+type RawObject struct {
+	// Key is the object's path relative to the replica root, with "/"
+	// separators ("generations/0123456789abcdef/snapshots/...").
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// RawReader is implemented by the backends that can read objects outside
+// the LTX layout: Litestream v0.3's generations/ tree, which restore reads
+// (file and s3). Keys are relative to the replica root.
+type RawReader interface {
+	// ListRaw returns every object whose key starts with prefix, sorted by
+	// key; a missing prefix is an empty result.
+	ListRaw(ctx context.Context, prefix string) ([]RawObject, error)
+	// OpenRaw opens one object; a missing one is an error wrapping
+	// ErrNotExist.
+	OpenRaw(ctx context.Context, key string) (io.ReadCloser, error)
 }

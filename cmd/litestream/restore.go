@@ -297,7 +297,15 @@ func (m *Main) restore(ctx context.Context, client remote.Client, p restoreParam
 		Logger:      logger,
 	})
 	if errors.Is(err, index.ErrNoSnapshot) {
-		return nil, fmt.Errorf("%w: %w", errEmptyReplica, err)
+		// No LTX files: a Litestream v0.3 replica (generations/), if any.
+		res, v3err := m.restoreV3(ctx, client, p, logger)
+		if errors.Is(v3err, errNoV3Backup) {
+			return nil, fmt.Errorf("%w: %w", errEmptyReplica, err)
+		}
+		if v3err != nil {
+			return nil, v3err
+		}
+		return res, nil
 	}
 	if err != nil {
 		return nil, err

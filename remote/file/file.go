@@ -345,3 +345,52 @@ func (c *Client) DeleteAll(ctx context.Context) error {
 	}
 	return nil
 }
+
+var _ remote.RawReader = (*Client)(nil)
+
+// ListRaw lists the files under root/prefix (recursively), for reading
+// Litestream v0.3's generations/ tree.
+func (c *Client) ListRaw(ctx context.Context, prefix string) ([]remote.RawObject, error) {
+	var out []remote.RawObject
+	base := filepath.Join(c.root, filepath.FromSlash(prefix))
+	err := filepath.WalkDir(base, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(c.root, p)
+		if err != nil {
+			return err
+		}
+		out = append(out, remote.RawObject{Key: filepath.ToSlash(rel), Size: fi.Size(), ModTime: fi.ModTime().UTC()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("file replica %s: list %s: %w", c.root, prefix, err)
+	}
+	return out, nil
+}
+
+// OpenRaw opens root/key.
+func (c *Client) OpenRaw(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(c.root, filepath.FromSlash(key)))
+	if err != nil {
+		return nil, fmt.Errorf("file replica %s: open %s: %w", c.root, key, err)
+	}
+	return f, nil
+}

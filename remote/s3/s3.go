@@ -772,3 +772,53 @@ func (c *Client) DeleteAll(ctx context.Context) error {
 	}
 	return c.deleteKeys(ctx, keys)
 }
+
+var _ remote.RawReader = (*Client)(nil)
+
+// rawKey is the object key of a key relative to the replica path.
+func (c *Client) rawKey(rel string) string {
+	if c.cfg.Path == "" {
+		return rel
+	}
+	return c.cfg.Path + "/" + rel
+}
+
+// ListRaw lists the objects under <path>/prefix, for reading Litestream
+// v0.3's generations/ tree.
+func (c *Client) ListRaw(ctx context.Context, prefix string) ([]remote.RawObject, error) {
+	full := c.rawKey(prefix)
+	cl, err := c.client(ctx)
+	if err != nil {
+		return nil, c.fail("list", full, err)
+	}
+	var out []remote.RawObject
+	err = c.list(ctx, cl, full, "", "", func(o types.Object) {
+		key := aws.ToString(o.Key)
+		rel := key
+		if c.cfg.Path != "" {
+			rel = strings.TrimPrefix(key, c.cfg.Path+"/")
+		}
+		out = append(out, remote.RawObject{Key: rel, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified).UTC()})
+	})
+	if err != nil {
+		return nil, c.fail("list", full, err)
+	}
+	return out, nil
+}
+
+// OpenRaw opens the object <path>/key.
+func (c *Client) OpenRaw(ctx context.Context, key string) (io.ReadCloser, error) {
+	full := c.rawKey(key)
+	cl, err := c.client(ctx)
+	if err != nil {
+		return nil, c.fail("open", full, err)
+	}
+	desc := fmt.Sprintf("%s: read %q", c.what, full)
+	rc, err := c.cfg.Retry.OpenRange(ctx, desc, transient, 0, 0, func(ctx context.Context, offset, size int64) (io.ReadCloser, int64, error) {
+		return c.get(ctx, cl, full, offset, size)
+	})
+	if err != nil {
+		return nil, c.fail("open", full, err)
+	}
+	return rc, nil
+}
