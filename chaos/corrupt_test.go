@@ -78,11 +78,13 @@ func (m *matrix) build() {
 	deadline := time.Now().Add(pick(8*time.Second, 20*time.Second))
 	for i := 0; time.Now().Before(deadline); i++ {
 		var err error
-		switch i % 3 {
-		case 0:
-			id, sql := m.w.large("L", 300+m.rng.IntN(700))
+		switch i % 4 {
+		case 0, 1:
+			// Rows of ~2 KiB that do not compress: snapshots and
+			// compactions grow past 1 MiB, which the VFS reads by range.
+			id, sql := m.w.largeNoise("L", 500+m.rng.IntN(1000), 24)
 			err = commitOnce(m.w, db, id, sql)
-		case 1:
+		case 2:
 			_, err = shellOnce(appEnv(), db, appPrelude+"\nVACUUM;\n", time.Minute)
 		default:
 			id, sql := m.w.trim("T")
