@@ -25,12 +25,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // FollowOptions configure Follow.
@@ -53,7 +55,12 @@ var ErrFollowGap = errors.New("the replica no longer continues the followed data
 // Follow restores the latest state to opts.OutputPath if it does not exist
 // (or resumes from its recorded TXID if it does), then applies each new file
 // of the replica to it in place until ctx is done. It returns nil when ctx
-// is canceled, or the first error that stops it.
+// is canceled, or the first error that waiting cannot fix: a gap in the
+// replica's history (ErrFollowGap), a file that is not what its name says
+// or fails verification, an output that was not restored with Follow.
+// Anything else (a full disk, an unreachable replica) is logged and tried
+// again every Interval from the last durably applied TXID, so that the
+// follower carries on once space or the replica returns.
 func Follow(ctx context.Context, c remote.Client, opts FollowOptions) error {
 	f := &follower{c: c, out: opts.OutputPath, opts: opts, log: opts.Logger}
 	if f.log == nil {
@@ -65,28 +72,99 @@ func Follow(ctx context.Context, c remote.Client, opts FollowOptions) error {
 	if f.out == "" {
 		return errors.New("follow: no output path")
 	}
-	txid, err := f.start(ctx)
-	if err != nil {
-		return err
+	// After consecutive failures the wait doubles, up to maxFollowBackoff,
+	// so that a long outage or a full disk is not hammered with whole-file
+	// downloads every interval.
+	fails := 0
+	wait := func() bool {
+		d := f.opts.Interval
+		for i := 0; i < fails && d < maxFollowBackoff; i++ {
+			d *= 2
+		}
+		t := time.NewTimer(min(d, max(f.opts.Interval, maxFollowBackoff)))
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
 	}
-	f.log.Info("following", "output", f.out, "txid", txid)
+	// failed reports whether Follow must stop on err; otherwise it is
+	// logged and the step is tried again after an interval.
+	failed := func(step string, err error) bool {
+		if ctx.Err() != nil || isFinal(err) {
+			return true
+		}
+		fails++
+		f.log.Warn("follow: "+step+" failed; trying again", "output", f.out, "failures", fails, "error", err)
+		return false
+	}
+	var txid ltx.TXID
 	for {
-		next, err := f.catchUp(ctx, txid)
-		if err != nil {
+		var err error
+		if txid, err = f.start(ctx); err == nil {
+			break
+		}
+		if failed("start", err) {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		txid = next
-		t := time.NewTimer(f.opts.Interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !wait() {
 			return nil
-		case <-t.C:
 		}
 	}
+	f.log.Info("following", "output", f.out, "txid", txid)
+	for {
+		// On failure txid is still the last TXID durably applied.
+		next, err := f.catchUp(ctx, txid)
+		txid = next
+		if err == nil {
+			fails = 0
+		} else if failed("catching up", err) {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if !wait() {
+			return nil
+		}
+	}
+}
+
+// maxFollowBackoff bounds the wait between attempts after failures.
+const maxFollowBackoff = 30 * time.Second
+
+// finalError marks a follow error that waiting cannot fix.
+type finalError struct{ err error }
+
+func (e *finalError) Error() string { return e.err.Error() }
+func (e *finalError) Unwrap() error { return e.err }
+
+// final marks err as one Follow stops on.
+func final(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &finalError{err: err}
+}
+
+func isFinal(err error) bool {
+	var fe *finalError
+	return errors.As(err, &fe) || errors.Is(err, ErrFollowGap)
+}
+
+// waitable reports whether an error of the initial restore may go away by
+// waiting: a full disk or quota, or a replica that could not be reached.
+// Anything else (no snapshot, a gap, a damaged file) stops Follow.
+func waitable(err error) bool {
+	var ex *retry.ExhaustedError
+	var st *errStalled
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		retry.Transient(err) || errors.As(err, &ex) || errors.As(err, &st)
 }
 
 type follower struct {
@@ -107,9 +185,9 @@ func (f *follower) start(ctx context.Context) (ltx.TXID, error) {
 	txid, txErr := f.readTXID()
 	switch {
 	case outErr == nil && txErr != nil:
-		return 0, fmt.Errorf("follow: %s exists but its TXID is not recorded in %s (%v): it was not restored with -f; remove it or choose another output", f.out, f.txidPath(), txErr)
+		return 0, final(fmt.Errorf("follow: %s exists but its TXID is not recorded in %s (%v): it was not restored with -f; remove it or choose another output", f.out, f.txidPath(), txErr))
 	case outErr != nil && !errors.Is(outErr, os.ErrNotExist):
-		return 0, fmt.Errorf("follow: %w", outErr)
+		return 0, final(fmt.Errorf("follow: %w", outErr))
 	case outErr != nil:
 		// No output. A crash after the initial restore recorded its TXID
 		// but before the rename leaves the complete database at initPath.
@@ -134,7 +212,11 @@ func (f *follower) initial(ctx context.Context) (ltx.TXID, error) {
 	}
 	res, err := RestoreReplanning(ctx, f.c, RestoreOptions{OutputPath: f.initPath(), Force: true, Logger: f.log})
 	if err != nil {
-		return 0, fmt.Errorf("follow: initial restore: %w", err)
+		err = fmt.Errorf("follow: initial restore: %w", err)
+		if !waitable(err) {
+			err = final(err)
+		}
+		return 0, err
 	}
 	if err := f.writeTXID(res.TXID); err != nil {
 		return 0, err
@@ -167,7 +249,7 @@ func (f *follower) resume(ctx context.Context, txid ltx.TXID) (ltx.TXID, error) 
 	case hdr.MaxTXID <= txid:
 		return txid, removeFile(f.journalPath()) // applied and recorded already
 	case !index.Follows(&ltx.FileInfo{MinTXID: hdr.MinTXID, MaxTXID: hdr.MaxTXID}, txid):
-		return 0, fmt.Errorf("follow: journal %s holds TXIDs %s-%s, which do not follow the output's TXID %s", f.journalPath(), hdr.MinTXID, hdr.MaxTXID, txid)
+		return 0, final(fmt.Errorf("follow: journal %s holds TXIDs %s-%s, which do not follow the output's TXID %s", f.journalPath(), hdr.MinTXID, hdr.MaxTXID, txid))
 	}
 	f.log.Info("re-applying an interrupted file", "journal", f.journalPath(), "txid", hdr.MaxTXID)
 	if err := f.applyJournal(ctx, nil, txid); err != nil {
@@ -229,7 +311,10 @@ func (f *follower) fetch(ctx context.Context, info *ltx.FileInfo) error {
 	if err == nil {
 		// Only a file that is what its name says becomes the journal,
 		// which a restart re-applies trusting its header.
-		err = checkJournalHeader(tmp, info)
+		if herr := checkJournalHeader(tmp, info); herr != nil {
+			os.Remove(tmp)
+			return final(fmt.Errorf("follow: %s: %w", desc, herr))
+		}
 	}
 	if err == nil {
 		err = os.Rename(tmp, f.journalPath())
@@ -291,17 +376,20 @@ func verifyJournal(path string) (ltx.Header, error) {
 func (f *follower) applyJournal(ctx context.Context, info *ltx.FileInfo, txid ltx.TXID) error {
 	hdr, err := verifyJournal(f.journalPath())
 	if err != nil {
-		return fmt.Errorf("follow: %w", err)
+		// A complete download that fails verification: the file in the
+		// replica is damaged. Drop it; a fixed replica is read again.
+		removeFile(f.journalPath())
+		return final(fmt.Errorf("follow: %w", err))
 	}
 	if info == nil {
 		info = &ltx.FileInfo{MinTXID: hdr.MinTXID, MaxTXID: hdr.MaxTXID}
 	}
 	desc := remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID)
 	if err := index.CheckHeader(info, hdr); err != nil {
-		return fmt.Errorf("follow: %s: %w", desc, err)
+		return final(fmt.Errorf("follow: %s: %w", desc, err))
 	}
 	if !index.Follows(info, txid) {
-		return fmt.Errorf("follow: %s does not continue the output's TXID %s", desc, txid)
+		return final(fmt.Errorf("follow: %s does not continue the output's TXID %s", desc, txid))
 	}
 	j, err := os.Open(f.journalPath())
 	if err != nil {

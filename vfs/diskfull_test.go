@@ -1,0 +1,257 @@
+package vfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+)
+
+// smallDisk mounts a tmpfs of size bytes and returns its path, or skips the
+// test when that is not possible (not root, no mount permission). It is
+// unmounted when the test ends.
+func smallDisk(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a %s tmpfs to fill (needs root): %v %s", size, err, bytes.TrimSpace(out))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fill writes a filler file in dir until the disk is full, then frees keep
+// bytes of it, and returns its path.
+func fill(t *testing.T, dir string, keep int64) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		k, err := f.Write(buf)
+		n += int64(k)
+		if errors.Is(err, syscall.ENOSPC) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Truncate(max(0, n-keep)); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// bigPrimary is a followPrimary whose database is about mib MiB.
+func bigPrimary(t *testing.T, mib int) *followPrimary {
+	p := newFollowPrimary(t)
+	p.commit()
+	bigPrimaryGrow(t, p, mib)
+	return p
+}
+
+// A restore onto a full volume fails with an error naming the file and the
+// cause, leaves nothing behind, and the same restore works once space
+// returns.
+func TestRestoreDiskFull(t *testing.T) {
+	disk := smallDisk(t, "30m")
+	p := bigPrimary(t, 8)
+	filler := fill(t, disk, 2<<20)
+	out := filepath.Join(disk, "out.db")
+	_, err := Restore(context.Background(), p.c, RestoreOptions{OutputPath: out, Logger: discardLogger()})
+	if err == nil || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), out) {
+		t.Fatalf("restore onto a full volume: %v, want ENOSPC naming %s", err, out)
+	}
+	if names := dirNames(t, disk); len(names) != 1 {
+		t.Fatalf("a failed restore left %v", names)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(context.Background(), p.c, RestoreOptions{OutputPath: out, Logger: discardLogger()}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil || !bytes.Equal(got, p.img) {
+		t.Fatalf("restored output differs (%v)", err)
+	}
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// logCatcher records the messages of log records that carry an error.
+type logCatcher struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (l *logCatcher) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logCatcher) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "error" || a.Key == "err" {
+			l.mu.Lock()
+			l.errs = append(l.errs, a.Value.String())
+			l.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+func (l *logCatcher) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logCatcher) WithGroup(string) slog.Handler      { return l }
+func (l *logCatcher) has(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.errs {
+		if strings.Contains(e, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// restore -f on a volume that fills up: the follower reports the full disk
+// (naming the file) and keeps going; once space returns it catches up to
+// exactly the replica's state. Before, Follow returned the first error and
+// the command exited.
+func TestFollowDiskFull(t *testing.T) {
+	disk := smallDisk(t, "30m")
+	p := bigPrimary(t, 4)
+	out := filepath.Join(disk, "f.db")
+	logs := &logCatcher{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var applied ltx.TXID
+	done := make(chan error, 1)
+	go func() {
+		done <- Follow(ctx, p.c, FollowOptions{OutputPath: out, Interval: 10 * time.Millisecond, Logger: slog.New(logs),
+			Applied: func(txid ltx.TXID) { mu.Lock(); applied = txid; mu.Unlock() }})
+	}()
+	last := func() ltx.TXID { mu.Lock(); defer mu.Unlock(); return applied }
+	waitApplied(t, last, p.txid)
+
+	filler := fill(t, disk, 64<<10)
+	grown := bigPrimaryGrow(t, p, 6) // new files larger than the space left
+	deadline := time.Now().Add(20 * time.Second)
+	for !logs.has("no space left on device") {
+		select {
+		case err := <-done:
+			t.Fatalf("follow stopped on a full disk: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no full-disk error reported (errors: %v)", logs.errs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !logs.has(disk) {
+		t.Fatalf("the full-disk error does not name the file: %v", logs.errs)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, last, grown)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkFollowOutput(t, out, p.img, p.txid)
+	for _, n := range dirNames(t, disk) {
+		if strings.HasSuffix(n, ".tmp") || strings.Contains(n, "follow") {
+			t.Fatalf("left behind: %s (all: %v)", n, dirNames(t, disk))
+		}
+	}
+}
+
+// bigPrimaryGrow adds TXIDs that grow the database by about mib MiB in all
+// and returns the last TXID.
+func bigPrimaryGrow(t *testing.T, p *followPrimary, mib int) ltx.TXID {
+	t.Helper()
+	target := len(p.img) + mib<<20
+	for len(p.img) < target {
+		p.txid++
+		n := uint32(len(p.img)/followPS) + 2048
+		img := make([]byte, int(n)*followPS)
+		copy(img, p.img)
+		ch := map[uint32]bool{}
+		for pg := uint32(len(p.img)/followPS) + 1; pg <= n; pg++ {
+			ch[pg] = true
+			for i := 0; i < followPS; i++ {
+				img[int(pg-1)*followPS+i] = byte(p.rng.Uint32())
+			}
+		}
+		p.img, p.images[p.txid], p.changed[p.txid] = img, img, ch
+		p.write(0, p.txid, p.txid)
+	}
+	return p.txid
+}
+
+// The initial restore of restore -f on a full volume waits for space too.
+func TestFollowDiskFullAtStart(t *testing.T) {
+	disk := smallDisk(t, "30m")
+	p := bigPrimary(t, 4)
+	filler := fill(t, disk, 1<<20)
+	out := filepath.Join(disk, "f.db")
+	logs := &logCatcher{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var applied ltx.TXID
+	done := make(chan error, 1)
+	go func() {
+		done <- Follow(ctx, p.c, FollowOptions{OutputPath: out, Interval: 10 * time.Millisecond, Logger: slog.New(logs),
+			Applied: func(txid ltx.TXID) { mu.Lock(); applied = txid; mu.Unlock() }})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !logs.has("no space left on device") {
+		select {
+		case err := <-done:
+			t.Fatalf("follow stopped on a full disk: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no full-disk error reported (errors: %v)", logs.errs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, func() ltx.TXID { mu.Lock(); defer mu.Unlock(); return applied }, p.txid)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkFollowOutput(t, out, p.img, p.txid)
+}
