@@ -16,6 +16,15 @@ bin/.gitignore:
 build: bin/.gitignore
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/litestream ./cmd/litestream
 
+# A statically linked binary (cgo SQLite and libc linked in) that runs in
+# an empty root: a scratch container image (see the Dockerfile), a chroot.
+static: bin/.gitignore
+	./scripts/build-static.sh bin/litestream-static $(VERSION)
+
+# The container image (needs Docker; see the Dockerfile).
+docker:
+	docker build --build-arg VERSION=$(VERSION) -t litestream-go:$(VERSION) .
+
 extension: bin/.gitignore deps
 	@if [ -d extension ]; then \
 		$(GO) build -tags SQLITE3VFS_LOADABLE_EXT -buildmode=c-shared -o bin/litestream_vfs.so ./extension; \
