@@ -191,6 +191,12 @@ dbs:
 	if o.CheckpointInterval != 2*time.Minute || o.MinCheckpointPageN != 500 || o.TruncatePageN != 20000 || o.BusyTimeout != 3*time.Second {
 		t.Errorf("writer options %+v", o)
 	}
+	// truncate-page-n: 0 turns truncation off, as in Litestream.
+	zero := 0
+	cfg.DBs[0].TruncatePageN = &zero
+	if o := d.writerOptions(cfg.DBs[0], cfg.DBs[0].Replica); o.TruncatePageN < 1<<30 {
+		t.Errorf("truncate-page-n 0 gives %d", o.TruncatePageN)
+	}
 }
 
 func TestParseConfig_Defaults(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"slices"
@@ -131,6 +132,11 @@ func (d *daemon) writerOptions(dbc *DBConfig, rc *ReplicaConfig) writer.Options 
 	}
 	if dbc.TruncatePageN != nil {
 		opts.TruncatePageN = *dbc.TruncatePageN
+		if opts.TruncatePageN == 0 {
+			// Litestream's 0 turns truncation off; the writer's 0 means
+			// its default.
+			opts.TruncatePageN = math.MaxInt32
+		}
 	}
 	if dbc.BusyTimeout != nil {
 		opts.BusyTimeout = *dbc.BusyTimeout

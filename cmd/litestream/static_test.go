@@ -48,7 +48,9 @@ func TestStaticBinary(t *testing.T) {
 	var inRoot func(args ...string) *exec.Cmd
 	switch {
 	case os.Geteuid() == 0:
-		inRoot = func(args ...string) *exec.Cmd { return exec.Command("chroot", append([]string{root, "/litestream"}, args...)...) }
+		inRoot = func(args ...string) *exec.Cmd {
+			return exec.Command("chroot", append([]string{root, "/litestream"}, args...)...)
+		}
 	default:
 		if err := exec.Command("unshare", "-r", "--root="+root, "/litestream", "version").Run(); err != nil {
 			t.Skipf("cannot enter an empty root: not root, and unshare -r --root failed: %v", err)
