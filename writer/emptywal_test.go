@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/writer/wal"
 )
 
 // TestResumeAfterEmptyWALSnapshot: a database created with journal_mode=OFF
@@ -67,7 +69,7 @@ func TestResumeAfterEmptyWALSnapshot(t *testing.T) {
 			e.openApp() // after the writer put the database in WAL mode
 			e.sync(d1)
 			f1 := readLTX(t, e.client, 0, 1, 1)
-			if !isSnapshot(f1) || f1.hdr.WALOffset != 0 || f1.hdr.WALSalt1 != 0 {
+			if !isSnapshot(f1) || f1.hdr.WALOffset != wal.HeaderSize || f1.hdr.WALSize != 0 || f1.hdr.WALSalt1 != 0 {
 				t.Fatalf("first file: snapshot %v, WAL offset %d salt %x; the test needs a snapshot of an empty WAL",
 					isSnapshot(f1), f1.hdr.WALOffset, f1.hdr.WALSalt1)
 			}
@@ -88,7 +90,7 @@ func TestResumeAfterEmptyWALSnapshot(t *testing.T) {
 				checkFile(t, f, id)
 				if isSnapshot(f) {
 					snapshots++
-				} else if f.hdr.WALOffset == 0 || f.hdr.WALSalt1 == 0 && f.hdr.WALSalt2 == 0 {
+				} else if f.hdr.WALSize == 0 || f.hdr.WALSalt1 == 0 && f.hdr.WALSalt2 == 0 {
 					t.Errorf("TXID %d (not a snapshot) records no WAL position", id)
 				}
 			}

@@ -102,7 +102,7 @@ func (d *DB) readRemoteHeader(ctx context.Context, info *ltx.FileInfo) (ltx.Head
 // and the file holds exactly the pages of the log's frames in its recorded
 // range (verifyLastFile). It returns why not otherwise.
 func (d *DB) matchWAL(ctx context.Context, info *ltx.FileInfo, hdr ltx.Header) (reason string, err error) {
-	if hdr.WALOffset == 0 {
+	if emptyLogFile(hdr) {
 		// A snapshot taken with an empty log (fingerprint.go).
 		return d.resumeFromFingerprint(ctx, hdr)
 	}
@@ -161,6 +161,13 @@ func (d *DB) matchWAL(ctx context.Context, info *ltx.FileInfo, hdr ltx.Header) (
 	// published log ends, everything the pin sees is uploaded.
 	d.pinCovered = end.Offset == pos.Offset
 	return "", nil
+}
+
+// emptyLogFile reports whether hdr records no WAL position: a file written
+// while the log was empty (WAL offset at or before the header, no bytes, no
+// salts; older versions of this writer wrote offset 0), or a compaction.
+func emptyLogFile(hdr ltx.Header) bool {
+	return hdr.WALOffset <= wal.HeaderSize && hdr.WALSize == 0 && hdr.WALSalt1 == 0 && hdr.WALSalt2 == 0
 }
 
 // verifyLastFile checks that the replica's last file holds the log's content

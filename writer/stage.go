@@ -152,6 +152,13 @@ func (d *DB) encodeL0(ctx context.Context, w io.Writer, p *pending, spillDir str
 		hdr.WALSize = pl.end.Offset - pl.start.Offset
 		hdr.WALSalt1 = pl.hdr.Salt1
 		hdr.WALSalt2 = pl.hdr.Salt2
+	} else {
+		// An empty log: "at the WAL header, no frames", with no salts.
+		// Litestream v0.5 reads offset 0 as a position before the header
+		// and can never continue the replica; at the header it sees other
+		// salts, takes the log as reset, and snapshots. Open recognizes
+		// the file by size 0 and no salts (fingerprint.go).
+		hdr.WALOffset = wal.HeaderSize
 	}
 	if err := enc.EncodeHeader(hdr); err != nil {
 		return err

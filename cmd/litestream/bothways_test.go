@@ -173,8 +173,6 @@ func TestBothWays_Failover_File(t *testing.T) {
 // before the last sync there, so that the replica's last file is a
 // snapshot of a database without a WAL.
 func TestBothWays_Failover_WALless_File(t *testing.T) {
-	t.Skip("known writer bug F-dropin-1 in /work/coord/FINDINGS.md: our level-0 snapshot of a WAL-less database " +
-		"carries WAL offset 0 and Litestream fails 'prev WAL offset is less than the header size'; remove this skip with the fix")
 	dir := t.TempDir()
 	testFailover(t, "file://"+filepath.Join(dir, "replica"), nil, true)
 }
