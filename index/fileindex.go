@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -41,14 +42,55 @@ type FileIndex struct {
 	Pages []Page
 }
 
+// ErrDamaged marks (errors.Is) a file whose bytes, as read, are not a valid
+// LTX file of its name: a checksum, header, page index or trailer that does
+// not hold up. Reading it again returns the same bytes, unlike a failed or
+// cut-off transfer, which is not marked.
+var ErrDamaged = errors.New("damaged LTX file")
+
+// FileError is an error about one listed file (ReadFileIndex,
+// Version.Apply): callers can tell which file to plan around.
+type FileError struct {
+	Op   string // "read page index of", "apply"
+	Info *ltx.FileInfo
+	Err  error
+}
+
+func (e *FileError) Error() string {
+	return fmt.Sprintf("%s %s: %v", e.Op, remote.FileDesc(e.Info.Level, e.Info.MinTXID, e.Info.MaxTXID), e.Err)
+}
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+// damaged marks err as ErrDamaged.
+func damaged(err error) error { return &damagedError{err} }
+
+type damagedError struct{ err error }
+
+func (e *damagedError) Error() string        { return e.err.Error() }
+func (e *damagedError) Unwrap() error        { return e.err }
+func (e *damagedError) Is(target error) bool { return target == ErrDamaged }
+
+// remoteError marks a failure to read bytes (not a verdict on them).
+type remoteError struct{ err error }
+
+func (e *remoteError) Error() string { return e.err.Error() }
+func (e *remoteError) Unwrap() error { return e.err }
+
 // ReadFileIndex reads the header and the page index of one file with at most
 // three range requests (usually two, issued in parallel, or one for small
 // files) and never reads the page data. info.Size should be set (every
 // remote.Client listing sets it); if it is not, the whole file is read.
+// Errors are *FileError; those about the bytes read (not about reading
+// them) are ErrDamaged.
 func ReadFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*FileIndex, error) {
 	fi, err := readFileIndex(ctx, c, info)
 	if err != nil {
-		return nil, fmt.Errorf("read page index of %s: %w", remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID), err)
+		var re *remoteError
+		if !errors.As(err, &re) {
+			err = damaged(err)
+		}
+		return nil, &FileError{Op: "read page index of", Info: info, Err: err}
 	}
 	return fi, nil
 }
@@ -185,7 +227,11 @@ func OpenRange(ctx context.Context, c remote.Client, info *ltx.FileInfo, off, si
 func readRange(ctx context.Context, c remote.Client, info *ltx.FileInfo, off, size int64) ([]byte, error) {
 	rc, err := OpenRange(ctx, c, info, off, size)
 	if err != nil {
-		return nil, fmt.Errorf("open bytes %d+%d: %w", off, size, err)
+		// A verifying client's verdict (ErrDamaged) is about the bytes.
+		if errors.Is(err, ErrDamaged) {
+			return nil, fmt.Errorf("open bytes %d+%d: %w", off, size, err)
+		}
+		return nil, &remoteError{fmt.Errorf("open bytes %d+%d: %w", off, size, err)}
 	}
 	defer rc.Close()
 	var b []byte
@@ -196,7 +242,7 @@ func readRange(ctx context.Context, c remote.Client, info *ltx.FileInfo, off, si
 		b, err = io.ReadAll(rc)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read bytes %d+%d: %w", off, size, err)
+		return nil, &remoteError{fmt.Errorf("read bytes %d+%d: %w", off, size, err)}
 	}
 	return b, nil
 }
@@ -262,15 +308,15 @@ func VerifyFile(info *ltx.FileInfo, b []byte) error {
 	desc := remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID)
 	var hdr ltx.Header
 	if err := hdr.UnmarshalBinary(b); err != nil {
-		return fmt.Errorf("verify %s: decode header: %w", desc, err)
+		return damaged(fmt.Errorf("verify %s: decode header: %w", desc, err))
 	}
 	if err := CheckHeader(info, hdr); err != nil {
-		return fmt.Errorf("verify %s: %w", desc, err)
+		return damaged(fmt.Errorf("verify %s: %w", desc, err))
 	}
 	dec := ltx.NewDecoder(bytes.NewReader(b))
 	dec.SetRetainPageIndex(false)
 	if err := dec.Verify(); err != nil {
-		return fmt.Errorf("verify %s: %w", desc, err)
+		return damaged(fmt.Errorf("verify %s: %w", desc, err))
 	}
 	return nil
 }

@@ -86,23 +86,29 @@ func (v *Version) Lookup(pgno uint32) (Entry, bool) {
 // and of each touched chunk; v is unchanged.
 func (v *Version) Apply(fi *FileIndex) (*Version, error) {
 	h := fi.Header
-	desc := remote.FileDesc(fi.Info.Level, fi.Info.MinTXID, fi.Info.MaxTXID)
+	fail := func(dmg bool, format string, args ...any) (*Version, error) {
+		err := fmt.Errorf(format, args...)
+		if dmg {
+			err = damaged(err)
+		}
+		return nil, &FileError{Op: "apply", Info: fi.Info, Err: err}
+	}
 	if h.MinTXID != fi.Info.MinTXID || h.MaxTXID != fi.Info.MaxTXID {
-		return nil, fmt.Errorf("apply %s: header says TXIDs %s-%s", desc, h.MinTXID, h.MaxTXID)
+		return fail(true, "header says TXIDs %s-%s", h.MinTXID, h.MaxTXID)
 	}
 	base := v
 	switch {
 	case h.MinTXID == 1:
 		base = nil // a snapshot holds every page: start over
 	case v == nil:
-		return nil, fmt.Errorf("apply %s: the first file must be a snapshot (start at TXID 1), not at TXID %s", desc, h.MinTXID)
+		return fail(false, "the first file must be a snapshot (start at TXID 1), not at TXID %s", h.MinTXID)
 	case !Follows(fi.Info, v.txid):
-		return nil, fmt.Errorf("apply %s: does not continue the index at TXID %s (needs a file starting at or before %s and ending after it)", desc, v.txid, v.txid+1)
+		return fail(false, "does not continue the index at TXID %s (needs a file starting at or before %s and ending after it)", v.txid, v.txid+1)
 	case h.PageSize != v.pageSize:
-		return nil, fmt.Errorf("apply %s: page size %d differs from the database's %d", desc, h.PageSize, v.pageSize)
+		return fail(true, "page size %d differs from the database's %d", h.PageSize, v.pageSize)
 	case !h.NoChecksum() && v.checksum != 0 && h.MinTXID == v.txid+1 && h.PreApplyChecksum != v.checksum:
-		return nil, fmt.Errorf("apply %s: pre-apply checksum %s differs from the post-apply checksum %s of TXID %s: the file belongs to another history",
-			desc, h.PreApplyChecksum, v.checksum, v.txid)
+		return fail(true, "pre-apply checksum %s differs from the post-apply checksum %s of TXID %s: the file belongs to another history",
+			h.PreApplyChecksum, v.checksum, v.txid)
 	}
 	var sum ltx.Checksum
 	if !h.NoChecksum() {
@@ -129,7 +135,7 @@ func (v *Version) Apply(fi *FileIndex) (*Version, error) {
 
 	for _, p := range fi.Pages {
 		if p.Pgno == 0 || p.Pgno > h.Commit {
-			return nil, fmt.Errorf("apply %s: page %d is outside the database size of %d pages", desc, p.Pgno, h.Commit)
+			return fail(true, "page %d is outside the database size of %d pages", p.Pgno, h.Commit)
 		}
 		i := (p.Pgno - 1) >> chunkShift
 		if !owned[i] {

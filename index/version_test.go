@@ -2,6 +2,7 @@ package index
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -331,7 +332,19 @@ func TestReadFileIndexErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "0000000000000002-0000000000000002.ltx") || !strings.Contains(err.Error(), tt.errHas) {
 				t.Fatalf("error %v, want one naming the file and containing %q", err, tt.errHas)
 			}
+			var fe *FileError
+			if !errors.Is(err, ErrDamaged) || !errors.As(err, &fe) || fe.Info != info {
+				t.Fatalf("error %v is not a FileError for the file marked ErrDamaged", err)
+			}
 		})
+	}
+
+	// A failed read is not a verdict on the file.
+	c0 := indextest.NewMem()
+	c0.SetData(0, 2, 2, good)
+	c0.OpenHook = func(int, ltx.TXID, ltx.TXID, int64, int64) error { return errors.New("connection reset") }
+	if _, err := ReadFileIndex(context.Background(), c0, &ltx.FileInfo{Level: 0, MinTXID: 2, MaxTXID: 2, Size: int64(len(good))}); err == nil || errors.Is(err, ErrDamaged) {
+		t.Fatalf("a failed read: %v, want an error not marked ErrDamaged", err)
 	}
 
 	// A listing entry whose name disagrees with the header.

@@ -107,12 +107,38 @@ func TestVFSVerifiesSmallFiles(t *testing.T) {
 		t.Fatalf("range reads of the damaged file: %v (same row: %v); the test no longer shows the hole it guards", err, got == want)
 	}
 
+	// A reader opened now serves the state before the damaged file (no
+	// other file holds its TXID) and says why.
 	_, name := register(t, map[string]remote.Client{u: file.New(root)}, vfs.Options{Replica: vfs.ReplicaOptions{PollInterval: time.Hour,
 		Fetch: pagecacheNoRetry()}})
-	// A reader opened now fails to open (the log names the file): the
-	// damaged file is part of the latest state.
-	if _, err = rowErr(ctx, openDB(t, name, u), q); err == nil {
-		t.Fatal("the VFS served a page of a file whose checksum does not match")
+	fresh := openDB(t, name, u)
+	if got := row(ctx, t, fresh, sumQuery); got != before {
+		t.Fatalf("a fresh reader shows %s, want the state before the damaged file %s", got, before)
+	}
+	if got := row(ctx, t, fresh, "PRAGMA litestream_error"); !strings.Contains(got, desc) || !strings.Contains(got, "checksum") || !strings.Contains(got, "gap") {
+		t.Fatalf("litestream_error %q does not name the damaged file and the gap it leaves", got)
+	}
+
+	// Once a compaction covers the damaged file's TXID, the early reader
+	// reads around the file and reaches the latest state; a new reader's
+	// plan takes the compaction.
+	if err := p.Compact(ctx, 1, txid-1, txid); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Poll(ctx); err == nil || !strings.Contains(err.Error(), "reading around damaged files") || !strings.Contains(err.Error(), desc) {
+		t.Fatalf("poll with a compaction covering the damaged file: %v, want it reached by reading around %s", err, desc)
+	}
+	if err := r.Poll(ctx); err != nil {
+		t.Fatalf("the next poll: %v", err)
+	}
+	if got := row(ctx, t, earlyDB, q); got != want {
+		t.Fatal("the early reader does not show the latest row after reading around the damaged file")
+	}
+	_, name2 := register(t, map[string]remote.Client{u: file.New(root)}, vfs.Options{Replica: vfs.ReplicaOptions{PollInterval: time.Hour,
+		Fetch: pagecacheNoRetry()}})
+	fresh2 := openDB(t, name2, u)
+	if got := row(ctx, t, fresh2, q); got != want {
+		t.Fatal("a fresh reader does not show the latest row after reading around the damaged file")
 	}
 }
 

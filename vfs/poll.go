@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/superfly/ltx"
@@ -61,26 +62,74 @@ func (r *Replica) poll(ctx context.Context) error {
 		}
 	}
 
-	chain := index.Continue(cur.TXID(), cands)
-	if len(chain) == 0 {
-		if g := index.GapAfter(cur.TXID(), cands); g != nil {
-			r.gapped = true
-			return fmt.Errorf("replica %s: serving TXID %s: %w", r.name, cur.TXID(), g)
+	// A file that turns out damaged is planned around (another level may
+	// cover its TXIDs), at most maxDamaged of them per poll; the poll
+	// still fails naming it, so litestream_error() says why.
+	var damaged []error
+	for {
+		chain := index.Continue(cur.TXID(), cands)
+		if len(chain) == 0 {
+			if g := index.GapAfter(cur.TXID(), cands); g != nil {
+				r.gapped = true
+				return fmt.Errorf("replica %s: serving TXID %s: %w", r.name, cur.TXID(), errors.Join(append(damaged, g)...))
+			}
+			r.gapped = false
+			if len(damaged) > 0 {
+				return errors.Join(damaged...)
+			}
+			return nil
 		}
+		v, err := r.extend(ctx, cur, chain)
+		if bad := damagedFile(err); bad != nil && len(damaged) < maxDamaged {
+			damaged = append(damaged, err)
+			r.log.Warn("a file is damaged; planning around it", "error", err)
+			if !full {
+				full = true
+				if cands, err = index.ListAll(ctx, r.client); err != nil {
+					return fmt.Errorf("replica %s: poll: %w", r.name, err)
+				}
+			}
+			cands = without(cands, bad)
+			continue
+		}
+		if err != nil {
+			// A failed read is retried by the next poll from the same
+			// state; a file deleted since the listing is not listed
+			// again, and a gap it leaves is reported by the next poll.
+			return errors.Join(append(damaged, err)...)
+		}
+		r.cur.Store(v)
 		r.gapped = false
+		r.log.Debug("applied new files", "files", len(chain), "from", cur.TXID(), "txid", v.TXID())
+		if len(damaged) > 0 {
+			return fmt.Errorf("reached TXID %s by reading around damaged files: %w", v.TXID(), errors.Join(damaged...))
+		}
 		return nil
 	}
-	v, err := r.extend(ctx, cur, chain)
-	if err != nil {
-		// A failed read is retried by the next poll from the same state; a
-		// file deleted since the listing is not listed again, and a gap it
-		// leaves is reported by the next poll.
-		return err
+}
+
+// maxDamaged bounds the damaged files one build or poll plans around.
+const maxDamaged = 8
+
+// damagedFile returns the file err says is damaged (index.ErrDamaged on an
+// *index.FileError), or nil.
+func damagedFile(err error) *ltx.FileInfo {
+	var fe *index.FileError
+	if err != nil && errors.Is(err, index.ErrDamaged) && errors.As(err, &fe) {
+		return fe.Info
 	}
-	r.cur.Store(v)
-	r.gapped = false
-	r.log.Debug("applied new files", "files", len(chain), "from", cur.TXID(), "txid", v.TXID())
 	return nil
+}
+
+// without returns files except the one named like bad.
+func without(files []*ltx.FileInfo, bad *ltx.FileInfo) []*ltx.FileInfo {
+	out := make([]*ltx.FileInfo, 0, len(files))
+	for _, f := range files {
+		if f.Level != bad.Level || f.MinTXID != bad.MinTXID || f.MaxTXID != bad.MaxTXID {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // extend applies chain (from index.Continue) to v. Page indexes are read in

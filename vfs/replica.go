@@ -137,15 +137,19 @@ func OpenReplica(ctx context.Context, name string, client remote.Client, opts Re
 	}
 	r.pf = newPrefetcher(r, opts.Prefetch)
 	v, err := r.build(ctx, 0, time.Time{})
-	var gap *index.GapError
 	switch {
-	case errors.As(err, &gap) && v != nil:
+	case errors.Is(err, index.ErrGap) && v != nil:
 		// History is missing after v: serve the consistent state before
 		// the gap, and say so. Its lag counts from when that state was
 		// written, since nothing confirmed it as the newest.
 		r.log.Warn("serving the state before a gap in the replica's history", "txid", v.TXID(), "error", err)
 		r.gapped = true
 		r.lastOK = v.Timestamp()
+		r.lastErr = err
+	case err != nil && v != nil:
+		// The latest state, read around damaged files: say so until the
+		// next poll.
+		r.lastOK = time.Now()
 		r.lastErr = err
 	case err != nil:
 		return nil, err
@@ -188,20 +192,46 @@ func (r *Replica) build(ctx context.Context, txid ltx.TXID, ts time.Time) (*inde
 	}
 }
 
+// buildOnce plans and builds once. A damaged file (index.ErrDamaged) is
+// planned around, up to maxDamaged of them: the result is then returned
+// with an error naming them (and the gap, if their TXIDs are in no other
+// file).
 func (r *Replica) buildOnce(ctx context.Context, txid ltx.TXID, ts time.Time) (*index.Version, error) {
-	plan, err := index.PlanAt(ctx, r.client, txid, ts)
-	var gap *index.GapError
-	if errors.As(err, &gap) {
-		plan = gap.Plan
-		err = fmt.Errorf("replica %s: %w", r.name, err)
-	} else if err != nil {
+	files, err := index.ListAll(ctx, r.client)
+	if err != nil {
 		return nil, fmt.Errorf("replica %s: %w", r.name, err)
 	}
-	v, berr := index.Build(ctx, newSeedingClient(r.client, &r.seeds), plan)
-	if berr != nil {
-		return nil, fmt.Errorf("replica %s: %w", r.name, berr)
+	var damaged []error
+	var newest ltx.TXID // highest TXID of a damaged file planned around
+	for {
+		plan, err := index.PlanFromFiles(files, txid, ts)
+		var gap *index.GapError
+		if errors.As(err, &gap) {
+			plan = gap.Plan
+		} else if err != nil {
+			return nil, fmt.Errorf("replica %s: %w", r.name, errors.Join(append(damaged, err)...))
+		}
+		v, berr := index.Build(ctx, newSeedingClient(r.client, &r.seeds), plan)
+		if bad := damagedFile(berr); bad != nil && len(damaged) < maxDamaged {
+			r.log.Warn("a file is damaged; planning around it", "error", berr)
+			damaged = append(damaged, berr)
+			files = without(files, bad)
+			newest = max(newest, bad.MaxTXID)
+			continue
+		}
+		if berr != nil {
+			return nil, fmt.Errorf("replica %s: %w", r.name, errors.Join(append(damaged, berr)...))
+		}
+		if err == nil && txid == 0 && ts.IsZero() && newest > v.TXID() {
+			// Latest was asked for, and only damaged files hold newer
+			// TXIDs: as good as a gap.
+			err = fmt.Errorf("%w: TXIDs %s-%s are only in damaged files", index.ErrGap, v.TXID()+1, newest)
+		}
+		if err != nil || len(damaged) > 0 {
+			return v, fmt.Errorf("replica %s: serving TXID %s: %w", r.name, v.TXID(), errors.Join(append(damaged, err)...))
+		}
+		return v, nil
 	}
-	return v, err
 }
 
 // rebuild returns a version with the same content as v, built from the
@@ -211,7 +241,7 @@ func (r *Replica) buildOnce(ctx context.Context, txid ltx.TXID, ts time.Time) (*
 // replica switches to the rebuilt one.
 func (r *Replica) rebuild(ctx context.Context, v *index.Version) (*index.Version, error) {
 	nv, err := r.build(ctx, v.TXID(), time.Time{})
-	if err != nil {
+	if nv == nil {
 		return nil, err
 	}
 	if nv.TXID() != v.TXID() || nv.Commit() != v.Commit() || nv.PageSize() != v.PageSize() {
@@ -366,7 +396,10 @@ func (r *Replica) VersionAt(ctx context.Context, txid ltx.TXID, ts time.Time) (*
 		return v, nil
 	}
 	v, err := r.build(ctx, txid, ts)
-	if err != nil {
+	switch {
+	case v != nil && err != nil && !errors.Is(err, index.ErrGap):
+		r.log.Warn("time travel target built around damaged files", "error", err)
+	case err != nil:
 		return nil, err // a gap before the target time included: not that time's state
 	}
 	r.mu.Lock()
