@@ -14,6 +14,7 @@ import (
 	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/pagecache"
 	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // Defaults for ReplicaOptions.
@@ -176,7 +177,11 @@ func (r *Replica) build(ctx context.Context, txid ltx.TXID, ts time.Time) (*inde
 	backoff := buildBackoff
 	for attempt := 1; ; attempt++ {
 		v, err := r.buildOnce(ctx, txid, ts)
+		// A file deleted since the listing is worth a fresh listing; a
+		// failure the backend marked permanent or already retried to
+		// exhaustion is not worth another try.
 		if err == nil || attempt == buildAttempts || ctx.Err() != nil || v != nil ||
+			(!retry.Retryable(err) && !errors.Is(err, remote.ErrNotExist)) ||
 			errors.Is(err, index.ErrNoSnapshot) || errors.Is(err, index.ErrNotAvailable) {
 			return v, err
 		}

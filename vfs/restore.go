@@ -47,6 +47,7 @@ import (
 	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/internal/ltxframe"
 	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 // RestoreOptions configure Restore.
@@ -788,7 +789,9 @@ func (r *chunkReader) fetch(off, size int64) chan chunkResult {
 				ch <- chunkResult{b: b}
 				return
 			}
-			if r.ctx.Err() != nil || errors.Is(err, remote.ErrNotExist) || attempt >= restoreRetries {
+			// A failure the backend marked permanent (a 403) or already
+			// retried to exhaustion is not retried again here.
+			if r.ctx.Err() != nil || errors.Is(err, remote.ErrNotExist) || !retry.Retryable(err) || attempt >= restoreRetries {
 				ch <- chunkResult{err: err}
 				return
 			}

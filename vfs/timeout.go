@@ -50,6 +50,10 @@ func (e *errStalled) Error() string {
 	return fmt.Sprintf("%s: no answer within %s", e.op, e.timeout)
 }
 
+// Timeout makes retry.Transient (and net.Error-style checks) see a stall
+// as worth retrying.
+func (e *errStalled) Timeout() bool { return true }
+
 func (c *timeoutClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
 	tctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
