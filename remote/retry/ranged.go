@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,8 +59,7 @@ type rangeReader struct {
 	body     io.ReadCloser
 	cancel   context.CancelFunc // ends the current try's context
 	watchdog *time.Timer        // cuts off a try that makes no progress
-	mu       sync.Mutex
-	stalled  bool // the watchdog fired for the current try
+	stalled  *atomic.Bool       // the current try's watchdog fired
 
 	tries    int   // failed tries since the last progress
 	progress int64 // bytes the current try delivered
@@ -99,18 +98,15 @@ func (r *rangeReader) connect(first bool, size int64) error {
 	}
 }
 
-// try makes one request, with the watchdog armed.
+// try makes one request, with the watchdog armed. Each try has its own
+// flag, so a watchdog that fires late cannot mark the next try.
 func (r *rangeReader) try(size int64) (io.ReadCloser, int64, error) {
 	ctx, cancel := context.WithCancel(r.ctx)
-	r.cancel = cancel
-	r.mu.Lock()
-	r.stalled = false
-	r.mu.Unlock()
+	stalled := &atomic.Bool{}
+	r.cancel, r.stalled = cancel, stalled
 	if d := r.p.AttemptTimeout; d > 0 {
 		r.watchdog = time.AfterFunc(d, func() {
-			r.mu.Lock()
-			r.stalled = true
-			r.mu.Unlock()
+			stalled.Store(true)
 			cancel()
 		})
 	}
@@ -134,11 +130,7 @@ func (r *rangeReader) stop() {
 	}
 }
 
-func (r *rangeReader) isStalled() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.stalled
-}
+func (r *rangeReader) isStalled() bool { return r.stalled != nil && r.stalled.Load() }
 
 // retry decides whether to try again after err, and waits. A nil result
 // means try again; otherwise it is the error to give up with.
