@@ -106,9 +106,6 @@ func (m *Main) resolveTarget(arg string, cf *configFlags) (*target, error) {
 		if cf.path != "" {
 			return nil, fmt.Errorf("cannot specify a replica URL and the -config flag")
 		}
-		if err := checkURLSettings(arg); err != nil {
-			return nil, redactErr(err, arg)
-		}
 		// Credentials come from the URL and the environment.
 		return &target{replicaRef: replicaRef{URL: arg}}, nil
 	}

@@ -8,9 +8,7 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -153,9 +151,6 @@ func (c *Config) Validate() error {
 			if err := c.checkReplicaSettings(rwhere, &rc.ReplicaSettings, schemeOf(ref.URL)); err != nil {
 				return err
 			}
-			if err := checkURLSettings(ref.URL); err != nil {
-				return c.keyError(rwhere+".url", "%v", err)
-			}
 		}
 	}
 	return nil
@@ -222,88 +217,11 @@ func (c *Config) checkReplicaSettings(where string, rs *ReplicaSettings, scheme 
 	if rs.MaxSyncLTXFiles != nil && *rs.MaxSyncLTXFiles < 0 {
 		return c.keyError(key("max-sync-ltx-files"), "must not be negative (got %d)", *rs.MaxSyncLTXFiles)
 	}
-	if scheme == "s3" {
-		if err := c.checkS3Settings(where, rs); err != nil {
-			return err
-		}
+	if scheme == "s3" && rs.SSECustomerKey != "" && rs.SSEKMSKeyID != "" {
+		return c.keyError(key("sse-kms-key-id"), "cannot be used together with sse-customer-key (SSE-C)")
 	}
 	if scheme == "sftp" && rs.ConcurrentWrites != nil && !*rs.ConcurrentWrites {
 		return c.keyError(key("concurrent-writes"), "false is not supported by this build (its SFTP client always writes concurrently)")
-	}
-	return nil
-}
-
-// checkURLSettings rejects the S3 compatibility settings given as query
-// parameters of a replica URL (Litestream's camelCase or kebab-case names)
-// that this build cannot apply, as checkS3Settings does for the keys.
-func checkURLSettings(raw string) error {
-	if schemeOf(raw) != "s3" {
-		return nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil // opening it reports why
-	}
-	q := u.Query()
-	var rs ReplicaSettings
-	boolParam := func(dst **bool, names ...string) error {
-		for _, n := range names {
-			if v := q.Get(n); v != "" {
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					return fmt.Errorf("query parameter %s=%q: want true or false", n, v)
-				}
-				*dst = &b
-			}
-		}
-		return nil
-	}
-	for _, p := range []struct {
-		dst   **bool
-		names []string
-	}{
-		{&rs.SignPayload, []string{"signPayload", "sign-payload"}},
-		{&rs.SignAcceptEncoding, []string{"signAcceptEncoding", "sign-accept-encoding"}},
-		{&rs.RequireContentMD5, []string{"requireContentMD5", "require-content-md5"}},
-		{&rs.PutObjectContentMD5, []string{"putObjectContentMD5", "put-object-content-md5"}},
-	} {
-		if err := boolParam(p.dst, p.names...); err != nil {
-			return err
-		}
-	}
-	rs.StorageClass = pick(q.Get("storageClass"), q.Get("storage-class"))
-	rs.SSECustomerKey = pick(q.Get("sseCustomerKey"), q.Get("sse-customer-key"))
-	rs.SSECustomerAlgorithm = pick(q.Get("sseCustomerAlgorithm"), q.Get("sse-customer-algorithm"))
-	rs.SSEKMSKeyID = pick(q.Get("sseKmsKeyId"), q.Get("sse-kms-key-id"))
-	var c Config
-	if err := c.checkS3Settings("", &rs); err != nil {
-		return fmt.Errorf("URL parameter %v", err)
-	}
-	return nil
-}
-
-// checkS3Settings rejects the S3 compatibility keys whose value this
-// build's S3 client cannot apply.
-func (c *Config) checkS3Settings(where string, rs *ReplicaSettings) error {
-	key := func(k string) string { return joinKey(where, k) }
-	unsupported := func(k, what string) error {
-		return c.keyError(key(k), "%s is not supported by this build", what)
-	}
-	switch {
-	case rs.SignPayload != nil && !*rs.SignPayload:
-		return unsupported("sign-payload", "false (unsigned payloads)")
-	case rs.SignAcceptEncoding != nil && !*rs.SignAcceptEncoding:
-		return unsupported("sign-accept-encoding", "false")
-	case rs.RequireContentMD5 != nil && !*rs.RequireContentMD5:
-		return unsupported("require-content-md5", "false")
-	case rs.PutObjectContentMD5 != nil && *rs.PutObjectContentMD5:
-		return unsupported("put-object-content-md5", "true")
-	case rs.StorageClass != "":
-		return unsupported("storage-class", "a storage class")
-	case rs.SSECustomerKey != "" || rs.SSECustomerKeyPath != "" || rs.SSECustomerAlgorithm != "":
-		return unsupported("sse-customer-key", "server-side encryption with customer keys (SSE-C)")
-	case rs.SSEKMSKeyID != "":
-		return unsupported("sse-kms-key-id", "server-side encryption with KMS keys")
 	}
 	return nil
 }

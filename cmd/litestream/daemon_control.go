@@ -112,9 +112,6 @@ func (d *daemon) Register(ctx context.Context, path, replicaURL string) (control
 	if err != nil {
 		return control.RegisterDatabaseResponse{}, fmt.Errorf("%w: invalid replica url: %v", control.ErrInvalid, err)
 	}
-	if err := checkURLSettings(u); err != nil {
-		return control.RegisterDatabaseResponse{}, fmt.Errorf("%w: invalid replica url: %v", control.ErrInvalid, redactErr(err, u))
-	}
 	dbc := &DBConfig{Path: path, Replica: &ReplicaConfig{URL: u}, global: d.cfg}
 	if _, err := dbc.Replica.Replica(); err != nil {
 		return control.RegisterDatabaseResponse{}, fmt.Errorf("%w: invalid replica url: %v", control.ErrInvalid, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/backends"
+	"github.com/litestream-go/litestream/remote/s3"
 )
 
 // replicaRef is a replica to open: its URL and the backend options the
@@ -62,7 +63,7 @@ func openReplica(ctx context.Context, ref replicaRef, logger *slog.Logger) (remo
 func optionSecrets(o backends.Options) []string {
 	var out []string
 	for _, s := range []string{o.AccessKeyID, o.SecretAccessKey, o.AccountKey, o.SASToken, o.Password,
-		o.Token, o.JWT, o.Seed} {
+		o.Token, o.JWT, o.Seed, o.SSECustomerKey} {
 		if len(s) >= 4 {
 			out = append(out, s)
 		}
@@ -90,7 +91,17 @@ func (rc *ReplicaConfig) Replica() (replicaRef, error) {
 		// than failing the whole configuration here.
 		return replicaRef{URL: raw}, nil
 	}
-	return replicaRef{URL: raw, Opts: rc.options(u.Scheme)}, nil
+	o := rc.options(u.Scheme)
+	if u.Scheme == "s3" && o.SSECustomerKey == "" && rc.SSECustomerKeyPath != "" {
+		p, err := expandPath(rc.SSECustomerKeyPath)
+		if err != nil {
+			return replicaRef{}, err
+		}
+		if o.SSECustomerKey, err = s3.ReadSSECustomerKeyFile(p); err != nil {
+			return replicaRef{}, err
+		}
+	}
+	return replicaRef{URL: raw, Opts: o}, nil
 }
 
 // options maps the keys that apply to scheme's backend.
@@ -110,6 +121,14 @@ func (rc *ReplicaConfig) options(scheme string) backends.Options {
 		if rc.Concurrency != nil {
 			o.Concurrency = *rc.Concurrency
 		}
+		o.SignPayload = rc.SignPayload
+		o.SignAcceptEncoding = rc.SignAcceptEncoding
+		o.RequireContentMD5 = rc.RequireContentMD5
+		o.PutObjectContentMD5 = rc.PutObjectContentMD5
+		o.StorageClass = rc.StorageClass
+		o.SSECustomerAlgorithm = rc.SSECustomerAlgorithm
+		o.SSECustomerKey = rc.SSECustomerKey
+		o.SSEKMSKeyID = rc.SSEKMSKeyID
 	case "gs":
 		// Not a Litestream key for gs; here it points at an emulator
 		// (without authentication), so only the replica's own setting

@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/litestream-go/litestream/remote/backends"
+	"github.com/litestream-go/litestream/remote/s3"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -404,5 +406,54 @@ func TestReplica_UnknownScheme(t *testing.T) {
 	}
 	if _, err := openReplica(t.Context(), ref, nil); err == nil || !strings.Contains(err.Error(), "oss") {
 		t.Errorf("open: err = %v, want one naming the scheme", err)
+	}
+}
+
+// TestS3CompatKeys: Litestream's S3 compatibility keys reach the backend
+// options (the key file read), and the S3 client gets them.
+func TestS3CompatKeys(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "sse.key")
+	key := "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
+	writeFile(t, keyFile, key+"\n")
+	y := fmt.Sprintf(`
+sign-payload: false
+dbs:
+  - path: /a.db
+    replica:
+      url: s3://b/a?endpoint=127.0.0.1:9000
+      sign-accept-encoding: false
+      require-content-md5: false
+      put-object-content-md5: true
+      storage-class: STANDARD_IA
+      sse-customer-key-path: %s
+`, keyFile)
+	cfg, err := ParseConfig([]byte(y), true, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := cfg.DBs[0].Replica.Replica()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := ref.Opts
+	if o.SignPayload == nil || *o.SignPayload || o.SignAcceptEncoding == nil || *o.SignAcceptEncoding ||
+		o.RequireContentMD5 == nil || *o.RequireContentMD5 || o.PutObjectContentMD5 == nil || !*o.PutObjectContentMD5 ||
+		o.StorageClass != "STANDARD_IA" || o.SSECustomerKey != key {
+		t.Fatalf("options %+v", o)
+	}
+	c, err := openReplica(t.Context(), ref, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.(*s3.Client).Config().Compat
+	want := s3.Compat{UnsignedPayload: true, NoSignAcceptEncoding: true, NoDeleteContentMD5: true, PutContentMD5: true,
+		StorageClass: "STANDARD_IA", SSECustomerAlgorithm: "AES256", SSECustomerKey: key}
+	if got != want {
+		t.Errorf("compat %+v, want %+v", got, want)
+	}
+	// The key never shows in an error.
+	if err := redactErr(fmt.Errorf("failed with %s", key), ref.URL, optionSecrets(o)...); strings.Contains(err.Error(), key) {
+		t.Errorf("SSE-C key in %q", err)
 	}
 }

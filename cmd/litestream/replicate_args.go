@@ -63,9 +63,6 @@ func (m *Main) parseReplicateArgs(_ context.Context, args []string) (*replicateA
 		if err != nil {
 			return nil, err
 		}
-		if err := checkURLSettings(u); err != nil {
-			return nil, redactErr(err, u)
-		}
 		cfg = &Config{DBs: []*DBConfig{{Path: path, Replica: &ReplicaConfig{URL: u}}}}
 		if err := cfg.Validate(); err != nil {
 			return nil, err

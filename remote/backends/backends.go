@@ -54,6 +54,18 @@ type Options struct {
 	SkipVerify      bool   // `skip-verify`: do not verify the TLS certificate
 	PartSize        int64  // `part-size`: multipart part size (default 5 MiB)
 	Concurrency     int    // `concurrency`: parts uploaded at once
+	// S3 compatibility settings (`sign-payload`, `sign-accept-encoding`,
+	// `require-content-md5`, `put-object-content-md5`, `storage-class`,
+	// `sse-customer-*`, `sse-kms-key-id`); nil booleans take Litestream's
+	// defaults or the URL's query parameters.
+	SignPayload          *bool
+	SignAcceptEncoding   *bool
+	RequireContentMD5    *bool
+	PutObjectContentMD5  *bool
+	StorageClass         string
+	SSECustomerAlgorithm string
+	SSECustomerKey       string
+	SSEKMSKeyID          string
 
 	// Azure Blob Storage.
 	AccountName string // `account-name`
@@ -303,6 +315,48 @@ func openS3(u *remote.URL, opts Options) (remote.Client, error) {
 		return nil, err
 	}
 	cfg.SkipVerify = cfg.SkipVerify || skip
+	// Litestream's compatibility settings: the option, else the URL's
+	// query parameter (camelCase or kebab-case), else its default.
+	flag := func(opt *bool, def bool, keys ...string) (bool, error) {
+		if opt != nil {
+			return *opt, nil
+		}
+		v, ok, err := queryBool(u, keys...)
+		if err != nil || !ok {
+			return def, err
+		}
+		return v, nil
+	}
+	// Litestream's provider defaults: Tigris takes no Content-MD5 on
+	// deletes; Google's S3 API must not have Accept-Encoding signed.
+	host := cfg.Endpoint
+	if i := strings.Index(host, "://"); i >= 0 {
+		host = host[i+3:]
+	}
+	host, _, _ = strings.Cut(host, "/")
+	if h, _, ok := strings.Cut(host, ":"); ok {
+		host = h
+	}
+	tigris := host == "fly.storage.tigris.dev" || host == "t3.storage.dev"
+	gcs := host == "storage.googleapis.com"
+	var signPayload, signAE, deleteMD5 bool
+	if signPayload, err = flag(opts.SignPayload, true, "signPayload", "sign-payload"); err != nil {
+		return nil, err
+	}
+	if signAE, err = flag(opts.SignAcceptEncoding, !gcs, "signAcceptEncoding", "sign-accept-encoding"); err != nil {
+		return nil, err
+	}
+	if deleteMD5, err = flag(opts.RequireContentMD5, !tigris, "requireContentMD5", "require-content-md5"); err != nil {
+		return nil, err
+	}
+	if cfg.Compat.PutContentMD5, err = flag(opts.PutObjectContentMD5, false, "putObjectContentMD5", "put-object-content-md5"); err != nil {
+		return nil, err
+	}
+	cfg.Compat.UnsignedPayload, cfg.Compat.NoSignAcceptEncoding, cfg.Compat.NoDeleteContentMD5 = !signPayload, !signAE, !deleteMD5
+	cfg.Compat.StorageClass = pick(opts.StorageClass, query(u, "storageClass", "storage-class"))
+	cfg.Compat.SSECustomerAlgorithm = pick(opts.SSECustomerAlgorithm, query(u, "sseCustomerAlgorithm", "sse-customer-algorithm"))
+	cfg.Compat.SSECustomerKey = pick(opts.SSECustomerKey, query(u, "sseCustomerKey", "sse-customer-key"))
+	cfg.Compat.SSEKMSKeyID = pick(opts.SSEKMSKeyID, query(u, "sseKmsKeyId", "sse-kms-key-id"))
 	return s3.New(cfg)
 }
 

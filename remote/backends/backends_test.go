@@ -253,6 +253,39 @@ func TestOpenS3(t *testing.T) {
 	}
 }
 
+// TestOpenS3Compat: Litestream's S3 compatibility settings from options
+// and URL query parameters (camelCase or kebab-case), options winning, and
+// its provider defaults.
+func TestOpenS3Compat(t *testing.T) {
+	tr, f := true, false
+	key := "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
+	for _, tt := range []struct {
+		raw  string
+		opts Options
+		want s3.Compat
+	}{
+		{"s3://b/p", Options{}, s3.Compat{}},
+		{"s3://b/p?signPayload=false&sign-accept-encoding=false&requireContentMD5=false&put-object-content-md5=true&storageClass=STANDARD_IA",
+			Options{}, s3.Compat{UnsignedPayload: true, NoSignAcceptEncoding: true, NoDeleteContentMD5: true, PutContentMD5: true, StorageClass: "STANDARD_IA"}},
+		{"s3://b/p?signPayload=false&storage-class=X", Options{SignPayload: &tr, StorageClass: "Y", SSEKMSKeyID: "k"},
+			s3.Compat{StorageClass: "Y", SSEKMSKeyID: "k"}},
+		{"s3://b/p?sse-customer-key=" + key, Options{PutObjectContentMD5: &f}, s3.Compat{SSECustomerKey: key, SSECustomerAlgorithm: "AES256"}},
+		{"s3://b/p?endpoint=https://fly.storage.tigris.dev", Options{}, s3.Compat{NoDeleteContentMD5: true}},
+		{"s3://b/p", Options{Endpoint: "https://storage.googleapis.com"}, s3.Compat{NoSignAcceptEncoding: true}},
+	} {
+		c, err := OpenWithOptions(t.Context(), tt.raw, tt.opts)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.raw, err)
+		}
+		if got := c.(*s3.Client).Config().Compat; got != tt.want {
+			t.Errorf("%s %+v: compat %+v, want %+v", tt.raw, tt.opts, got, tt.want)
+		}
+	}
+	if _, err := Open(t.Context(), "s3://b/p?signPayload=maybe"); err == nil {
+		t.Error("signPayload=maybe accepted")
+	}
+}
+
 func TestOpenABS(t *testing.T) {
 	t.Setenv("LITESTREAM_AZURE_ACCOUNT_KEY", "")
 	t.Setenv("LITESTREAM_AZURE_SAS_TOKEN", "")

@@ -114,6 +114,8 @@ type Config struct {
 	Retry retry.Policy
 	// Logger receives debug messages (nil: slog.Default()).
 	Logger *slog.Logger
+	// Compat holds Litestream's S3 compatibility settings (compat.go).
+	Compat Compat
 }
 
 // Client is a replica in an S3 bucket. It sets up its SDK client on first
@@ -122,6 +124,8 @@ type Client struct {
 	cfg  Config
 	log  *slog.Logger
 	what string
+	// keyMD5 is the SSE-C key's MD5 (base64), when one is set.
+	keyMD5 string
 
 	mu sync.Mutex
 	s3 *s3.Client
@@ -166,10 +170,15 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Retry.AttemptTimeout <= 0 {
 		cfg.Retry.AttemptTimeout = DefaultTimeout
 	}
+	keyMD5, err := cfg.Compat.validate()
+	if err != nil {
+		return nil, err
+	}
 	return &Client{
 		cfg:    cfg,
 		log:    log,
 		what:   fmt.Sprintf("s3 bucket %q", cfg.Bucket),
+		keyMD5: keyMD5,
 		stamps: make(map[string]stamp),
 	}, nil
 }
@@ -227,6 +236,7 @@ func (c *Client) client(ctx context.Context) (*s3.Client, error) {
 	}
 	s3opts := func(o *s3.Options) {
 		o.UsePathStyle = c.pathStyle()
+		o.APIOptions = append(o.APIOptions, c.cfg.Compat.apply(c.keyMD5))
 		if c.cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.cfg.Endpoint)
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
@@ -270,7 +280,7 @@ func (c *Client) fail(op, key string, err error) error {
 		err = retry.Permanent(err)
 	}
 	err = fmt.Errorf("%s: %s %q: %w", c.what, op, key, explain(err))
-	return backend.Redact(err, c.cfg.SecretAccessKey, c.cfg.SessionToken)
+	return backend.Redact(err, c.cfg.SecretAccessKey, c.cfg.SessionToken, c.cfg.Compat.SSECustomerKey)
 }
 
 // explain adds a plain statement to the errors users most often meet.
