@@ -312,7 +312,7 @@ func (d *DB) needCheckpoint() bool {
 		return false
 	}
 	return pending >= int64(d.opts.MinCheckpointPageN) ||
-		time.Since(d.lastCheckpoint) >= d.opts.CheckpointInterval
+		(d.opts.CheckpointInterval > 0 && time.Since(d.lastCheckpoint) >= d.opts.CheckpointInterval)
 }
 
 // Start runs the background loop until ctx is done or Close is called: every

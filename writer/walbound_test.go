@@ -245,3 +245,26 @@ func TestForcedRestartStagedUploadFails(t *testing.T) {
 	e.sync(d)
 	e.checkReplica()
 }
+
+// TestCheckpointIntervalDisabled: a negative CheckpointInterval turns
+// time-based checkpoints off (Litestream's checkpoint-interval: 0); frame
+// counts still trigger them.
+func TestCheckpointIntervalDisabled(t *testing.T) {
+	for _, tc := range []struct {
+		interval time.Duration
+		frames   int64
+		want     bool
+	}{
+		{0, 5, true}, // the default, 1m, has passed
+		{-1, 5, false},
+		{-1, 1000, true},
+		{time.Hour, 5, false},
+	} {
+		d := New(filepath.Join(t.TempDir(), "db"), nil, Options{CheckpointInterval: tc.interval})
+		d.pos.Frames = tc.frames
+		d.lastCheckpoint = time.Now().Add(-2 * time.Minute)
+		if got := d.needCheckpoint(); got != tc.want {
+			t.Errorf("interval %v, %d frames: needCheckpoint %v, want %v", tc.interval, tc.frames, got, tc.want)
+		}
+	}
+}

@@ -57,8 +57,10 @@ type Options struct {
 	// SyncInterval is how often new frames are uploaded as one L0 file
 	// (config key sync-interval). Default 1s.
 	SyncInterval time.Duration
-	// CheckpointInterval: a passive checkpoint runs at least this often while
-	// the WAL holds frames not yet checkpointed. Default 1m.
+	// CheckpointInterval: a checkpoint runs at least this often while the
+	// WAL holds frames not yet checkpointed (config key
+	// checkpoint-interval). Default 1m; negative disables time-based
+	// checkpoints (Litestream's checkpoint-interval: 0).
 	CheckpointInterval time.Duration
 	// MinCheckpointPageN: a checkpoint runs when the WAL holds more than
 	// this many frames not yet checkpointed (config key
@@ -118,7 +120,7 @@ func (o Options) withDefaults(path string) Options {
 	if o.SyncInterval <= 0 {
 		o.SyncInterval = DefaultSyncInterval
 	}
-	if o.CheckpointInterval <= 0 {
+	if o.CheckpointInterval == 0 {
 		o.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if o.MinCheckpointPageN <= 0 {
