@@ -289,7 +289,9 @@ func TestS3ReplicationUnderFaults(t *testing.T) {
 	name := fmt.Sprintf("faults%d", vfsSeq.Add(1))
 	v, err := vfs.Register(name, vfs.Options{
 		OpenClient: func(ctx context.Context, u string) (remote.Client, error) { return rig.client(t, true, clientCfg), nil },
-		Replica: vfs.ReplicaOptions{CacheSize: 64 << 10, PollInterval: 100 * time.Millisecond, RequestTimeout: 5 * time.Second,
+		// Files up to 16 KiB are read whole and verified (most level-0
+		// files), larger ones by range: both read paths under faults.
+		Replica: vfs.ReplicaOptions{CacheSize: 64 << 10, WholeFileSize: 16 << 10, PollInterval: 100 * time.Millisecond, RequestTimeout: 5 * time.Second,
 			Fetch: pagecache.Options{Retry: retry.Policy{Base: 10 * time.Millisecond}}},
 		Logger: quiet(t),
 	})
@@ -400,6 +402,20 @@ func TestS3ReplicationUnderFaults(t *testing.T) {
 	}
 	if faultStats.Failures() == 0 {
 		t.Fatalf("no faults were injected: %s", faultStats)
+	}
+
+	// Reads that keep failing are a clear error, not rows: every GET
+	// answers 500 until the faults are cleared. The reader's caches are
+	// too small for the table, so the scan must fetch.
+	rig.proxy.Force(faultproxy.ClassGET, faultproxy.Status500, 1_000_000)
+	_, bad, err := readState()
+	rig.proxy.ClearForced()
+	if err == nil || bad {
+		t.Fatalf("with every read failing the reader returned %v (wrong data: %v)", err, bad)
+	}
+	t.Logf("with every read failing: %v", err)
+	if n, bad, err := readState(); err != nil || n != id {
+		t.Fatalf("after the reads recovered: %d rows of %d, %v (wrong data: %v)", n, id, err, bad)
 	}
 	if err := d.Close(ctx); err != nil {
 		t.Fatal(err)
