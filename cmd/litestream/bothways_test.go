@@ -152,6 +152,10 @@ func testHandover(t *testing.T, url string, env []string) {
 	for i, tl := range order {
 		insertRows(t, app, 5+i)
 		rows += 5 + i
+		if i == 4 || i == 5 {
+			// Each tool's reset of the local state before its turn.
+			tl.mustRun(t, env, "reset", dbPath)
+		}
 		tl.mustRun(t, env, "replicate", "-once", dbPath, url)
 		txid := ours.maxTXID(t, env, url)
 		known[txid] = rows
@@ -236,6 +240,10 @@ func TestBothWays_MinIO(t *testing.T) {
 	m.bucket(t, "failover")
 	t.Run("handover", func(t *testing.T) { testHandover(t, m.url("handover", "db/app"), m.env()) })
 	t.Run("failover", func(t *testing.T) { testFailover(t, m.url("failover", "app"), m.env(), false) })
+	t.Run("failover-walless", func(t *testing.T) {
+		m.bucket(t, "failover-walless")
+		testFailover(t, m.url("failover-walless", "app"), m.env(), true)
+	})
 	t.Run("bucket-root", func(t *testing.T) {
 		// On MinIO, Litestream cannot list its own files at the bucket
 		// root: it writes "/0000/..." keys, MinIO stores them without the
