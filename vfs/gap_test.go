@@ -17,6 +17,7 @@ import (
 	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
+	"github.com/litestream-go/litestream/restore"
 	"github.com/litestream-go/litestream/vfs"
 	"github.com/litestream-go/litestream/writer"
 )
@@ -145,7 +146,7 @@ func TestGapInHistory(t *testing.T) {
 	// Restore of the latest state fails, names the missing TXIDs and leaves
 	// no output.
 	out := filepath.Join(t.TempDir(), "out.db")
-	_, err := vfs.Restore(ctx, s.client, vfs.RestoreOptions{OutputPath: out, Logger: quietLogger(t)})
+	_, err := restore.Run(ctx, s.client, restore.Options{OutputPath: out, Logger: quietLogger(t)})
 	if !errors.Is(err, index.ErrGap) || !strings.Contains(err.Error(), wantRange) {
 		t.Fatalf("restore of latest over a gap: %v", err)
 	}
@@ -154,7 +155,7 @@ func TestGapInHistory(t *testing.T) {
 	}
 	// Accepting the older state, or asking for a TXID before the gap, gives
 	// exactly that state.
-	res, err := vfs.Restore(ctx, s.client, vfs.RestoreOptions{OutputPath: out, AllowGap: true, Logger: quietLogger(t)})
+	res, err := restore.Run(ctx, s.client, restore.Options{OutputPath: out, AllowGap: true, Logger: quietLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,12 +164,12 @@ func TestGapInHistory(t *testing.T) {
 	}
 	checkFile(t, out, s.rows[before])
 	out2 := filepath.Join(t.TempDir(), "out.db")
-	if _, err := vfs.Restore(ctx, s.client, vfs.RestoreOptions{OutputPath: out2, TXID: before, Logger: quietLogger(t)}); err != nil {
+	if _, err := restore.Run(ctx, s.client, restore.Options{OutputPath: out2, TXID: before, Logger: quietLogger(t)}); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, out2, s.rows[before])
 	// A TXID after the gap is not available, and the error says why.
-	_, err = vfs.Restore(ctx, s.client, vfs.RestoreOptions{OutputPath: out2 + "x", TXID: last, Logger: quietLogger(t)})
+	_, err = restore.Run(ctx, s.client, restore.Options{OutputPath: out2 + "x", TXID: last, Logger: quietLogger(t)})
 	if !errors.Is(err, index.ErrNotAvailable) || !strings.Contains(err.Error(), wantRange) {
 		t.Fatalf("restore of a TXID after the gap: %v", err)
 	}
@@ -246,7 +247,7 @@ func TestGapInHistory(t *testing.T) {
 			t.Fatal("litestream_error still set after the snapshot healed the gap")
 		}
 	}
-	if _, err := vfs.Restore(ctx, s.client, vfs.RestoreOptions{OutputPath: filepath.Join(t.TempDir(), "healed.db"), Logger: quietLogger(t)}); err != nil {
+	if _, err := restore.Run(ctx, s.client, restore.Options{OutputPath: filepath.Join(t.TempDir(), "healed.db"), Logger: quietLogger(t)}); err != nil {
 		t.Fatalf("restore after the snapshot: %v", err)
 	}
 }

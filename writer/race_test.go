@@ -17,7 +17,7 @@ import (
 
 	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/remote"
-	"github.com/litestream-go/litestream/vfs"
+	restorepkg "github.com/litestream-go/litestream/restore" // restore is helpers_test.go's
 )
 
 // hookClient runs onOpen before the first read of a file, once.
@@ -60,7 +60,7 @@ func TestRestoreRacingRetention(t *testing.T) {
 	}
 	hc := &hookClient{Client: e.client, onOpen: retention}
 	out := filepath.Join(t.TempDir(), "restored.db")
-	res, err := vfs.RestoreReplanning(ctx, hc, vfs.RestoreOptions{OutputPath: out, Logger: opts.Logger})
+	res, err := restorepkg.RunReplanning(ctx, hc, restorepkg.Options{OutputPath: out, Logger: opts.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestRestoreRacingRetention(t *testing.T) {
 	}
 
 	// TXID 3 existed only as a level-0 file, now deleted.
-	_, err = vfs.RestoreReplanning(ctx, e.client, vfs.RestoreOptions{OutputPath: out + "3", TXID: 3, Logger: opts.Logger})
+	_, err = restorepkg.RunReplanning(ctx, e.client, restorepkg.Options{OutputPath: out + "3", TXID: 3, Logger: opts.Logger})
 	if !errors.Is(err, index.ErrNotAvailable) || !bytes.Contains([]byte(err.Error()), []byte("the replica has TXIDs")) {
 		t.Fatalf("restore of a deleted TXID: %v", err)
 	}
@@ -124,7 +124,7 @@ func TestRestoresRacingRetentionLoop(t *testing.T) {
 				}
 				out := filepath.Join(e.dir, "r", string(rune('a'+w)), time.Now().Format("150405.000000000"))
 				os.MkdirAll(filepath.Dir(out), 0o755)
-				res, err := vfs.RestoreReplanning(ctx, e.client, vfs.RestoreOptions{OutputPath: out, TXID: s.txid, Logger: opts.Logger})
+				res, err := restorepkg.RunReplanning(ctx, e.client, restorepkg.Options{OutputPath: out, TXID: s.txid, Logger: opts.Logger})
 				switch {
 				case err == nil:
 					got, rerr := os.ReadFile(out)
@@ -139,7 +139,7 @@ func TestRestoresRacingRetentionLoop(t *testing.T) {
 					ok.Add(1)
 				case errors.Is(err, index.ErrNotAvailable):
 					unavailable.Add(1)
-				case errors.Is(err, vfs.ErrPlanDeleted):
+				case errors.Is(err, restorepkg.ErrPlanDeleted):
 					deleted.Add(1)
 				default:
 					t.Errorf("restore of TXID %s: %v", s.txid, err)

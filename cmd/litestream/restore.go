@@ -17,7 +17,7 @@ import (
 
 	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/remote"
-	"github.com/litestream-go/litestream/vfs"
+	"github.com/litestream-go/litestream/restore"
 )
 
 // errEmptyReplica is returned (wrapped) when a replica holds no database.
@@ -281,12 +281,12 @@ Examples:
 }
 
 // restore writes the database at p's target to p.output (with Force,
-// vfs.Restore also removes a replaced database's stale -wal and -shm), then
+// restore.Run also removes a replaced database's stale -wal and -shm), then
 // runs the integrity check.
-func (m *Main) restore(ctx context.Context, client remote.Client, p restoreParams, logger *slog.Logger) (*vfs.RestoreResult, error) {
+func (m *Main) restore(ctx context.Context, client remote.Client, p restoreParams, logger *slog.Logger) (*restore.Result, error) {
 	// A writer's retention may delete a planned file while it is read:
 	// plan once more before failing.
-	res, err := vfs.RestoreReplanning(ctx, client, vfs.RestoreOptions{
+	res, err := restore.RunReplanning(ctx, client, restore.Options{
 		OutputPath:  p.output,
 		TXID:        p.txid,
 		Timestamp:   p.timestamp,
@@ -327,7 +327,7 @@ func parseTXID(s string) (ltx.TXID, error) {
 }
 
 // progressPrinter draws "restoring: 12.0/48.0 MiB of LTX files (25%)" on
-// one terminal line, at most ten times a second. vfs.Restore reports bytes
+// one terminal line, at most ten times a second. restore.Run reports bytes
 // of LTX files read.
 type progressPrinter struct {
 	w     io.Writer

@@ -29,7 +29,7 @@ import (
 	"github.com/pierrec/lz4/v4"
 
 	"github.com/litestream-go/litestream/remote"
-	"github.com/litestream-go/litestream/vfs"
+	"github.com/litestream-go/litestream/restore"
 )
 
 // errNoV3Backup: the replica holds no v0.3 snapshot either.
@@ -70,7 +70,7 @@ func listV3(ctx context.Context, raw remote.RawReader) (snaps, segs []v3Object, 
 
 // restoreV3 restores a v0.3 replica to p.output: the latest state, or the
 // state at p.timestamp. v0.3 has no TXIDs.
-func (m *Main) restoreV3(ctx context.Context, client remote.Client, p restoreParams, logger *slog.Logger) (*vfs.RestoreResult, error) {
+func (m *Main) restoreV3(ctx context.Context, client remote.Client, p restoreParams, logger *slog.Logger) (*restore.Result, error) {
 	raw, ok := client.(remote.RawReader)
 	if !ok {
 		return nil, errNoV3Backup
@@ -171,7 +171,7 @@ func (m *Main) restoreV3(ctx context.Context, client remote.Client, p restorePar
 	if err := integrityCheck(ctx, p.output, p.integrity); err != nil {
 		return nil, err
 	}
-	res := &vfs.RestoreResult{Timestamp: snap.created, Files: 1 + len(apply), Bytes: total}
+	res := &restore.Result{Timestamp: snap.created, Files: 1 + len(apply), Bytes: total}
 	if last := len(apply); last > 0 {
 		res.Timestamp = apply[last-1].created
 	}

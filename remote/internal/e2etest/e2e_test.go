@@ -25,6 +25,7 @@ import (
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/backends"
 	"github.com/litestream-go/litestream/remote/internal/testserver"
+	"github.com/litestream-go/litestream/restore"
 	"github.com/litestream-go/litestream/vfs"
 	"github.com/litestream-go/litestream/writer"
 )
@@ -107,7 +108,7 @@ func startMinIO(t *testing.T, bucket string) *testserver.Server {
 }
 
 // TestEndToEnd replicates a database under write load to each backend,
-// restores it with vfs.Restore, and queries it through the VFS; the three
+// restores it with restore.Run, and queries it through the VFS; the three
 // must hold the same rows.
 func TestEndToEnd(t *testing.T) {
 	for _, b := range backendsUnderTest {
@@ -208,7 +209,7 @@ func runEndToEnd(t *testing.T, rep replica) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "restored.db")
-	res, err := vfs.Restore(ctx, rc, vfs.RestoreOptions{OutputPath: out, Logger: quiet(t)})
+	res, err := restore.Run(ctx, rc, restore.Options{OutputPath: out, Logger: quiet(t)})
 	if err != nil {
 		t.Fatalf("restore: %v", err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/litestream-go/litestream/remote/internal/testserver"
 	"github.com/litestream-go/litestream/remote/retry"
 	"github.com/litestream-go/litestream/remote/s3"
+	"github.com/litestream-go/litestream/restore"
 	"github.com/litestream-go/litestream/vfs"
 	"github.com/litestream-go/litestream/writer"
 )
@@ -139,7 +140,7 @@ func TestS3RestoreUnderFaults(t *testing.T) {
 
 	dir := t.TempDir()
 	ref := filepath.Join(dir, "reference.db")
-	if _, err := vfs.Restore(t.Context(), rig.client(t, true, s3.Config{}), vfs.RestoreOptions{OutputPath: ref, Logger: quiet(t)}); err != nil {
+	if _, err := restore.Run(t.Context(), rig.client(t, true, s3.Config{}), restore.Options{OutputPath: ref, Logger: quiet(t)}); err != nil {
 		t.Fatalf("restore without faults: %v", err)
 	}
 	checkDB(t, ref, want)
@@ -161,7 +162,7 @@ func TestS3RestoreUnderFaults(t *testing.T) {
 			out := filepath.Join(dir, fmt.Sprintf("restore-%d.db", i))
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 			defer cancel()
-			_, err := vfs.Restore(ctx, rig.client(t, true, s3.Config{}), vfs.RestoreOptions{OutputPath: out, Logger: quiet(t)})
+			_, err := restore.Run(ctx, rig.client(t, true, s3.Config{}), restore.Options{OutputPath: out, Logger: quiet(t)})
 			if err != nil {
 				mu.Lock()
 				failed = append(failed, err.Error())
@@ -437,7 +438,7 @@ func TestS3ReplicationUnderFaults(t *testing.T) {
 	// Restores at the end and at earlier TXIDs hold committed states.
 	for _, txid := range []ltx.TXID{final, 1 + ltx.TXID(rng.Int64N(int64(final))), 1 + ltx.TXID(rng.Int64N(int64(final)))} {
 		out := filepath.Join(dir, fmt.Sprintf("restore-%d.db", txid))
-		if _, err := vfs.Restore(ctx, direct, vfs.RestoreOptions{OutputPath: out, TXID: txid, Force: true, Logger: quiet(t)}); err != nil {
+		if _, err := restore.Run(ctx, direct, restore.Options{OutputPath: out, TXID: txid, Force: true, Logger: quiet(t)}); err != nil {
 			t.Fatalf("restore at %s: %v", txid, err)
 		}
 		db, err := sql.Open("sqlite3", "file:"+out+"?mode=ro")

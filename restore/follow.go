@@ -1,4 +1,4 @@
-package vfs
+package restore
 
 // Follow keeps a restored database file up to date in place.
 //
@@ -159,12 +159,12 @@ func isFinal(err error) bool {
 
 // waitable reports whether an error of the initial restore may go away by
 // waiting: a full disk or quota, or a replica that could not be reached.
-// Anything else (no snapshot, a gap, a damaged file) stops Follow.
+// Anything else (no snapshot, a gap, a damaged file) stops Follow. (A
+// request that stalled says Timeout(), which retry.Transient accepts.)
 func waitable(err error) bool {
 	var ex *retry.ExhaustedError
-	var st *errStalled
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
-		retry.Transient(err) || errors.As(err, &ex) || errors.As(err, &st)
+		retry.Transient(err) || errors.As(err, &ex)
 }
 
 type follower struct {
@@ -210,7 +210,7 @@ func (f *follower) initial(ctx context.Context) (ltx.TXID, error) {
 			return 0, fmt.Errorf("follow: remove stale %s: %w", p, err)
 		}
 	}
-	res, err := RestoreReplanning(ctx, f.c, RestoreOptions{OutputPath: f.initPath(), Force: true, Logger: f.log})
+	res, err := RunReplanning(ctx, f.c, Options{OutputPath: f.initPath(), Force: true, Logger: f.log})
 	if err != nil {
 		err = fmt.Errorf("follow: initial restore: %w", err)
 		if !waitable(err) {

@@ -1,4 +1,4 @@
-package vfs
+package restore
 
 import (
 	"bytes"
@@ -77,7 +77,7 @@ func TestRestoreDiskFull(t *testing.T) {
 	p := bigPrimary(t, 8)
 	filler := fill(t, disk, 2<<20)
 	out := filepath.Join(disk, "out.db")
-	_, err := Restore(context.Background(), p.c, RestoreOptions{OutputPath: out, Logger: discardLogger()})
+	_, err := Run(context.Background(), p.c, Options{OutputPath: out, Logger: discardLogger()})
 	if err == nil || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), out) {
 		t.Fatalf("restore onto a full volume: %v, want ENOSPC naming %s", err, out)
 	}
@@ -87,7 +87,7 @@ func TestRestoreDiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Restore(context.Background(), p.c, RestoreOptions{OutputPath: out, Logger: discardLogger()}); err != nil {
+	if _, err := Run(context.Background(), p.c, Options{OutputPath: out, Logger: discardLogger()}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(out)
