@@ -178,9 +178,11 @@ func StartMinIO(tb testing.TB, dataDir string) *Server {
 			tb.Fatalf("start MinIO %s: %v", bin, err)
 		}
 		s.Endpoint = "http://" + addr
-		// ready, not live: live answers before the object layer is up, and
-		// requests then fail with XMinioServerNotInitialized.
-		if err := waitHTTP(s, s.Endpoint+"/minio/health/ready", 30*time.Second); err != nil {
+		// Not just live: MinIO answers its health checks before its object
+		// layer is up, and S3 requests then fail with 503
+		// XMinioServerNotInitialized. An anonymous request is answered 403
+		// once it is up.
+		if err := waitHTTP(s, s.Endpoint+"/", 30*time.Second, http.StatusForbidden); err != nil {
 			s.Stop()
 			lastErr = fmt.Errorf("%w\n%s", err, s.Log())
 			continue
@@ -191,8 +193,9 @@ func StartMinIO(tb testing.TB, dataDir string) *Server {
 	return nil
 }
 
-// waitHTTP polls url until it answers 200, the process exits, or timeout.
-func waitHTTP(s *Server, url string, timeout time.Duration) error {
+// waitHTTP polls url until it answers the status want, the process exits,
+// or timeout.
+func waitHTTP(s *Server, url string, timeout time.Duration, want int) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
@@ -206,7 +209,7 @@ func waitHTTP(s *Server, url string, timeout time.Duration) error {
 		cancel()
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == want {
 				return nil
 			}
 		}
