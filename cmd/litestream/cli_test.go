@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -406,5 +407,29 @@ func TestRestore_CreatesParentDirs(t *testing.T) {
 	}
 	if got := fileSHA256(t, out); got != fixtureSHA256 {
 		t.Errorf("sha256 %s", got)
+	}
+}
+
+// TestLogging: logging.type pretty and logging.source, as Litestream has
+// them, and json; level trace is accepted.
+func TestLogging(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	openApp(t, dbPath).Close()
+	for _, tc := range []struct {
+		logging string
+		want    *regexp.Regexp
+	}{
+		{"{type: pretty}", regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d INF litestream version=development`)},
+		{"{type: pretty, source: true}", regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d INF replicate\.go:\d+ litestream `)},
+		{"{type: text, source: true}", regexp.MustCompile(`source=\S+replicate\.go:\d+ msg=litestream`)},
+		{"{type: json, level: trace}", regexp.MustCompile(`(?m)^\{"time":"[^"]+","level":"INFO","msg":"litestream"`)},
+	} {
+		cfg := filepath.Join(dir, "litestream.yml")
+		writeFile(t, cfg, fmt.Sprintf("logging: %s\ndbs:\n  - path: %s\n    replica: {url: 'file://%s/r'}\n", tc.logging, dbPath, dir))
+		code, stdout, stderr := run(t, nil, "replicate", "-once", "-config", cfg)
+		if code != 0 || !tc.want.MatchString(stdout) {
+			t.Errorf("logging %s: exit %d\n%s%s", tc.logging, code, stdout, stderr)
+		}
 	}
 }

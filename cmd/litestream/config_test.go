@@ -396,7 +396,6 @@ dbs:
 		{"v0.3 snapshot-interval", base + "      snapshot-interval: 1h\n", "snapshot.interval"},
 		{"v0.3 max-checkpoint-page-count", "dbs:\n  - path: /a.db\n    max-checkpoint-page-count: 10\n    replica: {url: file:///b}\n", "line 3: dbs[0].max-checkpoint-page-count"},
 		{"SSE-C and SSE-KMS", "sse-kms-key-id: k\n" + base + "      sse-customer-key: x\n", "sse-kms-key-id: cannot be used together with sse-customer-key"},
-		{"sftp concurrent-writes false", "dbs:\n  - path: /a.db\n    replica: {url: 'sftp://u@h/p', concurrent-writes: false}\n", "concurrent-writes"},
 		{"conflicting db snapshots", "dbs:\n  - path: /a.db\n    snapshot: {interval: 1h}\n    replica: {url: file:///b}\n  - path: /c.db\n    snapshot: {interval: 2h}\n    replica: {url: file:///d}\n", "conflicting database snapshot intervals"},
 		{"dir without pattern", "dbs:\n  - dir: /x\n    replica: {url: file:///b}\n", "'pattern' is required"},
 		{"watch without dir", "dbs:\n  - path: /a.db\n    watch: true\n    replica: {url: file:///b}\n", "'watch' can only be enabled with a directory"},

@@ -220,8 +220,5 @@ func (c *Config) checkReplicaSettings(where string, rs *ReplicaSettings, scheme 
 	if scheme == "s3" && rs.SSECustomerKey != "" && rs.SSEKMSKeyID != "" {
 		return c.keyError(key("sse-kms-key-id"), "cannot be used together with sse-customer-key (SSE-C)")
 	}
-	if scheme == "sftp" && rs.ConcurrentWrites != nil && !*rs.ConcurrentWrites {
-		return c.keyError(key("concurrent-writes"), "false is not supported by this build (its SFTP client always writes concurrently)")
-	}
 	return nil
 }

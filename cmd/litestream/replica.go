@@ -144,6 +144,7 @@ func (rc *ReplicaConfig) options(scheme string) backends.Options {
 		o.Password = rc.Password
 		o.KeyPath = rc.KeyPath
 		o.HostKey = rc.HostKey
+		o.ConcurrentWrites = rc.ConcurrentWrites
 		o.Timeout = deref(rc.Timeout)
 	case "webdav", "webdavs":
 		// Litestream's keys are webdav-username and webdav-password. The

@@ -11,6 +11,7 @@ import (
 
 	"github.com/litestream-go/litestream/remote/backends"
 	"github.com/litestream-go/litestream/remote/s3"
+	"github.com/litestream-go/litestream/remote/sftp"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -455,5 +456,34 @@ dbs:
 	// The key never shows in an error.
 	if err := redactErr(fmt.Errorf("failed with %s", key), ref.URL, optionSecrets(o)...); strings.Contains(err.Error(), key) {
 		t.Errorf("SSE-C key in %q", err)
+	}
+}
+
+// TestSFTPConcurrentWrites: concurrent-writes: false reaches the SFTP
+// client (sequential writes), as in Litestream.
+func TestSFTPConcurrentWrites(t *testing.T) {
+	for _, tc := range []struct {
+		key        string
+		sequential bool
+	}{{"", false}, {"concurrent-writes: true", false}, {"concurrent-writes: false", true}} {
+		y := "dbs:\n  - path: /a.db\n    replica:\n      url: 'sftp://u:pw@h/p?insecure-ignore-host-key=true'\n"
+		if tc.key != "" {
+			y += "      " + tc.key + "\n"
+		}
+		cfg, err := ParseConfig([]byte(y), true, env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := cfg.DBs[0].Replica.Replica()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := openReplica(t.Context(), ref, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.(*sftp.Client).Config().SequentialWrites; got != tc.sequential {
+			t.Errorf("%q: sequential writes %v", tc.key, got)
+		}
 	}
 }

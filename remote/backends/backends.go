@@ -81,6 +81,9 @@ type Options struct {
 	// InsecureIgnoreHostKey skips host key verification. Only for tests
 	// and throwaway setups; never implied.
 	InsecureIgnoreHostKey bool
+	// ConcurrentWrites: false writes each file sequentially
+	// (`concurrent-writes`; default true).
+	ConcurrentWrites *bool
 
 	// NATS.
 	JWT           string        // `jwt`
@@ -265,6 +268,7 @@ func openSFTP(u *remote.URL, opts Options) (remote.Client, error) {
 		Path:                  pick(opts.Path, u.Path),
 		Timeout:               opts.Timeout,
 		Logger:                opts.Logger,
+		SequentialWrites:      opts.ConcurrentWrites != nil && !*opts.ConcurrentWrites,
 	})
 }
 

@@ -78,6 +78,10 @@ type Config struct {
 	Retry retry.Policy
 	// Logger receives debug and retry messages (nil: slog.Default()).
 	Logger *slog.Logger
+	// SequentialWrites turns off pkg/sftp's concurrent writes of one file,
+	// for servers that do not take them (Litestream's concurrent-writes:
+	// false).
+	SequentialWrites bool
 }
 
 // Client is a replica on an SFTP server. It connects on first use,
@@ -260,7 +264,7 @@ func (c *Client) client(ctx context.Context) (*sftp.Client, error) {
 	}
 	_ = nc.SetDeadline(time.Time{})
 	conn := ssh.NewClient(sconn, chans, reqs)
-	sc, err := sftp.NewClient(conn, sftp.UseConcurrentWrites(true))
+	sc, err := sftp.NewClient(conn, sftp.UseConcurrentWrites(!c.cfg.SequentialWrites))
 	if err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("start sftp subsystem: %w", err)
