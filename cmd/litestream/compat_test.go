@@ -570,3 +570,31 @@ func indent(s, prefix string) string {
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
+
+// TestGolden_Status: on a database Litestream replicated (its local state
+// and its replica), status prints the same database, status, local TXID
+// and WAL size as Litestream, in text and JSON; a missing database is "no
+// database" in both.
+func TestGolden_Status(t *testing.T) {
+	r := realLitestream(t)
+	_, theirs := bothTools(t)
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	app := openApp(t, dbPath)
+	insertRows(t, app, 12)
+	cfg := filepath.Join(dir, "litestream.yml")
+	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    replica: {url: 'file://%s/replica'}\n  - path: %s/missing.db\n    replica: {url: 'file://%s/r2'}\n", dbPath, dir, dir, dir))
+	theirs.mustRun(t, nil, "replicate", "-once", dbPath, "file://"+filepath.Join(dir, "replica"))
+	env := map[string]string{"LITESTREAM_CONFIG": cfg}
+	c1, o1, e1, c2, o2, e2 := runBoth(t, r, env, "status", "-json")
+	if c1 != 0 || c2 != 0 {
+		t.Fatalf("status -json: %d %s / %d %s", c1, e1, c2, e2)
+	}
+	if d := jsonSubset(t, o1, o2); d != "" {
+		t.Errorf("status -json: %s\nours:\n%s\ntheirs:\n%s", d, o1, o2)
+	}
+	c1, o1, _, c2, o2, _ = runBoth(t, r, env, "status")
+	if c1 != 0 || c2 != 0 || firstColumns(o1, 4) != firstColumns(o2, 4) {
+		t.Errorf("status:\nours\n%s\ntheirs\n%s", o1, o2)
+	}
+}
