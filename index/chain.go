@@ -1,9 +1,12 @@
 package index
 
 // Which files continue a state. This is the one place that decides it:
-// restore's plan (PlanFromFiles), the VFS poller and restore -f (Continue),
-// the page index (Version.Apply) and the gap reports (GapAfter) all use
-// Follows, so that no reader can take a file another would refuse.
+// restore's plan (PlanFromFiles), the VFS poller and restore -f (Continue,
+// GapAfter), the page index (Version.Apply), the gap reports (GapAfter) and
+// the writer's compaction runs (writer/compact.go pendingInputs) all use
+// Follows, so that no reader can take a file another would refuse and the
+// writer never merges across a hole a reader would see. Code outside this
+// package does not compare TXID ranges to decide continuity.
 
 import (
 	"cmp"

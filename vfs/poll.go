@@ -35,16 +35,14 @@ func (r *Replica) poll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("replica %s: poll level 0: %w", r.name, err)
 	}
-	var run []*ltx.FileInfo
-	next := cur.TXID() + 1
-	for _, f := range l0 {
-		if f.MinTXID != next || f.MaxTXID < f.MinTXID {
-			break
-		}
-		run = append(run, f)
-		next = f.MaxTXID + 1
+	// The level-0 files that continue the state, and whether level 0 has
+	// files beyond them that do not (then only other levels can bridge).
+	run := index.Continue(cur.TXID(), l0)
+	end := cur.TXID()
+	if len(run) > 0 {
+		end = run[len(run)-1].MaxTXID
 	}
-	gap := len(run) < len(l0)
+	gap := index.GapAfter(end, l0) != nil
 
 	full := gap || len(run) > maxL0Run || r.gapped
 	if len(l0) == 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/internal/ltxframe"
 	"github.com/litestream-go/litestream/remote"
 )
@@ -69,7 +70,7 @@ func compactLevel(ctx context.Context, c remote.Client, level int, spillDir stri
 	if len(runs) == 0 {
 		return nil, nil
 	}
-	if first := runs[0][0]; first.MinTXID > cursor+1 && cursor != 0 {
+	if first := runs[0][0]; cursor != 0 && !index.Follows(first, cursor) {
 		// The source level has a gap after what this level covers (e.g. a
 		// replica written by something else, or files deleted by hand).
 		// Merging what is there keeps the level useful; the plan bridges or
@@ -119,10 +120,10 @@ func levelCursor(ctx context.Context, c remote.Client, level int) (ltx.TXID, err
 }
 
 // pendingInputs returns the src files that extend past cursor, in TXID
-// order, as runs without gaps: within a run each file starts at or before
-// the previous one's end+1 and ends after it (an overlap is fine, see
-// ltx.IsContiguous); a gap starts a new run, so that a hole in the source
-// level never stalls the level above it.
+// order, as runs without gaps: within a run each file continues the state
+// the previous one ends at (index.Follows: an overlap is fine); a gap starts
+// a new run, so that a hole in the source level never stalls the level
+// above it.
 func pendingInputs(src []*ltx.FileInfo, cursor ltx.TXID) [][]*ltx.FileInfo {
 	files := slices.Clone(src)
 	slices.SortFunc(files, func(a, b *ltx.FileInfo) int {
@@ -142,7 +143,7 @@ func pendingInputs(src []*ltx.FileInfo, cursor ltx.TXID) [][]*ltx.FileInfo {
 			if f.MaxTXID <= last.MaxTXID {
 				continue // inside what the run already has
 			}
-			if f.MinTXID > last.MaxTXID+1 {
+			if !index.Follows(f, last.MaxTXID) {
 				runs = append(runs, run)
 				run = nil
 			}
