@@ -345,10 +345,15 @@ func waitTXID(t *testing.T, d *daemon, replica string, want ltx.TXID, timeout ti
 }
 
 // openDB opens a database for writing in WAL mode, the way an application
-// next to the daemon would. One connection: statements run in order.
+// next to the daemon would. One connection: statements run in order. Its
+// transactions begin IMMEDIATE, as an application's must when another
+// connection may hold the write lock: the daemon holds it for a few
+// milliseconds when it forces a restart of the WAL, and a deferred
+// transaction that has read gets SQLITE_BUSY at its first write then,
+// without waiting (as with Litestream's checkpoints).
 func openDB(t *testing.T, path string, pragmas ...string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_synchronous=NORMAL")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_synchronous=NORMAL&_txlock=immediate")
 	if err != nil {
 		t.Fatal(err)
 	}

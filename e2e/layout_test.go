@@ -103,7 +103,10 @@ func checkLTXFile(path string, level int, minTXID, maxTXID ltx.TXID) (*ltxFacts,
 	check(hdr.MinTXID == minTXID && hdr.MaxTXID == maxTXID, "header TXIDs %s-%s, file name %s-%s", hdr.MinTXID, hdr.MaxTXID, minTXID, maxTXID)
 	check(hdr.Timestamp > 0, "header timestamp %d", hdr.Timestamp)
 	frame := int64(hdr.PageSize) + walFrameHeaderSize
-	walSet := hdr.WALSalt1 != 0 || hdr.WALSalt2 != 0 || hdr.WALOffset != 0 || hdr.WALSize != 0
+	// No WAL range: all zero, or "at the WAL header, no frames" (offset 32,
+	// size 0, no salts), which our snapshots of an empty WAL record since
+	// Litestream v0.5 cannot continue a replica from offset 0.
+	walSet := hdr.WALSalt1 != 0 || hdr.WALSalt2 != 0 || hdr.WALSize != 0 || (hdr.WALOffset != 0 && hdr.WALOffset != walHeaderSize)
 	if walSet {
 		check(hdr.WALOffset >= walHeaderSize && (hdr.WALOffset-walHeaderSize)%frame == 0 && hdr.WALSize > 0 && hdr.WALSize%frame == 0,
 			"WAL offset %d size %d do not describe whole frames of %d bytes", hdr.WALOffset, hdr.WALSize, frame)
