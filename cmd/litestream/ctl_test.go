@@ -240,3 +240,32 @@ func TestControl_BothTools(t *testing.T) {
 		})
 	}
 }
+
+// TestEmptyConfigRegister: a config with no databases (as Litestream
+// ships its sample) runs; databases are registered at run time and
+// replicate. Before, such a config was refused.
+func TestEmptyConfigRegister(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "ls.sock")
+	dbPath := filepath.Join(dir, "app.db")
+	app := openApp(t, dbPath)
+	cfg := filepath.Join(dir, "litestream.yml")
+	writeFile(t, cfg, fmt.Sprintf("# nothing but the socket\nsocket:\n  enabled: true\n  path: %s\n", sock))
+	d := startDaemon(t, "-config", cfg)
+	waitFor(t, "the control socket", 10*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
+	if out := mustRunOK(t, "list", "-socket", sock); out != "No databases configured\n" {
+		t.Errorf("list:\n%s", out)
+	}
+	mustRunOK(t, "register", "-socket", sock, "-replica", "file://"+filepath.Join(dir, "replica"), dbPath)
+	insertRows(t, app, 6)
+	mustRunOK(t, "sync", "-wait", "-socket", sock, dbPath)
+	d.sigs <- syscall.SIGTERM
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.out.String())
+	}
+	out := filepath.Join(dir, "restored.db")
+	restoreTo(t, filepath.Join(dir, "replica"), out)
+	if n := rowCount(t, out); n != 6 {
+		t.Errorf("restored %d rows, want 6", n)
+	}
+}
