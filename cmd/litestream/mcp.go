@@ -73,6 +73,7 @@ type mcpRestoreResult struct {
 // newMCPServer returns the MCP server for the running daemon's databases.
 func (m *Main) newMCPServer(d *daemon, logger *slog.Logger) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "litestream", Version: Version}, nil)
+	m.addLitestreamTools(s, d.cfg.Path)
 	find := func(path string) (*dbEntry, error) {
 		p, err := expandPath(path)
 		if err != nil {

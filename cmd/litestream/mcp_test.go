@@ -57,7 +57,7 @@ func TestMCP(t *testing.T) {
 		names = append(names, tl.Name)
 	}
 	slices.Sort(names)
-	if strings.Join(names, ",") != "list_databases,ltx_files,restore,status" {
+	if strings.Join(names, ",") != "list_databases,litestream_databases,litestream_info,litestream_ltx,litestream_reset,litestream_restore,litestream_status,litestream_version,ltx_files,restore,status" {
 		t.Fatalf("tools/list = %v", names)
 	}
 
@@ -118,5 +118,36 @@ func TestMCP(t *testing.T) {
 	}
 	if res := call("ltx_files", map[string]any{"database": "/nope.db"}, nil); !res.IsError {
 		t.Error("ltx_files for an unknown database succeeded")
+	}
+
+	// Litestream's tools, by its names and arguments: text output.
+	text := func(res *mcp.CallToolResult) string {
+		if len(res.Content) == 0 {
+			return ""
+		}
+		return res.Content[0].(*mcp.TextContent).Text
+	}
+	for _, tc := range []struct {
+		name string
+		args map[string]any
+		want string
+	}{
+		{"litestream_version", nil, "development\n"},
+		{"litestream_databases", nil, dbPath},
+		{"litestream_status", map[string]any{"path": dbPath}, "ok"},
+		{"litestream_ltx", map[string]any{"path": "file://" + replica}, "0000000000000001"},
+		{"litestream_info", nil, "=== Litestream Status Report ==="},
+		{"litestream_restore", map[string]any{"path": "file://" + replica, "o": filepath.Join(dir, "ls-restored.db")}, ""},
+	} {
+		res := call(tc.name, tc.args, nil)
+		if res.IsError || !strings.Contains(text(res), tc.want) {
+			t.Errorf("%s: error %v, output %q; want it to contain %q", tc.name, res.IsError, text(res), tc.want)
+		}
+	}
+	if got := queryString(t, filepath.Join(dir, "ls-restored.db"), "SELECT count(*) FROM t"); got != "20" {
+		t.Errorf("litestream_restore restored %s rows, want 20", got)
+	}
+	if res := call("litestream_restore", map[string]any{"path": "file://" + replica, "o": filepath.Join(dir, "ls-restored.db")}, nil); !res.IsError {
+		t.Error("litestream_restore over an existing file succeeded")
 	}
 }
