@@ -51,8 +51,6 @@ type chunkReader struct {
 	prog   *progress
 	log    *slog.Logger
 
-	skip    int64 // progress was already counted for bytes before this offset
-	taken   int64 // bytes of the chunks Read has started on (or returned, for whole)
 	next    int64 // offset of the next chunk to request
 	pending []chan chunkResult
 	cur     []byte // unread part of the current chunk
@@ -73,11 +71,10 @@ type chunkResult struct {
 	err error
 }
 
-// newChunkReader reads info whole. Bytes before skip are not counted as
-// progress again (a second read of a file after a first attempt).
-func newChunkReader(ctx context.Context, c remote.Client, info *ltx.FileInfo, prog *progress, skip int64, log *slog.Logger) *chunkReader {
+// newChunkReader reads info whole, adding the bytes it delivers to prog.
+func newChunkReader(ctx context.Context, c remote.Client, info *ltx.FileInfo, prog *progress, log *slog.Logger) *chunkReader {
 	ctx, cancel := context.WithCancel(ctx)
-	return &chunkReader{ctx: ctx, cancel: cancel, c: c, info: info, prog: prog, skip: skip, log: log}
+	return &chunkReader{ctx: ctx, cancel: cancel, c: c, info: info, prog: prog, log: log}
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
@@ -105,11 +102,8 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 			r.putBuf(r.curBuf)
 		}
 		r.cur, r.curBuf = res.b, res.b
-		// Progress counts chunks as they are consumed, so an abandoned
-		// first attempt (see skip) has counted exactly r.taken bytes.
-		size := int64(len(res.b))
-		r.prog.add(max(0, min(size, r.taken+size-r.skip)))
-		r.taken += size
+		// Progress counts chunks as they are consumed.
+		r.prog.add(int64(len(res.b)))
 	}
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
@@ -191,8 +185,7 @@ func (r *chunkReader) readWhole(p []byte) (int, error) {
 		r.whole = rc
 	}
 	n, err := r.whole.Read(p)
-	r.prog.add(max(0, min(int64(n), r.taken+int64(n)-r.skip)))
-	r.taken += int64(n)
+	r.prog.add(int64(n))
 	return n, err
 }
 

@@ -59,28 +59,28 @@ type frameRec struct {
 // 1.3 GB/s on one core, the largest cost of a restore, so it must not be
 // serial). One large snapshot thus does not run at the speed of one core.
 //
-// It returns the bytes it read.
-func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int) (read int64, err error) {
+// want is how many pages the version assigns to this file: a file that
+// holds fewer than its page index promised cannot pass unnoticed.
+func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int) error {
 	ctx, cancel := context.WithCancel(ctx)
-	src := newChunkReader(ctx, r.c, info, &r.prog, 0, r.log)
+	src := newChunkReader(ctx, r.c, info, &r.prog, r.log)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
 		wg.Wait() // no worker may touch the file or buffers after return
 		src.Close()
-		read = src.taken // only the splitter reads src; it has stopped
 	}()
 
 	head := make([]byte, ltx.HeaderSize)
 	if _, err := io.ReadFull(src, head); err != nil {
-		return 0, fmt.Errorf("read header: %w", err)
+		return fmt.Errorf("read header: %w", err)
 	}
 	var hdr ltx.Header
 	if err := hdr.UnmarshalBinary(head); err != nil {
-		return 0, fmt.Errorf("decode header: %w", err)
+		return fmt.Errorf("decode header: %w", err)
 	}
 	if err := r.checkHeader(info, hdr); err != nil {
-		return 0, err
+		return err
 	}
 	ps := int(hdr.PageSize)
 	perJob := max(1, restoreBatch/ps)
@@ -131,10 +131,10 @@ func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int)
 		select {
 		case <-j.done:
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return ctx.Err()
 		}
 		if j.err != nil {
-			return 0, j.err
+			return j.err
 		}
 		hashed := int64(0)
 		for i := range j.frames {
@@ -155,13 +155,13 @@ func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int)
 		cancel()
 		wg.Wait()
 		if splitErr != nil {
-			return 0, splitErr
+			return splitErr
 		}
-		return 0, ctx.Err()
+		return ctx.Err()
 	}
 	wg.Wait() // the splitter has finished once it sent the tail
 	if splitErr != nil {
-		return 0, splitErr
+		return splitErr
 	}
 
 	// tail = zero page header | index records | end marker | index length |
@@ -169,32 +169,32 @@ func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int)
 	idx := tail[ltx.PageHeaderSize : len(tail)-ltx.TrailerSize]
 	pages, err := index.ParsePageIndex(idx)
 	if err != nil {
-		return 0, fmt.Errorf("page index: %w", err)
+		return fmt.Errorf("page index: %w", err)
 	}
 	if len(pages) != len(recs) {
-		return 0, fmt.Errorf("page index has %d entries but the file holds %d pages", len(pages), len(recs))
+		return fmt.Errorf("page index has %d entries but the file holds %d pages", len(pages), len(recs))
 	}
 	for i, p := range pages {
 		if rec := recs[i]; p.Pgno != rec.pgno || p.Offset != rec.off || p.Size != rec.size {
-			return 0, fmt.Errorf("page index entry %d (page %d at %d+%d) does not match the frame (page %d at %d+%d)", i, p.Pgno, p.Offset, p.Size, rec.pgno, rec.off, rec.size)
+			return fmt.Errorf("page index entry %d (page %d at %d+%d) does not match the frame (page %d at %d+%d)", i, p.Pgno, p.Offset, p.Size, rec.pgno, rec.off, rec.size)
 		}
 	}
 	hashed := tail[:len(tail)-ltx.ChecksumSize]
 	crc = r.crcComb.combine(crc, crc64.Update(0, r.crcTable, hashed), int64(len(hashed)))
 	var trailer ltx.Trailer
 	if err := trailer.UnmarshalBinary(tail[len(tail)-ltx.TrailerSize:]); err != nil {
-		return 0, fmt.Errorf("trailer: %w", err)
+		return fmt.Errorf("trailer: %w", err)
 	}
 	if got := ltx.ChecksumFlag | ltx.Checksum(crc); got != trailer.FileChecksum {
-		return 0, fmt.Errorf("verify: %w (computed %s, trailer says %s)", ltx.ErrChecksumMismatch, got, trailer.FileChecksum)
+		return fmt.Errorf("verify: %w (computed %s, trailer says %s)", ltx.ErrChecksumMismatch, got, trailer.FileChecksum)
 	}
 	if trackSum && ltx.ChecksumFlag|sum != trailer.PostApplyChecksum {
-		return 0, fmt.Errorf("verify: post-apply checksum in trailer (%s) does not match the pages (%s)", trailer.PostApplyChecksum, ltx.ChecksumFlag|sum)
+		return fmt.Errorf("verify: post-apply checksum in trailer (%s) does not match the pages (%s)", trailer.PostApplyChecksum, ltx.ChecksumFlag|sum)
 	}
 	if wrote != want {
-		return 0, fmt.Errorf("file holds %d of the %d pages the page index assigns to it", wrote, want)
+		return fmt.Errorf("file holds %d of the %d pages the page index assigns to it", wrote, want)
 	}
-	return 0, nil
+	return nil
 }
 
 // split cuts the page frames out of src into jobs, sending each to a worker

@@ -292,7 +292,7 @@ func (r *restorer) run(ctx context.Context, files []*ltx.FileInfo) error {
 	g.SetLimit(r.parallelism)
 	for _, info := range files {
 		g.Go(func() error {
-			err := r.restoreFile(gctx, info, want[info])
+			err := r.verifyFile(gctx, info, want[info])
 			if err != nil {
 				return fmt.Errorf("%s: %w", remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID), err)
 			}
@@ -300,13 +300,6 @@ func (r *restorer) run(ctx context.Context, files []*ltx.FileInfo) error {
 		})
 	}
 	return g.Wait()
-}
-
-// restoreFile verifies one file and writes the pages the version assigns to
-// it.
-func (r *restorer) restoreFile(ctx context.Context, info *ltx.FileInfo, want int) error {
-	_, err := r.verifyFile(ctx, info, want)
-	return err
 }
 
 // checkHeader checks a plan file's header, as streamed, against its name

@@ -85,7 +85,7 @@ func restoreEncodeMixed(t *testing.T, hdr ltx.Header, pages []indextest.Page, ol
 }
 
 // Files in the older LZ4 frame page encoding, alone or mixed with block
-// pages, restore through the serial fallback.
+// pages, restore.
 func TestRestoreFrameEncoding(t *testing.T) {
 	const ps = 4096
 	var pages []indextest.Page

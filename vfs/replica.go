@@ -264,13 +264,6 @@ func (r *Replica) rebuild(ctx context.Context, v *index.Version) (*index.Version
 	return nv, nil
 }
 
-// Name returns the replica's URL (or the name it was opened with).
-func (r *Replica) Name() string { return r.name }
-
-// Client returns the remote the replica reads from (wrapped with the
-// request timeout).
-func (r *Replica) Client() remote.Client { return r.client }
-
 // Version returns the latest state the replica knows. Versions are
 // immutable; holding one pins that state.
 func (r *Replica) Version() *index.Version { return r.cur.Load() }
@@ -419,35 +412,6 @@ func (r *Replica) VersionAt(ctx context.Context, txid ltx.TXID, ts time.Time) (*
 // ErrPageRead marks a failure to read a page from the remote (after
 // retries); the VFS turns it into SQLITE_IOERR.
 var ErrPageRead = errors.New("page read failed")
-
-// ReadPages returns the pages pgnos of version v, in order. A page that no
-// file holds (never written, or the lock page) is returned as nil: it reads
-// as zeros. The returned slices are shared with the cache and must not be
-// modified.
-func (r *Replica) ReadPages(ctx context.Context, v *index.Version, pgnos []uint32) ([][]byte, error) {
-	out := make([][]byte, len(pgnos))
-	reqs := make([]pagecache.Request, 0, len(pgnos))
-	idx := make([]int, 0, len(pgnos))
-	for i, pgno := range pgnos {
-		e, ok := v.Lookup(pgno)
-		if !ok {
-			continue
-		}
-		reqs = append(reqs, pagecache.Request{Frame: pagecache.Frame(e), Pgno: pgno, PageSize: v.PageSize()})
-		idx = append(idx, i)
-	}
-	if len(reqs) == 0 {
-		return out, nil
-	}
-	pages, err := r.fetcher.ReadPages(ctx, reqs)
-	if err != nil {
-		return nil, fmt.Errorf("%w: replica %s at TXID %s: %w", ErrPageRead, r.name, v.TXID(), err)
-	}
-	for i, p := range pages {
-		out[idx[i]] = p
-	}
-	return out, nil
-}
 
 // ReadPage returns one page of v (nil: zeros) and whether it had to be
 // fetched from the remote (a cache miss), which drives prefetching.

@@ -84,30 +84,6 @@ func (m *Mem) SetData(level int, minTXID, maxTXID ltx.TXID, data []byte) {
 	m.files[fileKey{level, minTXID, maxTXID}] = data
 }
 
-// LoadDir copies every file of a file-backend replica directory
-// (<root>/ltx/<level>/<min>-<max>.ltx) into a new Mem, with the file's
-// modification time as CreatedAt.
-func LoadDir(root string) (*Mem, error) {
-	m := NewMem()
-	d := NewDir(root)
-	for level := 0; level <= remote.MaxLevel; level++ {
-		infos, err := d.LTXFiles(context.Background(), level, 0)
-		if err != nil {
-			return nil, err
-		}
-		for _, info := range infos {
-			b, err := os.ReadFile(d.path(level, info.MinTXID, info.MaxTXID))
-			if err != nil {
-				return nil, err
-			}
-			if _, err := m.Put(level, b, info.CreatedAt); err != nil {
-				return nil, fmt.Errorf("%s: %w", d.path(level, info.MinTXID, info.MaxTXID), err)
-			}
-		}
-	}
-	return m, nil
-}
-
 // Type implements remote.Client.
 func (m *Mem) Type() string { return "mem" }
 
