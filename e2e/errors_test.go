@@ -185,8 +185,9 @@ func TestCLIErrors(t *testing.T) {
 					t.Errorf("stderr lacks %q: %s", s, res)
 				}
 			}
-			if !strings.HasPrefix(res.stderr, "litestream: ") && !strings.Contains(res.stderr, "\nlitestream: ") {
-				t.Errorf("stderr has no 'litestream: ' error line: %s", res)
+			// The error line is Litestream v0.5.18's: "Error: ...".
+			if !strings.HasPrefix(res.stderr, "Error: ") && !strings.Contains(res.stderr, "\nError: ") {
+				t.Errorf("stderr has no 'Error: ' line: %s", res)
 			}
 			for _, p := range tt.noOutput {
 				if _, err := os.Stat(filepath.Join(dir, p)); err == nil {

@@ -392,7 +392,7 @@ func TestJSONDocFields(t *testing.T) {
 	if _, err := app.Exec(`INSERT INTO t(v) VALUES ('x')`); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the control socket", 10*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
+	waitControl(t, sock)
 	mustRunOK(t, "sync", "-wait", "-socket", sock, dbPath)
 
 	outputs := map[string][]string{

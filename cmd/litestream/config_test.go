@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/litestream-go/litestream/writer"
 )
 
 func env(m map[string]string) func(string) string {
@@ -191,11 +193,25 @@ dbs:
 	if o.CheckpointInterval != 2*time.Minute || o.MinCheckpointPageN != 500 || o.TruncatePageN != 20000 || o.BusyTimeout != 3*time.Second {
 		t.Errorf("writer options %+v", o)
 	}
-	// truncate-page-n: 0 turns truncation off, as in Litestream.
-	zero := 0
-	cfg.DBs[0].TruncatePageN = &zero
-	if o := d.writerOptions(cfg.DBs[0], cfg.DBs[0].Replica); o.TruncatePageN < 1<<30 {
-		t.Errorf("truncate-page-n 0 gives %d", o.TruncatePageN)
+	// Litestream v0.5.18's zeros: truncate-page-n 0 is the default and
+	// negative is off; checkpoint-interval 0 is off; busy-timeout 0 is no
+	// wait (SQLite's busy_timeout=0).
+	for _, tc := range []struct {
+		yaml  string
+		check func(o writer.Options) bool
+	}{
+		{"truncate-page-n: 0", func(o writer.Options) bool { return o.TruncatePageN == 0 }},
+		{"truncate-page-n: -1", func(o writer.Options) bool { return o.TruncatePageN >= 1<<30 }},
+		{"checkpoint-interval: 0s", func(o writer.Options) bool { return o.CheckpointInterval < 0 }},
+		{"busy-timeout: 0s", func(o writer.Options) bool { return o.BusyTimeout > 0 && o.BusyTimeout.Milliseconds() == 0 }},
+	} {
+		cfg, err := ParseConfig([]byte("dbs:\n  - path: /a.db\n    "+tc.yaml+"\n    replica: {url: file:///b}\n"), true, env(nil))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.yaml, err)
+		}
+		if o := d.writerOptions(cfg.DBs[0], cfg.DBs[0].Replica); !tc.check(o) {
+			t.Errorf("%s: options %+v", tc.yaml, o)
+		}
 	}
 }
 

@@ -100,22 +100,19 @@ func (c *Config) Validate() error {
 		for _, d := range []struct {
 			name string
 			v    *time.Duration
-		}{{"monitor-interval", db.MonitorInterval}, {"checkpoint-interval", db.CheckpointInterval},
-			{"busy-timeout", db.BusyTimeout}} {
+		}{{"monitor-interval", db.MonitorInterval}} {
 			if d.v != nil && *d.v <= 0 {
 				return c.keyError(where+"."+d.name, "must be greater than 0 (got %s)", *d.v)
 			}
 		}
-		for _, n := range []struct {
-			name string
-			v    *int
-		}{{"min-checkpoint-page-count", db.MinCheckpointPageN}, {"truncate-page-n", db.TruncatePageN}} {
-			if n.v != nil && *n.v < 0 {
-				return c.keyError(where+"."+n.name, "must not be negative (got %d)", *n.v)
-			}
+		// As in Litestream v0.5.18: checkpoint-interval 0 turns time-based
+		// checkpoints off, busy-timeout 0 waits for nothing,
+		// truncate-page-n 0 keeps the default and below 0 turns it off.
+		if db.BusyTimeout != nil && *db.BusyTimeout < 0 {
+			return c.keyError(where+".busy-timeout", "must not be negative (got %s)", *db.BusyTimeout)
 		}
-		if db.MinCheckpointPageN != nil && *db.MinCheckpointPageN == 0 {
-			return c.keyError(where+".min-checkpoint-page-count", "must be greater than 0")
+		if db.MinCheckpointPageN != nil && *db.MinCheckpointPageN <= 0 {
+			return c.keyError(where+".min-checkpoint-page-count", "must be greater than 0 (got %d)", *db.MinCheckpointPageN)
 		}
 		if db.MaxSyncWALBytes != nil && *db.MaxSyncWALBytes < 0 {
 			return c.keyError(where+".max-sync-wal-bytes", "must not be negative (got %d)", *db.MaxSyncWALBytes)

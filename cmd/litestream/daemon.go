@@ -126,20 +126,31 @@ func (d *daemon) writerOptions(dbc *DBConfig, rc *ReplicaConfig) writer.Options 
 	}
 	if dbc.CheckpointInterval != nil {
 		opts.CheckpointInterval = *dbc.CheckpointInterval
+		if opts.CheckpointInterval <= 0 {
+			// Litestream's 0 turns time-based checkpoints off; the
+			// writer's off is negative (its 0 is the default).
+			opts.CheckpointInterval = -1
+		}
 	}
 	if dbc.MinCheckpointPageN != nil {
 		opts.MinCheckpointPageN = *dbc.MinCheckpointPageN
 	}
 	if dbc.TruncatePageN != nil {
+		// As in Litestream: 0 keeps the default threshold (the writer's
+		// 0 is its default too), a negative value turns truncation off.
 		opts.TruncatePageN = *dbc.TruncatePageN
-		if opts.TruncatePageN == 0 {
-			// Litestream's 0 turns truncation off; the writer's 0 means
-			// its default.
+		if opts.TruncatePageN < 0 {
 			opts.TruncatePageN = math.MaxInt32
 		}
 	}
 	if dbc.BusyTimeout != nil {
 		opts.BusyTimeout = *dbc.BusyTimeout
+		if opts.BusyTimeout == 0 {
+			// Litestream's 0 is SQLite's busy_timeout=0 (no wait); the
+			// writer's 0 is its default, and it passes milliseconds to
+			// SQLite, so 1ns is busy_timeout=0.
+			opts.BusyTimeout = time.Nanosecond
+		}
 	}
 	if rc != nil && rc.SyncInterval != nil {
 		opts.SyncInterval = *rc.SyncInterval

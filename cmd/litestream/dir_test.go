@@ -45,7 +45,7 @@ dbs:
     replica: {url: 'file://%s', sync-interval: 50ms}
 `, sock, data, replica))
 	d := startDaemon(t, "-config", cfg)
-	waitFor(t, "the control socket", 10*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
+	waitControl(t, sock)
 	list := func() string { return mustRunOK(t, "list", "-socket", sock) }
 	waitFor(t, "both databases", 10*time.Second, func() bool {
 		l := list()
