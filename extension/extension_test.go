@@ -516,7 +516,7 @@ func runLiveReaders(t *testing.T, root string, w liveWriter) {
 	}
 }
 
-// TestNoSQLiteDriver guards DESIGN.md's rule: the extension runs inside a
+// TestNoSQLiteDriver guards docs/ARCHITECTURE.md's rule: the extension runs inside a
 // host that has SQLite, so nothing it links may bring a SQLite of its own.
 func TestNoSQLiteDriver(t *testing.T) {
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")

@@ -6,7 +6,8 @@ package index
 // the writer's compaction runs (writer/compact.go pendingInputs) all use
 // Follows, so that no reader can take a file another would refuse and the
 // writer never merges across a hole a reader would see. Code outside this
-// package does not compare TXID ranges to decide continuity.
+// package does not compare TXID ranges to decide continuity
+// (docs/ARCHITECTURE.md invariant 8).
 
 import (
 	"cmp"

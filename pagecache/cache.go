@@ -5,9 +5,9 @@
 // parallel.
 //
 // Pages are keyed by the identity of the LTX file that holds them (level,
-// MinTXID, MaxTXID) and the page number. LTX files are immutable (DESIGN.md
-// invariant 1), so an entry never needs invalidation: a newer version of a
-// page lives in a newer file and has a different key.
+// MinTXID, MaxTXID) and the page number. LTX files are immutable
+// (docs/ARCHITECTURE.md invariant 1), so an entry never needs invalidation: a
+// newer version of a page lives in a newer file and has a different key.
 package pagecache
 
 import (

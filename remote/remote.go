@@ -8,7 +8,7 @@
 //	levels 1..8  compactions of the level below
 //	level 9      full snapshots; MinTXID == 1
 //
-// Files are never modified after they are written (DESIGN.md invariant 1),
+// Files are never modified after they are written (docs/ARCHITECTURE.md invariant 1),
 // so callers may cache anything they read, keyed by (level, MinTXID, MaxTXID).
 package remote
 

@@ -14,19 +14,22 @@
 // size, and for the LZ4 frame encoding (this project's writer) the frame's
 // content checksum, which verifies the page itself.
 //
-// Restore produces a file that will be trusted as the database, and DESIGN.md
-// invariant 5 requires every input file's checksum to be verified: a
-// corrupted file must fail the restore with an error naming it, never yield
-// silently wrong pages. So restore streams every file of the plan whole, once,
-// through a decoder that makes every check ltx.Decoder makes (the CRC64 over
-// the header, page headers, decompressed pages, page index and trailer, and
-// the page index against the frames actually read, and for pages in the LZ4
-// frame encoding each frame's content checksum), and writes only the pages
-// the index version assigns to that file, in parallel (verifyFile, decode.go).
-// Reading whole files also suits a restore's access pattern:
-// it needs almost every byte of the plan anyway, and large sequential reads
-// (several in flight per file, several files at once) are bound by bandwidth
-// rather than request latency.
+// Restore produces a file that will be trusted as the database, and
+// docs/ARCHITECTURE.md invariant 5 requires every input file's checksum to be
+// verified: a corrupted file must fail the restore with an error naming it,
+// never yield silently wrong pages. So restore streams every file of the plan
+// whole, once, through a decoder that makes every check ltx.Decoder makes
+// (the CRC64 over the header, page headers, decompressed pages, page index
+// and trailer, and the page index against the frames actually read, and for
+// pages in the LZ4 frame encoding each frame's content checksum), and writes
+// only the pages the index version assigns to that file, in parallel
+// (verifyFile, decode.go). Reading whole files also suits a restore's access
+// pattern: it needs almost every byte of the plan anyway, and large
+// sequential reads (several in flight per file, several files at once) are
+// bound by bandwidth rather than request latency.
+//
+// The output is atomic (docs/ARCHITECTURE.md invariant 9): a temporary file,
+// fsynced, renamed into place, the directory fsynced.
 package restore
 
 import (

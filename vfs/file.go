@@ -135,7 +135,8 @@ func (f *file) swap(old, nv *index.Version) {
 }
 
 // stampHeader rewrites the header fields of page 1 that the VFS owns, in
-// chunk, which holds page 1's bytes from offset start:
+// chunk, which holds page 1's bytes from offset start (docs/ARCHITECTURE.md
+// invariant 4):
 //
 //   - 18, 19 (file format write/read version) = 1: rollback journal mode,
 //     since this VFS has no shared memory for WAL mode;
@@ -178,7 +179,8 @@ func (f *file) FileSize() (n int64, err error) {
 }
 
 // Lock pins the version a read transaction sees when SQLite takes its
-// SHARED lock. Any stronger lock means a write, which fails.
+// SHARED lock (docs/ARCHITECTURE.md invariant 3). Any stronger lock means a
+// write, which fails.
 func (f *file) Lock(l sqlite3vfs.LockType) (err error) {
 	defer f.vfs.recover("xLock", &err, sqlite3vfs.IOError)
 	f.mu.Lock()
