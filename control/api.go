@@ -22,11 +22,15 @@ type StartResponse struct {
 	TXID   uint64 `json:"txid"`
 }
 
+func (r *StartRequest) timeout() int { return r.Timeout }
+
 // StopRequest is the body of POST /stop; Timeout defaults to 30 seconds.
 type StopRequest struct {
 	Path    string `json:"path"`
 	Timeout int    `json:"timeout,omitempty"`
 }
+
+func (r *StopRequest) timeout() int { return r.Timeout }
 
 // StopResponse answers POST /stop: Status is "stopped" or
 // "already_stopped"; TXID the last TXID, after the final sync.
@@ -106,6 +110,8 @@ type UnregisterDatabaseRequest struct {
 	Path    string `json:"path"`
 	Timeout int    `json:"timeout,omitempty"`
 }
+
+func (r *UnregisterDatabaseRequest) timeout() int { return r.Timeout }
 
 // UnregisterDatabaseResponse answers POST /unregister: Status is
 // "unregistered" or "already_unregistered"; TXID the last TXID.

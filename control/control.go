@@ -19,7 +19,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"sync"
+	"strings"
 	"time"
 )
 
@@ -72,7 +72,6 @@ type Server struct {
 	// up (start, stop, unregister): it ends at Close.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }
 
 // Options configures Listen.
@@ -121,11 +120,28 @@ func Listen(path string, d Daemon, opts Options) (*Server, error) {
 	s := &Server{path: path, d: d, expand: opts.ExpandPath, log: opts.Logger, ln: ln,
 		done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /start", s.handleStart)
-	mux.HandleFunc("POST /stop", s.handleStop)
+	mux.HandleFunc("POST /start", func(w http.ResponseWriter, r *http.Request) {
+		var req StartRequest
+		serveOp(s, w, r, &req, &req.Path, req.timeout, 0, func(ctx context.Context) (any, error) { return d.Start(ctx, req.Path) })
+	})
+	mux.HandleFunc("POST /stop", func(w http.ResponseWriter, r *http.Request) {
+		var req StopRequest
+		serveOp(s, w, r, &req, &req.Path, req.timeout, 30, func(ctx context.Context) (any, error) { return d.Stop(ctx, req.Path) })
+	})
 	mux.HandleFunc("GET /txid", s.handleTXID)
-	mux.HandleFunc("POST /register", s.handleRegister)
-	mux.HandleFunc("POST /unregister", s.handleUnregister)
+	mux.HandleFunc("POST /register", func(w http.ResponseWriter, r *http.Request) {
+		var req RegisterDatabaseRequest
+		serveOp(s, w, r, &req, &req.Path, func() int { return 0 }, 0, func(ctx context.Context) (any, error) {
+			if req.ReplicaURL == "" {
+				return nil, fmt.Errorf("%w: replica_url required", errRequired)
+			}
+			return d.Register(ctx, req.Path, req.ReplicaURL)
+		})
+	})
+	mux.HandleFunc("POST /unregister", func(w http.ResponseWriter, r *http.Request) {
+		var req UnregisterDatabaseRequest
+		serveOp(s, w, r, &req, &req.Path, req.timeout, 30, func(ctx context.Context) (any, error) { return d.Unregister(ctx, req.Path) })
+	})
 	mux.HandleFunc("POST /sync", s.handleSync)
 	mux.HandleFunc("GET /list", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, d.List()) })
 	mux.HandleFunc("GET /info", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, d.Info()) })
@@ -218,34 +234,30 @@ func status(err error, notFound int) int {
 	}
 }
 
-func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
-	var req StartRequest
-	if !s.decode(w, r, &req, &req.Path) {
-		return
-	}
-	ctx, cancel := s.opContext(req.Timeout, 0)
-	defer cancel()
-	resp, err := s.d.Start(ctx, req.Path)
-	if err != nil {
-		writeError(w, status(err, http.StatusInternalServerError), err.Error(), nil)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
+// errRequired marks a missing request field: answered 400 with the field
+// alone, as Litestream does ("replica_url required").
+var errRequired = errors.New("required")
 
-func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
-	var req StopRequest
-	if !s.decode(w, r, &req, &req.Path) {
+// serveOp serves a POST operation that runs until it ends, not until the
+// client hangs up (start, stop, register, unregister): decode the body into
+// req (its path expanded), bound the operation by timeout() seconds (def
+// when none; no bound when both are 0) and the server's life, run op and
+// answer its result or error with Litestream's status codes.
+func serveOp(s *Server, w http.ResponseWriter, r *http.Request, req any, path *string, timeout func() int, def int, op func(context.Context) (any, error)) {
+	if !s.decode(w, r, req, path) {
 		return
 	}
-	ctx, cancel := s.opContext(req.Timeout, 30)
+	ctx, cancel := s.opContext(timeout(), def)
 	defer cancel()
-	resp, err := s.d.Stop(ctx, req.Path)
-	if err != nil {
+	resp, err := op(ctx)
+	switch {
+	case errors.Is(err, errRequired):
+		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), errRequired.Error()+": "), nil)
+	case err != nil:
 		writeError(w, status(err, http.StatusInternalServerError), err.Error(), nil)
-		return
+	default:
+		writeJSON(w, http.StatusOK, resp)
 	}
-	writeJSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) handleTXID(w http.ResponseWriter, r *http.Request) {
@@ -315,40 +327,6 @@ func (s *Server) handleSync(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.d.Sync(ctx, req.Path, req.Wait)
 	if err != nil {
 		writeError(w, status(err, http.StatusNotFound), err.Error(), nil)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	var req RegisterDatabaseRequest
-	if !s.decode(w, r, &req, &req.Path) {
-		return
-	}
-	if req.ReplicaURL == "" {
-		writeError(w, http.StatusBadRequest, "replica_url required", nil)
-		return
-	}
-	ctx, cancel := s.opContext(0, 0)
-	defer cancel()
-	resp, err := s.d.Register(ctx, req.Path, req.ReplicaURL)
-	if err != nil {
-		writeError(w, status(err, http.StatusInternalServerError), err.Error(), nil)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
-	var req UnregisterDatabaseRequest
-	if !s.decode(w, r, &req, &req.Path) {
-		return
-	}
-	ctx, cancel := s.opContext(req.Timeout, 30)
-	defer cancel()
-	resp, err := s.d.Unregister(ctx, req.Path)
-	if err != nil {
-		writeError(w, status(err, http.StatusInternalServerError), err.Error(), nil)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
