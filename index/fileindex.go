@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 
 	"github.com/superfly/ltx"
@@ -206,43 +205,17 @@ func readFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*F
 	return &FileIndex{Info: info, Header: hdr, Trailer: trailer, Pages: pages}, nil
 }
 
-// FileOpener is implemented by clients that want the listing entry (its
-// size) of the file a range is read from: the VFS's verifying client reads
-// small files whole and verifies them (vfs/verify.go). pagecache.Fetcher
-// uses the same method.
-type FileOpener interface {
-	OpenFile(ctx context.Context, info *ltx.FileInfo, offset, size int64) (io.ReadCloser, error)
-}
-
-// OpenRange opens size bytes at off (size 0: to the end) of the listed file
-// info, through c's OpenFile if it has one.
-func OpenRange(ctx context.Context, c remote.Client, info *ltx.FileInfo, off, size int64) (io.ReadCloser, error) {
-	if o, ok := c.(FileOpener); ok {
-		return o.OpenFile(ctx, info, off, size)
-	}
-	return c.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, off, size)
-}
-
-// readRange reads size bytes at off (size 0: to the end) of one file.
+// readRange reads size bytes at off (size 0: to the end) of one file,
+// through c's OpenFile if it has one (remote.ReadRange). A failure is a
+// *remoteError unless it is a verifying client's verdict (ErrDamaged),
+// which is about the bytes.
 func readRange(ctx context.Context, c remote.Client, info *ltx.FileInfo, off, size int64) ([]byte, error) {
-	rc, err := OpenRange(ctx, c, info, off, size)
+	b, err := remote.ReadRange(ctx, c, remote.Range{File: info, Offset: off, Size: size})
 	if err != nil {
-		// A verifying client's verdict (ErrDamaged) is about the bytes.
 		if errors.Is(err, ErrDamaged) {
-			return nil, fmt.Errorf("open bytes %d+%d: %w", off, size, err)
+			return nil, err
 		}
-		return nil, &remoteError{fmt.Errorf("open bytes %d+%d: %w", off, size, err)}
-	}
-	defer rc.Close()
-	var b []byte
-	if size > 0 {
-		b = make([]byte, size)
-		_, err = io.ReadFull(rc, b)
-	} else {
-		b, err = io.ReadAll(rc)
-	}
-	if err != nil {
-		return nil, &remoteError{fmt.Errorf("read bytes %d+%d: %w", off, size, err)}
+		return nil, &remoteError{err}
 	}
 	return b, nil
 }

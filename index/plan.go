@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/superfly/ltx"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/litestream-go/litestream/remote"
 )
@@ -50,36 +49,11 @@ type Plan struct {
 // be built only from files created at or before ts. Setting both is an error.
 // See PlanFromFiles for the selection rules.
 func PlanAt(ctx context.Context, c remote.Client, txid ltx.TXID, ts time.Time) (*Plan, error) {
-	files, err := ListAll(ctx, c)
+	files, err := remote.ListAll(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	return PlanFromFiles(files, txid, ts)
-}
-
-// ListAll returns the files of every level 0..remote.MaxLevel, listing the
-// levels in parallel (one round trip each).
-func ListAll(ctx context.Context, c remote.Client) ([]*ltx.FileInfo, error) {
-	perLevel := make([][]*ltx.FileInfo, remote.MaxLevel+1)
-	g, gctx := errgroup.WithContext(ctx)
-	for level := 0; level <= remote.MaxLevel; level++ {
-		g.Go(func() error {
-			infos, err := c.LTXFiles(gctx, level, 0)
-			if err != nil {
-				return fmt.Errorf("list level %d of %s replica: %w", level, c.Type(), err)
-			}
-			perLevel[level] = infos
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	var all []*ltx.FileInfo
-	for _, infos := range perLevel {
-		all = append(all, infos...)
-	}
-	return all, nil
 }
 
 // PlanFromFiles chooses a plan from a listing of the replica's files (all

@@ -11,15 +11,6 @@ import (
 	"github.com/litestream-go/litestream/remote"
 )
 
-// Entry says where the current version of one page lives: the frame at
-// Offset, Size bytes long, in File. (pagecache.Frame has the same fields, so
-// an Entry converts to it directly.)
-type Entry struct {
-	File   *ltx.FileInfo
-	Offset int64
-	Size   int64
-}
-
 // Pages per chunk of the page array. A chunk is 24 KiB; applying a file copies
 // each chunk it touches once, so small L0 files stay cheap.
 const (
@@ -28,7 +19,10 @@ const (
 	chunkMask  = chunkSize - 1
 )
 
-type chunk [chunkSize]Entry
+// chunk holds where the current versions of chunkSize pages live: each
+// page's frame, as a remote.Range of the file holding it (File nil: no file
+// wrote the page).
+type chunk [chunkSize]remote.Range
 
 // Version is the page index of the database at one TXID. It is immutable:
 // Apply returns a new Version that shares every untouched chunk with its
@@ -61,16 +55,17 @@ func (v *Version) Commit() uint32 { return v.commit }
 // Timestamp returns the LTX header timestamp of the last file applied.
 func (v *Version) Timestamp() time.Time { return v.timestamp }
 
-// Lookup returns where page pgno lives. It reports false for page 0, pages
+// Lookup returns where page pgno lives: the byte range of its frame, which
+// pagecache.Request takes as it is. It reports false for page 0, pages
 // beyond Commit, the lock page, and pages no file has written (which read as
 // zeros).
-func (v *Version) Lookup(pgno uint32) (Entry, bool) {
+func (v *Version) Lookup(pgno uint32) (remote.Range, bool) {
 	if pgno == 0 || pgno > v.commit {
-		return Entry{}, false
+		return remote.Range{}, false
 	}
 	c := v.chunks[(pgno-1)>>chunkShift]
 	if c == nil {
-		return Entry{}, false
+		return remote.Range{}, false
 	}
 	e := c[(pgno-1)&chunkMask]
 	return e, e.File != nil
@@ -145,7 +140,7 @@ func (v *Version) Apply(fi *FileIndex) (*Version, error) {
 			}
 			chunks[i], owned[i] = c, true
 		}
-		chunks[i][(p.Pgno-1)&chunkMask] = Entry{File: fi.Info, Offset: p.Offset, Size: p.Size}
+		chunks[i][(p.Pgno-1)&chunkMask] = remote.Range{File: fi.Info, Offset: p.Offset, Size: p.Size}
 	}
 
 	return &Version{

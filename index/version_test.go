@@ -405,7 +405,7 @@ func TestBuildFixture(t *testing.T) {
 	}
 
 	// Every fixture file's index matches its full decode.
-	all, err := ListAll(ctx, c)
+	all, err := remote.ListAll(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}

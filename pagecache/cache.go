@@ -4,10 +4,11 @@
 // misses of one page share one request, and independent requests run in
 // parallel.
 //
-// Pages are keyed by the identity of the LTX file that holds them (level,
-// MinTXID, MaxTXID) and the page number. LTX files are immutable
-// (docs/ARCHITECTURE.md invariant 1), so an entry never needs invalidation: a
-// newer version of a page lives in a newer file and has a different key.
+// Pages are keyed by the identity of the LTX file that holds them
+// (remote.FileID: level, MinTXID, MaxTXID) and the page number. LTX files are
+// immutable (docs/ARCHITECTURE.md invariant 1), so an entry never needs
+// invalidation: a newer version of a page lives in a newer file and has a
+// different key.
 package pagecache
 
 import (
@@ -15,17 +16,16 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
-	"github.com/superfly/ltx"
+	"github.com/litestream-go/litestream/remote"
 )
 
 // key identifies one decoded page. space separates the Fetchers (replicas)
 // that share one Cache, since two replicas can hold different files with the
 // same name.
 type key struct {
-	space    uint64
-	level    int
-	min, max ltx.TXID
-	pgno     uint32
+	space uint64
+	file  remote.FileID
+	pgno  uint32
 }
 
 // shardMinBytes is the smallest budget worth a shard of its own; below
@@ -77,7 +77,7 @@ func (c *Cache) shard(k key) *shard {
 	if len(c.shards) == 1 {
 		return &c.shards[0]
 	}
-	h := uint64(k.pgno)*0x9e3779b97f4a7c15 ^ uint64(k.min)*0xc2b2ae3d27d4eb4f ^ k.space
+	h := uint64(k.pgno)*0x9e3779b97f4a7c15 ^ uint64(k.file.MinTXID)*0xc2b2ae3d27d4eb4f ^ k.space
 	h ^= h >> 29
 	return &c.shards[h%uint64(len(c.shards))]
 }

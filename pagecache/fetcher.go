@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -21,18 +20,10 @@ import (
 	"github.com/litestream-go/litestream/remote/retry"
 )
 
-// Frame locates one page frame in one LTX file. It has the same fields as
-// index.Entry, so an entry converts directly: pagecache.Frame(entry).
-type Frame struct {
-	File   *ltx.FileInfo
-	Offset int64
-	Size   int64
-}
-
-// Request asks for page Pgno, whose frame is Frame and whose decoded size
-// must be PageSize.
+// Request asks for page Pgno, whose frame is the byte range Range (as
+// index.Version.Lookup returns it) and whose decoded size must be PageSize.
 type Request struct {
-	Frame
+	remote.Range
 	Pgno     uint32
 	PageSize uint32
 }
@@ -149,7 +140,7 @@ func (f *Fetcher) Stats() Stats {
 func (f *Fetcher) Cache() *Cache { return f.cache }
 
 func (f *Fetcher) key(r Request) key {
-	return key{space: f.space, level: r.File.Level, min: r.File.MinTXID, max: r.File.MaxTXID, pgno: r.Pgno}
+	return key{space: f.space, file: remote.IDOf(r.File), pgno: r.Pgno}
 }
 
 // Cached reports whether a page is in the cache, without touching its
@@ -296,23 +287,15 @@ func (f *Fetcher) fetch(ctx context.Context, reqs []Request, mine []pending) {
 	// Group by file, order by offset, and cut into spans.
 	slices.SortFunc(mine, func(a, b pending) int {
 		ra, rb := reqs[a.idx], reqs[b.idx]
-		if c := cmp.Compare(ra.File.Level, rb.File.Level); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(ra.File.MinTXID, rb.File.MinTXID); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(ra.File.MaxTXID, rb.File.MaxTXID); c != 0 {
-			return c
-		}
-		return cmp.Compare(ra.Offset, rb.Offset)
+		return cmp.Or(cmp.Compare(ra.File.Level, rb.File.Level), cmp.Compare(ra.File.MinTXID, rb.File.MinTXID),
+			cmp.Compare(ra.File.MaxTXID, rb.File.MaxTXID), cmp.Compare(ra.Offset, rb.Offset))
 	})
 	var spans []*span
 	var cur *span
 	for _, p := range mine {
 		r := reqs[p.idx]
 		end := r.Offset + r.Size
-		if cur != nil && sameFile(cur.file, r.File) &&
+		if cur != nil && remote.SameFile(cur.file, r.File) &&
 			r.Offset >= cur.end && r.Offset-cur.end <= f.opts.MaxGap &&
 			end-cur.start <= f.opts.MaxRequestBytes {
 			cur.end = end
@@ -333,10 +316,6 @@ func (f *Fetcher) fetch(ctx context.Context, reqs []Request, mine []pending) {
 	}
 	f.fetchSpan(ctx, reqs, spans[0]) // the caller's goroutine does one itself
 	wg.Wait()
-}
-
-func sameFile(a, b *ltx.FileInfo) bool {
-	return a == b || (a.Level == b.Level && a.MinTXID == b.MinTXID && a.MaxTXID == b.MaxTXID)
 }
 
 // fetchSpan reads one span, decodes its frames, caches the pages and
@@ -402,31 +381,12 @@ func (f *Fetcher) readOnce(ctx context.Context, file *ltx.FileInfo, off, size in
 	defer func() { <-f.sem }()
 
 	f.fetches.Add(1)
-	var rc io.ReadCloser
-	var err error
-	if o, ok := f.client.(fileOpener); ok {
-		rc, err = o.OpenFile(ctx, file, off, size)
-	} else {
-		rc, err = f.client.OpenLTXFile(ctx, file.Level, file.MinTXID, file.MaxTXID, off, size)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b := make([]byte, size)
-	n, err := io.ReadFull(rc, b)
-	f.bytes.Add(int64(n))
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-// fileOpener is implemented by clients that want the listing entry (its
-// size) of the file a range is read from (index.FileOpener: the VFS reads
-// small files whole and verifies their checksum before serving a page).
-type fileOpener interface {
-	OpenFile(ctx context.Context, info *ltx.FileInfo, offset, size int64) (io.ReadCloser, error)
+	// Through the client's OpenFile when it has one (remote.FileOpener: the
+	// VFS reads small files whole and verifies their checksum before
+	// serving a page).
+	b, err := remote.ReadRange(ctx, f.client, remote.Range{File: file, Offset: off, Size: size})
+	f.bytes.Add(int64(len(b)))
+	return b, err
 }
 
 // DecodeFrame decodes one page frame (page header, then either a 4-byte size

@@ -40,7 +40,7 @@ func (tf *testFile) req(t *testing.T, pgno uint32) Request {
 	t.Helper()
 	for _, p := range tf.fi.Pages {
 		if p.Pgno == pgno {
-			return Request{Frame: Frame{File: tf.info, Offset: p.Offset, Size: p.Size}, Pgno: pgno, PageSize: pageSize}
+			return Request{Range: remote.Range{File: tf.info, Offset: p.Offset, Size: p.Size}, Pgno: pgno, PageSize: pageSize}
 		}
 	}
 	t.Fatalf("page %d not in file", pgno)
@@ -385,7 +385,7 @@ func TestPageEncodingsAndChecks(t *testing.T) {
 	hdr := ltx.Header{Version: ltx.Version, Flags: ltx.HeaderFlagNoChecksum, PageSize: pageSize, Commit: 3, MinTXID: 4, MaxTXID: 4, Timestamp: 1}
 	hb, _ := hdr.MarshalBinary()
 	file := bytes.NewBuffer(hb)
-	var frames []Frame
+	var frames []remote.Range
 	info := &ltx.FileInfo{Level: 0, MinTXID: 4, MaxTXID: 4}
 	blockFile := putFile(t, indextest.NewMem(), rng, 0, 4, 3)
 	blockFrame := func(pgno uint32) []byte {
@@ -400,7 +400,7 @@ func TestPageEncodingsAndChecks(t *testing.T) {
 		} else {
 			fr = oldFrame(t, pgno, want[pgno])
 		}
-		frames = append(frames, Frame{File: info, Offset: int64(file.Len()), Size: int64(len(fr))})
+		frames = append(frames, remote.Range{File: info, Offset: int64(file.Len()), Size: int64(len(fr))})
 		file.Write(fr)
 	}
 	c := indextest.NewMem()
@@ -411,7 +411,7 @@ func TestPageEncodingsAndChecks(t *testing.T) {
 	ctx := context.Background()
 	var reqs []Request
 	for i, fr := range frames {
-		reqs = append(reqs, Request{Frame: fr, Pgno: uint32(i + 1), PageSize: pageSize})
+		reqs = append(reqs, Request{Range: fr, Pgno: uint32(i + 1), PageSize: pageSize})
 	}
 	got, err := f.ReadPages(ctx, reqs)
 	if err != nil {
@@ -432,11 +432,11 @@ func TestPageEncodingsAndChecks(t *testing.T) {
 		req    Request
 		errHas string
 	}{
-		{"wrong pgno (old encoding)", Request{Frame: frames[0], Pgno: 9, PageSize: pageSize}, "holds page 1"},
-		{"wrong pgno (block)", Request{Frame: frames[1], Pgno: 3, PageSize: pageSize}, "holds page 2"},
-		{"wrong page size (old encoding)", Request{Frame: frames[2], Pgno: 3, PageSize: 1024}, "page size is 1024"},
-		{"wrong page size (block)", Request{Frame: frames[1], Pgno: 2, PageSize: 8192}, "page size is 8192"},
-		{"frame cut short", Request{Frame: Frame{File: info, Offset: frames[1].Offset, Size: 20}, Pgno: 2, PageSize: pageSize}, "exceeds"},
+		{"wrong pgno (old encoding)", Request{Range: frames[0], Pgno: 9, PageSize: pageSize}, "holds page 1"},
+		{"wrong pgno (block)", Request{Range: frames[1], Pgno: 3, PageSize: pageSize}, "holds page 2"},
+		{"wrong page size (old encoding)", Request{Range: frames[2], Pgno: 3, PageSize: 1024}, "page size is 1024"},
+		{"wrong page size (block)", Request{Range: frames[1], Pgno: 2, PageSize: 8192}, "page size is 8192"},
+		{"frame cut short", Request{Range: remote.Range{File: info, Offset: frames[1].Offset, Size: 20}, Pgno: 2, PageSize: pageSize}, "exceeds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewFetcher(c, New(1<<20), Options{}).ReadPage(ctx, tc.req)

@@ -14,7 +14,6 @@ package remote
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"time"
@@ -70,17 +69,6 @@ type Client interface {
 
 	// DeleteAll removes every file of the replica.
 	DeleteAll(ctx context.Context) error
-}
-
-// FileName returns the name of an LTX file: "%016x-%016x.ltx", lower-case hex.
-func FileName(minTXID, maxTXID ltx.TXID) string {
-	return ltx.FormatFilename(minTXID, maxTXID)
-}
-
-// FileDesc returns a short human description of a file for error messages,
-// e.g. "level 0 file 0000000000000001-0000000000000001.ltx".
-func FileDesc(level int, minTXID, maxTXID ltx.TXID) string {
-	return fmt.Sprintf("level %d file %s", level, FileName(minTXID, maxTXID))
 }
 
 // RawObject is an object of a replica's storage outside the LTX layout.

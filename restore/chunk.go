@@ -144,15 +144,11 @@ func (r *chunkReader) fetch(off, size int64) chan chunkResult {
 }
 
 func (r *chunkReader) readChunk(off, size int64) ([]byte, error) {
-	rc, err := r.c.OpenLTXFile(r.ctx, r.info.Level, r.info.MinTXID, r.info.MaxTXID, off, size)
+	buf := r.getBuf(size)
+	b, err := remote.ReadRangeInto(r.ctx, r.c, remote.Range{File: r.info, Offset: off, Size: size}, buf)
 	if err != nil {
-		return nil, fmt.Errorf("open bytes %d+%d: %w", off, size, err)
-	}
-	defer rc.Close()
-	b := r.getBuf(size)
-	if _, err := io.ReadFull(rc, b); err != nil {
-		r.putBuf(b)
-		return nil, fmt.Errorf("read bytes %d+%d: %w", off, size, err)
+		r.putBuf(buf)
+		return nil, err
 	}
 	return b, nil
 }

@@ -261,7 +261,7 @@ func (f *follower) resume(ctx context.Context, txid ltx.TXID) (ltx.TXID, error) 
 // catchUp applies the files that take the output from txid to the newest
 // state the replica reaches from it.
 func (f *follower) catchUp(ctx context.Context, txid ltx.TXID) (ltx.TXID, error) {
-	files, err := index.ListAll(ctx, f.c)
+	files, err := remote.ListAll(ctx, f.c)
 	if err != nil {
 		return txid, fmt.Errorf("follow: %w", err)
 	}

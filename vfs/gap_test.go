@@ -102,7 +102,7 @@ func (s *gapSource) deleteL0(txid ltx.TXID) {
 // must never write a file that claims TXIDs no input held.
 func (s *gapSource) checkNoFileClaims(txid ltx.TXID) {
 	s.t.Helper()
-	files, err := index.ListAll(context.Background(), s.client)
+	files, err := remote.ListAll(context.Background(), s.client)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func (r *Replica) poll(ctx context.Context) error {
 	cands := run
 	if full {
 		r.idlePolls = 0
-		cands, err = index.ListAll(ctx, r.client)
+		cands, err = remote.ListAll(ctx, r.client)
 		if err != nil {
 			return fmt.Errorf("replica %s: poll: %w", r.name, err)
 		}
@@ -83,7 +83,7 @@ func (r *Replica) poll(ctx context.Context) error {
 			r.log.Warn("a file is damaged; planning around it", "error", err)
 			if !full {
 				full = true
-				if cands, err = index.ListAll(ctx, r.client); err != nil {
+				if cands, err = remote.ListAll(ctx, r.client); err != nil {
 					return fmt.Errorf("replica %s: poll: %w", r.name, err)
 				}
 			}
@@ -123,7 +123,7 @@ func damagedFile(err error) *ltx.FileInfo {
 func without(files []*ltx.FileInfo, bad *ltx.FileInfo) []*ltx.FileInfo {
 	out := make([]*ltx.FileInfo, 0, len(files))
 	for _, f := range files {
-		if f.Level != bad.Level || f.MinTXID != bad.MinTXID || f.MaxTXID != bad.MaxTXID {
+		if !remote.SameFile(f, bad) {
 			out = append(out, f)
 		}
 	}

@@ -150,7 +150,7 @@ func (p *prefetcher) fetch(v *index.Version, pgnos []uint32) bool {
 		if !ok {
 			continue
 		}
-		req := pagecache.Request{Frame: pagecache.Frame(e), Pgno: pgno, PageSize: v.PageSize()}
+		req := pagecache.Request{Range: e, Pgno: pgno, PageSize: v.PageSize()}
 		if !p.r.fetcher.Cached(req) {
 			reqs = append(reqs, req)
 		}

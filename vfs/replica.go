@@ -202,7 +202,7 @@ func (r *Replica) build(ctx context.Context, txid ltx.TXID, ts time.Time) (*inde
 // with an error naming them (and the gap, if their TXIDs are in no other
 // file).
 func (r *Replica) buildOnce(ctx context.Context, txid ltx.TXID, ts time.Time) (*index.Version, error) {
-	files, err := index.ListAll(ctx, r.client)
+	files, err := remote.ListAll(ctx, r.client)
 	if err != nil {
 		return nil, fmt.Errorf("replica %s: %w", r.name, err)
 	}
@@ -425,7 +425,7 @@ func (r *Replica) ReadPage(ctx context.Context, v *index.Version, pgno uint32) (
 			return data, false, nil
 		}
 	}
-	req := pagecache.Request{Frame: pagecache.Frame(e), Pgno: pgno, PageSize: v.PageSize()}
+	req := pagecache.Request{Range: e, Pgno: pgno, PageSize: v.PageSize()}
 	miss = !r.fetcher.Cached(req)
 	data, err = r.fetcher.ReadPage(ctx, req)
 	if err != nil {

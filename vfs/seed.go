@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"sync"
 
 	"github.com/superfly/ltx"
 
-	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/internal/ltxframe"
 	"github.com/litestream-go/litestream/pagecache"
 	"github.com/litestream-go/litestream/remote"
@@ -31,13 +29,6 @@ const seedBytes = 4096 + 512
 // maxSeeds bounds the seeded pages kept (one per file that held page 1).
 const maxSeeds = 64
 
-type fileKey struct {
-	level    int
-	min, max ltx.TXID
-}
-
-func keyOf(f *ltx.FileInfo) fileKey { return fileKey{f.Level, f.MinTXID, f.MaxTXID} }
-
 type seed struct {
 	offset, size int64
 	data         []byte
@@ -47,15 +38,15 @@ type seed struct {
 // (newer files are the ones current versions use).
 type seeds struct {
 	mu    sync.Mutex
-	m     map[fileKey]seed
-	order []fileKey // oldest first
+	m     map[remote.FileID]seed
+	order []remote.FileID // oldest first
 }
 
-func (s *seeds) put(k fileKey, sd seed) {
+func (s *seeds) put(k remote.FileID, sd seed) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = make(map[fileKey]seed)
+		s.m = make(map[remote.FileID]seed)
 	}
 	if _, ok := s.m[k]; !ok {
 		s.order = append(s.order, k)
@@ -68,10 +59,10 @@ func (s *seeds) put(k fileKey, sd seed) {
 }
 
 // get returns the seeded page for an index entry, if it is that frame.
-func (s *seeds) get(e index.Entry) ([]byte, bool) {
+func (s *seeds) get(e remote.Range) ([]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sd, ok := s.m[keyOf(e.File)]
+	sd, ok := s.m[remote.IDOf(e.File)]
 	if !ok || sd.offset != e.Offset || sd.size != e.Size {
 		return nil, false
 	}
@@ -81,7 +72,7 @@ func (s *seeds) get(e index.Entry) ([]byte, bool) {
 // seedingClient serves the header reads of an index build (offset 0,
 // ltx.HeaderSize bytes) with one larger read, and records a page-1 frame
 // found right after the header. It reads through its client's OpenFile
-// (index.OpenRange), so small files still come verified.
+// (remote.OpenFile), so small files still come verified.
 type seedingClient struct {
 	remote.Client
 	seeds *seeds
@@ -91,26 +82,21 @@ func newSeedingClient(c remote.Client, s *seeds) *seedingClient {
 	return &seedingClient{Client: c, seeds: s}
 }
 
-// OpenFile implements index.FileOpener; index builds read through it.
+// OpenFile implements remote.FileOpener; index builds read through it.
 func (c *seedingClient) OpenFile(ctx context.Context, info *ltx.FileInfo, offset, size int64) (io.ReadCloser, error) {
-	k := keyOf(info)
+	k := remote.IDOf(info)
 	fsize := info.Size
 	whole := size == 0 || size == fsize // small files are read whole
 	if offset != 0 || fsize <= ltx.HeaderSize || (size != ltx.HeaderSize && !whole) {
-		return index.OpenRange(ctx, c.Client, info, offset, size)
+		return remote.OpenFile(ctx, c.Client, info, offset, size)
 	}
 	n := min(fsize, ltx.HeaderSize+seedBytes)
 	if whole {
 		n = fsize
 	}
-	rc, err := index.OpenRange(ctx, c.Client, info, 0, n)
+	b, err := remote.ReadRange(ctx, c.Client, remote.Range{File: info, Size: n})
 	if err != nil {
 		return nil, err
-	}
-	defer rc.Close()
-	b := make([]byte, n)
-	if _, err := io.ReadFull(rc, b); err != nil {
-		return nil, fmt.Errorf("read bytes 0+%d: %w", n, err)
 	}
 	c.seed(k, b)
 	if !whole {
@@ -122,7 +108,7 @@ func (c *seedingClient) OpenFile(ctx context.Context, info *ltx.FileInfo, offset
 // seed decodes the first frame of b (a file's first bytes) if it is a whole
 // frame of page 1, in either page encoding. Anything else is ignored: the
 // page is then read the normal way.
-func (c *seedingClient) seed(k fileKey, b []byte) {
+func (c *seedingClient) seed(k remote.FileID, b []byte) {
 	var hdr ltx.Header
 	if err := hdr.UnmarshalBinary(b[:ltx.HeaderSize]); err != nil {
 		return

@@ -109,7 +109,7 @@ func TestColdPointQueryRoundTrips(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for _, pgno := range levels[1] {
 		e, _ := v.Lookup(pgno)
-		req := pagecache.Request{Frame: pagecache.Frame(e), Pgno: pgno, PageSize: v.PageSize()}
+		req := pagecache.Request{Range: e, Pgno: pgno, PageSize: v.PageSize()}
 		for !r.Fetcher().Cached(req) {
 			if time.Now().After(deadline) {
 				t.Fatalf("interior page %d was not prefetched", pgno)

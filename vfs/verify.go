@@ -39,14 +39,14 @@ type verifyingClient struct {
 	budget int64 // bytes of verified files kept
 
 	mu       sync.Mutex
-	files    map[fileKey]*list.Element
+	files    map[remote.FileID]*list.Element
 	lru      list.List // of *verifiedFile, most recent first
 	bytes    int64
-	inflight map[fileKey]*verifyCall
+	inflight map[remote.FileID]*verifyCall
 }
 
 type verifiedFile struct {
-	key  fileKey
+	key  remote.FileID
 	data []byte
 }
 
@@ -58,11 +58,11 @@ type verifyCall struct {
 
 func newVerifyingClient(c remote.Client, max, budget int64) *verifyingClient {
 	return &verifyingClient{Client: c, max: max, budget: budget,
-		files: make(map[fileKey]*list.Element), inflight: make(map[fileKey]*verifyCall)}
+		files: make(map[remote.FileID]*list.Element), inflight: make(map[remote.FileID]*verifyCall)}
 }
 
 // OpenFile is OpenLTXFile for a listed file: knowing its size, it serves a
-// small file from its verified whole bytes (see index.FileOpener; the page
+// small file from its verified whole bytes (see remote.FileOpener; the page
 // index reads and the fetcher's page reads come this way). OpenLTXFile,
 // which has no size, reads the range as it is.
 func (c *verifyingClient) OpenFile(ctx context.Context, info *ltx.FileInfo, offset, size int64) (io.ReadCloser, error) {
@@ -86,7 +86,7 @@ func (c *verifyingClient) OpenFile(ctx context.Context, info *ltx.FileInfo, offs
 // verified returns the whole verified file, reading it at most once at a
 // time however many callers want it.
 func (c *verifyingClient) verified(ctx context.Context, info *ltx.FileInfo) ([]byte, error) {
-	k := keyOf(info)
+	k := remote.IDOf(info)
 	c.mu.Lock()
 	if e, ok := c.files[k]; ok {
 		c.lru.MoveToFront(e)
@@ -118,17 +118,12 @@ func (c *verifyingClient) verified(ctx context.Context, info *ltx.FileInfo) ([]b
 }
 
 func (c *verifyingClient) readVerify(ctx context.Context, info *ltx.FileInfo) ([]byte, error) {
-	rc, err := c.Client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, 0, 0)
+	// The listed size: a file that is not that long fails the read, one
+	// that is longer fails verification (its trailer is not at the end).
+	// c.Client has no OpenFile, so this reads the range as it is.
+	b, err := remote.ReadRange(ctx, c.Client, remote.Range{File: info, Size: info.Size})
 	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, c.max+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s whole: %w", remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID), err)
-	}
-	if int64(len(b)) != info.Size {
-		return nil, fmt.Errorf("read %s whole: %d bytes, listed as %d", remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID), len(b), info.Size)
+		return nil, fmt.Errorf("read %s whole: %w", remote.IDOf(info), err)
 	}
 	if err := index.VerifyFile(info, b); err != nil {
 		return nil, err
@@ -138,7 +133,7 @@ func (c *verifyingClient) readVerify(ctx context.Context, info *ltx.FileInfo) ([
 
 // add keeps a verified file, evicting the least recently used beyond the
 // budget. Must be called with c.mu held.
-func (c *verifyingClient) add(k fileKey, b []byte) {
+func (c *verifyingClient) add(k remote.FileID, b []byte) {
 	if _, ok := c.files[k]; ok {
 		return
 	}

@@ -62,16 +62,14 @@ func (d *DB) resume(ctx context.Context) error {
 // replica is empty. Every level is listed: compaction may have removed the
 // level-0 files of the newest transactions.
 func (d *DB) lastFile(ctx context.Context) (*ltx.FileInfo, error) {
+	files, err := remote.ListAll(ctx, d.client)
+	if err != nil {
+		return nil, err
+	}
 	var last *ltx.FileInfo
-	for level := 0; level <= remote.MaxLevel; level++ {
-		files, err := d.client.LTXFiles(ctx, level, 0)
-		if err != nil {
-			return nil, fmt.Errorf("list replica level %d: %w", level, err)
-		}
-		for _, f := range files {
-			if last == nil || f.MaxTXID > last.MaxTXID {
-				last = f
-			}
+	for _, f := range files { // level by level: the lowest level wins ties
+		if last == nil || f.MaxTXID > last.MaxTXID {
+			last = f
 		}
 	}
 	return last, nil
@@ -79,13 +77,8 @@ func (d *DB) lastFile(ctx context.Context) (*ltx.FileInfo, error) {
 
 func (d *DB) readRemoteHeader(ctx context.Context, info *ltx.FileInfo) (ltx.Header, error) {
 	desc := remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID)
-	rc, err := d.client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, 0, ltx.HeaderSize)
+	buf, err := remote.ReadRange(ctx, d.client, remote.Range{File: info, Size: ltx.HeaderSize})
 	if err != nil {
-		return ltx.Header{}, fmt.Errorf("read header of %s: %w", desc, err)
-	}
-	defer rc.Close()
-	buf := make([]byte, ltx.HeaderSize)
-	if _, err := io.ReadFull(rc, buf); err != nil {
 		return ltx.Header{}, fmt.Errorf("read header of %s: %w", desc, err)
 	}
 	var hdr ltx.Header

@@ -12,12 +12,6 @@ import (
 	"github.com/litestream-go/litestream/remote"
 )
 
-// obsoleteKey identifies a remote file for the retention grace period.
-type obsoleteKey struct {
-	level            int
-	minTXID, maxTXID ltx.TXID
-}
-
 // EnforceRetention deletes the remote files no retained restore needs and
 // returns them. The rules (Litestream v0.5's):
 //
@@ -39,7 +33,7 @@ func (d *DB) EnforceRetention(ctx context.Context) ([]*ltx.FileInfo, error) {
 	start := time.Now()
 	d.maintMu.Lock()
 	defer d.maintMu.Unlock()
-	files, err := listAll(ctx, d.client)
+	files, err := remote.ListAll(ctx, d.client)
 	if err != nil {
 		return nil, fmt.Errorf("retention for %s: %w", d.path, err)
 	}
@@ -52,12 +46,12 @@ func (d *DB) EnforceRetention(ctx context.Context) ([]*ltx.FileInfo, error) {
 
 	// The grace period: remember when each file was first seen deletable.
 	if d.obsolete == nil {
-		d.obsolete = make(map[obsoleteKey]time.Time)
+		d.obsolete = make(map[remote.FileID]time.Time)
 	}
-	seen := make(map[obsoleteKey]bool, len(cands))
+	seen := make(map[remote.FileID]bool, len(cands))
 	var del []*ltx.FileInfo
 	for _, f := range cands {
-		k := obsoleteKey{f.Level, f.MinTXID, f.MaxTXID}
+		k := remote.IDOf(f)
 		seen[k] = true
 		first, ok := d.obsolete[k]
 		if !ok {
@@ -80,7 +74,7 @@ func (d *DB) EnforceRetention(ctx context.Context) ([]*ltx.FileInfo, error) {
 		return nil, fmt.Errorf("retention for %s: delete %d files: %w", d.path, len(del), err)
 	}
 	for _, f := range del {
-		delete(d.obsolete, obsoleteKey{f.Level, f.MinTXID, f.MaxTXID})
+		delete(d.obsolete, remote.IDOf(f))
 	}
 	logDeleted(d.log, del, time.Since(start))
 	return del, nil
@@ -182,18 +176,4 @@ func retentionCandidates(files []*ltx.FileInfo, now time.Time, r retentionRules)
 		}
 	}
 	return out
-}
-
-// listAll lists every level 0..remote.MaxLevel. (Package index has the same
-// helper, but the writer does not depend on the reader's packages.)
-func listAll(ctx context.Context, c remote.Client) ([]*ltx.FileInfo, error) {
-	var all []*ltx.FileInfo
-	for level := 0; level <= remote.MaxLevel; level++ {
-		files, err := c.LTXFiles(ctx, level, 0)
-		if err != nil {
-			return nil, fmt.Errorf("list level %d: %w", level, err)
-		}
-		all = append(all, files...)
-	}
-	return all, nil
 }

@@ -255,7 +255,7 @@ type DB struct {
 	bg       sync.WaitGroup
 	maintMu  sync.Mutex
 	snapMu   sync.Mutex
-	obsolete map[obsoleteKey]time.Time // guarded by maintMu; see retention.go
+	obsolete map[remote.FileID]time.Time // guarded by maintMu; see retention.go
 
 	statusMu sync.Mutex
 	status   Status

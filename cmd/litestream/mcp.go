@@ -20,7 +20,6 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/control"
-	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/remote"
 )
 
@@ -112,7 +111,7 @@ func (m *Main) newMCPServer(d *daemon, logger *slog.Logger) *mcp.Server {
 				}
 				files, err = r.client.LTXFiles(ctx, *in.Level, 0)
 			} else {
-				files, err = index.ListAll(ctx, r.client)
+				files, err = remote.ListAll(ctx, r.client)
 			}
 			if err != nil {
 				return nil, mcpLTXFiles{}, r.redact(fmt.Errorf("list replica %s: %w", r.red, err))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/litestream-go/litestream/control"
 	"github.com/litestream-go/litestream/index"
+	"github.com/litestream-go/litestream/remote"
 )
 
 // dbStatus is one row of status. The first four fields are Litestream's
@@ -205,7 +206,7 @@ func (m *Main) replicaStatus(ctx context.Context, db *DBConfig, s *dbStatus) {
 		fail(err)
 		return
 	}
-	files, err := index.ListAll(ctx, client)
+	files, err := remote.ListAll(ctx, client)
 	if err != nil {
 		fail(ref.redactErr(err))
 		return

@@ -1,7 +1,9 @@
 // Package indextest has test helpers for the index, pagecache and vfs
-// packages: an in-memory remote.Client that counts and can fail requests, a
-// read-only client over a directory in the file-backend layout, and an LTX
-// encoder for synthetic files. It is imported only by tests.
+// packages: an in-memory remote.Client that counts and can fail requests
+// (it passes remotetest.RunContract, so what tests learn from it holds for
+// the real backends), a read-only client over a directory in the
+// file-backend layout, and an LTX encoder for synthetic files. It is
+// imported only by tests.
 package indextest
 
 import (
@@ -24,17 +26,12 @@ import (
 	"github.com/litestream-go/litestream/remote"
 )
 
-type fileKey struct {
-	level    int
-	min, max ltx.TXID
-}
-
 // Mem is an in-memory remote.Client. Its counters and hooks are safe for
 // concurrent use.
 type Mem struct {
 	mu      sync.Mutex
-	files   map[fileKey][]byte
-	created map[fileKey]time.Time
+	files   map[remote.FileID][]byte
+	created map[remote.FileID]time.Time
 
 	// Opens counts OpenLTXFile calls; OpenedBytes the bytes they returned.
 	Opens       atomic.Int64
@@ -49,7 +46,7 @@ type Mem struct {
 
 // NewMem returns an empty in-memory client.
 func NewMem() *Mem {
-	return &Mem{files: make(map[fileKey][]byte), created: make(map[fileKey]time.Time)}
+	return &Mem{files: make(map[remote.FileID][]byte), created: make(map[remote.FileID]time.Time)}
 }
 
 // Put stores data as a file of level; TXIDs come from data's header. If
@@ -62,7 +59,7 @@ func (m *Mem) Put(level int, data []byte, createdAt time.Time) (*ltx.FileInfo, e
 	if createdAt.IsZero() {
 		createdAt = time.UnixMilli(hdr.Timestamp).UTC()
 	}
-	k := fileKey{level, hdr.MinTXID, hdr.MaxTXID}
+	k := remote.FileID{Level: level, MinTXID: hdr.MinTXID, MaxTXID: hdr.MaxTXID}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.files[k] = slices.Clone(data)
@@ -74,14 +71,14 @@ func (m *Mem) Put(level int, data []byte, createdAt time.Time) (*ltx.FileInfo, e
 func (m *Mem) Data(level int, minTXID, maxTXID ltx.TXID) []byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.files[fileKey{level, minTXID, maxTXID}]
+	return m.files[remote.FileID{Level: level, MinTXID: minTXID, MaxTXID: maxTXID}]
 }
 
 // SetData replaces the bytes of an existing file (to simulate corruption).
 func (m *Mem) SetData(level int, minTXID, maxTXID ltx.TXID, data []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.files[fileKey{level, minTXID, maxTXID}] = data
+	m.files[remote.FileID{Level: level, MinTXID: minTXID, MaxTXID: maxTXID}] = data
 }
 
 // Type implements remote.Client.
@@ -94,11 +91,11 @@ func (m *Mem) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.Fi
 	defer m.mu.Unlock()
 	var out []*ltx.FileInfo
 	for k, b := range m.files {
-		if k.level == level && k.min >= seek {
-			out = append(out, &ltx.FileInfo{Level: level, MinTXID: k.min, MaxTXID: k.max, Size: int64(len(b)), CreatedAt: m.created[k]})
+		if k.Level == level && k.MinTXID >= seek {
+			out = append(out, &ltx.FileInfo{Level: level, MinTXID: k.MinTXID, MaxTXID: k.MaxTXID, Size: int64(len(b)), CreatedAt: m.created[k]})
 		}
 	}
-	slices.SortFunc(out, func(a, b *ltx.FileInfo) int { return cmp.Compare(a.MinTXID, b.MinTXID) })
+	sortInfos(out)
 	return out, nil
 }
 
@@ -118,7 +115,7 @@ func (m *Mem) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.T
 	if b == nil {
 		return nil, fmt.Errorf("mem: %s: %w", name, remote.ErrNotExist)
 	}
-	if offset < 0 || offset > int64(len(b)) || size < 0 || (size > 0 && offset+size > int64(len(b))) {
+	if offset < 0 || offset >= int64(len(b)) || size < 0 || (size > 0 && offset+size > int64(len(b))) {
 		return nil, fmt.Errorf("mem: %s: range %d+%d outside %d bytes", name, offset, size, len(b))
 	}
 	end := int64(len(b))
@@ -129,11 +126,29 @@ func (m *Mem) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.T
 	return io.NopCloser(bytes.NewReader(b[offset:end])), nil
 }
 
-// WriteLTXFile implements remote.Client.
+// WriteLTXFile implements remote.Client: the file is stored whole or not
+// at all, and only if it is an LTX file of that name.
 func (m *Mem) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	name := remote.FileDesc(level, minTXID, maxTXID)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("mem: write %s: %w", name, err)
+	}
+	if level < 0 || level > remote.MaxLevel || minTXID == 0 || minTXID > maxTXID {
+		return nil, fmt.Errorf("mem: write %s: invalid level or TXID range", name)
+	}
 	b, err := io.ReadAll(r)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mem: write %s: %w", name, err)
+	}
+	var hdr ltx.Header
+	if err := hdr.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("mem: write %s: %w", name, err)
+	}
+	if err := hdr.Validate(); err != nil {
+		return nil, fmt.Errorf("mem: write %s: %w", name, err)
+	}
+	if hdr.MinTXID != minTXID || hdr.MaxTXID != maxTXID {
+		return nil, fmt.Errorf("mem: write %s: LTX header has TXIDs %s-%s", name, hdr.MinTXID, hdr.MaxTXID)
 	}
 	return m.Put(level, b, time.Time{})
 }
@@ -143,7 +158,7 @@ func (m *Mem) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, f := range files {
-		k := fileKey{f.Level, f.MinTXID, f.MaxTXID}
+		k := remote.IDOf(f)
 		delete(m.files, k)
 		delete(m.created, k)
 	}
@@ -197,8 +212,15 @@ func (d *Dir) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.Fi
 		}
 		out = append(out, &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: fi.Size(), CreatedAt: fi.ModTime().UTC()})
 	}
-	slices.SortFunc(out, func(a, b *ltx.FileInfo) int { return cmp.Compare(a.MinTXID, b.MinTXID) })
+	sortInfos(out)
 	return out, nil
+}
+
+// sortInfos orders a listing as remote.Client.LTXFiles does.
+func sortInfos(infos []*ltx.FileInfo) {
+	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
+		return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
+	})
 }
 
 type sectionFile struct {

@@ -38,7 +38,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -91,6 +90,7 @@ type Config struct {
 // SDK client on first use and is safe for concurrent use.
 type Client struct {
 	cfg     Config
+	keys    remote.Keys
 	log     *slog.Logger
 	what    string
 	secrets []string
@@ -146,6 +146,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	return &Client{
 		cfg:     cfg,
+		keys:    remote.Keys{Root: cfg.Path, Layout: remote.LayoutLTX},
 		log:     log.With("backend", "abs", "account", account, "container", cfg.Container),
 		what:    fmt.Sprintf("abs account %q container %q", account, cfg.Container),
 		secrets: secrets,
@@ -218,13 +219,9 @@ func (c *Client) client() (*azblob.Client, error) {
 	return azb, nil
 }
 
-func (c *Client) levelPrefix(level int) string {
-	return path.Join(c.cfg.Path, "ltx", strconv.Itoa(level)) + "/"
-}
-
 // BlobName returns the blob name of one LTX file.
 func (c *Client) BlobName(level int, minTXID, maxTXID ltx.TXID) string {
-	return c.levelPrefix(level) + remote.FileName(minTXID, maxTXID)
+	return c.keys.File(level, minTXID, maxTXID)
 }
 
 func (c *Client) fail(op, name string, err error) error {
@@ -239,7 +236,7 @@ func (c *Client) fail(op, name string, err error) error {
 
 // LTXFiles lists the files of level with MinTXID >= seek, by MinTXID.
 func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
-	prefix := c.levelPrefix(level)
+	prefix := c.keys.LevelPrefix(level)
 	if err := backend.CheckLevel(level); err != nil {
 		return nil, c.fail("list", prefix, err)
 	}
@@ -261,12 +258,11 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 			if item.Name == nil || item.Properties == nil {
 				continue
 			}
-			name := strings.TrimPrefix(*item.Name, prefix)
-			minTXID, maxTXID, err := ltx.ParseFilename(name)
-			if err != nil || minTXID < seek || remote.FileName(minTXID, maxTXID) != name {
+			id, ok := c.keys.ParseKey(*item.Name)
+			if !ok || id.Level != level || id.MinTXID < seek {
 				continue
 			}
-			info := &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID}
+			info := &ltx.FileInfo{Level: level, MinTXID: id.MinTXID, MaxTXID: id.MaxTXID}
 			if item.Properties.ContentLength != nil {
 				info.Size = *item.Properties.ContentLength
 			}
@@ -443,7 +439,7 @@ func (c *Client) deleteNames(ctx context.Context, names []string) error {
 
 // DeleteAll removes every blob under <path>/ltx/.
 func (c *Client) DeleteAll(ctx context.Context) error {
-	prefix := path.Join(c.cfg.Path, "ltx") + "/"
+	prefix := c.keys.DeletePrefixes()[0]
 	azb, err := c.client()
 	if err != nil {
 		return c.fail("delete all", prefix, err)

@@ -9,27 +9,25 @@
 package file
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/internal/backend"
 )
 
 // Client is a file replica rooted at a directory. It is safe for concurrent
 // use; it holds no state besides the root path.
 type Client struct {
 	root string
+	keys remote.Keys
 
 	// wrapWriter, if set, wraps the temp file writer; tests use it to inject
 	// write errors such as ENOSPC.
@@ -41,7 +39,8 @@ var _ remote.Client = (*Client)(nil)
 // New returns a client for the replica rooted at root. The directory need
 // not exist: it is created by the first write.
 func New(root string) *Client {
-	return &Client{root: filepath.Clean(root)}
+	root = filepath.Clean(root)
+	return &Client{root: root, keys: remote.Keys{Root: filepath.ToSlash(root), Layout: remote.LayoutLTX}}
 }
 
 // Type returns "file".
@@ -52,19 +51,12 @@ func (c *Client) Root() string { return c.root }
 
 // LevelDir returns the directory holding the files of level.
 func (c *Client) LevelDir(level int) string {
-	return filepath.Join(c.root, "ltx", strconv.Itoa(level))
+	return filepath.FromSlash(c.keys.LevelDir(level))
 }
 
 // FilePath returns the path of one LTX file.
 func (c *Client) FilePath(level int, minTXID, maxTXID ltx.TXID) string {
-	return filepath.Join(c.LevelDir(level), remote.FileName(minTXID, maxTXID))
-}
-
-func checkLevel(level int) error {
-	if level < 0 || level > remote.MaxLevel {
-		return fmt.Errorf("invalid level %d (levels are 0..%d)", level, remote.MaxLevel)
-	}
-	return nil
+	return filepath.FromSlash(c.keys.File(level, minTXID, maxTXID))
 }
 
 // LTXFiles lists the files of level with MinTXID >= seek, by MinTXID.
@@ -73,7 +65,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := checkLevel(level); err != nil {
+	if err := backend.CheckLevel(level); err != nil {
 		return nil, fmt.Errorf("file replica %s: list: %w", c.root, err)
 	}
 	dir := c.LevelDir(level)
@@ -92,8 +84,8 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 			continue
 		}
 		name := e.Name()
-		minTXID, maxTXID, err := ltx.ParseFilename(name)
-		if err != nil || minTXID < seek {
+		minTXID, maxTXID, ok := remote.ParseFileName(name)
+		if !ok || minTXID < seek {
 			continue
 		}
 		fi, err := e.Info()
@@ -110,9 +102,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 			CreatedAt: fi.ModTime().UTC(),
 		})
 	}
-	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
-		return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
-	})
+	backend.SortInfos(infos)
 	return infos, nil
 }
 
@@ -123,12 +113,12 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := checkLevel(level); err != nil {
+	if err := backend.CheckLevel(level); err != nil {
 		return nil, fmt.Errorf("file replica %s: open: %w", c.root, err)
 	}
 	path := c.FilePath(level, minTXID, maxTXID)
-	if offset < 0 || size < 0 {
-		return nil, fmt.Errorf("file replica: open %s: invalid range offset=%d size=%d", path, offset, size)
+	if err := backend.CheckRange(offset, size); err != nil {
+		return nil, fmt.Errorf("file replica: open %s: %w", path, err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -140,37 +130,22 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 		_ = f.Close()
 		return nil, fmt.Errorf("file replica: %w", err)
 	}
-	n := size
-	if n == 0 {
-		n = fi.Size() - offset
-	}
-	if offset >= fi.Size() || offset+n > fi.Size() {
+	end, err := backend.RangeEnd(offset, size, fi.Size())
+	if err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("file replica: open %s: range offset=%d size=%d is outside the file (%d bytes)", path, offset, size, fi.Size())
+		return nil, fmt.Errorf("file replica: open %s: %w", path, err)
 	}
-	return &rangeReader{f: f, r: io.NewSectionReader(f, offset, n), left: n, path: path}, nil
+	// The file may shrink while it is read (it never should: files are
+	// immutable); the reader then fails rather than end early.
+	return backend.ExactReader(sectionFile{io.NewSectionReader(f, offset, end-offset), f}, end-offset, "file replica "+path), nil
 }
 
-// rangeReader yields exactly left bytes or an error.
-type rangeReader struct {
-	f    *os.File
-	r    io.Reader
-	left int64
-	path string
+type sectionFile struct {
+	*io.SectionReader
+	f *os.File
 }
 
-func (r *rangeReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.left -= int64(n)
-	if err == io.EOF && r.left > 0 {
-		return n, fmt.Errorf("file replica: read %s: %w (%d bytes short)", r.path, io.ErrUnexpectedEOF, r.left)
-	} else if err != nil && err != io.EOF {
-		return n, fmt.Errorf("file replica: read %s: %w", r.path, err)
-	}
-	return n, err
-}
-
-func (r *rangeReader) Close() error { return r.f.Close() }
+func (s sectionFile) Close() error { return s.f.Close() }
 
 // WriteLTXFile stores the LTX file read from r atomically, with its mtime
 // set to the header timestamp. The header's TXIDs must match the name.
@@ -178,25 +153,17 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := checkLevel(level); err != nil {
+	if err := backend.CheckLevel(level); err != nil {
 		return nil, fmt.Errorf("file replica %s: write: %w", c.root, err)
 	}
 	path := c.FilePath(level, minTXID, maxTXID)
-	if minTXID == 0 || minTXID > maxTXID {
-		return nil, fmt.Errorf("file replica: write %s: invalid TXID range", path)
+	if err := backend.CheckWrite(level, minTXID, maxTXID); err != nil {
+		return nil, fmt.Errorf("file replica: write %s: %w", path, err)
 	}
-
-	hdr, r, err := ltx.PeekHeader(r)
+	createdAt, r, err := backend.ReadHeader(r, minTXID, maxTXID)
 	if err != nil {
-		return nil, fmt.Errorf("file replica: write %s: read LTX header: %w", path, err)
+		return nil, fmt.Errorf("file replica: write %s: %w", path, err)
 	}
-	if err := hdr.Validate(); err != nil {
-		return nil, fmt.Errorf("file replica: write %s: invalid LTX header: %w", path, err)
-	}
-	if hdr.MinTXID != minTXID || hdr.MaxTXID != maxTXID {
-		return nil, fmt.Errorf("file replica: write %s: LTX header has TXIDs %s-%s", path, hdr.MinTXID, hdr.MaxTXID)
-	}
-	createdAt := time.UnixMilli(hdr.Timestamp).UTC()
 
 	dir := filepath.Dir(path)
 	if err := c.mkdirLevel(dir); err != nil {
@@ -241,7 +208,7 @@ func (c *Client) writeTemp(ctx context.Context, f *os.File, r io.Reader) (int64,
 	if c.wrapWriter != nil {
 		w = c.wrapWriter(f)
 	}
-	n, err := io.Copy(w, ctxReader{ctx: ctx, r: r})
+	n, err := io.Copy(w, backend.ContextReader(ctx, r))
 	if err != nil {
 		_ = f.Close()
 		return n, fmt.Errorf("copy after %d bytes: %w", n, err)
@@ -295,35 +262,16 @@ func writeErr(path string, err error) error {
 	return fmt.Errorf("file replica: write %s: %w", path, err)
 }
 
-// ctxReader stops a copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
-}
-
 // DeleteLTXFiles removes files; missing ones are skipped. It tries every
 // file and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	var errs []error
-	for _, info := range files {
+	paths, errs := backend.DeleteKeys(files, c.FilePath, func(op, path string, err error) error {
+		return fmt.Errorf("file replica: %s %s: %w", op, path, err)
+	})
+	for _, path := range paths {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		if info == nil {
-			continue
-		}
-		if err := checkLevel(info.Level); err != nil {
-			errs = append(errs, fmt.Errorf("file replica %s: delete: %w", c.root, err))
-			continue
-		}
-		path := c.FilePath(info.Level, info.MinTXID, info.MaxTXID)
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("file replica: delete: %w", err))
 		}
@@ -339,7 +287,7 @@ func (c *Client) DeleteAll(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	dir := filepath.Join(c.root, "ltx")
+	dir := filepath.Clean(filepath.FromSlash(c.keys.DeletePrefixes()[0]))
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("file replica: delete all: remove %s: %w", dir, err)
 	}

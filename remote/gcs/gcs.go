@@ -41,7 +41,6 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +93,7 @@ type Config struct {
 // first use and is safe for concurrent use.
 type Client struct {
 	cfg  Config
+	keys remote.Keys
 	log  *slog.Logger
 	what string
 
@@ -124,7 +124,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Retry.AttemptTimeout <= 0 {
 		cfg.Retry.AttemptTimeout = DefaultTimeout
 	}
-	return &Client{cfg: cfg, log: log, what: fmt.Sprintf("gs bucket %q", cfg.Bucket)}, nil
+	return &Client{cfg: cfg, keys: remote.Keys{Root: cfg.Path, Layout: remote.LayoutLTX}, log: log,
+		what: fmt.Sprintf("gs bucket %q", cfg.Bucket)}, nil
 }
 
 // Type returns "gs".
@@ -200,13 +201,9 @@ func (c *Client) do(ctx context.Context, p retry.Policy, what string, fn func(co
 	return p.Do(ctx, c.what+": "+what, transient, fn)
 }
 
-func (c *Client) levelPrefix(level int) string {
-	return path.Join(c.cfg.Path, "ltx", strconv.Itoa(level)) + "/"
-}
-
 // Key returns the object name of one LTX file.
 func (c *Client) Key(level int, minTXID, maxTXID ltx.TXID) string {
-	return c.levelPrefix(level) + remote.FileName(minTXID, maxTXID)
+	return c.keys.File(level, minTXID, maxTXID)
 }
 
 func (c *Client) fail(op, key string, err error) error {
@@ -215,7 +212,7 @@ func (c *Client) fail(op, key string, err error) error {
 
 // LTXFiles lists the files of level with MinTXID >= seek, by MinTXID.
 func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
-	prefix := c.levelPrefix(level)
+	prefix := c.keys.LevelPrefix(level)
 	if err := backend.CheckLevel(level); err != nil {
 		return nil, c.fail("list", prefix, err)
 	}
@@ -223,10 +220,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 	if err != nil {
 		return nil, c.fail("list", prefix, err)
 	}
-	q := &storage.Query{Prefix: prefix, Delimiter: "/"}
-	if seek > 0 {
-		q.StartOffset = prefix + fmt.Sprintf("%016x", uint64(seek))
-	}
+	q := &storage.Query{Prefix: prefix, Delimiter: "/", StartOffset: c.keys.SeekKey(level, seek)}
 	if err := q.SetAttrSelection([]string{"Name", "Size", "Metadata", "Created"}); err != nil {
 		return nil, c.fail("list", prefix, err)
 	}
@@ -235,16 +229,15 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 		if attrs.Prefix != "" {
 			return // a "subdirectory"
 		}
-		name := strings.TrimPrefix(attrs.Name, prefix)
-		minTXID, maxTXID, err := ltx.ParseFilename(name)
-		if err != nil || minTXID < seek || remote.FileName(minTXID, maxTXID) != name {
+		id, ok := c.keys.ParseKey(attrs.Name)
+		if !ok || id.Level != level || id.MinTXID < seek {
 			return
 		}
 		createdAt := attrs.Created.UTC()
 		if ts, ok := backend.ParseTimestamp(attrs.Metadata[MetadataTimestamp]); ok {
 			createdAt = ts
 		}
-		infos = append(infos, &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: attrs.Size, CreatedAt: createdAt})
+		infos = append(infos, &ltx.FileInfo{Level: level, MinTXID: id.MinTXID, MaxTXID: id.MaxTXID, Size: attrs.Size, CreatedAt: createdAt})
 	})
 	if err != nil {
 		return nil, c.fail("list", prefix, err)
@@ -460,7 +453,7 @@ func (c *Client) deleteKeys(ctx context.Context, keys []string) error {
 
 // DeleteAll removes every object under <path>/ltx/.
 func (c *Client) DeleteAll(ctx context.Context) error {
-	prefix := path.Join(c.cfg.Path, "ltx") + "/"
+	prefix := c.keys.DeletePrefixes()[0]
 	b, err := c.bucket(ctx)
 	if err != nil {
 		return c.fail("delete all", prefix, err)

@@ -28,7 +28,6 @@ import (
 	"log/slog"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -86,6 +85,7 @@ type Config struct {
 // is safe for concurrent use. Close releases the connection.
 type Client struct {
 	cfg  Config
+	keys remote.Keys
 	log  *slog.Logger
 	what string // "nats 127.0.0.1:4222 bucket \"b\"", for errors
 
@@ -124,6 +124,7 @@ func New(cfg Config) (*Client, error) {
 	cfg.Retry.Logger = log
 	return &Client{
 		cfg:  cfg,
+		keys: remote.Keys{Root: cfg.Path, Layout: remote.LayoutLTX},
 		log:  log.With("backend", "nats", "bucket", cfg.Bucket),
 		what: fmt.Sprintf("nats %s bucket %q", serverHosts(cfg.URL), cfg.Bucket),
 	}, nil
@@ -231,14 +232,9 @@ func (c *Client) options() ([]nats.Option, error) {
 // retry returns the retry policy with the per-try timeout.
 func (c *Client) retry() retry.Policy { return c.cfg.Retry.WithAttemptTimeout(c.cfg.OpTimeout) }
 
-// levelPrefix is the object name prefix of a level, ending in "/".
-func (c *Client) levelPrefix(level int) string {
-	return path.Join(c.cfg.Path, "ltx", strconv.Itoa(level)) + "/"
-}
-
 // ObjectName returns the object name of one LTX file.
 func (c *Client) ObjectName(level int, minTXID, maxTXID ltx.TXID) string {
-	return c.levelPrefix(level) + remote.FileName(minTXID, maxTXID)
+	return c.keys.File(level, minTXID, maxTXID)
 }
 
 // fail builds an error naming the backend, bucket, operation and object,
@@ -304,23 +300,22 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 	if err := backend.CheckLevel(level); err != nil {
 		return nil, c.fail("list", "", err)
 	}
-	prefix := c.levelPrefix(level)
+	prefix := c.keys.LevelPrefix(level)
 	objs, err := c.list(ctx, prefix)
 	if err != nil {
 		return nil, c.fail("list", prefix, err)
 	}
 	var infos []*ltx.FileInfo
 	for _, o := range objs {
-		name := strings.TrimPrefix(o.Name, prefix)
-		minTXID, maxTXID, err := ltx.ParseFilename(name)
-		if err != nil || minTXID < seek || remote.FileName(minTXID, maxTXID) != name {
+		id, ok := c.keys.ParseKey(o.Name)
+		if !ok || id.Level != level || id.MinTXID < seek {
 			continue
 		}
 		createdAt := o.ModTime.UTC()
 		if ts, ok := backend.ParseTimestamp(o.Headers.Get(HeaderTimestamp)); ok {
 			createdAt = ts
 		}
-		infos = append(infos, &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: int64(o.Size), CreatedAt: createdAt})
+		infos = append(infos, &ltx.FileInfo{Level: level, MinTXID: id.MinTXID, MaxTXID: id.MaxTXID, Size: int64(o.Size), CreatedAt: createdAt})
 	}
 	backend.SortInfos(infos)
 	return infos, nil
@@ -417,18 +412,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 // DeleteLTXFiles removes files; missing ones are skipped. It tries every
 // file and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	var names []string
-	var errs []error
-	for _, info := range files {
-		if info == nil {
-			continue
-		}
-		if err := backend.CheckLevel(info.Level); err != nil {
-			errs = append(errs, c.fail("delete", "", err))
-			continue
-		}
-		names = append(names, c.ObjectName(info.Level, info.MinTXID, info.MaxTXID))
-	}
+	names, errs := backend.DeleteKeys(files, c.ObjectName, c.fail)
 	return errors.Join(append(errs, c.deleteNames(ctx, names))...)
 }
 
@@ -455,7 +439,7 @@ func (c *Client) deleteNames(ctx context.Context, names []string) error {
 // DeleteAll removes every object under <path>/ltx/. Other objects in the
 // bucket (other replicas' paths) stay.
 func (c *Client) DeleteAll(ctx context.Context) error {
-	prefix := path.Join(c.cfg.Path, "ltx") + "/"
+	prefix := c.keys.DeletePrefixes()[0]
 	objs, err := c.list(ctx, prefix)
 	if err != nil {
 		return c.fail("delete all: list", prefix, err)

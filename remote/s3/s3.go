@@ -122,6 +122,7 @@ type Config struct {
 // use and is safe for concurrent use.
 type Client struct {
 	cfg  Config
+	keys remote.Keys
 	log  *slog.Logger
 	what string
 	// keyMD5 is the SSE-C key's MD5 (base64), when one is set.
@@ -176,6 +177,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	return &Client{
 		cfg:    cfg,
+		keys:   remote.Keys{Root: cfg.Path, Layout: remote.LayoutS3},
 		log:    log,
 		what:   fmt.Sprintf("s3 bucket %q", cfg.Bucket),
 		keyMD5: keyMD5,
@@ -260,16 +262,10 @@ func (c *Client) client(ctx context.Context) (*s3.Client, error) {
 	return c.s3, nil
 }
 
-// levelPrefix is "<path>/<level %04x>/". At the bucket root (empty path)
-// that is "/0000/...", with a leading slash, as Litestream v0.5 writes it
-// (its key is path + "/" + level), so that both tools share a replica there.
-func (c *Client) levelPrefix(level int) string {
-	return c.cfg.Path + "/" + fmt.Sprintf("%04x", level) + "/"
-}
-
-// Key returns the object key of one LTX file.
+// Key returns the object key of one LTX file (remote.LayoutS3: at the
+// bucket root, with a leading slash).
 func (c *Client) Key(level int, minTXID, maxTXID ltx.TXID) string {
-	return c.levelPrefix(level) + remote.FileName(minTXID, maxTXID)
+	return c.keys.File(level, minTXID, maxTXID)
 }
 
 // fail wraps err with the bucket, operation and key, hides secrets, and
@@ -387,7 +383,7 @@ func (c *Client) list(ctx context.Context, cl *s3.Client, prefix, startAfter, de
 // listing starts after the seek TXID's name (names are fixed-width hex, so
 // byte order is numeric order), never using the TXID as a name prefix.
 func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
-	prefix := c.levelPrefix(level)
+	prefix := c.keys.LevelPrefix(level)
 	if err := backend.CheckLevel(level); err != nil {
 		return nil, c.fail("list", prefix, err)
 	}
@@ -395,33 +391,27 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 	if err != nil {
 		return nil, c.fail("list", prefix, err)
 	}
-	startAfter := ""
-	if seek > 0 {
-		// "%016x" sorts before "%016x-...ltx" and after every smaller TXID.
-		startAfter = prefix + fmt.Sprintf("%016x", uint64(seek))
-	}
+	// "%016x" sorts before "%016x-...ltx" and after every smaller TXID.
+	startAfter := c.keys.SeekKey(level, seek)
 	type listed struct {
 		info *ltx.FileInfo
 		key  string
 		etag string
 	}
 	var objs []listed
-	seen := map[string]bool{}
-	add := func(pfx string) func(o types.Object) {
-		return func(o types.Object) {
-			key := aws.ToString(o.Key)
-			name := strings.TrimPrefix(key, pfx)
-			minTXID, maxTXID, err := ltx.ParseFilename(name)
-			if err != nil || minTXID < seek || remote.FileName(minTXID, maxTXID) != name || seen[name] {
-				return
-			}
-			seen[name] = true
-			info := &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: aws.ToInt64(o.Size),
-				CreatedAt: aws.ToTime(o.LastModified).UTC()}
-			objs = append(objs, listed{info: info, key: key, etag: aws.ToString(o.ETag)})
+	seen := map[remote.FileID]bool{}
+	add := func(o types.Object) {
+		key := aws.ToString(o.Key)
+		id, ok := c.keys.ParseKey(key)
+		if !ok || id.Level != level || id.MinTXID < seek || seen[id] {
+			return
 		}
+		seen[id] = true
+		info := &ltx.FileInfo{Level: level, MinTXID: id.MinTXID, MaxTXID: id.MaxTXID, Size: aws.ToInt64(o.Size),
+			CreatedAt: aws.ToTime(o.LastModified).UTC()}
+		objs = append(objs, listed{info: info, key: key, etag: aws.ToString(o.ETag)})
 	}
-	if err := c.list(ctx, cl, prefix, startAfter, "/", add(prefix)); err != nil {
+	if err := c.list(ctx, cl, prefix, startAfter, "/", add); err != nil {
 		return nil, c.fail("list", prefix, err)
 	}
 	if c.cfg.Path == "" {
@@ -430,7 +420,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 		// multipart upload, and replicas written before this build used
 		// that layout. Reads and deletes go to the key as listed.
 		alt := strings.TrimPrefix(prefix, "/")
-		if err := c.list(ctx, cl, alt, strings.TrimPrefix(startAfter, "/"), "/", add(alt)); err != nil {
+		if err := c.list(ctx, cl, alt, strings.TrimPrefix(startAfter, "/"), "/", add); err != nil {
 			return nil, c.fail("list", alt, err)
 		}
 	}
@@ -774,8 +764,7 @@ func (c *Client) DeleteAll(ctx context.Context) error {
 		return c.fail("delete all", c.cfg.Path+"/", err)
 	}
 	var keys []string
-	for level := 0; level <= remote.MaxLevel; level++ {
-		prefix := c.levelPrefix(level)
+	for _, prefix := range c.keys.DeletePrefixes() {
 		if err := c.list(ctx, cl, prefix, "", "", func(o types.Object) { keys = append(keys, aws.ToString(o.Key)) }); err != nil {
 			return c.fail("delete all: list", prefix, err)
 		}

@@ -36,7 +36,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +87,7 @@ type Config struct {
 // reconnects after a connection is lost, and is safe for concurrent use.
 type Client struct {
 	cfg     Config
+	keys    remote.Keys
 	addr    string
 	ssh     *ssh.ClientConfig
 	log     *slog.Logger
@@ -125,6 +125,7 @@ func New(cfg Config) (*Client, error) {
 	cfg.Retry.Logger = log
 	c := &Client{
 		cfg:     cfg,
+		keys:    remote.Keys{Root: cfg.Path, Layout: remote.LayoutLTX},
 		addr:    addr,
 		log:     log.With("backend", "sftp", "host", addr),
 		what:    fmt.Sprintf("sftp %s@%s", cfg.User, addr),
@@ -328,13 +329,9 @@ func (c *Client) do(ctx context.Context, op string, timeout time.Duration, fn fu
 	})
 }
 
-func (c *Client) levelDir(level int) string {
-	return path.Join(c.cfg.Path, "ltx", strconv.Itoa(level))
-}
-
 // FilePath returns the server path of one LTX file.
 func (c *Client) FilePath(level int, minTXID, maxTXID ltx.TXID) string {
-	return path.Join(c.levelDir(level), remote.FileName(minTXID, maxTXID))
+	return c.keys.File(level, minTXID, maxTXID)
 }
 
 func (c *Client) fail(op, p string, err error) error {
@@ -347,7 +344,7 @@ func isNotExist(err error) bool {
 
 // LTXFiles lists the files of level with MinTXID >= seek, by MinTXID.
 func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
-	dir := c.levelDir(level)
+	dir := c.keys.LevelDir(level)
 	if err := backend.CheckLevel(level); err != nil {
 		return nil, c.fail("list", dir, err)
 	}
@@ -367,8 +364,8 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 		if !e.Mode().IsRegular() {
 			continue
 		}
-		minTXID, maxTXID, err := ltx.ParseFilename(e.Name())
-		if err != nil || minTXID < seek || remote.FileName(minTXID, maxTXID) != e.Name() {
+		minTXID, maxTXID, ok := remote.ParseFileName(e.Name())
+		if !ok || minTXID < seek {
 			continue
 		}
 		infos = append(infos, &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: e.Size(), CreatedAt: e.ModTime().UTC()})
@@ -515,7 +512,7 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 
 // DeleteAll removes <path>/ltx and everything in it.
 func (c *Client) DeleteAll(ctx context.Context) error {
-	dir := path.Join(c.cfg.Path, "ltx")
+	dir := strings.TrimSuffix(c.keys.DeletePrefixes()[0], "/")
 	err := c.do(ctx, "delete all "+dir, 0, func(_ context.Context, sc *sftp.Client) error {
 		return sc.RemoveAll(dir)
 	})

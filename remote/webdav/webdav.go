@@ -86,6 +86,7 @@ type Config struct {
 // Client is a replica on a WebDAV server. It is safe for concurrent use.
 type Client struct {
 	cfg  Config
+	keys remote.Keys
 	base *url.URL
 	http *http.Client
 	log  *slog.Logger
@@ -128,6 +129,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	return &Client{
 		cfg:  cfg,
+		keys: remote.Keys{Root: cfg.Path, Layout: remote.LayoutLTX},
 		base: base,
 		http: hc,
 		log:  log.With("backend", "webdav", "server", base.Host),
@@ -141,13 +143,9 @@ func (c *Client) Type() string { return "webdav" }
 // Config returns the client's configuration, defaults applied.
 func (c *Client) Config() Config { return c.cfg }
 
-func (c *Client) levelDir(level int) string {
-	return path.Join(c.cfg.Path, "ltx", strconv.Itoa(level))
-}
-
 // FilePath returns the path of one LTX file below the server URL.
 func (c *Client) FilePath(level int, minTXID, maxTXID ltx.TXID) string {
-	return path.Join(c.levelDir(level), remote.FileName(minTXID, maxTXID))
+	return c.keys.File(level, minTXID, maxTXID)
 }
 
 // fail builds an error naming the server, operation and path, with the
@@ -255,7 +253,7 @@ func (c *Client) retry() retry.Policy { return c.cfg.Retry.WithAttemptTimeout(c.
 // LTXFiles lists the files of level with MinTXID >= seek, by MinTXID, with
 // one PROPFIND of depth 1 on the level collection.
 func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
-	dir := c.levelDir(level)
+	dir := c.keys.LevelDir(level)
 	if err := backend.CheckLevel(level); err != nil {
 		return nil, c.fail("list", dir, err)
 	}
@@ -288,8 +286,8 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 		if !ok {
 			continue
 		}
-		minTXID, maxTXID, err := ltx.ParseFilename(name)
-		if err != nil || minTXID < seek || remote.FileName(minTXID, maxTXID) != name {
+		minTXID, maxTXID, ok := remote.ParseFileName(name)
+		if !ok || minTXID < seek {
 			continue
 		}
 		p, ok := r.okProp()
@@ -634,7 +632,7 @@ func (c *Client) delete(ctx context.Context, p string, dir bool) error {
 
 // DeleteAll removes the collection <path>/ltx and everything in it.
 func (c *Client) DeleteAll(ctx context.Context) error {
-	p := path.Join(c.cfg.Path, "ltx")
+	p := strings.TrimSuffix(c.keys.DeletePrefixes()[0], "/")
 	if err := c.delete(ctx, p, true); err != nil {
 		return c.fail("delete all", p, err)
 	}
