@@ -7,7 +7,7 @@ import (
 )
 
 // FileID is the identity of one LTX file of a replica: its level and TXID
-// range. Files are immutable (DESIGN.md invariant 1), so anything read from
+// range. Files are immutable (docs/ARCHITECTURE.md invariant 1), so anything read from
 // a file may be cached under its FileID and never needs invalidation.
 type FileID struct {
 	Level            int

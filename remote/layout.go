@@ -11,7 +11,7 @@ import (
 
 // Layout is the way a backend names the levels of a replica below its root.
 // Litestream v0.5 uses two, and every backend uses the one Litestream uses
-// for it, so that both tools share a replica (DESIGN.md, storage layout).
+// for it, so that both tools share a replica (docs/ARCHITECTURE.md, storage layout).
 type Layout int
 
 const (

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestKeys pins the two key layouts Litestream v0.5 writes (DESIGN.md,
+// TestKeys pins the two key layouts Litestream v0.5 writes (docs/ARCHITECTURE.md,
 // storage layout) and that ParseKey reads back exactly what the layout
 // writes, and nothing else.
 func TestKeys(t *testing.T) {
