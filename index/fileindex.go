@@ -175,6 +175,17 @@ func readFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*F
 		return nil, fmt.Errorf("invalid trailer: %w", err)
 	}
 
+	if err := checkPages(hdr, pages, pagesEnd); err != nil {
+		return nil, err
+	}
+	return &FileIndex{Info: info, Header: hdr, Trailer: trailer, Pages: pages}, nil
+}
+
+// checkPages checks a page index read without the file checksum against
+// what the header says: a snapshot lists every page 1..Commit but the lock
+// page, and every record names a page within the commit, not the lock page,
+// in a frame inside the page block [ltx.HeaderSize, pagesEnd).
+func checkPages(hdr ltx.Header, pages []Page, pagesEnd int64) error {
 	lock := ltx.LockPgno(hdr.PageSize)
 	if hdr.IsSnapshot() {
 		// A snapshot holds every page 1..Commit but the lock page (the LTX
@@ -187,7 +198,7 @@ func readFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*F
 		// Pages ascend strictly and the loop below keeps them in 1..Commit
 		// and off the lock page, so the count alone proves completeness.
 		if len(pages) != want {
-			return nil, fmt.Errorf("snapshot of %d pages has %d pages in its page index", hdr.Commit, len(pages))
+			return fmt.Errorf("snapshot of %d pages has %d pages in its page index", hdr.Commit, len(pages))
 		}
 	}
 	for _, p := range pages {
@@ -195,14 +206,14 @@ func readFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*F
 		// record at least points inside the page block of this file.
 		switch {
 		case p.Pgno > hdr.Commit:
-			return nil, fmt.Errorf("page index names page %d beyond the database size of %d pages", p.Pgno, hdr.Commit)
+			return fmt.Errorf("page index names page %d beyond the database size of %d pages", p.Pgno, hdr.Commit)
 		case p.Pgno == lock:
-			return nil, fmt.Errorf("page index names the lock page %d", p.Pgno)
+			return fmt.Errorf("page index names the lock page %d", p.Pgno)
 		case p.Offset < ltx.HeaderSize || p.Size <= ltx.PageHeaderSize || p.Offset > pagesEnd-p.Size:
-			return nil, fmt.Errorf("page index entry for page %d (offset %d, size %d) is outside the page block [%d, %d)", p.Pgno, p.Offset, p.Size, ltx.HeaderSize, pagesEnd)
+			return fmt.Errorf("page index entry for page %d (offset %d, size %d) is outside the page block [%d, %d)", p.Pgno, p.Offset, p.Size, ltx.HeaderSize, pagesEnd)
 		}
 	}
-	return &FileIndex{Info: info, Header: hdr, Trailer: trailer, Pages: pages}, nil
+	return nil
 }
 
 // readRange reads size bytes at off (size 0: to the end) of one file,

@@ -61,19 +61,13 @@ func snapshotOf(v *Version) []ltx.TXID {
 func TestVersionApply(t *testing.T) {
 	// 3000 pages spans three chunks, so chunk sharing and truncation inside
 	// and across chunk boundaries are exercised.
-	v1, err := (*Version)(nil).Apply(fakeIndex(9, 1, 1, 3000, span(1, 3000)...))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v1 := mustApply(t, nil, fakeIndex(9, 1, 1, 3000, span(1, 3000)...))
 	if v1.TXID() != 1 || v1.Commit() != 3000 || v1.PageSize() != 4096 || !v1.Timestamp().Equal(at(1)) {
 		t.Fatalf("v1: txid %d commit %d page size %d time %s", v1.TXID(), v1.Commit(), v1.PageSize(), v1.Timestamp())
 	}
 	before := snapshotOf(v1)
 
-	v2, err := v1.Apply(fakeIndex(0, 2, 2, 3000, 5, 1500))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v2 := mustApply(t, v1, fakeIndex(0, 2, 2, 3000, 5, 1500))
 	got := snapshotOf(v2)
 	for p := 1; p <= 3000; p++ {
 		want := ltx.TXID(1)
@@ -89,36 +83,7 @@ func TestVersionApply(t *testing.T) {
 		t.Error("chunks are not shared copy-on-write")
 	}
 
-	// Truncate to 1100 pages (inside chunk 1), then grow to 2100 writing only
-	// page 2100: pages 1101..2099 must not reappear from v2.
-	v3, err := v2.Apply(fakeIndex(0, 3, 3, 1100, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v3.Commit() != 1100 {
-		t.Fatalf("v3 commit %d", v3.Commit())
-	}
-	if _, ok := v3.Lookup(1101); ok {
-		t.Error("page beyond commit found")
-	}
-	if e, ok := v3.Lookup(1100); !ok || e.File.MaxTXID != 1 {
-		t.Errorf("page 1100 = %+v, %v", e, ok)
-	}
-	v4, err := v3.Apply(fakeIndex(0, 4, 4, 2100, 2100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []uint32{1101, 1500, 2048, 2049, 2099} {
-		if e, ok := v4.Lookup(p); ok {
-			t.Errorf("v4 page %d resurrected from TXID %d", p, e.File.MaxTXID)
-		}
-	}
-	if e, ok := v4.Lookup(2100); !ok || e.File.MaxTXID != 4 {
-		t.Errorf("v4 page 2100 = %+v, %v", e, ok)
-	}
-	if e, ok := v4.Lookup(1); !ok || e.File.MaxTXID != 3 {
-		t.Errorf("v4 page 1 = %+v, %v", e, ok)
-	}
+	v4 := checkTruncateThenGrow(t, v2)
 
 	// Old versions are unchanged by everything applied after them.
 	if after := snapshotOf(v1); !equalTXIDs(before, after) {
@@ -129,10 +94,7 @@ func TestVersionApply(t *testing.T) {
 	}
 
 	// A snapshot replaces everything.
-	v5, err := v4.Apply(fakeIndex(9, 1, 5, 10, span(1, 10)...))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v5 := mustApply(t, v4, fakeIndex(9, 1, 5, 10, span(1, 10)...))
 	if v5.TXID() != 5 || v5.Commit() != 10 {
 		t.Fatalf("v5 txid %d commit %d", v5.TXID(), v5.Commit())
 	}
@@ -147,6 +109,46 @@ func TestVersionApply(t *testing.T) {
 			t.Errorf("lookup %d succeeded", p)
 		}
 	}
+}
+
+// mustApply applies fi to v and fails the test on an error.
+func mustApply(t *testing.T, v *Version, fi *FileIndex) *Version {
+	t.Helper()
+	nv, err := v.Apply(fi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nv
+}
+
+// checkTruncateThenGrow truncates v2 (3000 pages, TXID 2) to 1100 pages
+// (inside chunk 1), then grows it to 2100 writing only page 2100: pages
+// 1101..2099 must not reappear from v2. It returns the grown version (TXID 4).
+func checkTruncateThenGrow(t *testing.T, v2 *Version) *Version {
+	t.Helper()
+	v3 := mustApply(t, v2, fakeIndex(0, 3, 3, 1100, 1))
+	if v3.Commit() != 1100 {
+		t.Fatalf("v3 commit %d", v3.Commit())
+	}
+	if _, ok := v3.Lookup(1101); ok {
+		t.Error("page beyond commit found")
+	}
+	if e, ok := v3.Lookup(1100); !ok || e.File.MaxTXID != 1 {
+		t.Errorf("page 1100 = %+v, %v", e, ok)
+	}
+	v4 := mustApply(t, v3, fakeIndex(0, 4, 4, 2100, 2100))
+	for _, p := range []uint32{1101, 1500, 2048, 2049, 2099} {
+		if e, ok := v4.Lookup(p); ok {
+			t.Errorf("v4 page %d resurrected from TXID %d", p, e.File.MaxTXID)
+		}
+	}
+	if e, ok := v4.Lookup(2100); !ok || e.File.MaxTXID != 4 {
+		t.Errorf("v4 page 2100 = %+v, %v", e, ok)
+	}
+	if e, ok := v4.Lookup(1); !ok || e.File.MaxTXID != 3 {
+		t.Errorf("v4 page 1 = %+v, %v", e, ok)
+	}
+	return v4
 }
 
 func equalTXIDs(a, b []ltx.TXID) bool {

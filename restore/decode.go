@@ -71,15 +71,8 @@ func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int)
 		src.Close()
 	}()
 
-	head := make([]byte, ltx.HeaderSize)
-	if _, err := io.ReadFull(src, head); err != nil {
-		return fmt.Errorf("read header: %w", err)
-	}
-	var hdr ltx.Header
-	if err := hdr.UnmarshalBinary(head); err != nil {
-		return fmt.Errorf("decode header: %w", err)
-	}
-	if err := r.checkHeader(info, hdr); err != nil {
+	head, hdr, err := r.readHeader(src, info)
+	if err != nil {
 		return err
 	}
 	ps := int(hdr.PageSize)
@@ -164,8 +157,40 @@ func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int)
 		return splitErr
 	}
 
-	// tail = zero page header | index records | end marker | index length |
-	// trailer (post-apply checksum, file checksum).
+	if err := r.checkTail(tail, recs, crc, sum, trackSum); err != nil {
+		return err
+	}
+	if wrote != want {
+		return fmt.Errorf("file holds %d of the %d pages the page index assigns to it", wrote, want)
+	}
+	return nil
+}
+
+// readHeader reads and checks the file's header (see checkHeader) and
+// returns it with its bytes, which the file checksum covers.
+func (r *restorer) readHeader(src io.Reader, info *ltx.FileInfo) ([]byte, ltx.Header, error) {
+	head := make([]byte, ltx.HeaderSize)
+	var hdr ltx.Header
+	if _, err := io.ReadFull(src, head); err != nil {
+		return nil, hdr, fmt.Errorf("read header: %w", err)
+	}
+	if err := hdr.UnmarshalBinary(head); err != nil {
+		return nil, hdr, fmt.Errorf("decode header: %w", err)
+	}
+	if err := r.checkHeader(info, hdr); err != nil {
+		return nil, hdr, err
+	}
+	return head, hdr, nil
+}
+
+// checkTail checks the bytes after the frames against what was read: the
+// page index must describe exactly the frames recs, and the trailer's file
+// checksum must be crc (the CRC of everything before the tail) extended by
+// the tail, and, when trackSum, its post-apply checksum sum.
+//
+// tail = zero page header | index records | end marker | index length |
+// trailer (post-apply checksum, file checksum).
+func (r *restorer) checkTail(tail []byte, recs []frameRec, crc uint64, sum ltx.Checksum, trackSum bool) error {
 	idx := tail[ltx.PageHeaderSize : len(tail)-ltx.TrailerSize]
 	pages, err := index.ParsePageIndex(idx)
 	if err != nil {
@@ -191,9 +216,6 @@ func (r *restorer) verifyFile(ctx context.Context, info *ltx.FileInfo, want int)
 	if trackSum && ltx.ChecksumFlag|sum != trailer.PostApplyChecksum {
 		return fmt.Errorf("verify: post-apply checksum in trailer (%s) does not match the pages (%s)", trailer.PostApplyChecksum, ltx.ChecksumFlag|sum)
 	}
-	if wrote != want {
-		return fmt.Errorf("file holds %d of the %d pages the page index assigns to it", wrote, want)
-	}
 	return nil
 }
 
@@ -213,29 +235,17 @@ func (r *restorer) split(ctx context.Context, src io.Reader, info *ltx.FileInfo,
 		return nil
 	}
 	lock := ltx.LockPgno(hdr.PageSize)
-	maxComp := lz4.CompressBlockBound(int(hdr.PageSize))
-	// A frame of an LZ4 frame-encoded page: ours are at most
-	// ltxframe.MaxFrameSize; others may use more blocks or block checksums.
-	maxFrame := 2*ltxframe.MaxFrameSize(int(hdr.PageSize)) + 64
+	lim := newFrameLimits(hdr.PageSize)
 	var recs []frameRec
 	var prev uint32
 	pos := int64(ltx.HeaderSize)
 	var j *pageJob
 	created := 0
 	for {
-		if j == nil && created < njobs {
-			select {
-			case j = <-free:
-			default:
-				j = &pageJob{}
-				created++
-			}
-		}
 		if j == nil {
-			select {
-			case j = <-free:
-			case <-ctx.Done():
-				return nil, ctx.Err()
+			var err error
+			if j, err = nextJob(ctx, free, &created, njobs); err != nil {
+				return nil, err
 			}
 		}
 		var fr jobFrame
@@ -247,41 +257,12 @@ func (r *restorer) split(ctx context.Context, src io.Reader, info *ltx.FileInfo,
 		if ph.IsZero() {
 			break
 		}
-		switch err := ph.Validate(); {
-		case err != nil:
-			return nil, fmt.Errorf("page header at offset %d: %w", pos, err)
-		case ph.Pgno <= prev:
-			return nil, fmt.Errorf("page %d after page %d: pages out of order", ph.Pgno, prev)
-		case ph.Pgno > hdr.Commit:
-			return nil, fmt.Errorf("page %d beyond the database size of %d pages", ph.Pgno, hdr.Commit)
-		case ph.Pgno == lock:
-			return nil, fmt.Errorf("file holds the lock page %d", ph.Pgno)
+		if err := checkPageHeader(ph, prev, hdr.Commit, lock, pos); err != nil {
+			return nil, err
 		}
 		prev = ph.Pgno
-		fr.pgno, fr.comp = ph.Pgno, len(j.comp)
-		if ph.Flags&ltx.PageHeaderFlagSize == 0 {
-			// The LZ4 frame encoding: cut the frame out by its block
-			// sizes; the worker decodes and verifies it.
-			fr.frame, fr.hlen = true, ltx.PageHeaderSize
-			var err error
-			if j.comp, err = ltxframe.ReadFrame(j.comp, src, maxFrame); err != nil {
-				return nil, fmt.Errorf("read page %d: %w", ph.Pgno, err)
-			}
-			fr.n = len(j.comp) - fr.comp
-		} else {
-			fr.hlen = len(fr.hdr)
-			if _, err := io.ReadFull(src, fr.hdr[ltx.PageHeaderSize:]); err != nil {
-				return nil, fmt.Errorf("read size of page %d: %w", ph.Pgno, err)
-			}
-			n := int(binary.BigEndian.Uint32(fr.hdr[ltx.PageHeaderSize:]))
-			if n > maxComp {
-				return nil, fmt.Errorf("page %d: compressed size %d exceeds the bound %d for %d-byte pages", ph.Pgno, n, maxComp, hdr.PageSize)
-			}
-			fr.n = n
-			j.comp = slices.Grow(j.comp, n)[:len(j.comp)+n]
-			if _, err := io.ReadFull(src, j.comp[fr.comp:]); err != nil {
-				return nil, fmt.Errorf("read page %d: %w", ph.Pgno, err)
-			}
+		if err := readPayload(src, j, &fr, ph, lim); err != nil {
+			return nil, err
 		}
 		if e, ok := r.v.Lookup(ph.Pgno); ok && e.File == info {
 			fr.write = true
@@ -316,6 +297,86 @@ func (r *restorer) split(ctx context.Context, src io.Reader, info *ltx.FileInfo,
 		return nil, ctx.Err()
 	}
 	return recs, nil
+}
+
+// nextJob returns a job to fill: a freed one if there is one, a new one
+// while fewer than njobs exist, else the next one the hasher frees.
+func nextJob(ctx context.Context, free <-chan *pageJob, created *int, njobs int) (*pageJob, error) {
+	if *created < njobs {
+		select {
+		case j := <-free:
+			return j, nil
+		default:
+			*created++
+			return &pageJob{}, nil
+		}
+	}
+	select {
+	case j := <-free:
+		return j, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// checkPageHeader checks the page header at offset pos of the stream: valid,
+// after page prev, within the commit, not the lock page.
+func checkPageHeader(ph ltx.PageHeader, prev, commit, lock uint32, pos int64) error {
+	switch err := ph.Validate(); {
+	case err != nil:
+		return fmt.Errorf("page header at offset %d: %w", pos, err)
+	case ph.Pgno <= prev:
+		return fmt.Errorf("page %d after page %d: pages out of order", ph.Pgno, prev)
+	case ph.Pgno > commit:
+		return fmt.Errorf("page %d beyond the database size of %d pages", ph.Pgno, commit)
+	case ph.Pgno == lock:
+		return fmt.Errorf("file holds the lock page %d", ph.Pgno)
+	}
+	return nil
+}
+
+// frameLimits bound the stored size of one page: an LZ4 block of the block
+// encoding, and an LZ4 frame of the frame encoding (ours are at most
+// ltxframe.MaxFrameSize; others may use more blocks or block checksums).
+type frameLimits struct {
+	pageSize     uint32
+	block, frame int
+}
+
+func newFrameLimits(pageSize uint32) frameLimits {
+	return frameLimits{pageSize: pageSize, block: lz4.CompressBlockBound(int(pageSize)),
+		frame: 2*ltxframe.MaxFrameSize(int(pageSize)) + 64}
+}
+
+// readPayload reads the stored page that follows the page header ph (in
+// fr.hdr) from src, appends it to j.comp and records in fr where it is and
+// how it is encoded; the worker decodes and verifies it.
+func readPayload(src io.Reader, j *pageJob, fr *jobFrame, ph ltx.PageHeader, lim frameLimits) error {
+	fr.pgno, fr.comp = ph.Pgno, len(j.comp)
+	if ph.Flags&ltx.PageHeaderFlagSize == 0 {
+		// The LZ4 frame encoding: cut the frame out by its block sizes.
+		fr.frame, fr.hlen = true, ltx.PageHeaderSize
+		var err error
+		if j.comp, err = ltxframe.ReadFrame(j.comp, src, lim.frame); err != nil {
+			return fmt.Errorf("read page %d: %w", ph.Pgno, err)
+		}
+		fr.n = len(j.comp) - fr.comp
+		return nil
+	}
+	fr.hlen = len(fr.hdr)
+	if _, err := io.ReadFull(src, fr.hdr[ltx.PageHeaderSize:]); err != nil {
+		return fmt.Errorf("read size of page %d: %w", ph.Pgno, err)
+	}
+	n := int(binary.BigEndian.Uint32(fr.hdr[ltx.PageHeaderSize:]))
+	if n > lim.block {
+		return fmt.Errorf("page %d: compressed size %d exceeds the bound %d for %d-byte pages", ph.Pgno, n, lim.block, lim.pageSize)
+	}
+	fr.n = n
+	j.comp = slices.Grow(j.comp, n)[:len(j.comp)+n]
+	if _, err := io.ReadFull(src, j.comp[fr.comp:]); err != nil {
+		return fmt.Errorf("read page %d: %w", ph.Pgno, err)
+	}
+	return nil
 }
 
 // decodeJob decompresses a job's frames, writes the assigned ones, and sets

@@ -192,25 +192,10 @@ func Run(ctx context.Context, c remote.Client, opts Options) (*Result, error) {
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("restore: close %s: %w", tmp, err)
 	}
-	// Re-check just before replacing: the output may have appeared while the
-	// restore ran. Stale WAL/journal files go before the rename, never after:
-	// a crash in between must not leave an old WAL beside the new database.
-	if err := checkOutput(out, opts.Force); err != nil {
+	renamed, err := publish(tmp, out, opts.Force)
+	ok = renamed // tmp is gone once renamed, whatever follows
+	if err != nil {
 		return nil, err
-	}
-	if opts.Force {
-		for _, sfx := range []string{"-wal", "-shm", "-journal"} {
-			if err := os.Remove(out + sfx); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("restore: remove stale %s: %w", out+sfx, err)
-			}
-		}
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		return nil, fmt.Errorf("restore: rename %s to %s: %w", tmp, out, err)
-	}
-	ok = true
-	if err := syncDir(filepath.Dir(out)); err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
 	}
 
 	res := &Result{
@@ -221,6 +206,32 @@ func Run(ctx context.Context, c remote.Client, opts Options) (*Result, error) {
 	log.Info("restored", "txid", res.TXID, "output", out, "bytes_read", res.Bytes, "missing_pages", r.missing,
 		"index_time", indexed.Sub(start), "write_time", written.Sub(indexed), "sync_time", time.Since(written))
 	return res, nil
+}
+
+// publish puts the complete, fsynced tmp in place of out and fsyncs the
+// directory (docs/ARCHITECTURE.md invariant 9). It re-checks out just before
+// replacing it: the output may have appeared while the restore ran. Stale
+// WAL/journal files go before the rename, never after: a crash in between
+// must not leave an old WAL beside the new database. It reports whether tmp
+// was renamed.
+func publish(tmp, out string, force bool) (renamed bool, err error) {
+	if err := checkOutput(out, force); err != nil {
+		return false, err
+	}
+	if force {
+		for _, sfx := range []string{"-wal", "-shm", "-journal"} {
+			if err := os.Remove(out + sfx); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return false, fmt.Errorf("restore: remove stale %s: %w", out+sfx, err)
+			}
+		}
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return false, fmt.Errorf("restore: rename %s to %s: %w", tmp, out, err)
+	}
+	if err := syncDir(filepath.Dir(out)); err != nil {
+		return true, fmt.Errorf("restore: %w", err)
+	}
+	return true, nil
 }
 
 // checkOutput refuses to overwrite a database (or to create one beside a

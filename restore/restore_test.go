@@ -25,6 +25,7 @@ import (
 
 	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/index/indextest"
+	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
 	"github.com/litestream-go/litestream/restore"
 )
@@ -205,23 +206,48 @@ func TestRestoreCorruptFile(t *testing.T) {
 	}
 }
 
+// writeString writes s to the file p.
+func writeString(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exists reports whether a file exists at p.
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// checkForceReplaces: with Force, a restore replaces an existing output and
+// removes its stale -wal, -shm and -journal.
+func checkForceReplaces(t *testing.T, c remote.Client) {
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "db")
+	for _, p := range []string{out, out + "-wal", out + "-shm", out + "-journal"} {
+		writeString(t, p, "stale")
+	}
+	if _, err := restore.Run(ctx, c, restore.Options{OutputPath: out, Force: true, Logger: restoreQuiet}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{out + "-wal", out + "-shm", out + "-journal"} {
+		if exists(p) {
+			t.Errorf("%s not removed", p)
+		}
+	}
+	if got := restoreSHA256(t, out); got != restoreFixtureSHA256 {
+		t.Fatal("forced restore differs from source.db")
+	}
+}
+
 func TestRestoreOutputHandling(t *testing.T) {
 	c := file.New(restoreFixtureReplica)
 	ctx := context.Background()
-	write := func(t *testing.T, p, s string) {
-		t.Helper()
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exists := func(p string) bool {
-		_, err := os.Stat(p)
-		return err == nil
-	}
 
 	t.Run("existing output is refused", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "db")
-		write(t, out, "precious")
+		writeString(t, out, "precious")
 		_, err := restore.Run(ctx, c, restore.Options{OutputPath: out, Logger: restoreQuiet})
 		if err == nil || !strings.Contains(err.Error(), out) || !strings.Contains(err.Error(), "already exists") {
 			t.Fatalf("error %v", err)
@@ -232,7 +258,7 @@ func TestRestoreOutputHandling(t *testing.T) {
 	})
 	t.Run("stale WAL beside a new output is refused", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "db")
-		write(t, out+"-wal", "stale")
+		writeString(t, out+"-wal", "stale")
 		_, err := restore.Run(ctx, c, restore.Options{OutputPath: out, Logger: restoreQuiet})
 		if err == nil || !strings.Contains(err.Error(), out+"-wal") {
 			t.Fatalf("error %v", err)
@@ -241,26 +267,10 @@ func TestRestoreOutputHandling(t *testing.T) {
 			t.Fatal("output created")
 		}
 	})
-	t.Run("force replaces output and removes WAL and SHM", func(t *testing.T) {
-		out := filepath.Join(t.TempDir(), "db")
-		for _, p := range []string{out, out + "-wal", out + "-shm", out + "-journal"} {
-			write(t, p, "stale")
-		}
-		if _, err := restore.Run(ctx, c, restore.Options{OutputPath: out, Force: true, Logger: restoreQuiet}); err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range []string{out + "-wal", out + "-shm", out + "-journal"} {
-			if exists(p) {
-				t.Errorf("%s not removed", p)
-			}
-		}
-		if got := restoreSHA256(t, out); got != restoreFixtureSHA256 {
-			t.Fatal("forced restore differs from source.db")
-		}
-	})
+	t.Run("force replaces output and removes WAL and SHM", func(t *testing.T) { checkForceReplaces(t, c) })
 	t.Run("stale temporary file is replaced", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "db")
-		write(t, out+".tmp", strings.Repeat("x", 5<<20))
+		writeString(t, out+".tmp", strings.Repeat("x", 5<<20))
 		if _, err := restore.Run(ctx, c, restore.Options{OutputPath: out, Logger: restoreQuiet}); err != nil {
 			t.Fatal(err)
 		}

@@ -143,6 +143,73 @@ func TestGapInHistory(t *testing.T) {
 	before := hole - 1
 	wantRange := fmt.Sprintf("TXIDs %s-%s", hole, hole)
 
+	checkGapRestores(t, s, hole, last)
+
+	// A reader opened now serves the state before the gap, and says why.
+	v2, name2 := register(t, map[string]remote.Client{u: s.client}, vfs.Options{Replica: vfs.ReplicaOptions{PollInterval: time.Hour}})
+	db := openDB(t, name2, u)
+	db.SetMaxOpenConns(1)
+	checkGapped(t, db, "fresh reader", s.rows[before], before, wantRange)
+	r2, err := v2.Replica(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := r2.Poll(ctx); !errors.Is(err, index.ErrGap) {
+			t.Fatalf("poll %d over the gap: %v", i, err)
+		}
+		checkGapped(t, db, fmt.Sprintf("fresh reader, poll %d", i), s.rows[before], before, wantRange)
+	}
+
+	// The reader that was open before the damage moves up to the gap and
+	// stops there.
+	r, err := v.Replica(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		err := r.Poll(ctx)
+		if r.Version().TXID() == before && err == nil {
+			continue // caught up to the gap; the next poll reports it
+		}
+		if !errors.Is(err, index.ErrGap) {
+			t.Fatalf("early reader, poll %d: %v (at TXID %s)", i, err, r.Version().TXID())
+		}
+	}
+	checkGapped(t, early, "early reader", s.rows[before], before, wantRange)
+
+	// A snapshot heals the history: both readers reach the latest state and
+	// the error clears.
+	if _, err := s.w.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, rr := range []*vfs.Replica{r, r2} {
+		if err := rr.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []*sql.DB{early, db} {
+		if got, want := row(ctx, t, d, gapQuery), s.rows[last]; got != want {
+			t.Fatalf("after the snapshot: %s, want %s", got, want)
+		}
+		if _, err := rowErr(ctx, d, "PRAGMA litestream_error"); err == nil {
+			t.Fatal("litestream_error still set after the snapshot healed the gap")
+		}
+	}
+	if _, err := restore.Run(ctx, s.client, restore.Options{OutputPath: filepath.Join(t.TempDir(), "healed.db"), Logger: quietLogger(t)}); err != nil {
+		t.Fatalf("restore after the snapshot: %v", err)
+	}
+}
+
+// checkGapRestores checks restore over a history whose TXID hole is in no
+// file: latest fails naming it and leaves no output; AllowGap, or the TXID
+// before the hole, restores exactly that state; last (after the hole) is not
+// available, and the error says why.
+func checkGapRestores(t *testing.T, s *gapSource, hole, last ltx.TXID) {
+	t.Helper()
+	ctx := context.Background()
+	before := hole - 1
+	wantRange := fmt.Sprintf("TXIDs %s-%s", hole, hole)
 	// Restore of the latest state fails, names the missing TXIDs and leaves
 	// no output.
 	out := filepath.Join(t.TempDir(), "out.db")
@@ -173,82 +240,33 @@ func TestGapInHistory(t *testing.T) {
 	if !errors.Is(err, index.ErrNotAvailable) || !strings.Contains(err.Error(), wantRange) {
 		t.Fatalf("restore of a TXID after the gap: %v", err)
 	}
+}
 
-	// A reader opened now serves the state before the gap, and says why.
-	v2, name2 := register(t, map[string]remote.Client{u: s.client}, vfs.Options{Replica: vfs.ReplicaOptions{PollInterval: time.Hour}})
-	db := openDB(t, name2, u)
-	db.SetMaxOpenConns(1)
-	checkGapped := func(step string, db *sql.DB) {
-		t.Helper()
-		if got, want := row(ctx, t, db, gapQuery), s.rows[before]; got != want {
-			t.Fatalf("%s: reader shows %s, want the state before the gap %s", step, got, want)
-		}
-		if got := row(ctx, t, db, "PRAGMA litestream_txid"); got != strconv.FormatUint(uint64(before), 10) {
-			t.Fatalf("%s: litestream_txid %s, want %d", step, got, before)
-		}
-		if got := row(ctx, t, db, "PRAGMA litestream_error"); !strings.Contains(got, "gap") || !strings.Contains(got, wantRange) {
-			t.Fatalf("%s: litestream_error %q does not name the gap", step, got)
-		}
-		lag, err := strconv.ParseFloat(row(ctx, t, db, "PRAGMA litestream_lag"), 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if age := time.Since(stateTime(t, db)).Seconds(); lag < age-1 {
-			t.Fatalf("%s: litestream_lag %.3fs, but the state served is %.3fs old", step, lag, age)
-		}
-		if got := row(ctx, t, db, "PRAGMA integrity_check"); got != "ok" {
-			t.Fatalf("%s: integrity %s", step, got)
-		}
+// checkGapped checks a reader that serves the state before a gap: the
+// content (want) and TXID before it, litestream_error naming the missing
+// TXIDs (wantRange), a lag at least the age of the state it serves, and an
+// intact database.
+func checkGapped(t *testing.T, db *sql.DB, step, want string, before ltx.TXID, wantRange string) {
+	t.Helper()
+	ctx := context.Background()
+	if got := row(ctx, t, db, gapQuery); got != want {
+		t.Fatalf("%s: reader shows %s, want the state before the gap %s", step, got, want)
 	}
-	checkGapped("fresh reader", db)
-	r2, err := v2.Replica(ctx, u)
+	if got := row(ctx, t, db, "PRAGMA litestream_txid"); got != strconv.FormatUint(uint64(before), 10) {
+		t.Fatalf("%s: litestream_txid %s, want %d", step, got, before)
+	}
+	if got := row(ctx, t, db, "PRAGMA litestream_error"); !strings.Contains(got, "gap") || !strings.Contains(got, wantRange) {
+		t.Fatalf("%s: litestream_error %q does not name the gap", step, got)
+	}
+	lag, err := strconv.ParseFloat(row(ctx, t, db, "PRAGMA litestream_lag"), 64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 3; i++ {
-		if err := r2.Poll(ctx); !errors.Is(err, index.ErrGap) {
-			t.Fatalf("poll %d over the gap: %v", i, err)
-		}
-		checkGapped(fmt.Sprintf("fresh reader, poll %d", i), db)
+	if age := time.Since(stateTime(t, db)).Seconds(); lag < age-1 {
+		t.Fatalf("%s: litestream_lag %.3fs, but the state served is %.3fs old", step, lag, age)
 	}
-
-	// The reader that was open before the damage moves up to the gap and
-	// stops there.
-	r, err := v.Replica(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 3; i++ {
-		err := r.Poll(ctx)
-		if r.Version().TXID() == before && err == nil {
-			continue // caught up to the gap; the next poll reports it
-		}
-		if !errors.Is(err, index.ErrGap) {
-			t.Fatalf("early reader, poll %d: %v (at TXID %s)", i, err, r.Version().TXID())
-		}
-	}
-	checkGapped("early reader", early)
-
-	// A snapshot heals the history: both readers reach the latest state and
-	// the error clears.
-	if _, err := s.w.Snapshot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, rr := range []*vfs.Replica{r, r2} {
-		if err := rr.Poll(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range []*sql.DB{early, db} {
-		if got, want := row(ctx, t, d, gapQuery), s.rows[last]; got != want {
-			t.Fatalf("after the snapshot: %s, want %s", got, want)
-		}
-		if _, err := rowErr(ctx, d, "PRAGMA litestream_error"); err == nil {
-			t.Fatal("litestream_error still set after the snapshot healed the gap")
-		}
-	}
-	if _, err := restore.Run(ctx, s.client, restore.Options{OutputPath: filepath.Join(t.TempDir(), "healed.db"), Logger: quietLogger(t)}); err != nil {
-		t.Fatalf("restore after the snapshot: %v", err)
+	if got := row(ctx, t, db, "PRAGMA integrity_check"); got != "ok" {
+		t.Fatalf("%s: integrity %s", step, got)
 	}
 }
 
