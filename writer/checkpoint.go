@@ -145,6 +145,9 @@ func (d *DB) forceRestart(ctx context.Context) (err error) {
 		}
 	}
 	defer unlock()
+	if err := d.step(ctx, "locked"); err != nil {
+		return err
+	}
 
 	// Step 3.
 	if err := d.beginRead(ctx, &d.spare); err != nil {
@@ -170,6 +173,10 @@ func (d *DB) forceRestart(ctx context.Context) (err error) {
 		}
 		p.pinned = true
 	}
+	if err := d.step(ctx, "staged"); err != nil {
+		d.endRead(&d.spare)
+		return err
+	}
 
 	// Step 4.
 	d.endRead(&d.spare)
@@ -186,6 +193,9 @@ func (d *DB) forceRestart(ctx context.Context) (err error) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	if err := d.step(ctx, "checkpointed"); err != nil {
+		ckErr = errors.Join(ckErr, err)
+	}
 
 	// Step 5. The pin must be held again whatever happened above (I1).
 	if p == nil {
@@ -195,9 +205,20 @@ func (d *DB) forceRestart(ctx context.Context) (err error) {
 		d.pinCovered = false
 		d.updateStatus(func(s *Status) { s.Pending = true })
 	}
-	if err := d.beginRead(ctx, &d.pin); err != nil {
-		// The next sync begins a transaction and makes it the pin. Until
-		// then nothing proves what the log held (I4): snapshot next.
+	// Not under ctx: a cancelled context (Close during a forced restart)
+	// must not leave the writer without a pin; with the write lock held
+	// nothing can keep the read transaction from beginning but an I/O
+	// error.
+	err = d.step(ctx, "pin")
+	if err == nil {
+		err = d.beginRead(context.Background(), &d.pin)
+	}
+	if err != nil {
+		// Without a pin the application may backfill and restart the log
+		// at will, so frames committed from now on may be gone before the
+		// next sync reads them: the next sync begins a new pin and writes
+		// a snapshot (I4, I7). snapshotNext stays set until a snapshot is
+		// uploaded; uploading the staged file does not clear it.
 		d.pinCovered = false
 		d.snapshotNext = true
 		return errors.Join(ckErr, err)
@@ -211,6 +232,9 @@ func (d *DB) forceRestart(ctx context.Context) (err error) {
 	}
 
 	// Step 7.
+	if err := d.step(ctx, "unlocked"); err != nil {
+		return err
+	}
 	if p != nil {
 		if err := d.upload(ctx, p); err != nil {
 			return err
@@ -326,6 +350,8 @@ func (d *DB) needCheckpoint() bool {
 func (d *DB) Start(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.loopMu.Lock()
+	defer d.loopMu.Unlock()
 	if !d.opened || d.closed || d.loopCancel != nil {
 		return
 	}
@@ -339,10 +365,14 @@ func (d *DB) Start(ctx context.Context) {
 	d.startMaintenance(ctx)
 }
 
+// stopLoop cancels the background loop and waits for it. It does not take
+// d.mu, which the loop holds through a sync or checkpoint: the cancellation
+// interrupts what the loop is doing (an upload, a wait for the write lock)
+// instead of waiting for it to finish.
 func (d *DB) stopLoop() {
-	d.mu.Lock()
+	d.loopMu.Lock()
 	cancel, done := d.loopCancel, d.loopDone
-	d.mu.Unlock()
+	d.loopMu.Unlock()
 	if cancel == nil {
 		return
 	}

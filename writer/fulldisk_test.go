@@ -266,8 +266,8 @@ func TestFullDatabaseVolumeLoop(t *testing.T) {
 	// loop is stopped first so that the final sync has them to upload.
 	cancel()
 	waitFor(t, 10*time.Second, "the loop to stop", func() bool {
-		d.mu.Lock()
-		defer d.mu.Unlock()
+		d.loopMu.Lock()
+		defer d.loopMu.Unlock()
 		select {
 		case <-d.loopDone:
 			return true

@@ -94,7 +94,13 @@ package writer
 //      means uploaded by the time anything relies on it. If the process
 //      dies first, the staged file is lost with the frames it held; the
 //      next Open finds a new generation and writes a snapshot (I4): no
-//      state is lost, the granularity of those transactions is.
+//      state is lost, the granularity of those transactions is. The pin is
+//      begun again whatever happened before (not under the caller's
+//      context: Close cancels it); if even that fails, I1 is broken until
+//      the next sync begins a pin, the application may restart the log in
+//      between, and so snapshotNext is set and stays set until a snapshot
+//      is uploaded (uploading the staged file neither clears it nor makes
+//      the pin "covered").
 
 import (
 	"context"
@@ -275,9 +281,15 @@ func (d *DB) commit(p *pending) {
 	d.advance(p.plan)
 	if !p.pinned {
 		d.swapPin()
+		d.pinCovered = true
+	} else {
+		// A forced restart's file: the pin it began again sees exactly
+		// its end, unless that pin could not be begun (snapshotNext).
+		d.pinCovered = !d.snapshotNext
 	}
-	d.pinCovered = true
-	d.snapshotNext = false
+	if p.snapshot {
+		d.snapshotNext = false
+	}
 	d.pending = nil
 	if p.fingerprint != nil {
 		d.saveFingerprint(p.fingerprint)

@@ -245,6 +245,9 @@ type DB struct {
 	// checkpoint ran in.
 	ckptGen [2]uint32
 
+	// loopMu guards loopCancel and loopDone (set once by Start, read by
+	// Close without d.mu: see stopLoop).
+	loopMu     sync.Mutex
 	loopCancel context.CancelFunc
 	loopDone   chan struct{}
 
@@ -259,6 +262,18 @@ type DB struct {
 
 	statusMu sync.Mutex
 	status   Status
+
+	// hook, set only by tests, runs at the named steps of a forced restart
+	// (checkpoint.go); an error it returns is that step's failure.
+	hook func(ctx context.Context, step string) error
+}
+
+// step runs the test hook, if any, at a named step.
+func (d *DB) step(ctx context.Context, name string) error {
+	if d.hook == nil {
+		return nil
+	}
+	return d.hook(ctx, name)
 }
 
 // position is the point of the WAL uploaded through.

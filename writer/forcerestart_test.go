@@ -1,0 +1,195 @@
+package writer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote"
+)
+
+// inTxn reports whether the connection *pc is inside a transaction.
+func inTxn(t *testing.T, c *sql.Conn) bool {
+	t.Helper()
+	var in bool
+	if err := c.Raw(func(dc any) error {
+		in = !dc.(*sqlite3.SQLiteConn).AutoCommit()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// writeLockFree reports whether another connection can take SQLite's write
+// lock at once.
+func (e *env) writeLockFree() bool {
+	e.t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+e.path+"?_busy_timeout=0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
+		if isBusy(err) {
+			return false
+		}
+		e.t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
+		e.t.Fatal(err)
+	}
+	return true
+}
+
+// prepareForcedRestart opens a writer whose next checkpoint forces a log
+// restart, with frames committed during its first sync so that the restart
+// stages a file of its own.
+func prepareForcedRestart(e *env) *DB {
+	e.t.Helper()
+	opts := e.opts()
+	opts.MinCheckpointPageN = 5
+	e.insert(50, 300)
+	d := e.open(opts)
+	e.sync(d)
+	e.insert(20, 300)
+	txid := d.Status().TXID
+	e.client.set(func(c *faultyClient) {
+		c.writeHook = func(level int, id ltx.TXID) {
+			if level == remote.L0 && id == txid+1 {
+				e.insert(10, 300)
+			}
+		}
+	})
+	gen, _ := e.walHeader()
+	d.mu.Lock()
+	d.ckptGen = gen.Salts() // a passive checkpoint already ran in this generation
+	d.mu.Unlock()
+	return d
+}
+
+// TestForcedRestartInterrupted: the forced restart's context is cancelled,
+// or one of its steps fails, at each step. Afterwards SQLite's write lock is
+// free, none of our connections is left inside a transaction but the pin,
+// which holds its read transaction again (I1); and when the application then
+// checkpoints and restarts the log as often as it can, every transaction
+// still reaches the replica.
+func TestForcedRestartInterrupted(t *testing.T) {
+	errInjected := errors.New("injected failure")
+	for _, step := range []string{"locked", "staged", "checkpointed", "pin", "unlocked"} {
+		for _, mode := range []string{"cancel", "fail"} {
+			t.Run(step+"/"+mode, func(t *testing.T) {
+				e := newEnv(t)
+				d := prepareForcedRestart(e)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				var hit bool
+				d.hook = func(_ context.Context, s string) error {
+					if s != step {
+						return nil
+					}
+					hit = true
+					if mode == "cancel" {
+						cancel()
+						return nil
+					}
+					return errInjected
+				}
+				err := d.Checkpoint(ctx)
+				t.Logf("checkpoint: %v", err)
+				d.hook = nil
+				e.client.set(func(c *faultyClient) { c.writeHook = nil })
+				if !hit {
+					t.Fatalf("the forced restart never reached step %q", step)
+				}
+				if !e.writeLockFree() {
+					t.Fatal("SQLite's write lock is still held")
+				}
+				d.mu.Lock()
+				lockTxn, spareTxn, pinTxn := inTxn(t, d.lock), inTxn(t, d.spare), inTxn(t, d.pin)
+				d.mu.Unlock()
+				if lockTxn || spareTxn {
+					t.Errorf("a transaction is left open: lock %v, spare %v", lockTxn, spareTxn)
+				}
+				if !pinTxn && !(step == "pin" && mode == "fail") {
+					t.Error("the pin holds no read transaction")
+				}
+
+				// With no pin, the application can backfill and restart the
+				// log at will: frames committed after the forced restart
+				// would be overwritten before the next sync.
+				for i := 0; i < 3; i++ {
+					e.insert(3, 300)
+					e.exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+				}
+				e.insert(3, 300)
+				e.sync(d)
+				e.checkReplica()
+				if err := d.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				e.checkReplica()
+				d2 := e.open(e.opts())
+				e.insert(2, 300)
+				e.sync(d2)
+				e.checkReplica()
+			})
+		}
+	}
+}
+
+// TestCloseDuringForcedRestart: Close is called while the background loop is
+// inside a forced restart, at each step. Close returns, SQLite's write lock
+// is free, the final sync uploaded everything, and a writer opened later
+// continues the replica.
+func TestCloseDuringForcedRestart(t *testing.T) {
+	for _, step := range []string{"locked", "staged", "checkpointed", "pin", "unlocked"} {
+		t.Run(step, func(t *testing.T) {
+			e := newEnv(t)
+			d := prepareForcedRestart(e)
+			d.opts.MonitorInterval = 5 * time.Millisecond
+			d.opts.SyncInterval = 5 * time.Millisecond
+			reached := make(chan struct{})
+			var once sync.Once
+			d.hook = func(ctx context.Context, s string) error {
+				if s == step {
+					once.Do(func() { close(reached) })
+					<-ctx.Done() // until Close cancels the loop
+				}
+				return nil
+			}
+			d.Start(context.Background())
+			select {
+			case <-reached:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the loop never reached step %q of a forced restart", step)
+			}
+			if err := d.Close(context.Background()); err != nil {
+				t.Fatalf("close: %v", err)
+			}
+			e.client.set(func(c *faultyClient) { c.writeHook = nil })
+			if !e.writeLockFree() {
+				t.Fatal("SQLite's write lock is still held after Close")
+			}
+			e.checkReplica()
+			for i := 0; i < 3; i++ {
+				e.insert(3, 300)
+				e.exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			}
+			d2 := e.open(e.opts())
+			e.sync(d2)
+			e.checkReplica()
+		})
+	}
+}
