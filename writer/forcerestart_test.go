@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -191,5 +193,99 @@ func TestCloseDuringForcedRestart(t *testing.T) {
 			e.sync(d2)
 			e.checkReplica()
 		})
+	}
+}
+
+// TestForcedRestartConcurrentApp: at each step of a forced restart another
+// connection of the application checkpoints in each mode, or writes and
+// closes, or a sqlite3 process reads the database. Actions that need the
+// write lock run concurrently (they wait for ours). Every transaction
+// reaches the replica, and the replica stays continuable.
+func TestForcedRestartConcurrentApp(t *testing.T) {
+	shell, _ := exec.LookPath("sqlite3")
+	actions := []string{"PASSIVE", "FULL", "RESTART", "TRUNCATE", "write-close", "sqlite3-read"}
+	for _, step := range []string{"locked", "staged", "checkpointed", "pin", "unlocked"} {
+		for _, action := range actions {
+			t.Run(step+"/"+action, func(t *testing.T) {
+				if action == "sqlite3-read" && shell == "" {
+					t.Skip("sqlite3 shell not found")
+				}
+				e := newEnv(t)
+				d := prepareForcedRestart(e)
+				other, err := sql.Open("sqlite3", "file:"+e.path+"?_busy_timeout=500")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer other.Close()
+				other.SetMaxOpenConns(1)
+				var wg sync.WaitGroup
+				errc := make(chan error, 1)
+				run := func() {
+					defer wg.Done()
+					var err error
+					switch action {
+					case "write-close":
+						if _, err = other.Exec(`INSERT INTO t(v) VALUES(randomblob(500))`); err == nil {
+							err = other.Close()
+						}
+					case "sqlite3-read":
+						var out []byte
+						out, err = exec.Command(shell, e.path, "SELECT count(*) FROM t").CombinedOutput()
+						if err != nil {
+							err = fmt.Errorf("%v: %s", err, out)
+						}
+					default:
+						var busy, log, ckpt int64
+						err = other.QueryRow(`PRAGMA wal_checkpoint(`+action+`)`).Scan(&busy, &log, &ckpt)
+						t.Logf("application checkpoint %s at %s: busy %d log %d checkpointed %d", action, step, busy, log, ckpt)
+					}
+					if err != nil && !isBusy(err) {
+						errc <- err
+					}
+				}
+				d.hook = func(_ context.Context, s string) error {
+					if s == step {
+						wg.Add(1)
+						go run()
+						if s == "unlocked" {
+							wg.Wait() // nothing of ours waits for it
+						}
+					}
+					return nil
+				}
+				if err := d.Checkpoint(context.Background()); err != nil {
+					t.Errorf("checkpoint: %v", err)
+				}
+				d.hook = nil
+				wg.Wait()
+				e.client.set(func(c *faultyClient) { c.writeHook = nil })
+				select {
+				case err := <-errc:
+					t.Fatalf("application %s: %v", action, err)
+				default:
+				}
+				for i := 0; i < 3; i++ {
+					e.insert(3, 300)
+					e.sync(d)
+					e.checkReplica()
+					e.exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+				}
+				if err := d.Checkpoint(context.Background()); err != nil {
+					t.Errorf("checkpoint: %v", err)
+				}
+				e.insert(3, 300)
+				if err := d.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				e.checkReplica()
+				d2, reason := e.openCapturing()
+				if reason != "" {
+					t.Errorf("replica not continued: %s", reason)
+				}
+				e.insert(2, 300)
+				e.sync(d2)
+				e.checkReplica()
+			})
+		}
 	}
 }
