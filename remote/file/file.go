@@ -160,7 +160,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	if err := backend.CheckWrite(level, minTXID, maxTXID); err != nil {
 		return nil, fmt.Errorf("file replica: write %s: %w", path, err)
 	}
-	createdAt, r, err := backend.ReadHeader(r, minTXID, maxTXID)
+	createdAt, r, err := backend.ReadHeader(ctx, r, minTXID, maxTXID)
 	if err != nil {
 		return nil, fmt.Errorf("file replica: write %s: %w", path, err)
 	}

@@ -412,7 +412,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	if err := ctx.Err(); err != nil {
 		return nil, c.fail("write", p, err)
 	}
-	createdAt, r, err := backend.ReadHeader(r, minTXID, maxTXID)
+	createdAt, r, err := backend.ReadHeader(ctx, r, minTXID, maxTXID)
 	if err != nil {
 		return nil, c.fail("write", p, err)
 	}

@@ -9,6 +9,7 @@ package backend
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -53,8 +54,13 @@ func CheckRange(offset, size int64) error {
 // ReadHeader reads the LTX header at the start of r, checks that it is valid
 // and that its TXIDs are the ones the file is named after, and returns the
 // header timestamp (UTC, millisecond precision) and a reader that yields all
-// of r, header included.
-func ReadHeader(r io.Reader, minTXID, maxTXID ltx.TXID) (time.Time, io.Reader, error) {
+// of r, header included. For an opaque write (remote.WithOpaqueWrite: an
+// encrypted file, whose header cannot be read) it returns the creation time
+// the context carries and r as it is.
+func ReadHeader(ctx context.Context, r io.Reader, minTXID, maxTXID ltx.TXID) (time.Time, io.Reader, error) {
+	if t, ok := remote.OpaqueWrite(ctx); ok {
+		return t.UTC(), r, nil
+	}
 	hdr, r, err := ltx.PeekHeader(r)
 	if err != nil {
 		return time.Time{}, nil, fmt.Errorf("read LTX header: %w", err)

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/remotetest"
 )
 
@@ -117,7 +119,7 @@ func (iotestErr) Read([]byte) (int, error) { return 0, errors.New("boom") }
 func TestReadHeader(t *testing.T) {
 	ts := time.Date(2020, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
 	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 3, MaxTXID: 4, Timestamp: ts})
-	got, r, err := ReadHeader(bytes.NewReader(data), 3, 4)
+	got, r, err := ReadHeader(context.Background(), bytes.NewReader(data), 3, 4)
 	if err != nil || !got.Equal(ts) || got.Location() != time.UTC {
 		t.Fatalf("got %v %v", got, err)
 	}
@@ -125,11 +127,21 @@ func TestReadHeader(t *testing.T) {
 	if !bytes.Equal(all, data) {
 		t.Fatal("reader lost the header")
 	}
-	if _, _, err := ReadHeader(bytes.NewReader(data), 3, 5); err == nil || !strings.Contains(err.Error(), "TXIDs") {
+	if _, _, err := ReadHeader(context.Background(), bytes.NewReader(data), 3, 5); err == nil || !strings.Contains(err.Error(), "TXIDs") {
 		t.Fatalf("mismatch: %v", err)
 	}
-	if _, _, err := ReadHeader(bytes.NewReader(data[:20]), 3, 4); err == nil {
+	if _, _, err := ReadHeader(context.Background(), bytes.NewReader(data[:20]), 3, 4); err == nil {
 		t.Fatal("short header accepted")
+	}
+	// An opaque (encrypted) upload: nothing is parsed, the creation time is
+	// the context's and every byte passes through.
+	opaque := []byte("age-encryption.org/v1\nnot an LTX header")
+	got, r, err = ReadHeader(remote.WithOpaqueWrite(context.Background(), ts), bytes.NewReader(opaque), 3, 4)
+	if err != nil || !got.Equal(ts) {
+		t.Fatalf("opaque write: %v %v", got, err)
+	}
+	if all, _ := io.ReadAll(r); !bytes.Equal(all, opaque) {
+		t.Fatal("opaque write: bytes changed")
 	}
 	if err := CheckWrite(0, 0, 1); err == nil {
 		t.Fatal("TXID 0 accepted")
