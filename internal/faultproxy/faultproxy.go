@@ -60,6 +60,10 @@ type Options struct {
 	ErrorBody func(status int) (contentType string, body []byte)
 	// Logf, if set, receives one line per injected fault.
 	Logf func(format string, args ...any)
+	// Latency is added to every request before it is forwarded (or its
+	// fault injected), as a distant object store adds it: the benchmarks'
+	// "20 ms per request". SetLatency changes it at runtime.
+	Latency time.Duration
 }
 
 // Proxy is a running fault-injecting proxy. Its methods are safe for
@@ -79,6 +83,7 @@ type Proxy struct {
 	conns   map[net.Conn]struct{} // hijacked connections, closed by Close
 
 	enabled atomic.Bool
+	latency atomic.Int64 // time.Duration
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -138,6 +143,7 @@ func Start(target string, opts Options) (*Proxy, error) {
 	}
 	p.setRates(opts.Rates)
 	p.enabled.Store(!opts.Disabled)
+	p.latency.Store(int64(opts.Latency))
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
@@ -156,6 +162,9 @@ func (p *Proxy) URL() string { return p.url }
 
 // Addr returns the proxy's host:port.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// SetLatency sets the delay added to every request from now on.
+func (p *Proxy) SetLatency(d time.Duration) { p.latency.Store(int64(d)) }
 
 // SetEnabled switches random injection on or off.
 func (p *Proxy) SetEnabled(on bool) { p.enabled.Store(on) }
@@ -288,6 +297,9 @@ func (p *Proxy) count(class Class, kind Kind, r *http.Request, detail string) {
 
 // ServeHTTP forwards the request, or injects a fault.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if d := time.Duration(p.latency.Load()); d > 0 && !p.sleep(r.Context(), d) {
+		return // the client gave up, or the proxy is closing
+	}
 	class := p.opts.Classify(r)
 	kind := p.decide(r, class)
 	if kind == 0 {

@@ -408,3 +408,30 @@ func TestConcurrent(t *testing.T) {
 		t.Fatal("want both successes and failures")
 	}
 }
+
+// TestLatency checks that every request waits Latency before it reaches the
+// server, and that SetLatency changes it.
+func TestLatency(t *testing.T) {
+	up := startUpstream(t, 10)
+	p := StartT(t, up.URL, Options{Latency: 80 * time.Millisecond})
+	c := client(10 * time.Second)
+	timed := func() time.Duration {
+		start := time.Now()
+		if resp, _, err := get(t, c, p.URL()+"/bucket/db/x"); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET: %v %v", resp, err)
+		}
+		return time.Since(start)
+	}
+	if d := timed(); d < 80*time.Millisecond {
+		t.Fatalf("GET with 80ms latency took %v", d)
+	}
+	p.SetLatency(0)
+	timed()
+	p.SetLatency(300 * time.Millisecond)
+	if d := timed(); d < 300*time.Millisecond {
+		t.Fatalf("GET after SetLatency(300ms) took %v", d)
+	}
+	if up.hits.Load() != 3 {
+		t.Fatalf("server saw %d requests, want 3", up.hits.Load())
+	}
+}
