@@ -64,6 +64,24 @@ func (c *timeoutClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID) 
 	return infos, err
 }
 
+// LTXFilesAll lists every level (in one listing where the backend can)
+// under one timeout.
+func (c *timeoutClient) LTXFilesAll(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo, error) {
+	tctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	infos, err := remote.ListAllWith(tctx, c.Client, exactTimes)
+	if err != nil && ctx.Err() == nil && tctx.Err() != nil {
+		return nil, &errStalled{op: fmt.Sprintf("list %s replica (%v)", c.Type(), err), timeout: c.timeout}
+	}
+	return infos, err
+}
+
+// RequestCounts passes the backend's counts on.
+func (c *timeoutClient) RequestCounts() remote.RequestCounts {
+	n, _ := remote.CountsOf(c.Client)
+	return n
+}
+
 func (c *timeoutClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	start := time.Now()
 	tctx, cancel := context.WithTimeout(ctx, c.timeout)

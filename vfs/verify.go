@@ -61,6 +61,17 @@ func newVerifyingClient(c remote.Client, max, budget int64) *verifyingClient {
 		files: make(map[remote.FileID]*list.Element), inflight: make(map[remote.FileID]*verifyCall)}
 }
 
+// LTXFilesAll and RequestCounts pass the optional methods of the wrapped
+// client on.
+func (c *verifyingClient) LTXFilesAll(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo, error) {
+	return remote.ListAllWith(ctx, c.Client, exactTimes)
+}
+
+func (c *verifyingClient) RequestCounts() remote.RequestCounts {
+	n, _ := remote.CountsOf(c.Client)
+	return n
+}
+
 // OpenFile is OpenLTXFile for a listed file: knowing its size, it serves a
 // small file from its verified whole bytes (see remote.FileOpener; the page
 // index reads and the fetcher's page reads come this way). OpenLTXFile,

@@ -42,7 +42,13 @@ type Mem struct {
 	// OpenHook, if set, runs before every OpenLTXFile; a non-nil error is
 	// returned from it. Set it before the client is used concurrently.
 	OpenHook func(level int, minTXID, maxTXID ltx.TXID, offset, size int64) error
+
+	// reqs counts every call by kind, as an object store would bill it.
+	reqs remote.Requests
 }
+
+// RequestCounts implements remote.RequestCounter.
+func (m *Mem) RequestCounts() remote.RequestCounts { return m.reqs.RequestCounts() }
 
 // NewMem returns an empty in-memory client.
 func NewMem() *Mem {
@@ -87,6 +93,7 @@ func (m *Mem) Type() string { return "mem" }
 // LTXFiles implements remote.Client.
 func (m *Mem) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
 	m.Lists.Add(1)
+	m.reqs.Add(remote.ReqList)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []*ltx.FileInfo
@@ -102,6 +109,7 @@ func (m *Mem) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.Fi
 // OpenLTXFile implements remote.Client.
 func (m *Mem) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	m.Opens.Add(1)
+	m.reqs.Add(remote.ReqGet)
 	if h := m.OpenHook; h != nil {
 		if err := h(level, minTXID, maxTXID, offset, size); err != nil {
 			return nil, err
@@ -130,6 +138,7 @@ func (m *Mem) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.T
 // at all, and only if it is an LTX file of that name.
 func (m *Mem) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	name := remote.FileDesc(level, minTXID, maxTXID)
+	m.reqs.Add(remote.ReqPut)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("mem: write %s: %w", name, err)
 	}
@@ -155,6 +164,7 @@ func (m *Mem) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.
 
 // DeleteLTXFiles implements remote.Client.
 func (m *Mem) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
+	m.reqs.Add(remote.ReqDelete)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, f := range files {

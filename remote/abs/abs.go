@@ -97,6 +97,21 @@ type Client struct {
 
 	mu  sync.Mutex
 	azb *azblob.Client
+
+	// reqs counts the HTTP requests sent, by kind (countPolicy).
+	reqs remote.Requests
+}
+
+// RequestCounts returns the HTTP requests sent so far, by kind, retries
+// included.
+func (c *Client) RequestCounts() remote.RequestCounts { return c.reqs.RequestCounts() }
+
+// countPolicy counts each HTTP request the SDK sends, each retry included.
+type countPolicy struct{ reqs *remote.Requests }
+
+func (p countPolicy) Do(req *policy.Request) (*http.Response, error) {
+	p.reqs.Add(backend.RequestKind(req.Raw()))
+	return req.Next()
 }
 
 var _ remote.Client = (*Client)(nil)
@@ -182,7 +197,8 @@ func (c *Client) client() (*azblob.Client, error) {
 			StatusCodes: []int{http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
 				http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout},
 		},
-		Telemetry: policy.TelemetryOptions{ApplicationID: "litestream"},
+		Telemetry:        policy.TelemetryOptions{ApplicationID: "litestream"},
+		PerRetryPolicies: []policy.Policy{countPolicy{&c.reqs}},
 	}}
 	var azb *azblob.Client
 	var err error
@@ -240,6 +256,30 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 	if err := backend.CheckLevel(level); err != nil {
 		return nil, c.fail("list", prefix, err)
 	}
+	infos, err := c.listPrefix(ctx, prefix, func(id remote.FileID) bool { return id.Level == level && id.MinTXID >= seek })
+	if err != nil {
+		return nil, err
+	}
+	backend.SortInfos(infos)
+	return infos, nil
+}
+
+var _ remote.AllLister = (*Client)(nil)
+
+// LTXFilesAll lists every level with one paginated listing of <path>/ltx/.
+// Listings carry the metadata, so the times are exact either way.
+func (c *Client) LTXFilesAll(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo, error) {
+	infos, err := c.listPrefix(ctx, c.keys.AllPrefix(), func(remote.FileID) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	backend.SortAll(infos)
+	return infos, nil
+}
+
+// listPrefix returns the LTX files under prefix that want accepts, with
+// their metadata, in the listing's order.
+func (c *Client) listPrefix(ctx context.Context, prefix string, want func(remote.FileID) bool) ([]*ltx.FileInfo, error) {
 	azb, err := c.client()
 	if err != nil {
 		return nil, c.fail("list", prefix, err)
@@ -259,10 +299,10 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 				continue
 			}
 			id, ok := c.keys.ParseKey(*item.Name)
-			if !ok || id.Level != level || id.MinTXID < seek {
+			if !ok || !want(id) {
 				continue
 			}
-			info := &ltx.FileInfo{Level: level, MinTXID: id.MinTXID, MaxTXID: id.MaxTXID}
+			info := &ltx.FileInfo{Level: id.Level, MinTXID: id.MinTXID, MaxTXID: id.MaxTXID}
 			if item.Properties.ContentLength != nil {
 				info.Size = *item.Properties.ContentLength
 			}
@@ -281,7 +321,6 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 			infos = append(infos, info)
 		}
 	}
-	backend.SortInfos(infos)
 	return infos, nil
 }
 

@@ -32,7 +32,16 @@ type Client struct {
 	// wrapWriter, if set, wraps the temp file writer; tests use it to inject
 	// write errors such as ENOSPC.
 	wrapWriter func(io.Writer) io.Writer
+
+	// reqs counts the operations, by the kind an object store would bill
+	// them as (a directory read is a LIST).
+	reqs remote.Requests
 }
+
+// RequestCounts returns the operations so far, by kind: a level's
+// directory read is a LIST, an open a GET, a write a PUT, each file
+// deleted a DELETE.
+func (c *Client) RequestCounts() remote.RequestCounts { return c.reqs.RequestCounts() }
 
 var _ remote.Client = (*Client)(nil)
 
@@ -69,6 +78,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 		return nil, fmt.Errorf("file replica %s: list: %w", c.root, err)
 	}
 	dir := c.LevelDir(level)
+	c.reqs.Add(remote.ReqList)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		// ENOENT only: a root that is a regular file gives ENOTDIR, and an
@@ -120,6 +130,7 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 	if err := backend.CheckRange(offset, size); err != nil {
 		return nil, fmt.Errorf("file replica: open %s: %w", path, err)
 	}
+	c.reqs.Add(remote.ReqGet)
 	f, err := os.Open(path)
 	if err != nil {
 		// *PathError names the path and wraps ErrNotExist when missing.
@@ -166,6 +177,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	}
 
 	dir := filepath.Dir(path)
+	c.reqs.Add(remote.ReqPut)
 	if err := c.mkdirLevel(dir); err != nil {
 		return nil, err
 	}
@@ -272,6 +284,7 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
+		c.reqs.Add(remote.ReqDelete)
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("file replica: delete: %w", err))
 		}
@@ -288,6 +301,7 @@ func (c *Client) DeleteAll(ctx context.Context) error {
 		return err
 	}
 	dir := filepath.Clean(filepath.FromSlash(c.keys.DeletePrefixes()[0]))
+	c.reqs.Add(remote.ReqDelete)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("file replica: delete all: remove %s: %w", dir, err)
 	}

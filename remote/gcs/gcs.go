@@ -99,7 +99,15 @@ type Client struct {
 
 	mu  sync.Mutex
 	gcs *storage.Client
+
+	// reqs counts the requests sent, by kind.
+	reqs remote.Requests
 }
+
+// RequestCounts returns the requests sent so far, by kind: each listing
+// page, read, upload request (a resumable upload's chunks each), metadata
+// read and delete.
+func (c *Client) RequestCounts() remote.RequestCounts { return c.reqs.RequestCounts() }
 
 var _ remote.Client = (*Client)(nil)
 
@@ -229,15 +237,9 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 		if attrs.Prefix != "" {
 			return // a "subdirectory"
 		}
-		id, ok := c.keys.ParseKey(attrs.Name)
-		if !ok || id.Level != level || id.MinTXID < seek {
-			return
+		if info := c.infoOf(attrs); info != nil && info.Level == level && info.MinTXID >= seek {
+			infos = append(infos, info)
 		}
-		createdAt := attrs.Created.UTC()
-		if ts, ok := backend.ParseTimestamp(attrs.Metadata[MetadataTimestamp]); ok {
-			createdAt = ts
-		}
-		infos = append(infos, &ltx.FileInfo{Level: level, MinTXID: id.MinTXID, MaxTXID: id.MaxTXID, Size: attrs.Size, CreatedAt: createdAt})
 	})
 	if err != nil {
 		return nil, c.fail("list", prefix, err)
@@ -246,13 +248,58 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 	return infos, nil
 }
 
+var _ remote.AllLister = (*Client)(nil)
+
+// LTXFilesAll lists every level with one paginated listing of <path>/ltx/.
+// Listings carry the metadata, so the times are exact either way.
+func (c *Client) LTXFilesAll(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo, error) {
+	prefix := c.keys.AllPrefix()
+	b, err := c.bucket(ctx)
+	if err != nil {
+		return nil, c.fail("list", prefix, err)
+	}
+	q := &storage.Query{Prefix: prefix}
+	if err := q.SetAttrSelection([]string{"Name", "Size", "Metadata", "Created"}); err != nil {
+		return nil, c.fail("list", prefix, err)
+	}
+	var infos []*ltx.FileInfo
+	err = c.list(ctx, b, q, func() { infos = infos[:0] }, func(attrs *storage.ObjectAttrs) {
+		if info := c.infoOf(attrs); info != nil {
+			infos = append(infos, info)
+		}
+	})
+	if err != nil {
+		return nil, c.fail("list", prefix, err)
+	}
+	backend.SortAll(infos)
+	return infos, nil
+}
+
+// infoOf returns the file a listed object is, or nil for an object outside
+// the layout.
+func (c *Client) infoOf(attrs *storage.ObjectAttrs) *ltx.FileInfo {
+	id, ok := c.keys.ParseKey(attrs.Name)
+	if !ok {
+		return nil
+	}
+	createdAt := attrs.Created.UTC()
+	if ts, ok := backend.ParseTimestamp(attrs.Metadata[MetadataTimestamp]); ok {
+		createdAt = ts
+	}
+	return &ltx.FileInfo{Level: id.Level, MinTXID: id.MinTXID, MaxTXID: id.MaxTXID, Size: attrs.Size, CreatedAt: createdAt}
+}
+
 // list calls fn with every object q finds. A failed listing starts over
 // (after reset) under Config.Retry.
 func (c *Client) list(ctx context.Context, b *storage.BucketHandle, q *storage.Query, reset func(), fn func(*storage.ObjectAttrs)) error {
 	return c.do(ctx, c.cfg.Retry, "list "+q.Prefix, func(ctx context.Context) error {
 		reset()
 		it := b.Retryer(once).Objects(ctx, q)
+		c.reqs.Add(remote.ReqList)
 		for {
+			if pi := it.PageInfo(); pi.Remaining() == 0 && pi.Token != "" {
+				c.reqs.Add(remote.ReqList) // Next fetches the next page
+			}
 			attrs, err := it.Next()
 			if err == iterator.Done {
 				return nil
@@ -294,6 +341,7 @@ func (c *Client) read(ctx context.Context, b *storage.BucketHandle, key string, 
 	if size == 0 {
 		length = -1
 	}
+	c.reqs.Add(remote.ReqGet)
 	r, err := b.Object(key).Retryer(once).NewRangeReader(ctx, offset, length)
 	if errors.Is(err, storage.ErrObjectNotExist) {
 		return nil, 0, fmt.Errorf("%w: %w", remote.ErrNotExist, err)
@@ -387,6 +435,13 @@ func (c *Client) upload(ctx context.Context, b *storage.BucketHandle, key string
 	if spool.Size() <= int64(chunk) {
 		obj, chunk = obj.Retryer(once), 0 // one request, retried by Config.Retry
 	}
+	if chunk == 0 {
+		c.reqs.Add(remote.ReqPut)
+	} else {
+		for range (spool.Size() + int64(chunk) - 1) / int64(chunk) {
+			c.reqs.Add(remote.ReqPut) // one request per chunk, the session's start apart
+		}
+	}
 	w := obj.NewWriter(wctx)
 	w.ChunkSize = chunk
 	w.ChunkRetryDeadline = c.cfg.Retry.AttemptTimeout
@@ -404,6 +459,7 @@ func (c *Client) upload(ctx context.Context, b *storage.BucketHandle, key string
 // landed reports whether the object is in place with the upload's size and
 // CRC32C.
 func (c *Client) landed(ctx context.Context, b *storage.BucketHandle, key string, size int64, crc uint32) bool {
+	c.reqs.Add(remote.ReqHead)
 	attrs, err := b.Object(key).Retryer(once).Attrs(ctx)
 	return err == nil && attrs.Size == size && attrs.CRC32C == crc
 }
@@ -437,6 +493,7 @@ func (c *Client) deleteKeys(ctx context.Context, keys []string) error {
 	for _, key := range keys {
 		g.Go(func() error {
 			err := c.do(gctx, c.cfg.Retry, "delete "+key, func(ctx context.Context) error {
+				c.reqs.Add(remote.ReqDelete)
 				return b.Object(key).Retryer(once).Delete(ctx)
 			})
 			if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {

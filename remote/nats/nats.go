@@ -92,7 +92,14 @@ type Client struct {
 	mu  sync.Mutex
 	nc  *nats.Conn
 	obs jetstream.ObjectStore
+
+	// reqs counts the object store operations tried, by kind.
+	reqs remote.Requests
 }
+
+// RequestCounts returns the object store operations tried so far, by
+// kind, retries included.
+func (c *Client) RequestCounts() remote.RequestCounts { return c.reqs.RequestCounts() }
 
 var _ remote.Client = (*Client)(nil)
 
@@ -271,6 +278,7 @@ func notFound(err error) bool {
 func (c *Client) list(ctx context.Context, prefix string) ([]*jetstream.ObjectInfo, error) {
 	var out []*jetstream.ObjectInfo
 	err := c.retry().Do(ctx, c.what+": list", transient, func(ctx context.Context) error {
+		c.reqs.Add(remote.ReqList)
 		obs, err := c.store(ctx)
 		if err != nil {
 			return err
@@ -301,6 +309,29 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 		return nil, c.fail("list", "", err)
 	}
 	prefix := c.keys.LevelPrefix(level)
+	infos, err := c.listFiles(ctx, prefix, func(id remote.FileID) bool { return id.Level == level && id.MinTXID >= seek })
+	if err != nil {
+		return nil, err
+	}
+	backend.SortInfos(infos)
+	return infos, nil
+}
+
+var _ remote.AllLister = (*Client)(nil)
+
+// LTXFilesAll lists every level at once: the object store lists its whole
+// bucket whatever is asked, so one listing serves every level.
+func (c *Client) LTXFilesAll(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo, error) {
+	infos, err := c.listFiles(ctx, c.keys.AllPrefix(), func(remote.FileID) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	backend.SortAll(infos)
+	return infos, nil
+}
+
+// listFiles returns the LTX files under prefix that want accepts.
+func (c *Client) listFiles(ctx context.Context, prefix string, want func(remote.FileID) bool) ([]*ltx.FileInfo, error) {
 	objs, err := c.list(ctx, prefix)
 	if err != nil {
 		return nil, c.fail("list", prefix, err)
@@ -308,16 +339,15 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 	var infos []*ltx.FileInfo
 	for _, o := range objs {
 		id, ok := c.keys.ParseKey(o.Name)
-		if !ok || id.Level != level || id.MinTXID < seek {
+		if !ok || !want(id) {
 			continue
 		}
 		createdAt := o.ModTime.UTC()
 		if ts, ok := backend.ParseTimestamp(o.Headers.Get(HeaderTimestamp)); ok {
 			createdAt = ts
 		}
-		infos = append(infos, &ltx.FileInfo{Level: level, MinTXID: id.MinTXID, MaxTXID: id.MaxTXID, Size: int64(o.Size), CreatedAt: createdAt})
+		infos = append(infos, &ltx.FileInfo{Level: id.Level, MinTXID: id.MinTXID, MaxTXID: id.MaxTXID, Size: int64(o.Size), CreatedAt: createdAt})
 	}
-	backend.SortInfos(infos)
 	return infos, nil
 }
 
@@ -333,6 +363,7 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 	}
 	var res jetstream.ObjectResult
 	err := c.cfg.Retry.Do(ctx, c.what+": get "+name, transient, func(ctx context.Context) error {
+		c.reqs.Add(remote.ReqGet)
 		obs, err := c.store(ctx)
 		if err != nil {
 			return err
@@ -395,6 +426,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	}
 	timeout := c.cfg.OpTimeout + time.Duration(spool.Size()>>20)*time.Second
 	err = c.retry().WithAttemptTimeout(timeout).Do(ctx, c.what+": put "+name, transient, func(ctx context.Context) error {
+		c.reqs.Add(remote.ReqPut)
 		obs, err := c.store(ctx)
 		if err != nil {
 			return err
@@ -423,6 +455,7 @@ func (c *Client) deleteNames(ctx context.Context, names []string) error {
 			return errors.Join(append(errs, c.fail("delete", name, err))...)
 		}
 		err := c.retry().Do(ctx, c.what+": delete "+name, transient, func(ctx context.Context) error {
+			c.reqs.Add(remote.ReqDelete)
 			obs, err := c.store(ctx)
 			if err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -53,6 +54,21 @@ type contractClient struct {
 	opts Options
 }
 
+// LTXFilesAll passes the client's own AllLister on, so that the contract
+// tests it.
+func (c *contractClient) LTXFilesAll(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo, error) {
+	if al, ok := c.Client.(remote.AllLister); ok {
+		return al.LTXFilesAll(ctx, exactTimes)
+	}
+	return nil, errors.ErrUnsupported
+}
+
+// RequestCounts passes the client's counts on.
+func (c *contractClient) RequestCounts() remote.RequestCounts {
+	n, _ := remote.CountsOf(c.Client)
+	return n
+}
+
 // optionsOf returns the Options the client under test runs with.
 func optionsOf(c remote.Client) Options {
 	if cc, ok := c.(*contractClient); ok {
@@ -80,6 +96,8 @@ func RunContractWithOptions(t *testing.T, opts Options, newClientFn func(t *test
 	t.Run("ReadMissing", func(t *testing.T) { testReadMissing(t, newClient(t)) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, newClient(t)) })
 	t.Run("DeleteAll", func(t *testing.T) { testDeleteAll(t, newClient(t)) })
+	t.Run("ListAll", func(t *testing.T) { testListAll(t, newClient(t)) })
+	t.Run("RequestCounts", func(t *testing.T) { testRequestCounts(t, newClient(t)) })
 	t.Run("Timestamp", func(t *testing.T) { testTimestamp(t, newClient(t)) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, newClient(t)) })
 	t.Run("LargeFile", func(t *testing.T) { testLargeFile(t, newClient(t)) })
@@ -444,6 +462,72 @@ func testDeleteAll(t *testing.T, c remote.Client) {
 	write(t, c, f)
 	checkList(t, c, "write after DeleteAll", list(t, c, 0, 0), []file{f})
 	mustEqual(t, f.name(), readFile(t, c, f, 0, 0), f.data)
+}
+
+// testListAll checks remote.ListAll and ListAllUntimed, which use the
+// client's one-listing AllLister where it has one, against the level
+// listings they replace.
+func testListAll(t *testing.T, c remote.Client) {
+	if files, err := remote.ListAll(t.Context(), c); err != nil || len(files) != 0 {
+		t.Fatalf("ListAll of an empty replica: %s, %v", infoNames(files), err)
+	}
+	var want []file
+	for i, level := range []int{0, 1, 2, remote.SnapshotLevel} {
+		for j := range 3 {
+			txid := ltx.TXID(10*i + j + 1)
+			want = append(want, newFile(t, level, txid, txid+ltx.TXID(level), 1, uint64(10*i+j)))
+		}
+	}
+	for _, f := range want {
+		write(t, c, f)
+	}
+	files, err := remote.ListAll(t.Context(), c)
+	if err != nil {
+		t.Fatalf("ListAll: %v", err)
+	}
+	checkList(t, c, "ListAll", files, want)
+	untimed, err := remote.ListAllUntimed(t.Context(), c)
+	if err != nil {
+		t.Fatalf("ListAllUntimed: %v", err)
+	}
+	if got, w := infoNames(untimed), fileNames(want); !slices.Equal(got, w) {
+		t.Fatalf("ListAllUntimed: %s, want %s", got, w)
+	}
+	for i, info := range untimed {
+		if info.Size != int64(len(want[i].data)) {
+			t.Fatalf("ListAllUntimed: %s has size %d, want %d", want[i].name(), info.Size, len(want[i].data))
+		}
+	}
+}
+
+// testRequestCounts checks that the client counts what it sends, by kind
+// (remote.RequestCounter): each operation adds to its kind's count.
+func testRequestCounts(t *testing.T, c remote.Client) {
+	cc := c.(*contractClient)
+	if _, ok := cc.Client.(remote.RequestCounter); !ok {
+		t.Fatalf("%T does not count its requests (remote.RequestCounter)", cc.Client)
+	}
+	f := newFile(t, 0, 1, 1, 1, 1)
+	step := func(what string, kind remote.RequestKind, fn func() error) {
+		t.Helper()
+		before := cc.RequestCounts()
+		if err := fn(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		d := cc.RequestCounts().Sub(before)
+		if d.Of(kind) < 1 {
+			t.Fatalf("%s: counted %+v, want at least one %s", what, d, kind)
+		}
+	}
+	step("write", remote.ReqPut, func() error {
+		_, err := c.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(f.data))
+		return err
+	})
+	step("list", remote.ReqList, func() error { _, err := c.LTXFiles(t.Context(), 0, 0); return err })
+	step("read", remote.ReqGet, func() error { _, err := readRange(t.Context(), c, 0, 1, 1, 0, 0); return err })
+	step("delete", remote.ReqDelete, func() error {
+		return c.DeleteLTXFiles(t.Context(), []*ltx.FileInfo{{Level: 0, MinTXID: 1, MaxTXID: 1}})
+	})
 }
 
 func testTimestamp(t *testing.T, c remote.Client) {

@@ -56,6 +56,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -64,6 +65,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/errgroup"
@@ -130,6 +132,9 @@ type Client struct {
 
 	mu sync.Mutex
 	s3 *s3.Client
+
+	// reqs counts the HTTP requests sent, by kind (countRequests).
+	reqs remote.Requests
 
 	// stamps remembers the stored timestamps of objects, by key, with the
 	// ETag they belong to.
@@ -238,7 +243,7 @@ func (c *Client) client(ctx context.Context) (*s3.Client, error) {
 	}
 	s3opts := func(o *s3.Options) {
 		o.UsePathStyle = c.pathStyle()
-		o.APIOptions = append(o.APIOptions, c.cfg.Compat.apply(c.keyMD5))
+		o.APIOptions = append(o.APIOptions, c.cfg.Compat.apply(c.keyMD5), c.countRequests)
 		if c.cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.cfg.Endpoint)
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
@@ -260,6 +265,35 @@ func (c *Client) client(ctx context.Context) (*s3.Client, error) {
 	}
 	c.s3 = s3.NewFromConfig(awsCfg, s3opts)
 	return c.s3, nil
+}
+
+// RequestCounts returns the requests sent so far, by kind.
+func (c *Client) RequestCounts() remote.RequestCounts { return c.reqs.RequestCounts() }
+
+// countRequests counts every HTTP request the SDK sends (the SDK's own
+// retries are off, so one operation call is one request), by the kind S3
+// bills it as.
+func (c *Client) countRequests(st *middleware.Stack) error {
+	return st.Finalize.Add(middleware.FinalizeMiddlewareFunc("LitestreamCountRequests",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			c.reqs.Add(requestKind(awsmiddleware.GetOperationName(ctx)))
+			return next.HandleFinalize(ctx, in)
+		}), middleware.After)
+}
+
+// requestKind is the billing class of an S3 operation.
+func requestKind(op string) remote.RequestKind {
+	switch op {
+	case "ListObjectsV2", "ListObjects":
+		return remote.ReqList
+	case "HeadObject", "HeadBucket":
+		return remote.ReqHead
+	case "GetObject", "GetBucketLocation":
+		return remote.ReqGet
+	case "DeleteObjects", "DeleteObject", "AbortMultipartUpload":
+		return remote.ReqDelete
+	}
+	return remote.ReqPut // PutObject and the multipart upload's requests
 }
 
 // Key returns the object key of one LTX file (remote.LayoutS3: at the
@@ -349,6 +383,13 @@ func (c *Client) do(ctx context.Context, p retry.Policy, what string, fn func(co
 // a time, each page retried on its own. startAfter, if set, skips the keys
 // up to it; delimiter "/" leaves out deeper keys.
 func (c *Client) list(ctx context.Context, cl *s3.Client, prefix, startAfter, delimiter string, fn func(types.Object)) error {
+	return c.listUntil(ctx, cl, prefix, startAfter, delimiter, "", fn)
+}
+
+// listUntil is list that stops before the first key at or after end (""
+// for no end): keys come in byte order, so no later page can hold one
+// before it.
+func (c *Client) listUntil(ctx context.Context, cl *s3.Client, prefix, startAfter, delimiter, end string, fn func(types.Object)) error {
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(c.cfg.Bucket), Prefix: aws.String(prefix)}
 	if startAfter != "" {
 		in.StartAfter = aws.String(startAfter)
@@ -367,6 +408,9 @@ func (c *Client) list(ctx context.Context, cl *s3.Client, prefix, startAfter, de
 			return err
 		}
 		for _, o := range page.Contents {
+			if end != "" && aws.ToString(o.Key) >= end {
+				return nil
+			}
 			fn(o)
 		}
 		if !aws.ToBool(page.IsTruncated) {
@@ -393,25 +437,8 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 	}
 	// "%016x" sorts before "%016x-...ltx" and after every smaller TXID.
 	startAfter := c.keys.SeekKey(level, seek)
-	type listed struct {
-		info *ltx.FileInfo
-		key  string
-		etag string
-	}
-	var objs []listed
-	seen := map[remote.FileID]bool{}
-	add := func(o types.Object) {
-		key := aws.ToString(o.Key)
-		id, ok := c.keys.ParseKey(key)
-		if !ok || id.Level != level || id.MinTXID < seek || seen[id] {
-			return
-		}
-		seen[id] = true
-		info := &ltx.FileInfo{Level: level, MinTXID: id.MinTXID, MaxTXID: id.MaxTXID, Size: aws.ToInt64(o.Size),
-			CreatedAt: aws.ToTime(o.LastModified).UTC()}
-		objs = append(objs, listed{info: info, key: key, etag: aws.ToString(o.ETag)})
-	}
-	if err := c.list(ctx, cl, prefix, startAfter, "/", add); err != nil {
+	objs := newListing(c.keys, func(id remote.FileID) bool { return id.Level == level && id.MinTXID >= seek })
+	if err := c.list(ctx, cl, prefix, startAfter, "/", objs.add); err != nil {
 		return nil, c.fail("list", prefix, err)
 	}
 	if c.cfg.Path == "" {
@@ -420,18 +447,84 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 		// multipart upload, and replicas written before this build used
 		// that layout. Reads and deletes go to the key as listed.
 		alt := strings.TrimPrefix(prefix, "/")
-		if err := c.list(ctx, cl, alt, strings.TrimPrefix(startAfter, "/"), "/", add); err != nil {
+		if err := c.list(ctx, cl, alt, strings.TrimPrefix(startAfter, "/"), "/", objs.add); err != nil {
 			return nil, c.fail("list", alt, err)
 		}
 	}
+	return c.stamped(ctx, cl, objs.objs, true)
+}
 
-	// Timestamps: from memory where the ETag matches, else HEAD.
+var _ remote.AllLister = (*Client)(nil)
+
+// LTXFilesAll lists every level with one paginated listing of the replica
+// path (1000 keys a request) instead of one listing per level. With
+// exactTimes false it sends no HEAD: a file whose stored timestamp the
+// client has not seen (written or listed before) gets its upload time. At
+// the bucket root it falls back to listing level by level (the keys may
+// lack their leading slash there, and a prefix listing would be the whole
+// bucket).
+func (c *Client) LTXFilesAll(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo, error) {
+	if c.cfg.Path == "" {
+		return nil, errors.ErrUnsupported
+	}
+	prefix := c.keys.AllPrefix()
+	cl, err := c.client(ctx)
+	if err != nil {
+		return nil, c.fail("list", prefix, err)
+	}
+	objs := newListing(c.keys, func(remote.FileID) bool { return true })
+	// The level directories "0000".."0009" sort before anything else a
+	// path may hold ("generations/" of a v0.3 replica, say): stop there.
+	end := c.keys.LevelPrefix(remote.MaxLevel + 1)
+	if err := c.listUntil(ctx, cl, prefix, "", "", end, objs.add); err != nil {
+		return nil, c.fail("list", prefix, err)
+	}
+	return c.stamped(ctx, cl, objs.objs, exactTimes)
+}
+
+// listed is one LTX object of a listing.
+type listed struct {
+	info *ltx.FileInfo
+	key  string
+	etag string
+}
+
+// listing collects the LTX objects of a listing that want accepts, each
+// file once.
+type listing struct {
+	keys remote.Keys
+	want func(remote.FileID) bool
+	seen map[remote.FileID]bool
+	objs []listed
+}
+
+func newListing(keys remote.Keys, want func(remote.FileID) bool) *listing {
+	return &listing{keys: keys, want: want, seen: map[remote.FileID]bool{}}
+}
+
+func (l *listing) add(o types.Object) {
+	key := aws.ToString(o.Key)
+	id, ok := l.keys.ParseKey(key)
+	if !ok || !l.want(id) || l.seen[id] {
+		return
+	}
+	l.seen[id] = true
+	info := &ltx.FileInfo{Level: id.Level, MinTXID: id.MinTXID, MaxTXID: id.MaxTXID, Size: aws.ToInt64(o.Size),
+		CreatedAt: aws.ToTime(o.LastModified).UTC()}
+	l.objs = append(l.objs, listed{info: info, key: key, etag: aws.ToString(o.ETag)})
+}
+
+// stamped sets the files' stored timestamps, from memory where the ETag
+// matches, else (exact only) with a HEAD each, and returns them ordered by
+// level, then as LTXFiles orders a level. Without exact, a file not in
+// memory keeps its upload time. A file gone since the listing is left out.
+func (c *Client) stamped(ctx context.Context, cl *s3.Client, objs []listed, exact bool) ([]*ltx.FileInfo, error) {
 	var missing []int
 	c.stampsMu.Lock()
 	for i, o := range objs {
 		if s, ok := c.stamps[o.key]; ok && s.etag == o.etag {
 			o.info.CreatedAt = s.ts
-		} else {
+		} else if exact {
 			missing = append(missing, i)
 		}
 	}
@@ -470,7 +563,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 			infos = append(infos, o.info)
 		}
 	}
-	backend.SortInfos(infos)
+	backend.SortAll(infos)
 	return infos, nil
 }
 

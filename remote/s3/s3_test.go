@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -308,4 +309,100 @@ func TestPermanentErrors(t *testing.T) {
 		t.Fatalf("wrong credentials took %v: retried?", d)
 	}
 	t.Log(err)
+}
+
+// TestListAllRequests counts, through a proxy in front of MinIO, what
+// listing every level costs: one LIST for the whole replica (not one per
+// level), no HEAD when the times are not needed, and one HEAD per file a
+// client has not seen when they are. Keys outside the layout under the
+// path (a v0.3 generations/ tree) are not listed. The client's own counts
+// (RequestCounts) must agree with the proxy's.
+func TestListAllRequests(t *testing.T) {
+	endpoint := minio(t)
+	proxy := faultproxy.StartT(t, endpoint, faultproxy.Options{})
+	cfg := Config{Bucket: "count", Path: "db", Endpoint: proxy.URL(),
+		AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword, Logger: quiet}
+	writer, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	createBucket(t, writer)
+	ts := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	var want []string
+	for _, level := range []int{0, 1, 2, 9} {
+		for txid := ltx.TXID(1); txid <= 3; txid++ {
+			data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: txid, MaxTXID: txid, Timestamp: ts.Add(time.Duration(txid) * time.Second), Pages: 1})
+			if _, err := writer.WriteLTXFile(t.Context(), level, txid, txid, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, fmt.Sprintf("%d/%s", level, remote.FileName(txid, txid)))
+		}
+	}
+	// A v0.3 tree beside the levels, which sorts after them.
+	cl, err := writer.client(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		key := fmt.Sprintf("db/generations/0123456789abcdef/wal/%08x/00000000.wal.lz4", i)
+		if _, err := cl.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String("count"), Key: aws.String(key), Body: strings.NewReader("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	names := func(files []*ltx.FileInfo) []string {
+		var out []string
+		for _, f := range files {
+			out = append(out, fmt.Sprintf("%d/%s", f.Level, remote.FileName(f.MinTXID, f.MaxTXID)))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name      string
+		exact     bool
+		fresh     bool // a new client, which has seen none of the files
+		list, hd  int64
+		wantStamp bool
+	}{
+		{"untimed, fresh client", false, true, 1, 0, false},
+		{"exact, fresh client", true, true, 1, 12, true},
+		{"exact, writer", true, false, 1, 0, true},
+		{"untimed, writer", false, false, 1, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := writer
+			if tc.fresh {
+				if c, err = New(cfg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			proxy.ResetStats()
+			before := c.RequestCounts()
+			list := remote.ListAllUntimed
+			if tc.exact {
+				list = remote.ListAll
+			}
+			files, err := list(t.Context(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := names(files); !slices.Equal(got, want) {
+				t.Fatalf("listed %s, want %s", got, want)
+			}
+			for _, f := range files {
+				stamped := f.CreatedAt.Equal(ts.Add(time.Duration(f.MinTXID) * time.Second))
+				if tc.wantStamp && !stamped {
+					t.Fatalf("%s: CreatedAt %s, want the stored timestamp", remote.IDOf(f), f.CreatedAt)
+				}
+			}
+			st := proxy.Stats()
+			if st.Requests[faultproxy.ClassLIST] != tc.list || st.Requests[faultproxy.ClassHEAD] != tc.hd || st.TotalRequests() != tc.list+tc.hd {
+				t.Fatalf("requests %s, want %d LIST and %d HEAD", st, tc.list, tc.hd)
+			}
+			d := c.RequestCounts().Sub(before)
+			if d.List != tc.list || d.Head != tc.hd || d.Total() != st.TotalRequests() {
+				t.Fatalf("client counted %+v, the proxy %s", d, st)
+			}
+		})
+	}
 }

@@ -97,6 +97,27 @@ type Client struct {
 	mu   sync.Mutex
 	conn *ssh.Client
 	sftp *sftp.Client
+
+	// reqs counts the operations tried, by kind (see do).
+	reqs remote.Requests
+}
+
+// RequestCounts returns the operations tried so far, by kind, retries
+// included: a directory read is a LIST, an open a GET, a write a PUT, a
+// delete a DELETE.
+func (c *Client) RequestCounts() remote.RequestCounts { return c.reqs.RequestCounts() }
+
+// opKind is the kind of a do operation, from its first word.
+func opKind(op string) remote.RequestKind {
+	switch verb, _, _ := strings.Cut(op, " "); verb {
+	case "list":
+		return remote.ReqList
+	case "open":
+		return remote.ReqGet
+	case "delete":
+		return remote.ReqDelete
+	}
+	return remote.ReqPut
 }
 
 var _ remote.Client = (*Client)(nil)
@@ -312,6 +333,7 @@ func (c *Client) do(ctx context.Context, op string, timeout time.Duration, fn fu
 		r = r.WithAttemptTimeout(timeout)
 	}
 	return r.Do(ctx, c.what+": "+op, transient, func(ctx context.Context) error {
+		c.reqs.Add(opKind(op))
 		sc, err := c.client(ctx)
 		if err != nil {
 			return err

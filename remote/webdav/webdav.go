@@ -95,7 +95,13 @@ type Client struct {
 	// noDeadProps is set once the server refused the timestamp property,
 	// so later writes skip the PROPPATCH.
 	noDeadProps atomic.Bool
+
+	// reqs counts the HTTP requests sent, by kind.
+	reqs remote.Requests
 }
+
+// RequestCounts returns the HTTP requests sent so far, by kind.
+func (c *Client) RequestCounts() remote.RequestCounts { return c.reqs.RequestCounts() }
 
 var _ remote.Client = (*Client)(nil)
 
@@ -218,6 +224,7 @@ func (c *Client) do(ctx context.Context, method, target string, body io.Reader, 
 	if c.cfg.Username != "" || c.cfg.Password != "" {
 		req.SetBasicAuth(c.cfg.Username, c.cfg.Password)
 	}
+	c.reqs.Add(backend.RequestKind(req))
 	resp, err := c.http.Do(req)
 	if err != nil {
 		// *url.Error repeats the URL; it has no credentials (they are

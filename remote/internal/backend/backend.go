@@ -95,6 +95,14 @@ func SortInfos(infos []*ltx.FileInfo) {
 	})
 }
 
+// SortAll orders the files of several levels by level, then as SortInfos
+// does, as remote.AllLister returns them.
+func SortAll(infos []*ltx.FileInfo) {
+	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
+		return cmp.Or(cmp.Compare(a.Level, b.Level), cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
+	})
+}
+
 // ExactReader returns a ReadCloser that yields exactly n bytes of rc: a body
 // that ends early fails with io.ErrUnexpectedEOF, and one that has more
 // (a server that ignored the Range header) fails too, rather than handing
