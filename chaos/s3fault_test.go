@@ -3,12 +3,8 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,84 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litestream-go/litestream/internal/faultproxy"
+	"github.com/litestream-go/litestream/internal/testserver"
 )
-
-// MinIO as installed by scripts/testservers/minio.sh (the version and the
-// cache directory are remote/internal/testserver's, which this package
-// cannot import).
-const (
-	minioVersion  = "v0.0.0-20260212201848-7aac2a2c5b7c"
-	minioUser     = "litestream-test"
-	minioPassword = "litestream-test-secret"
-)
-
-func minioBinary() string {
-	dir := os.Getenv("LITESTREAM_TESTSERVERS_DIR")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".cache", "litestream-testservers")
-	}
-	for _, p := range []string{os.Getenv("LITESTREAM_MINIO_BIN"), filepath.Join(dir, "minio-"+minioVersion, "minio")} {
-		if fi, err := os.Stat(p); p != "" && err == nil && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p
-	}
-	return ""
-}
-
-// startMinIO starts MinIO on 127.0.0.1 and returns its endpoint, or skips
-// (fails under LITESTREAM_REQUIRE_SERVERS=1) when it is not installed.
-func startMinIO(t *testing.T, dataDir string) string {
-	t.Helper()
-	bin := minioBinary()
-	if bin == "" {
-		msg := "MinIO is not installed: run scripts/testservers/minio.sh (or make deps)"
-		if os.Getenv("LITESTREAM_REQUIRE_SERVERS") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	freePort := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-	for attempt := 0; attempt < 3; attempt++ { // a free port may be taken meanwhile
-		addr := "127.0.0.1:" + strconv.Itoa(freePort())
-		cmd := exec.Command(bin, "server", dataDir, "--address", addr, "--console-address", "127.0.0.1:"+strconv.Itoa(freePort()), "--quiet")
-		cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+minioUser, "MINIO_ROOT_PASSWORD="+minioPassword, "MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
-		out := &lockedBuffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-		endpoint := "http://" + addr
-		if waitFor(30*time.Second, 50*time.Millisecond, func() bool {
-			resp, err := http.Get(endpoint + "/minio/health/live")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
-		}) {
-			return endpoint
-		}
-		_ = cmd.Process.Kill()
-		<-done
-		t.Logf("MinIO did not start:\n%s", out.String())
-	}
-	t.Fatal("MinIO did not start")
-	return ""
-}
 
 func createBucket(t *testing.T, endpoint, bucket string) {
 	t.Helper()
@@ -103,7 +23,7 @@ func createBucket(t *testing.T, endpoint, bucket string) {
 		BaseEndpoint: aws.String(endpoint),
 		Region:       "us-east-1",
 		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(minioUser, minioPassword, ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(testserver.MinIOUser, testserver.MinIOPassword, ""),
 	})
 	// MinIO may answer 503 for a moment after it starts.
 	var err error
@@ -130,14 +50,16 @@ func TestS3Faults(t *testing.T) {
 	defer c.report(t)
 	seed, rng := testSeed(t)
 	dir := workDir(t)
-	endpoint := startMinIO(t, mkdir(dir, "minio"))
+	minio := testserver.StartMinIO(t, mkdir(dir, "minio"))
+	t.Cleanup(minio.Stop)
+	endpoint := minio.Endpoint
 	createBucket(t, endpoint, "chaos")
 	rates := faultproxy.Transient(0.2).Plus(faultproxy.Rates{faultproxy.SlowBody: 0.05})
 	if long {
 		rates = rates.Plus(faultproxy.Stalls(0.005))
 	}
 	proxy := faultproxy.StartT(t, endpoint, faultproxy.Options{Seed: seed, Rates: rates, Disabled: true})
-	creds := []string{"LITESTREAM_ACCESS_KEY_ID=" + minioUser, "LITESTREAM_SECRET_ACCESS_KEY=" + minioPassword, "AWS_REGION=us-east-1"}
+	creds := []string{"LITESTREAM_ACCESS_KEY_ID=" + testserver.MinIOUser, "LITESTREAM_SECRET_ACCESS_KEY=" + testserver.MinIOPassword, "AWS_REGION=us-east-1"}
 	url := "s3://chaos/app?endpoint=" + proxy.Addr() + "&force-path-style=true"
 
 	db := filepath.Join(dir, "app.db")

@@ -16,7 +16,7 @@ import (
 
 	"github.com/superfly/ltx"
 
-	"github.com/litestream-go/litestream/remote/internal/testserver"
+	"github.com/litestream-go/litestream/internal/testserver"
 	"github.com/litestream-go/litestream/remote/remotetest"
 	"github.com/litestream-go/litestream/remote/retry"
 )

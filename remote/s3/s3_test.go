@@ -20,8 +20,8 @@ import (
 
 	"github.com/litestream-go/litestream/internal/faultproxy"
 
+	"github.com/litestream-go/litestream/internal/testserver"
 	"github.com/litestream-go/litestream/remote"
-	"github.com/litestream-go/litestream/remote/internal/testserver"
 	"github.com/litestream-go/litestream/remote/remotetest"
 	"github.com/litestream-go/litestream/remote/retry"
 )

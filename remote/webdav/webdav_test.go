@@ -18,8 +18,8 @@ import (
 	"golang.org/x/net/webdav"
 
 	"github.com/litestream-go/litestream/internal/faultproxy"
+	"github.com/litestream-go/litestream/internal/testserver"
 	"github.com/litestream-go/litestream/remote"
-	"github.com/litestream-go/litestream/remote/internal/testserver"
 	"github.com/litestream-go/litestream/remote/remotetest"
 	"github.com/litestream-go/litestream/remote/retry"
 )

@@ -22,9 +22,9 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	_ "github.com/mattn/go-sqlite3" // the primary's SQLite, and the one the VFS registers into
 
+	"github.com/litestream-go/litestream/internal/testserver"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/backends"
-	"github.com/litestream-go/litestream/remote/internal/testserver"
 	"github.com/litestream-go/litestream/restore"
 	"github.com/litestream-go/litestream/vfs"
 	"github.com/litestream-go/litestream/writer"

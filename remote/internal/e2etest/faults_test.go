@@ -19,9 +19,9 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/internal/faultproxy"
+	"github.com/litestream-go/litestream/internal/testserver"
 	"github.com/litestream-go/litestream/pagecache"
 	"github.com/litestream-go/litestream/remote"
-	"github.com/litestream-go/litestream/remote/internal/testserver"
 	"github.com/litestream-go/litestream/remote/retry"
 	"github.com/litestream-go/litestream/remote/s3"
 	"github.com/litestream-go/litestream/restore"

@@ -1,7 +1,9 @@
-// Package testserver finds and starts the external test servers of the
-// remote backends (MinIO for s3, Azurite for abs) on 127.0.0.1. They are
-// installed once by scripts/testservers/*.sh into a cache directory. It is
-// imported by tests only.
+// Package testserver finds and starts the test servers on 127.0.0.1: the
+// external ones (MinIO for s3, Azurite for abs), installed once by
+// scripts/testservers/*.sh into a cache directory, and in-process ones
+// (fake-gcs-server, NATS, SFTP, WebDAV). It is imported by tests only, of
+// any package (the backends', chaos/, e2e/, cmd/litestream), so none of
+// them needs its own copy of a server starter.
 //
 // When a server is not installed its tests skip, with the command that
 // installs it; with LITESTREAM_REQUIRE_SERVERS set (as `make test` and CI
