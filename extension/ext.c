@@ -25,12 +25,21 @@ static void fn_call(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *fn = (const char *)sqlite3_user_data(ctx);
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   char *az[3] = {0, (char *)fn, 0};
+  char txid[17];
   if (argc > 0) {
     if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
       sqlite3_result_error(ctx, "litestream_set_time: the target is NULL; use 'latest', a TXID or a time", -1);
       return;
     }
-    az[2] = (char *)sqlite3_value_text(argv[0]);
+    // A TXID written as text is hex everywhere (vfs.ParseTarget); an SQL
+    // integer is a number, not a notation, so it goes on as its value in
+    // 16 hex digits: litestream_set_time(litestream_txid()) round-trips.
+    if (sqlite3_value_type(argv[0]) == SQLITE_INTEGER) {
+      sqlite3_snprintf(sizeof(txid), txid, "%016llx", (unsigned long long)sqlite3_value_int64(argv[0]));
+      az[2] = txid;
+    } else {
+      az[2] = (char *)sqlite3_value_text(argv[0]);
+    }
   }
   int rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_PRAGMA, az);
   if (rc == SQLITE_NOTFOUND) {

@@ -115,6 +115,8 @@ select count(*), total(id), total(length(name)) from users;
 select count(*) from events;
 select litestream_set_time('latest'), litestream_txid();
 select count(*) from users;
+select litestream_set_time('a'), litestream_set_time('0xA'), litestream_set_time(10), litestream_set_time(litestream_txid());
+select litestream_set_time('latest');
 `
 	out, errOut, err := shell(t, []string{"LITESTREAM_REPLICA_URL=" + fixtureURL(t)}, script)
 	if err != nil {
@@ -137,6 +139,8 @@ ok
 0
 15|15
 6000
+10|10|10|10
+15
 `
 	if out != want {
 		t.Errorf("output:\n%s\nwant:\n%s\nstderr:\n%s", out, want, errOut)

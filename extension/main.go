@@ -13,7 +13,8 @@
 // Configuration comes from the environment (read once, at load):
 //
 //	LITESTREAM_REPLICA_URL     replica of databases opened without ?replica=
-//	LITESTREAM_CACHE_SIZE      page cache per replica, e.g. 64MiB (default)
+//	LITESTREAM_CACHE_SIZE      page cache per replica, e.g. 64MiB (default; sizes as in
+//	                           the YAML configuration: 64MB is 64,000,000 bytes)
 //	LITESTREAM_POLL_INTERVAL   how often to look for new files, e.g. 1s (default)
 //	LITESTREAM_LOG_LEVEL       debug, info, warn (default) or error; logs go to stderr
 //
@@ -36,6 +37,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/litestream-go/litestream/internal/userinput"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/backends"
 	"github.com/litestream-go/litestream/vfs"
@@ -97,7 +99,7 @@ func configFromEnv(getenv func(string) string) (vfs.Options, error) {
 		Logger:     logger,
 	}
 	if s := getenv("LITESTREAM_CACHE_SIZE"); s != "" {
-		n, err := vfs.ParseSize(s)
+		n, err := userinput.ParseSize(s)
 		if err != nil {
 			return vfs.Options{}, fmt.Errorf("LITESTREAM_CACHE_SIZE: %w", err)
 		}

@@ -107,12 +107,20 @@ func (u URL) Redacted() string {
 	return out.String()
 }
 
-// isSecretParam reports whether a query parameter holds a credential. It
-// errs on the side of hiding: an access key id is not secret but is hidden
-// too.
-func isSecretParam(key string) bool {
+// secretParams are the substrings that make a URL query parameter (or a
+// configuration key) secret: its value is hidden in every printed URL, log
+// line and error message. This is the project's one list; every redaction
+// (remote.URL, the CLI's messages, the VFS's logs) asks IsSecretParam. It
+// errs on the side of hiding: an access key id is not secret but "key"
+// hides it too.
+var secretParams = []string{"key", "secret", "token", "pass", "sig", "credential", "creds",
+	"sas", "seed", "jwt"}
+
+// IsSecretParam reports whether the query parameter key holds a credential
+// (see secretParams); case does not matter.
+func IsSecretParam(key string) bool {
 	k := strings.ToLower(key)
-	for _, s := range []string{"secret", "password", "passwd", "token", "key", "sig", "credential", "sas"} {
+	for _, s := range secretParams {
 		if strings.Contains(k, s) {
 			return true
 		}
@@ -123,7 +131,7 @@ func isSecretParam(key string) bool {
 func redactQuery(q url.Values) url.Values {
 	out := make(url.Values, len(q))
 	for k, v := range q {
-		if isSecretParam(k) {
+		if IsSecretParam(k) {
 			vv := make([]string, len(v))
 			for i := range vv {
 				vv[i] = redactedValue
@@ -267,7 +275,7 @@ func redactRaw(raw string) string {
 		parts := strings.Split(query, "&")
 		for i, part := range parts {
 			k, _, ok := strings.Cut(part, "=")
-			if ok && isSecretParam(k) {
+			if ok && IsSecretParam(k) {
 				parts[i] = k + "=" + redactedValue
 			}
 		}

@@ -186,3 +186,28 @@ func TestURLNoLeak(t *testing.T) {
 		t.Errorf("Query() is not a copy")
 	}
 }
+
+// TestIsSecretParam: the one list of secret parameters. Before it, remote.URL
+// hid fewer names than the CLI (a NATS seed, jwt or creds value showed in a
+// redacted URL).
+func TestIsSecretParam(t *testing.T) {
+	for _, k := range []string{"secret-access-key", "access-key-id", "AccessKeyID", "sse-customer-key", "sseCustomerKey",
+		"sse-kms-key-id", "password", "passwd", "pass", "sas-token", "sig", "signature", "token", "jwt", "seed", "nkey",
+		"creds", "credentials", "account-key", "X-Amz-Credential"} {
+		if !IsSecretParam(k) {
+			t.Errorf("IsSecretParam(%q) = false, want true", k)
+		}
+	}
+	for _, k := range []string{"endpoint", "region", "force-path-style", "skip-verify", "concurrent-writes", "x", "bucket", "level", "poll_interval", "cache_size"} {
+		if IsSecretParam(k) {
+			t.Errorf("IsSecretParam(%q) = true, want false", k)
+		}
+	}
+	u, err := ParseURL("nats://127.0.0.1:4222/bucket/db?seed=SUAMSEED&jwt=eyJWT&creds=/x/user.creds&token=tok1&endpoint=e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := u.Redacted(), "nats://127.0.0.1:4222/bucket/db?creds=xxxxx&endpoint=e&jwt=xxxxx&seed=xxxxx&token=xxxxx"; got != want {
+		t.Errorf("Redacted() = %q, want %q", got, want)
+	}
+}

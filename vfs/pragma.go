@@ -3,11 +3,13 @@ package vfs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/litestream-go/litestream/internal/userinput"
 	"github.com/psanford/sqlite3vfs"
 	"github.com/superfly/ltx"
 )
@@ -30,10 +32,14 @@ import (
 //     byte says i(nteger), r(eal), t(ext), n(ull) or e(rror), the rest is
 //     the value or the error message.
 //
-// A target is 'latest' (follow the replica again), a TXID (decimal, or 16
-// hex digits as in LTX file names) or a time (RFC 3339, or
-// 'YYYY-MM-DD HH:MM:SS[.fff]' in UTC as SQLite's datetime() prints it). Set
-// inside a read transaction, it applies from the next one.
+// A target is 'latest' (follow the replica again), a TXID or a time (RFC
+// 3339, or 'YYYY-MM-DD HH:MM:SS[.fff]' in UTC as SQLite's datetime() prints
+// it). A TXID given as text follows the project's one TXID rule
+// (userinput.ParseTXID): hex as LTX file names and `restore -txid` write it,
+// leading zeros and 0x optional, so '10' is TXID 16 here as in -txid. The
+// extension passes an SQL integer argument as 16 hex digits, so
+// litestream_set_time(16) is TXID 16 and litestream_set_time(litestream_txid())
+// round-trips. Set inside a read transaction, it applies from the next one.
 const fnPrefix = "litestream:"
 
 // FileControl implements sqlite3vfs.FileController.
@@ -141,16 +147,10 @@ func ParseTarget(s string) (txid ltx.TXID, ts time.Time, latest bool, err error)
 	if s == "" || strings.EqualFold(s, "latest") {
 		return 0, time.Time{}, true, nil
 	}
-	if len(s) == 16 {
-		if id, err := ltx.ParseTXID(s); err == nil && id > 0 {
-			return id, time.Time{}, false, nil
-		}
-	}
-	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
-		if n == 0 {
-			return 0, time.Time{}, false, fmt.Errorf("TXID 0 does not exist; TXIDs start at 1")
-		}
-		return ltx.TXID(n), time.Time{}, false, nil
+	if id, err := userinput.ParseTXID(s); err == nil {
+		return id, time.Time{}, false, nil
+	} else if errors.Is(err, userinput.ErrTXIDZero) {
+		return 0, time.Time{}, false, err
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {

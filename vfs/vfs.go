@@ -20,13 +20,13 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/psanford/sqlite3vfs"
 
+	"github.com/litestream-go/litestream/internal/userinput"
 	"github.com/litestream-go/litestream/remote"
 )
 
@@ -169,7 +169,7 @@ func (v *VFS) replica(ctx context.Context, url string, params map[string]string)
 func (v *VFS) openReplica(ctx context.Context, url string, params map[string]string) (*Replica, error) {
 	ropts := v.opts.Replica
 	if s, ok := params["cache_size"]; ok {
-		n, err := ParseSize(s)
+		n, err := userinput.ParseSize(s)
 		if err != nil {
 			return nil, fmt.Errorf("URI parameter cache_size: %w", err)
 		}
@@ -293,26 +293,4 @@ func redact(url string) string {
 		return "(unparsable replica URL)"
 	}
 	return u.Redacted()
-}
-
-// ParseSize parses a byte count: a plain number of bytes, or a number with
-// a suffix K, M, G (powers of 1024; KiB, MiB, GiB, KB, MB, GB are accepted
-// and mean the same).
-func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(strings.ToUpper(s))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("size %q: want a number of bytes, optionally with K, M or G", s)
-	}
-	return n * mult, nil
 }

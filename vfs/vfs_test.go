@@ -188,7 +188,7 @@ func TestFixtureInProcess(t *testing.T) {
 	if got := row(ctx, t, conn, "PRAGMA journal_mode"); got != "delete" {
 		t.Errorf("journal_mode = %s, want delete (header bytes 18/19 read as rollback mode)", got)
 	}
-	for _, target := range []string{"5", "0000000000000009", "1", "latest", "0000000000000005", "15"} {
+	for _, target := range []string{"5", "0000000000000009", "1", "latest", "0000000000000005", "f"} {
 		txid, _, latest, err := vfs.ParseTarget(target)
 		if err != nil {
 			t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/litestream-go/litestream/writer"
+	"gopkg.in/yaml.v3"
 )
 
 func env(m map[string]string) func(string) string {
@@ -425,26 +426,23 @@ dbs:
 	}
 }
 
-func TestParseByteSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"1048576", 1 << 20, true},
-		{"5MiB", 5 << 20, true},
-		{"10MB", 10_000_000, true},
-		{"1.5 KiB", 1536, true},
-		{"2k", 2000, true},
-		{"", 0, false},
-		{"5 parsecs", 0, false},
-		{"-1", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := ParseByteSize(tt.in)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseByteSize(%q) = %d, %v; want %d ok=%v", tt.in, got, err, tt.want, tt.ok)
+// TestByteSizeYAML: size keys use the one size rule (userinput.ParseSize,
+// tested there): 64MB is 64,000,000 bytes as in Litestream v0.5.18's YAML,
+// 64MiB 2^26, and a bad size names its line.
+func TestByteSizeYAML(t *testing.T) {
+	for in, want := range map[string]ByteSize{"64MB": 64_000_000, "64MiB": 64 << 20, "1048576": 1 << 20, "1.5 KiB": 1536, "2k": 2000} {
+		var v struct {
+			S ByteSize `yaml:"s"`
 		}
+		if err := yaml.Unmarshal([]byte("s: "+in), &v); err != nil || v.S != want {
+			t.Errorf("%q: got %d, %v; want %d", in, v.S, err, want)
+		}
+	}
+	var v struct {
+		S ByteSize `yaml:"s"`
+	}
+	if err := yaml.Unmarshal([]byte("\ns: 5 parsecs"), &v); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("bad size: err = %v, want one naming line 2", err)
 	}
 }
 

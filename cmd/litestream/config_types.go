@@ -8,11 +8,9 @@ package main
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
-	"unicode"
 
+	"github.com/litestream-go/litestream/internal/userinput"
 	"gopkg.in/yaml.v3"
 )
 
@@ -261,42 +259,19 @@ type AgeConfig struct {
 	Recipients []string `yaml:"recipients"`
 }
 
-// ByteSize is a size such as "5MiB", "10MB" or "1048576".
+// ByteSize is a size such as "5MiB", "10MB" or "1048576", parsed by the
+// project's one size rule (internal/userinput.ParseSize, Litestream's:
+// KB/MB/GB powers of 1000, KiB/MiB/GiB powers of 1024).
 type ByteSize int64
 
-// UnmarshalYAML parses a size with an optional B/K/M/G/T suffix; KB/MB/GB
-// are powers of 1000 and KiB/MiB/GiB powers of 1024.
+// UnmarshalYAML parses a size with userinput.ParseSize.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	v, err := ParseByteSize(n.Value)
+	v, err := userinput.ParseSize(n.Value)
 	if err != nil {
 		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
 	*b = ByteSize(v)
 	return nil
-}
-
-// ParseByteSize parses a human-readable byte size.
-func ParseByteSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	i := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsDigit(r) && r != '.' })
-	num, unit := s, ""
-	if i >= 0 {
-		num, unit = s[:i], strings.TrimSpace(s[i:])
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 {
-		return 0, fmt.Errorf("invalid size %q", s)
-	}
-	mult := map[string]float64{
-		"": 1, "b": 1,
-		"k": 1000, "kb": 1000, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
-		"ki": 1 << 10, "mi": 1 << 20, "gi": 1 << 30, "ti": 1 << 40,
-		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
-	}[strings.ToLower(unit)]
-	if mult == 0 {
-		return 0, fmt.Errorf("invalid size %q: unknown unit %q", s, unit)
-	}
-	return int64(f * mult), nil
 }
 
 // humanBytes formats n as Litestream's status does (go-humanize's Bytes:

@@ -8,14 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/index"
+	"github.com/litestream-go/litestream/internal/userinput"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/restore"
 )
@@ -316,14 +315,11 @@ func (m *Main) restore(ctx context.Context, client remote.Client, p restoreParam
 	return res, nil
 }
 
-// parseTXID accepts a TXID in hex, with or without leading zeros (Litestream
-// prints them as 16 hex digits).
+// parseTXID parses a TXID typed by the user (-txid, the MCP restore tool's
+// txid) by the project's one TXID rule, userinput.ParseTXID: hex as
+// Litestream prints it, leading zeros and 0x optional.
 func parseTXID(s string) (ltx.TXID, error) {
-	v, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(s), "0x"), 16, 64)
-	if err != nil || v == 0 {
-		return 0, fmt.Errorf("invalid -txid %q: expected a non-zero hex transaction ID such as 000000000000000a", s)
-	}
-	return ltx.TXID(v), nil
+	return userinput.ParseTXID(s)
 }
 
 // progressPrinter draws "restoring: 12.0/48.0 MiB of LTX files (25%)" on

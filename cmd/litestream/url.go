@@ -38,11 +38,6 @@ func replicaArg(s string) (string, error) {
 	return fileURL(p), nil
 }
 
-// secretParams are query parameters whose values must not reach logs or
-// error messages (a superset of remote.URL's list).
-var secretParams = []string{"key", "secret", "token", "password", "passwd", "pass", "sig",
-	"signature", "credential", "sas", "seed", "jwt", "nkey", "creds"}
-
 // redactURL returns rawURL with its password and secret-looking query values
 // hidden, for logs and messages: remote.URL's redaction when rawURL is a
 // replica URL it accepts, else the same treatment by net/url (so that an
@@ -67,7 +62,7 @@ func redactURL(rawURL string) string {
 	if u.RawQuery != "" {
 		q := u.Query()
 		for k := range q {
-			if isSecretParam(k) {
+			if remote.IsSecretParam(k) {
 				q[k] = []string{redacted}
 			}
 		}
@@ -78,16 +73,6 @@ func redactURL(rawURL string) string {
 
 // redacted replaces secrets in printed URLs (the same marker remote.URL uses).
 const redacted = "xxxxx"
-
-func isSecretParam(key string) bool {
-	lk := strings.ToLower(key)
-	for _, s := range secretParams {
-		if strings.Contains(lk, s) {
-			return true
-		}
-	}
-	return false
-}
 
 // urlSecrets returns the secret values in rawURL (password, secret-looking
 // query values) that are long enough to be replaced safely in a message.
@@ -103,7 +88,7 @@ func urlSecrets(rawURL string) []string {
 		}
 	}
 	for k, vs := range u.Query() {
-		if !isSecretParam(k) {
+		if !remote.IsSecretParam(k) {
 			continue
 		}
 		for _, v := range vs {

@@ -141,3 +141,17 @@ func TestResolveTarget(t *testing.T) {
 		})
 	}
 }
+
+// TestRedactURLOneList: the CLI hides the same parameters as remote.URL
+// (remote.IsSecretParam), also for a URL remote.ParseURL refuses.
+func TestRedactURLOneList(t *testing.T) {
+	for _, raw := range []string{
+		"nats://127.0.0.1:4222/bucket/db?seed=SUAMSEED&jwt=eyJWT&endpoint=e",
+		"oss://bucket/db?seed=SUAMSEED&jwt=eyJWT&endpoint=e", // not a scheme of this build
+	} {
+		got := redactURL(raw)
+		if strings.Contains(got, "SUAMSEED") || strings.Contains(got, "eyJWT") || !strings.Contains(got, "endpoint=e") {
+			t.Errorf("redactURL(%q) = %q", raw, got)
+		}
+	}
+}
