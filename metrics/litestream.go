@@ -18,9 +18,6 @@ import (
 	"github.com/litestream-go/litestream/writer"
 )
 
-// CheckpointMode is the label of checkpoints the writer runs: it runs
-// SQLite's PASSIVE checkpoints.
-const CheckpointMode = "PASSIVE"
 
 // lsMetrics are the Litestream-named collectors.
 type lsMetrics struct {
@@ -107,9 +104,11 @@ func (l *lsMetrics) addDB(db string) {
 	l.syncCount.WithLabelValues(db)
 	l.syncErrors.WithLabelValues(db)
 	l.syncSeconds.WithLabelValues(db)
-	l.ckptCount.WithLabelValues(db, CheckpointMode)
-	l.ckptErrors.WithLabelValues(db, CheckpointMode)
-	l.ckptSeconds.WithLabelValues(db, CheckpointMode)
+	// The normal mode's series exist from the start; the forced ones
+	// (RESTART, TRUNCATE) appear when first used.
+	l.ckptCount.WithLabelValues(db, writer.CheckpointPassive)
+	l.ckptErrors.WithLabelValues(db, writer.CheckpointPassive)
+	l.ckptSeconds.WithLabelValues(db, writer.CheckpointPassive)
 	l.verifyErrors.WithLabelValues(db)
 }
 
@@ -153,11 +152,11 @@ func (l *lsMetrics) syncDone(db string, elapsed time.Duration, err error, st wri
 	}
 }
 
-func (l *lsMetrics) checkpointDone(db string, elapsed time.Duration, err error) {
-	l.ckptCount.WithLabelValues(db, CheckpointMode).Inc()
-	l.ckptSeconds.WithLabelValues(db, CheckpointMode).Add(elapsed.Seconds())
+func (l *lsMetrics) checkpointDone(db, mode string, elapsed time.Duration, err error) {
+	l.ckptCount.WithLabelValues(db, mode).Inc()
+	l.ckptSeconds.WithLabelValues(db, mode).Add(elapsed.Seconds())
 	if err != nil {
-		l.ckptErrors.WithLabelValues(db, CheckpointMode).Inc()
+		l.ckptErrors.WithLabelValues(db, mode).Inc()
 	}
 }
 

@@ -152,8 +152,8 @@ func (o *observer) SyncDone(elapsed time.Duration, err error) {
 	}
 }
 
-func (o *observer) CheckpointDone(elapsed time.Duration, err error) {
-	o.m.ls.checkpointDone(o.db, elapsed, err)
+func (o *observer) CheckpointDone(mode string, elapsed time.Duration, err error) {
+	o.m.ls.checkpointDone(o.db, mode, elapsed, err)
 	o.m.ckpts.WithLabelValues(o.db).Inc()
 	o.m.ckptSeconds.WithLabelValues(o.db).Observe(elapsed.Seconds())
 	if err != nil {

@@ -93,7 +93,9 @@ func TestStatusGauges(t *testing.T) {
 	o := m.Observer("/db")
 	o.SyncDone(10*time.Millisecond, nil)
 	o.SyncDone(20*time.Millisecond, errors.New("x"))
-	o.CheckpointDone(time.Millisecond, nil)
+	o.CheckpointDone(writer.CheckpointPassive, time.Millisecond, nil)
+	o.CheckpointDone(writer.CheckpointRestart, time.Millisecond, nil)
+	o.CheckpointDone(writer.CheckpointTruncate, time.Millisecond, errors.New("busy"))
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -105,7 +107,13 @@ func TestStatusGauges(t *testing.T) {
 		`litestream_last_sync_failed{db="/db"} 1`,
 		`litestream_sync_total{db="/db"} 2`,
 		`litestream_sync_errors_total{db="/db"} 1`,
-		`litestream_checkpoint_total{db="/db"} 1`,
+		`litestream_checkpoint_total{db="/db"} 3`,
+		// Litestream's names carry the mode of each checkpoint.
+		`litestream_checkpoint_count{db="/db",mode="PASSIVE"} 1`,
+		`litestream_checkpoint_count{db="/db",mode="RESTART"} 1`,
+		`litestream_checkpoint_count{db="/db",mode="TRUNCATE"} 1`,
+		`litestream_checkpoint_error_count{db="/db",mode="TRUNCATE"} 1`,
+		`litestream_checkpoint_error_count{db="/db",mode="PASSIVE"} 0`,
 		`litestream_sync_duration_seconds_count{db="/db"} 2`,
 		`litestream_compaction_total{db="/db"} 0`,
 	} {
@@ -141,7 +149,7 @@ func TestDashboardMetrics(t *testing.T) {
 	m := New()
 	m.AddDB("/db", func() writer.Status { return writer.Status{} })
 	m.Observer("/db").SyncDone(0, nil)
-	m.Observer("/db").CheckpointDone(0, nil)
+	m.Observer("/db").CheckpointDone(writer.CheckpointPassive, 0, nil)
 	c := m.Client("/db", file.New(t.TempDir()))
 	_, _ = c.LTXFiles(context.Background(), 0, 0)
 	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now()})

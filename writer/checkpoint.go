@@ -54,7 +54,7 @@ func (d *DB) checkpoint(ctx context.Context) error {
 	if d.pos.hasWAL && d.ckptGen == d.pos.hdr.Salts() && d.pos.Frames >= int64(d.opts.MinCheckpointPageN) {
 		return d.forceRestart(ctx)
 	}
-	logFrames, backfilled, err := d.passive(ctx)
+	logFrames, backfilled, err := d.passive(ctx, CheckpointPassive)
 	if err != nil {
 		return err
 	}
@@ -66,12 +66,13 @@ func (d *DB) checkpoint(ctx context.Context) error {
 	return d.maybeTruncate(ctx)
 }
 
-// passive runs a passive checkpoint on d.ctl and records it.
-func (d *DB) passive(ctx context.Context) (logFrames, backfilled int64, err error) {
+// passive runs a passive checkpoint on d.ctl and records it under mode
+// (CheckpointRestart when the write lock is held for a forced restart).
+func (d *DB) passive(ctx context.Context, mode string) (logFrames, backfilled int64, err error) {
 	var busy int64
 	start := time.Now()
 	err = d.ctl.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &backfilled)
-	d.observeCheckpoint(start, err)
+	d.observeCheckpoint(mode, start, err)
 	if err != nil {
 		return 0, 0, fmt.Errorf("checkpoint %s: %w", d.path, err)
 	}
@@ -120,7 +121,7 @@ func (d *DB) forceRestart(ctx context.Context) (err error) {
 	if err := d.sync(ctx); err != nil {
 		return err
 	}
-	if _, _, err := d.passive(ctx); err != nil {
+	if _, _, err := d.passive(ctx, CheckpointPassive); err != nil {
 		return err
 	}
 	// Step 2. (While BEGIN IMMEDIATE waits, we hold nothing.)
@@ -187,7 +188,7 @@ func (d *DB) forceRestart(ctx context.Context) (err error) {
 	var logFrames, backfilled int64
 	var ckErr error
 	for attempt := 0; attempt < 20; attempt++ {
-		logFrames, backfilled, ckErr = d.passive(ctx)
+		logFrames, backfilled, ckErr = d.passive(ctx, CheckpointRestart)
 		if ckErr != nil || logFrames >= 0 {
 			break
 		}
@@ -283,7 +284,7 @@ func (d *DB) maybeTruncate(ctx context.Context) error {
 	var busy, logFrames, backfilled int64
 	start := time.Now()
 	err = d.ctl.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &backfilled)
-	d.observeCheckpoint(start, err)
+	d.observeCheckpoint(CheckpointTruncate, start, err)
 	if err != nil && !isBusy(err) {
 		return fmt.Errorf("truncate WAL %s: %w", d.walPath, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -287,5 +288,55 @@ func TestForcedRestartConcurrentApp(t *testing.T) {
 				e.checkReplica()
 			})
 		}
+	}
+}
+
+// modeRecorder is an Observer that records the mode of each checkpoint.
+type modeRecorder struct {
+	mu    sync.Mutex
+	modes []string
+}
+
+func (r *modeRecorder) SyncDone(time.Duration, error) {}
+func (r *modeRecorder) CheckpointDone(mode string, _ time.Duration, _ error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.modes = append(r.modes, mode)
+}
+
+// TestCheckpointModesObserved: the observer (and so the metrics'
+// mode label) tells a normal passive checkpoint from the one a forced
+// restart runs under the write lock.
+func TestCheckpointModesObserved(t *testing.T) {
+	e := newEnv(t)
+	rec := &modeRecorder{}
+	opts := e.opts()
+	opts.Observer = rec
+	opts.MinCheckpointPageN = 5
+	e.insert(50, 300)
+	d := e.open(opts)
+	e.sync(d)
+	if err := d.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// A second checkpoint in the same log generation with
+	// MinCheckpointPageN frames forces a restart (an application that never
+	// pauses keeps the generation; here it is set as prepareForcedRestart does).
+	e.insert(20, 300)
+	e.sync(d)
+	gen, _ := e.walHeader()
+	d.mu.Lock()
+	d.ckptGen = gen.Salts()
+	d.mu.Unlock()
+	if err := d.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.modes) == 0 || rec.modes[0] != CheckpointPassive {
+		t.Fatalf("modes %v: want a PASSIVE checkpoint first", rec.modes)
+	}
+	if !slices.Contains(rec.modes, CheckpointRestart) {
+		t.Fatalf("modes %v: the forced restart is not reported as %s", rec.modes, CheckpointRestart)
 	}
 }

@@ -10,9 +10,24 @@ type Observer interface {
 	// SyncDone follows every Sync (including those of the background loop),
 	// whether or not it uploaded a file.
 	SyncDone(elapsed time.Duration, err error)
-	// CheckpointDone follows every checkpoint the writer runs.
-	CheckpointDone(elapsed time.Duration, err error)
+	// CheckpointDone follows every checkpoint the writer runs, with its
+	// mode: CheckpointPassive, CheckpointRestart or CheckpointTruncate.
+	CheckpointDone(mode string, elapsed time.Duration, err error)
 }
+
+// The modes of the checkpoints the writer runs, named as SQLite (and
+// Litestream's metrics) name them.
+const (
+	// CheckpointPassive is the normal checkpoint: it never waits for a lock.
+	CheckpointPassive = "PASSIVE"
+	// CheckpointRestart is the checkpoint of a forced restart of the log
+	// (forceRestart): passive, but run while the writer holds SQLite's write
+	// lock so that the next write restarts the log, as SQLite's RESTART mode
+	// would, blocking writers meanwhile.
+	CheckpointRestart = "RESTART"
+	// CheckpointTruncate truncates an oversized WAL file (maybeTruncate).
+	CheckpointTruncate = "TRUNCATE"
+)
 
 func (d *DB) observeSync(start time.Time, err error) {
 	if d.opts.Observer != nil {
@@ -20,8 +35,8 @@ func (d *DB) observeSync(start time.Time, err error) {
 	}
 }
 
-func (d *DB) observeCheckpoint(start time.Time, err error) {
+func (d *DB) observeCheckpoint(mode string, start time.Time, err error) {
 	if d.opts.Observer != nil {
-		d.opts.Observer.CheckpointDone(time.Since(start), err)
+		d.opts.Observer.CheckpointDone(mode, time.Since(start), err)
 	}
 }
