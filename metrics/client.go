@@ -15,8 +15,40 @@ import (
 // Client wraps c so that every request it serves for database db is counted:
 // requests, errors, bytes and latency per operation, files written per level
 // (level 0 syncs, 1-8 compactions, 9 snapshots) and files deleted.
+//
+// Where c counts the requests it sends to the storage by kind
+// (remote.RequestCounter: every backend does), those counts are exported as
+// litestream_storage_requests_total{db,type,kind} at each scrape: the
+// requests a store bills, a listing's pages, HEADs and retries included.
 func (m *Metrics) Client(db string, c remote.Client) remote.Client {
-	return &client{Client: c, m: m, db: db, typ: c.Type()}
+	cl := &client{Client: c, m: m, db: db, typ: c.Type()}
+	if _, ok := c.(remote.RequestCounter); ok {
+		m.mu.Lock()
+		m.counts[db] = countsSource{typ: cl.typ, c: c}
+		m.mu.Unlock()
+	}
+	return cl
+}
+
+// countsSource is where a database's storage request counts are read.
+type countsSource struct {
+	typ string
+	c   remote.Client
+}
+
+// RequestCounts passes the wrapped client's counts on.
+func (c *client) RequestCounts() remote.RequestCounts {
+	n, _ := remote.CountsOf(c.Client)
+	return n
+}
+
+// LTXFilesAll lists every level through the wrapped client's one listing
+// where it has one (remote.AllLister), counted as one LIST operation.
+func (c *client) LTXFilesAll(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo, error) {
+	start := time.Now()
+	files, err := remote.ListAllWith(ctx, c.Client, exactTimes)
+	c.done(OpList, start, err)
+	return files, err
 }
 
 type client struct {

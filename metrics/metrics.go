@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/writer"
 )
 
@@ -53,14 +54,15 @@ type Metrics struct {
 
 	ls *lsMetrics // Litestream's names (litestream.go)
 
-	mu  sync.Mutex
-	dbs map[string]func() writer.Status
+	mu     sync.Mutex
+	dbs    map[string]func() writer.Status
+	counts map[string]countsSource // storage request counts, by database (client.go)
 }
 
 // New returns a Metrics with every collector registered, plus the Go runtime
 // and process collectors.
 func New() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), dbs: map[string]func() writer.Status{}, ls: newLSMetrics()}
+	m := &Metrics{reg: prometheus.NewRegistry(), dbs: map[string]func() writer.Status{}, counts: map[string]countsSource{}, ls: newLSMetrics()}
 	dbL := []string{"db"}
 	remL := []string{"db", "type", "op"}
 	durBuckets := []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
@@ -116,6 +118,7 @@ func (m *Metrics) AddDB(db string, status func() writer.Status) {
 func (m *Metrics) RemoveDB(db string) {
 	m.mu.Lock()
 	delete(m.dbs, db)
+	delete(m.counts, db)
 	m.mu.Unlock()
 	labels := prometheus.Labels{"db": db}
 	for _, v := range []*prometheus.CounterVec{m.syncs, m.syncErrors, m.ckpts, m.ckptErrors, m.compactions,
@@ -195,10 +198,13 @@ var (
 	descPending  = prometheus.NewDesc("litestream_upload_pending", "1 while a staged file waits for a retried upload.", []string{"db"}, nil)
 	descErr      = prometheus.NewDesc("litestream_last_sync_failed", "1 when the last sync or checkpoint failed.", []string{"db"}, nil)
 	descDBSize   = prometheus.NewDesc("litestream_db_bytes", "Database size (pages times page size) at the last uploaded TXID.", []string{"db"}, nil)
+	descStorage  = prometheus.NewDesc("litestream_storage_requests_total",
+		"Requests sent to the storage, by the kind a store bills (LIST, HEAD, GET, PUT, DELETE): listing pages, HEADs and retries included.",
+		[]string{"db", "type", "kind"}, nil)
 )
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTXID, descWAL, descLag, descLastSync, descUpload, descCkptTime, descPending, descErr, descDBSize} {
+	for _, d := range []*prometheus.Desc{descTXID, descWAL, descLag, descLastSync, descUpload, descCkptTime, descPending, descErr, descDBSize, descStorage} {
 		ch <- d
 	}
 	c.m.ls.describe(ch)
@@ -210,7 +216,17 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range c.m.dbs {
 		dbs[k] = v
 	}
+	counts := make(map[string]countsSource, len(c.m.counts))
+	for k, v := range c.m.counts {
+		counts[k] = v
+	}
 	c.m.mu.Unlock()
+	for db, src := range counts {
+		n, _ := remote.CountsOf(src.c)
+		for _, k := range remote.RequestKinds {
+			ch <- prometheus.MustNewConstMetric(descStorage, prometheus.CounterValue, float64(n.Of(k)), db, src.typ, k.String())
+		}
+	}
 	now := time.Now()
 	unix := func(t time.Time) float64 {
 		if t.IsZero() {

@@ -82,6 +82,34 @@ func TestClient(t *testing.T) {
 			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.expect)
 		}
 	}
+
+	// The storage's own counts: the file backend counts a directory read
+	// as a LIST, an open as a GET, a write as a PUT, each file deleted a
+	// DELETE. ListAll goes through the wrapper to the backend and lists
+	// the 10 level directories.
+	if _, err := remote.ListAll(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`litestream_storage_requests_total{db="/db",kind="PUT",type="file"} 4`,
+		`litestream_storage_requests_total{db="/db",kind="LIST",type="file"} 11`,
+		`litestream_storage_requests_total{db="/db",kind="GET",type="file"} 2`,
+		`litestream_storage_requests_total{db="/db",kind="DELETE",type="file"} 2`,
+		`litestream_storage_requests_total{db="/db",kind="HEAD",type="file"} 0`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	m.RemoveDB("/db")
+	rec = httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if strings.Contains(rec.Body.String(), "litestream_storage_requests_total{") {
+		t.Error("storage request counts remain after RemoveDB")
+	}
 }
 
 // TestStatusGauges reads writer.Status at scrape time.

@@ -476,6 +476,19 @@ type Stats struct {
 	ReadAheads     int64 `json:"read_aheads"`
 	// LatencyMS is the moving average of remote request durations.
 	LatencyMS float64 `json:"latency_ms"`
+	// Requests are the requests sent to the storage since the replica was
+	// opened, by the kind a store bills (a listing's pages, HEADs and
+	// retries included), where the backend counts them (all do).
+	Requests RequestStats `json:"requests"`
+}
+
+// RequestStats are storage requests by kind (remote.RequestCounts).
+type RequestStats struct {
+	List   int64 `json:"list"`
+	Head   int64 `json:"head"`
+	Get    int64 `json:"get"`
+	Put    int64 `json:"put"`
+	Delete int64 `json:"delete"`
 }
 
 // Stats returns the replica's counters (see Stats).
@@ -490,5 +503,11 @@ func (r *Replica) Stats() Stats {
 		Polls: st.Polls, PollLagSeconds: st.Lag.Seconds(),
 		TreePrefetches: st.TreePrefetches, ReadAheads: st.ReadAheads,
 		LatencyMS: float64(st.Latency.Microseconds()) / 1000,
+		Requests:  requestStats(r.client),
 	}
+}
+
+func requestStats(c remote.Client) RequestStats {
+	n, _ := remote.CountsOf(c)
+	return RequestStats{List: n.List, Head: n.Head, Get: n.Get, Put: n.Put, Delete: n.Delete}
 }

@@ -147,6 +147,17 @@ type verifyClient struct {
 	onError func()
 }
 
+// LTXFilesAll and RequestCounts pass the wrapped client's optional
+// methods on (one listing of every level; storage request counts).
+func (c *verifyClient) LTXFilesAll(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo, error) {
+	return remote.ListAllWith(ctx, c.Client, exactTimes)
+}
+
+func (c *verifyClient) RequestCounts() remote.RequestCounts {
+	n, _ := remote.CountsOf(c.Client)
+	return n
+}
+
 func (c *verifyClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	info, err := c.Client.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
 	if err != nil || level <= remote.L0 || level >= remote.SnapshotLevel {
