@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // requireTools skips the test when a tool is missing, or fails it when
@@ -116,7 +118,7 @@ func workDir(t *testing.T) string {
 	if os.Getenv("CHAOS_KEEP") == "" {
 		return t.TempDir()
 	}
-	dir, err := os.MkdirTemp("", "chaos-"+t.Name()+"-")
+	dir, err := os.MkdirTemp("", "chaos-"+strings.ReplaceAll(t.Name(), "/", "_")+"-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,29 +137,6 @@ func cleanEnv(extra ...string) []string {
 		env = append(env, kv)
 	}
 	return append(append(env, "LITESTREAM_CONFIG=/nonexistent/litestream.yml"), extra...)
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *lockedBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
 }
 
 func tail(s string, n int) string {
@@ -181,7 +160,7 @@ type shellProc struct {
 	cmd    *exec.Cmd
 	in     io.WriteCloser
 	lines  chan string // stdout, closed at EOF
-	stderr *lockedBuffer
+	stderr *testsupport.LockedBuffer
 	done   chan struct{}
 	err    error // valid after done
 	mark   int
@@ -189,7 +168,7 @@ type shellProc struct {
 
 func startShell(t *testing.T, name string, env []string, dbArg string) *shellProc {
 	t.Helper()
-	p := &shellProc{name: name, lines: make(chan string, 1<<16), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &shellProc{name: name, lines: make(chan string, 1<<16), stderr: &testsupport.LockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command("sqlite3", "-batch", "-bail", dbArg)
 	p.cmd.Env = env
 	p.cmd.Stderr = p.stderr
@@ -366,14 +345,14 @@ func runLSEnv(t *testing.T, env []string, timeout time.Duration, args ...string)
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testsupport.LockedBuffer
 	done chan struct{}
 	err  error // valid after done
 }
 
 func startLS(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, out: &testsupport.LockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(lsBin, args...)
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

@@ -1,14 +1,14 @@
 package chaos
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // Set once by TestMain (one build per test run, shared by every test), read
@@ -36,7 +36,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "chaos: CHAOS=%q: want short or long\n", os.Getenv("CHAOS"))
 		return 2
 	}
-	root, err := findRepoRoot()
+	root, err := testsupport.RepoRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 1
@@ -83,23 +83,4 @@ func runMain(m *testing.M) int {
 		}
 	}
 	return m.Run()
-}
-
-// findRepoRoot walks up from the package directory to this module's go.mod.
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.Contains(b, []byte("module github.com/litestream-go/litestream\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod of github.com/litestream-go/litestream not found above the working directory")
-		}
-		dir = parent
-	}
 }

@@ -19,13 +19,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3"
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // cliTimeout bounds any single command-line invocation.
@@ -101,29 +102,11 @@ func restore(t *testing.T, replica string, txid ltx.TXID, out string) result {
 	return mustCLI(t, append(args, fileURL(replica))...)
 }
 
-// lockedBuffer collects a subprocess's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // daemon is a running "litestream replicate" process.
 type daemon struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testsupport.LockedBuffer
 	done chan struct{}
 	err  error // valid after done is closed
 	ours bool  // this project's binary (its log lines are known)
@@ -163,7 +146,7 @@ func startDaemon(t *testing.T, cfg string) *daemon {
 // Litestream's).
 func startProcess(t *testing.T, bin string, env []string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, out: &lockedBuffer{}, done: make(chan struct{}), ours: bin == binPath}
+	d := &daemon{t: t, out: &testsupport.LockedBuffer{}, done: make(chan struct{}), ours: bin == binPath}
 	d.cmd = exec.Command(bin, args...)
 	d.cmd.Env = env
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out

@@ -1,14 +1,14 @@
 package e2e
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // Set by TestMain, read-only afterwards.
@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	root, err := findRepoRoot()
+	root, err := testsupport.RepoRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -52,26 +52,6 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// findRepoRoot walks up from the working directory (the package directory
-// under go test) to the directory of this module's go.mod.
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.Contains(b, []byte("module github.com/litestream-go/litestream\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod of github.com/litestream-go/litestream not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // fixtureDir returns the Litestream v0.5.18 fixture, which lives in shared/
