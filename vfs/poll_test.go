@@ -355,18 +355,32 @@ func TestFaultyRemote(t *testing.T) {
 				return
 			default:
 			}
+			// The lock is held from the commit until its expected
+			// row is recorded: the reader may see the new TXID as soon
+			// as Exec has uploaded it, and must then find it in want.
+			mu.Lock()
 			txid, err := p.Exec(ctx, fmt.Sprintf("update t set v = v + 1 where id %% 5 = %d", i%5))
+			if err != nil {
+				mu.Unlock()
+				t.Error(err)
+				return
+			}
+			var w string
+			w, err = rowErr(ctx, p.DB, sumQuery)
+			want[txid] = w
+			mu.Unlock()
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			w := row(ctx, t, p.DB, sumQuery)
-			mu.Lock()
-			want[txid] = w
-			mu.Unlock()
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
+	// The writer goroutine ends before the test does, also when the test
+	// fails (it must not call t.Error after the test returned).
+	var stopOnce sync.Once
+	stopWriter := func() { stopOnce.Do(func() { close(stop); <-done }) }
+	defer stopWriter()
 	var okRows, ioErrs int
 	for i := 0; i < 60; i++ {
 		tx, err := db.BeginTx(ctx, nil)
@@ -397,8 +411,7 @@ func TestFaultyRemote(t *testing.T) {
 		}
 		tx.Rollback()
 	}
-	close(stop)
-	<-done
+	stopWriter()
 	faults.Store(false)
 	t.Logf("%d correct results, %d I/O errors, %d injected faults, fetcher %+v", okRows, ioErrs, injected.Load(), r.Fetcher().Stats())
 	if okRows == 0 {
