@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/internal/faultproxy"
@@ -54,9 +55,14 @@ func createBucket(t *testing.T, c *Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// MinIO may answer 503 for a moment after it starts.
+	// MinIO may answer 503 for a moment after it starts. A try that timed
+	// out on a loaded machine may still have created the bucket: the retry
+	// then gets BucketAlreadyOwnedByYou, which is success.
 	err = c.do(t.Context(), c.cfg.Retry, "create bucket", func(ctx context.Context) error {
 		_, err := cl.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(c.cfg.Bucket)})
+		if owned := (*types.BucketAlreadyOwnedByYou)(nil); errors.As(err, &owned) {
+			return nil
+		}
 		return err
 	})
 	if err != nil {
