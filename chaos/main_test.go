@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/litestream-go/litestream/internal/testsupport"
@@ -58,29 +57,27 @@ func runMain(m *testing.M) int {
 	if os.Getenv("CHAOS_KEEP") == "" {
 		defer os.RemoveAll(dir)
 	} else {
-		fmt.Fprintln(os.Stderr, "chaos: binaries in", dir)
+		fmt.Fprintln(os.Stderr, "chaos: fsync shim in", dir, "(litestream and the extension are cached builds)")
 	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
+	// The CLI and the extension are internal/testsupport's cached builds,
+	// shared with the other packages' tests (never modify them); the shim is
+	// this suite's own.
+	if lsBin, err = testsupport.BuildCLI(); err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		return 1
 	}
-	lsBin = filepath.Join(dir, "litestream")
-	so := filepath.Join(dir, "litestream_vfs.so")
+	so, err := testsupport.BuildExtension()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		return 1
+	}
 	extPath = so[:len(so)-len(".so")]
 	shimPath = filepath.Join(dir, "fsyncstall.so")
-	for _, b := range []struct {
-		what string
-		cmd  *exec.Cmd
-	}{
-		{"litestream", exec.Command(goBin, "build", "-ldflags", "-X main.Version=chaos", "-o", lsBin, "./cmd/litestream")},
-		{"the extension", exec.Command(goBin, "build", "-tags", "SQLITE3VFS_LOADABLE_EXT", "-buildmode=c-shared", "-o", so, "./extension")},
-		{"the fsync shim", exec.Command("gcc", "-shared", "-fPIC", "-O2", "-Wall", "-o", shimPath, "chaos/testdata/fsyncstall.c", "-ldl")},
-	} {
-		b.cmd.Dir = repoRoot
-		if out, err := b.cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "chaos: build %s: %v\n%s", b.what, err, out)
-			return 1
-		}
+	shim := exec.Command("gcc", "-shared", "-fPIC", "-O2", "-Wall", "-o", shimPath, "chaos/testdata/fsyncstall.c", "-ldl")
+	shim.Dir = repoRoot
+	if out, err := shim.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "chaos: build the fsync shim: %v\n%s", err, out)
+		return 1
 	}
 	return m.Run()
 }

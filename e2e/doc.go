@@ -11,10 +11,9 @@
 //
 //	E2E_SEED   seed of the randomized tests (printed by every run)
 //	E2E_TXNS   transactions of the randomized workload (default 4000)
-//	E2E_KEEP   keep the built binary's directory (for debugging)
 //	E2E_LITESTREAM_V05  a real Litestream v0.5 binary: enables the
 //	           interop tests in litestream_test.go (skipped otherwise)
 //
-// The fixture is found at ../shared/fixtures relative to the repository
-// root, where CI checks shared/ out beside the repository.
+// The binary is internal/testsupport's cached build (BuildCLI), and the
+// Litestream v0.5.18 fixture is in the repository (testsupport.Fixture).
 package e2e

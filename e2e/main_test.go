@@ -3,9 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/litestream-go/litestream/internal/testsupport"
@@ -13,7 +10,8 @@ import (
 
 // Set by TestMain, read-only afterwards.
 var (
-	// binPath is the litestream binary built for this test run.
+	// binPath is the litestream binary (the shared cached build; never
+	// modify it).
 	binPath string
 	// repoRoot is the directory holding the module's go.mod.
 	repoRoot string
@@ -30,37 +28,19 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	repoRoot = root
-	dir, err := os.MkdirTemp("", "litestream-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	if os.Getenv("E2E_KEEP") == "" {
-		defer os.RemoveAll(dir)
-	}
-	binPath = filepath.Join(dir, "litestream")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	// One build per test run, shared by every test: the tests exercise the
+	// One build shared by every test (and by the other packages' tests:
+	// internal/testsupport caches it by content): the tests exercise the
 	// real process (flags, exit status, signals), not an in-process copy.
-	cmd := exec.Command(goBin, "build", "-ldflags", "-X main.Version=e2e", "-o", binPath, "./cmd/litestream")
-	cmd.Dir = repoRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/litestream: %v\n%s", err, out)
+	if binPath, err = testsupport.BuildCLI(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	return m.Run()
 }
 
-// fixtureDir returns the Litestream v0.5.18 fixture, which lives in shared/
-// beside the repository (../shared from the repository root), in CI as here.
+// fixtureDir returns the Litestream v0.5.18 fixture (README.md, source.db,
+// replica/), kept in the repository by internal/testsupport.
 func fixtureDir(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(repoRoot, "..", "shared", "fixtures", "litestream-v0.5.18-file")
-	if _, err := os.Stat(filepath.Join(dir, "replica", "ltx")); err != nil {
-		t.Fatalf("fixture not found (shared/ must be checked out beside the repository): %v", err)
-	}
-	return dir
+	return testsupport.Fixture(t)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote/file"
 	"github.com/litestream-go/litestream/vfs/vfstest"
 	"github.com/litestream-go/litestream/writer"
@@ -29,41 +30,24 @@ import (
 // takes it; TestMain builds it once.
 var extPath string
 
-const fixtureRoot = "../../shared/fixtures/litestream-v0.5.18-file/replica"
-
 // pythonPath is Debian's python3: its sqlite3 module has
 // enable_load_extension (a pyenv build may not).
 const pythonPath = "/usr/bin/python3"
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "litestream-ext-test")
+	// The build is cached by content and shared with every other package's
+	// tests (internal/testsupport): minutes once, then nothing.
+	so, err := testsupport.BuildExtension()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	so := filepath.Join(dir, "litestream_vfs.so")
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	cmd := exec.Command(goBin, "build", "-tags", "SQLITE3VFS_LOADABLE_EXT", "-buildmode=c-shared", "-o", so, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build the extension: %v\n%s", err, out)
-		os.RemoveAll(dir)
+		fmt.Fprintf(os.Stderr, "build the extension: %v\n", err)
 		os.Exit(1)
 	}
 	extPath = strings.TrimSuffix(so, ".so")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 func fixtureURL(t *testing.T) string {
-	abs, err := filepath.Abs(fixtureRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "file://" + abs
+	return "file://" + testsupport.FixtureReplica(t)
 }
 
 // shell runs Debian's sqlite3 shell on script with extra environment

@@ -15,11 +15,9 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/index/indextest"
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote"
 )
-
-const fixtureReplica = "/work/shared/fixtures/litestream-v0.5.18-file/replica"
-const fixtureDB = "/work/shared/fixtures/litestream-v0.5.18-file/source.db"
 
 // fakeIndex makes a FileIndex without a file: each page's Offset is
 // pgno*1000+MaxTXID, so lookups can tell which file and page they got.
@@ -361,7 +359,7 @@ func TestReadFileIndexErrors(t *testing.T) {
 // The fixture written by Litestream: the latest version's pages, read frame
 // by frame through the index, are exactly the source database's pages.
 func TestBuildFixture(t *testing.T) {
-	c := indextest.NewDir(fixtureReplica)
+	c := indextest.NewDir(testsupport.FixtureReplica(t))
 	ctx := context.Background()
 	plan, err := PlanAt(ctx, c, 0, time.Time{})
 	if err != nil {
@@ -374,7 +372,7 @@ func TestBuildFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := os.ReadFile(fixtureDB)
+	db, err := os.ReadFile(testsupport.FixtureSourceDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}

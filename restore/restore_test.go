@@ -25,16 +25,13 @@ import (
 
 	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/index/indextest"
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
 	"github.com/litestream-go/litestream/restore"
 )
 
-const (
-	restoreFixtureDir     = "/work/shared/fixtures/litestream-v0.5.18-file"
-	restoreFixtureReplica = restoreFixtureDir + "/replica"
-	restoreFixtureSHA256  = "14fa823941da3d28611583249fa3fc83fc60876a3e3753a1767652092a3c94bf"
-)
+const restoreFixtureSHA256 = testsupport.FixtureSHA256
 
 var restoreQuiet = slog.New(slog.DiscardHandler)
 
@@ -78,7 +75,7 @@ func restoreSHA256(t *testing.T, path string) string {
 }
 
 func TestRestoreFixture(t *testing.T) {
-	c := file.New(restoreFixtureReplica)
+	c := file.New(testsupport.FixtureReplica(t))
 	tests := []struct {
 		txid  ltx.TXID
 		want  restoreFixtureState
@@ -138,25 +135,7 @@ func TestRestoreFixture(t *testing.T) {
 // restoreCopyReplica copies the fixture replica to a temporary directory.
 func restoreCopyReplica(t *testing.T) string {
 	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(restoreFixtureReplica, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(restoreFixtureReplica, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
+	return testsupport.FixtureCopy(t)
 }
 
 func TestRestoreCorruptFile(t *testing.T) {
@@ -242,7 +221,7 @@ func checkForceReplaces(t *testing.T, c remote.Client) {
 }
 
 func TestRestoreOutputHandling(t *testing.T) {
-	c := file.New(restoreFixtureReplica)
+	c := file.New(testsupport.FixtureReplica(t))
 	ctx := context.Background()
 
 	t.Run("existing output is refused", func(t *testing.T) {

@@ -16,13 +16,12 @@ import (
 	_ "github.com/mattn/go-sqlite3" // the in-process SQLite the VFS registers into
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
 	"github.com/litestream-go/litestream/vfs"
 	"github.com/litestream-go/litestream/vfs/vfstest"
 )
-
-const fixtureRoot = "../../shared/fixtures/litestream-v0.5.18-file/replica"
 
 // The README's queries and their results at the TXIDs it lists.
 const (
@@ -160,7 +159,7 @@ func rowErr(ctx context.Context, q interface {
 func TestFixtureInProcess(t *testing.T) {
 	ctx := context.Background()
 	const u = "file:///fixture"
-	_, name := register(t, map[string]remote.Client{u: file.New(fixtureRoot)}, vfs.Options{})
+	_, name := register(t, map[string]remote.Client{u: file.New(testsupport.FixtureReplica(t))}, vfs.Options{})
 	db := openDB(t, name, u)
 	conn, err := db.Conn(ctx)
 	if err != nil {
@@ -211,7 +210,7 @@ func TestFixtureInProcess(t *testing.T) {
 func TestWritesAreReadOnly(t *testing.T) {
 	ctx := context.Background()
 	const u = "file:///fixture"
-	_, name := register(t, map[string]remote.Client{u: file.New(fixtureRoot)}, vfs.Options{})
+	_, name := register(t, map[string]remote.Client{u: file.New(testsupport.FixtureReplica(t))}, vfs.Options{})
 	db := openDB(t, name, u)
 	for _, stmt := range []string{
 		"insert into users(id, name) values (999999, 'x')",
@@ -252,7 +251,7 @@ func TestTemporaryFiles(t *testing.T) {
 	// SQLite opens through the same VFS; they live in memory.
 	ctx := context.Background()
 	const u = "file:///fixture"
-	_, name := register(t, map[string]remote.Client{u: file.New(fixtureRoot)}, vfs.Options{})
+	_, name := register(t, map[string]remote.Client{u: file.New(testsupport.FixtureReplica(t))}, vfs.Options{})
 	db := openDB(t, name, u)
 	db.SetMaxOpenConns(1)
 	if _, err := db.ExecContext(ctx, "PRAGMA cache_size = 2; PRAGMA temp_store = FILE"); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/index"
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
 )
@@ -245,23 +246,11 @@ func TestPendingInputs(t *testing.T) {
 	}
 }
 
-// fixtureDir is the replica written by Litestream v0.5.18 (see its README).
-const fixtureDir = "../../shared/fixtures/litestream-v0.5.18-file/replica"
-
 // TestCompactFixture continues a Litestream replica: level 3 merges its
 // level-2 files, and the database restores identically from it.
 func TestCompactFixture(t *testing.T) {
-	src := fixtureDir
-	if _, err := os.Stat(src); err != nil {
-		src = "/work/shared/fixtures/litestream-v0.5.18-file/replica"
-		if _, err := os.Stat(src); err != nil {
-			t.Skip("fixture not found")
-		}
-	}
-	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
-		t.Fatal(err)
-	}
+	// A copy: compaction writes level 3 into it.
+	dir := testsupport.FixtureCopy(t)
 	c := file.New(dir)
 	want, _, err := planRestore(t, c, 0, time.Time{})
 	if err != nil {

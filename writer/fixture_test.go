@@ -12,6 +12,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
 )
@@ -20,17 +21,7 @@ import (
 // holding only the given levels.
 func fixtureReplica(t *testing.T, levels ...int) remote.Client {
 	t.Helper()
-	src := fixtureDir
-	if _, err := os.Stat(src); err != nil {
-		src = "/work/shared/fixtures/litestream-v0.5.18-file/replica"
-		if _, err := os.Stat(src); err != nil {
-			t.Skip("fixture not found")
-		}
-	}
-	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
-		t.Fatal(err)
-	}
+	dir := testsupport.FixtureCopy(t)
 	keep := map[int]bool{}
 	for _, l := range levels {
 		keep[l] = true
@@ -137,18 +128,11 @@ func TestFixtureLevels(t *testing.T) {
 		})
 	}
 	// The latest state is byte-identical to the source database.
-	src, err := os.ReadFile(filepath.Join(filepath.Dir(fixtureDirFound(t)), "source.db"))
+	src, err := os.ReadFile(testsupport.FixtureSourceDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(want[15], src) {
 		t.Fatalf("TXID 15 differs from source.db")
 	}
-}
-
-func fixtureDirFound(t *testing.T) string {
-	if _, err := os.Stat(fixtureDir); err == nil {
-		return fixtureDir
-	}
-	return "/work/shared/fixtures/litestream-v0.5.18-file/replica"
 }

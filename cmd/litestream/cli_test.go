@@ -13,37 +13,19 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // fixtureSHA256 is the checksum of the fixture's source.db, which a restore
-// of the latest state must reproduce byte for byte (see its README).
-const fixtureSHA256 = "14fa823941da3d28611583249fa3fc83fc60876a3e3753a1767652092a3c94bf"
+// of the latest TXID reproduces.
+const fixtureSHA256 = testsupport.FixtureSHA256
 
-// fixtureDir finds the replica fixture written by Litestream v0.5.18: in
-// shared/ beside the repository (CI's layout) or at /work/shared.
+// fixtureDir is the replica fixture written by Litestream v0.5.18, in the
+// repository (internal/testsupport/testdata): README.md, source.db, replica/.
 func fixtureDir(t *testing.T) string {
 	t.Helper()
-	const rel = "fixtures/litestream-v0.5.18-file"
-	var candidates []string
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				candidates = append(candidates, filepath.Join(filepath.Dir(d), "shared", rel))
-				break
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	candidates = append(candidates, filepath.Join("/work/shared", rel))
-	for _, c := range candidates {
-		if _, err := os.Stat(filepath.Join(c, "replica", "ltx")); err == nil {
-			return c
-		}
-	}
-	t.Skipf("Litestream fixture not found in %q", candidates)
-	return ""
+	return testsupport.Fixture(t)
 }
 
 // run runs the command line in-process and returns its exit status, stdout

@@ -7,12 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // lockedBuffer collects a subprocess's output while the test reads it.
@@ -33,18 +34,14 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// buildBinary builds this command once into dir, so that the test exercises
-// the real process: signal handling, exit status, flags.
-func buildBinary(t *testing.T, dir string) string {
+// buildBinary returns the built command (internal/testsupport's cached
+// build, shared with e2e/ and chaos/), so that the test exercises the real
+// process: signal handling, exit status, flags.
+func buildBinary(t *testing.T) string {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
+	bin, err := testsupport.BuildCLI()
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(dir, "litestream")
-	cmd := exec.Command(goBin, "build", "-ldflags", "-X main.Version=e2e-test", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	return bin
 }
@@ -77,7 +74,7 @@ func countLTX(dir string) int {
 // the checkpointed source byte for byte.
 func TestReplicateEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildBinary(t, dir)
+	bin := buildBinary(t)
 	dbPath := filepath.Join(dir, "app.db")
 	replica := filepath.Join(dir, "replica")
 	cfgPath := filepath.Join(dir, "litestream.yml")
@@ -144,7 +141,7 @@ dbs:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("replicate did not exit after SIGTERM:\n%s", out.String())
 	}
-	if log := out.String(); !strings.Contains(log, "final sync done") || !strings.Contains(log, "version=e2e-test") {
+	if log := out.String(); !strings.Contains(log, "final sync done") || !strings.Contains(log, "version="+testsupport.CLIVersion) {
 		t.Errorf("replicate log lacks the final sync or the version:\n%s", log)
 	}
 

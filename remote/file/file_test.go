@@ -15,11 +15,10 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/remotetest"
 )
-
-const fixture = "../../../shared/fixtures/litestream-v0.5.18-file/replica"
 
 func TestContract(t *testing.T) {
 	remotetest.RunContract(t, func(t *testing.T) remote.Client {
@@ -59,9 +58,7 @@ func build(t *testing.T, minTXID, maxTXID ltx.TXID, ts time.Time) []byte {
 
 // TestFixture lists and reads the replica written by Litestream v0.5.18.
 func TestFixture(t *testing.T) {
-	if _, err := os.Stat(fixture); err != nil {
-		t.Skipf("fixture not available: %v", err)
-	}
+	fixture := testsupport.FixtureReplica(t)
 	c := New(fixture)
 	want := map[int][]string{
 		0: {"1-1", "2-2", "3-3", "4-4", "5-5", "6-6", "7-7", "8-8", "9-9", "a-a", "b-b", "c-c", "d-d", "e-e", "f-f"},
