@@ -33,14 +33,15 @@ func commitOnce(w *workload, dbPath, id, sql string) error {
 	return err
 }
 
-// bgWriter is an application process committing small transactions, paced,
-// until stopped. An error (disk full, ...) is recorded and the process
+// bgWriter is an application process committing transactions (small ones
+// by default), paced, until stopped. An error (disk full, ...) is recorded and the process
 // restarted.
 type bgWriter struct {
 	t      *testing.T
 	w      *workload
 	dbPath string
 	pace   time.Duration
+	gen    func() (id, sql string) // the next transaction
 	stop   chan struct{}
 	done   chan struct{}
 	mu     sync.Mutex
@@ -49,7 +50,13 @@ type bgWriter struct {
 }
 
 func startWriter(t *testing.T, w *workload, dbPath string, pace time.Duration) *bgWriter {
-	b := &bgWriter{t: t, w: w, dbPath: dbPath, pace: pace, stop: make(chan struct{}), done: make(chan struct{})}
+	return startWriterGen(t, w, dbPath, pace, func() (string, string) { return w.mixed("w") })
+}
+
+// startWriterGen is startWriter committing gen's transactions; pace 0
+// commits them back to back.
+func startWriterGen(t *testing.T, w *workload, dbPath string, pace time.Duration, gen func() (id, sql string)) *bgWriter {
+	b := &bgWriter{t: t, w: w, dbPath: dbPath, pace: pace, gen: gen, stop: make(chan struct{}), done: make(chan struct{})}
 	go b.loop()
 	return b
 }
@@ -69,7 +76,7 @@ func (b *bgWriter) loop() {
 		sh := startShell(b.t, "writer", appEnv(), b.dbPath)
 		_, err := sh.run(appPrelude, time.Minute)
 		for err == nil && !b.stopped() {
-			id, sql := b.w.mixed("w")
+			id, sql := b.gen()
 			var lines []string
 			lines, err = sh.run(txnScript(id, sql), 2*time.Minute)
 			b.w.ackLines(lines)
@@ -78,7 +85,9 @@ func (b *bgWriter) loop() {
 				b.n++
 				b.mu.Unlock()
 			}
-			time.Sleep(time.Duration(b.w.intn(int(b.pace)) + 1)) // pacing of the load
+			if b.pace > 0 {
+				time.Sleep(time.Duration(b.w.intn(int(b.pace)) + 1)) // pacing of the load
+			}
 		}
 		if err != nil {
 			b.mu.Lock()

@@ -513,3 +513,14 @@ func waitFor(timeout, every time.Duration, cond func() bool) bool {
 		time.Sleep(every)
 	}
 }
+
+// logProblems returns the error and warning lines of a litestream log.
+func logProblems(log string) string {
+	var lines []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "level=ERROR") || strings.Contains(l, "level=WARN") || strings.HasPrefix(l, "Error:") {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}

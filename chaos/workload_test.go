@@ -102,6 +102,40 @@ func noise(id string, n int) string {
 	return strings.Join(parts, " || ")
 }
 
+// noiseRows: rows of ~2.5 KiB (one per page) that LZ4 does not compress
+// (hex digits of hashes: no repeats to find), whose size rewrite keeps.
+func (w *workload) noiseRows(prefix string, rows int) (id, sql string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	id = w.newID(prefix)
+	stmt := fmt.Sprintf(`WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < %d)
+INSERT INTO items(txn, k, payload) SELECT '%s', (i * 7919 + %d) %% 100000, substr(%s, 1, 2300 + (i * 37) %% 400) FROM c;`, rows, id, w.rng.IntN(1000), hexNoise("'"+id+":' || i", 24))
+	return w.finish(id, "large", []string{stmt})
+}
+
+// rewrite gives the items with ids lo..hi new payloads of the same size
+// and kind as noiseRows's: each page is rewritten in place, so the
+// database does not grow (a checkpoint needs no space) and the log gets a
+// frame per page.
+func (w *workload) rewrite(prefix string, lo, hi int) (id, sql string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	id = w.newID(prefix)
+	stmt := fmt.Sprintf("UPDATE items SET txn = '%s', payload = substr(%s, 1, length(payload)) WHERE id BETWEEN %d AND %d;", id, hexNoise("'"+id+":' || id", 24), lo, hi)
+	return w.finish(id, "rewrite", []string{stmt})
+}
+
+// hexNoise is an SQL text expression of n*128 hex digits derived from the
+// SQL expression seed (the same on every replay). Text, not a blob: `||`
+// turns blobs into text, which functions cut at a NUL byte.
+func hexNoise(seed string, n int) string {
+	parts := make([]string, n)
+	for j := range parts {
+		parts[j] = fmt.Sprintf("hex(sha3(%s || ':%d', 512))", seed, j)
+	}
+	return strings.Join(parts, " || ")
+}
+
 // schema: create or drop a side table or an index (page 1 and the schema
 // cookie change).
 func (w *workload) schema(prefix string) (id, sql string) {
@@ -409,6 +443,19 @@ func walChecksum(order binary.ByteOrder, b []byte, s0, s1 uint32) (uint32, uint3
 		s1 += order.Uint32(b[i+4:]) + s0
 	}
 	return s0, s1
+}
+
+// walBackfilled reports whether the wal-index shows every frame of the log
+// checkpointed: the application's next write then starts the log over
+// from its beginning, reusing the file's space.
+func walBackfilled(dbPath string) bool {
+	shm, err := os.ReadFile(dbPath + "-shm")
+	if err != nil || len(shm) < 136 {
+		return false
+	}
+	// WalIndexHdr.mxFrame (offset 16) and WalCkptInfo.nBackfill (offset
+	// 96), in native (little-endian here) order.
+	return binary.LittleEndian.Uint32(shm[16:]) == binary.LittleEndian.Uint32(shm[96:])
 }
 
 // walSize is the WAL file's size (0 if absent).
