@@ -377,8 +377,12 @@ func (f *follower) applyJournal(ctx context.Context, info *ltx.FileInfo, txid lt
 	hdr, err := verifyJournal(f.journalPath())
 	if err != nil {
 		// A complete download that fails verification: the file in the
-		// replica is damaged. Drop it; a fixed replica is read again.
+		// replica is damaged. Drop it; a fixed replica is read again. The
+		// error names the replica's file, not only the local journal.
 		removeFile(f.journalPath())
+		if info != nil {
+			return final(fmt.Errorf("follow: %s: %w", remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID), err))
+		}
 		return final(fmt.Errorf("follow: %w", err))
 	}
 	if info == nil {

@@ -314,3 +314,52 @@ func TestFollowSwappedFile(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// A damaged file (a byte flipped, or cut short) is an error naming the
+// replica's file, not only the local journal it was downloaded to, and
+// nothing of it is applied. Before, the error named only the journal
+// ("follow: decode .../f.db-follow.ltx: ..."), so the user could not tell which
+// replica file to look at (issue 9 point 2: "an error naming it").
+func TestFollowDamagedFile(t *testing.T) {
+	for _, kind := range []string{"flip", "truncate"} {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			p := newFollowPrimary(t)
+			root := t.TempDir()
+			p.c = fileremote.New(root)
+			for i := 0; i < 4; i++ {
+				p.commit()
+			}
+			out := filepath.Join(t.TempDir(), "f.db")
+			applied, stop := follow(t, p.c, out)
+			waitApplied(t, applied, 4)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 3; i++ {
+				p.commit() // 5, 6, 7
+			}
+			six := filepath.Join(root, "ltx", "0", ltx.FormatFilename(6, 6))
+			b, err := os.ReadFile(six)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Past the header, so the file still names TXID 6: only
+			// decoding the whole file finds the damage.
+			at := ltx.HeaderSize + (len(b)-ltx.HeaderSize)/2
+			if kind == "flip" {
+				b[at] ^= 0x55
+			} else {
+				b = b[:at]
+			}
+			if err := os.WriteFile(six, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			err = Follow(ctx, p.c, FollowOptions{OutputPath: out, Interval: time.Millisecond, Logger: discardLogger()})
+			if err == nil || !strings.Contains(err.Error(), "level 0 file 0000000000000006-0000000000000006.ltx") {
+				t.Fatalf("follow over a damaged file: %v", err)
+			}
+			checkFollowOutput(t, out, p.images[5], 5)
+		})
+	}
+}
