@@ -43,7 +43,15 @@ func (d *DB) Compact(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
 	}
 	d.maintMu.Lock()
 	defer d.maintMu.Unlock()
-	return compactLevel(ctx, d.client, level, d.opts.StagingDir, d.log)
+	out, err := compactLevel(ctx, d.client, level, d.opts.StagingDir, d.log)
+	if errors.Is(err, remote.ErrNotExist) {
+		// An input someone else removed: the failed read made the writer
+		// forget what it knew of the replica (known.go), so planning
+		// again lists the remote and merges what is really there.
+		more, err := compactLevel(ctx, d.client, level, d.opts.StagingDir, d.log)
+		return append(out, more...), err
+	}
+	return out, err
 }
 
 // compactLevel is Compact without the DB: it needs only the remote.

@@ -44,6 +44,7 @@ const (
 	DefaultL0Retention       = 5 * time.Minute
 	DefaultRetentionCheck    = 15 * time.Second
 	DefaultRetentionGrace    = time.Minute
+	DefaultConsistencyCheck  = 10 * time.Minute
 )
 
 // DefaultLevels are the compaction intervals of levels 1, 2 and 3.
@@ -111,6 +112,14 @@ type Options struct {
 	RetentionGrace time.Duration
 	// RetentionDisabled deletes nothing remotely (retention.enabled: false).
 	RetentionDisabled bool
+	// ConsistencyCheckInterval is how long the writer trusts what it knows
+	// the replica holds (one listing at start-up, then its own writes and
+	// deletes) before it lists the replica again (known.go): compaction,
+	// snapshots and retention do not list on every tick, so an idle daemon
+	// sends one LIST per interval. A file someone else added or removed is
+	// noticed at the next check, and at once by any request that fails.
+	// Default 10m; negative lists on every use (no knowledge kept).
+	ConsistencyCheckInterval time.Duration
 }
 
 func (o Options) withDefaults(path string) Options {
@@ -155,6 +164,9 @@ func (o Options) withDefaults(path string) Options {
 	}
 	if o.RetentionCheckInterval <= 0 {
 		o.RetentionCheckInterval = DefaultRetentionCheck
+	}
+	if o.ConsistencyCheckInterval == 0 {
+		o.ConsistencyCheckInterval = DefaultConsistencyCheck
 	}
 	if o.RetentionGrace < 0 {
 		o.RetentionGrace = 0
@@ -297,7 +309,7 @@ func New(path string, client remote.Client, opts Options) *DB {
 	d := &DB{
 		path:    path,
 		walPath: path + "-wal",
-		client:  client,
+		client:  newKnownClient(client, opts.ConsistencyCheckInterval),
 		opts:    opts,
 		log:     opts.Logger.With("db", path),
 		pages:   map[uint32]int64{},

@@ -53,6 +53,10 @@ type Config struct {
 	L0Retention              *time.Duration  `yaml:"l0-retention"`
 	L0RetentionCheckInterval *time.Duration  `yaml:"l0-retention-check-interval"`
 	Retention                RetentionConfig `yaml:"retention"`
+	// ConsistencyCheckInterval is how long the writer trusts what it knows
+	// the replica holds before listing it again (this program's key, not
+	// Litestream's; default 10m): an idle daemon lists once per interval.
+	ConsistencyCheckInterval *time.Duration `yaml:"consistency-check-interval"`
 
 	// Validation periodically checks that the replica restores (see
 	// validate.go); VerifyCompaction checks each compaction's output for

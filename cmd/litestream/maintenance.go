@@ -25,6 +25,7 @@ func (c *Config) validateMaintenance() error {
 		{"snapshot.retention", c.Snapshot.Retention},
 		{"l0-retention", c.L0Retention},
 		{"l0-retention-check-interval", c.L0RetentionCheckInterval},
+		{"consistency-check-interval", c.ConsistencyCheckInterval},
 	} {
 		if d.v != nil && *d.v <= 0 {
 			return fmt.Errorf("%s: must be greater than 0 (got %s)", d.name, *d.v)
@@ -57,6 +58,9 @@ func (c *Config) applyMaintenance(o *writer.Options) {
 	}
 	if c.L0RetentionCheckInterval != nil {
 		o.RetentionCheckInterval = *c.L0RetentionCheckInterval
+	}
+	if c.ConsistencyCheckInterval != nil {
+		o.ConsistencyCheckInterval = *c.ConsistencyCheckInterval
 	}
 	if c.Retention.Enabled != nil && !*c.Retention.Enabled {
 		o.RetentionDisabled = true

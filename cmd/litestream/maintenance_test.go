@@ -21,6 +21,7 @@ levels:
 snapshot: {interval: 12h, retention: 168h}
 l0-retention: 1m
 l0-retention-check-interval: 5s
+consistency-check-interval: 3m
 retention: {enabled: false}
 dbs:
   - path: /a.db
@@ -34,7 +35,7 @@ dbs:
 	cfg.DBs[0].global.applyMaintenance(&o)
 	if !slices.Equal(o.Levels, []time.Duration{10 * time.Second, 2 * time.Minute}) || o.SnapshotInterval != 12*time.Hour ||
 		o.SnapshotRetention != 168*time.Hour || o.L0Retention != time.Minute || o.RetentionCheckInterval != 5*time.Second ||
-		!o.RetentionDisabled {
+		!o.RetentionDisabled || o.ConsistencyCheckInterval != 3*time.Minute {
 		t.Fatalf("options %+v", o)
 	}
 
@@ -53,6 +54,7 @@ dbs:
 		{"levels:\n  - interval: 0s\n", "levels[0].interval"},
 		{"snapshot: {interval: -1h}\n", "snapshot.interval"},
 		{"l0-retention: 0s\n", "l0-retention"},
+		{"consistency-check-interval: 0s\n", "consistency-check-interval"},
 	} {
 		_, err := ParseConfig([]byte(tc.y+"dbs:\n  - path: /a.db\n    replica: {url: file:///b}\n"), true, env(nil))
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
