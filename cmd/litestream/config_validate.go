@@ -24,11 +24,33 @@ func (c *Config) keyError(key, format string, args ...any) error {
 }
 
 // Validate reports settings that cannot work and keys that cannot be
-// honoured.
+// honoured: the top-level keys, then each database and its replicas, in
+// file order (the first problem is reported).
 func (c *Config) Validate() error {
 	if c.lines == nil {
 		c.lines = map[string]int{}
 	}
+	if err := c.validateTopLevel(); err != nil {
+		return err
+	}
+	if err := c.checkReplicaSettings("", &c.ReplicaSettings, ""); err != nil {
+		return err
+	}
+	if err := c.applyDBSnapshots(); err != nil {
+		return err
+	}
+	seen := make(map[string]int) // database path -> its index in dbs
+	for i, db := range c.DBs {
+		db.global = c // for the settings that apply to every database
+		if err := c.validateDB(fmt.Sprintf("dbs[%d]", i), i, db, seen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateTopLevel checks the keys outside dbs that have a value range.
+func (c *Config) validateTopLevel() error {
 	switch strings.ToLower(c.Logging.Type) {
 	case "", "text", "json", "pretty":
 	default:
@@ -55,102 +77,110 @@ func (c *Config) Validate() error {
 	if c.Validation.Interval != nil && *c.Validation.Interval <= 0 {
 		return c.keyError("validation.interval", "must be greater than 0 (got %s)", *c.Validation.Interval)
 	}
-	if err := c.checkReplicaSettings("", &c.ReplicaSettings, ""); err != nil {
+	return nil
+}
+
+// validateDB checks dbs[i] (where) and its replicas; seen records the
+// database paths listed so far, to refuse one listed twice.
+func (c *Config) validateDB(where string, i int, db *DBConfig, seen map[string]int) error {
+	if err := validateDBShape(where, db); err != nil {
 		return err
 	}
-	if err := c.applyDBSnapshots(); err != nil {
+	if db.Pattern != "" {
+		if _, err := filepath.Match(db.Pattern, "x"); err != nil {
+			return c.keyError(where+".pattern", "%v", err)
+		}
+	}
+	if db.Path != "" {
+		if j, ok := seen[db.Path]; ok {
+			return fmt.Errorf("%s: database %s is already listed as dbs[%d]", where, db.Path, j)
+		}
+		seen[db.Path] = i
+	}
+	if _, err := db.ReplicaConfig(); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	if err := c.validateDBKeys(where, db); err != nil {
 		return err
 	}
-	seen := make(map[string]int)
-	for i, db := range c.DBs {
-		db.global = c // for the settings that apply to every database
-		where := fmt.Sprintf("dbs[%d]", i)
-		id := db.Path
-		if id == "" {
-			id = db.Dir
+	for j, rc := range db.replicaConfigs() {
+		rwhere := where + ".replica"
+		if db.Replica == nil {
+			rwhere = fmt.Sprintf("%s.replicas[%d]", where, j)
 		}
-		switch {
-		case db.Path != "" && db.Dir != "":
-			return fmt.Errorf("%s: cannot specify both 'path' and 'dir'", where)
-		case db.Path == "" && db.Dir == "":
-			return fmt.Errorf("%s: must specify either 'path' or 'dir'", where)
-		case db.Dir != "" && db.Pattern == "":
-			return fmt.Errorf("%s: 'pattern' is required when using 'dir'", where)
-		case db.Watch && db.Dir == "":
-			return fmt.Errorf("%s: 'watch' can only be enabled with a directory", where)
-		case db.MetaDir != nil && db.Dir == "":
-			return fmt.Errorf("%s: 'meta-dir' can only be used with a directory", where)
-		case db.MetaPath != nil && db.MetaDir != nil:
-			return fmt.Errorf("%s: cannot specify both 'meta-path' and 'meta-dir'", where)
-		}
-		if db.Pattern != "" {
-			if _, err := filepath.Match(db.Pattern, "x"); err != nil {
-				return c.keyError(where+".pattern", "%v", err)
-			}
-		}
-		if db.Path != "" {
-			if j, ok := seen[db.Path]; ok {
-				return fmt.Errorf("%s: database %s is already listed as dbs[%d]", where, db.Path, j)
-			}
-			seen[db.Path] = i
-		}
-		if _, err := db.ReplicaConfig(); err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		for _, d := range []struct {
-			name string
-			v    *time.Duration
-		}{{"monitor-interval", db.MonitorInterval}} {
-			if d.v != nil && *d.v <= 0 {
-				return c.keyError(where+"."+d.name, "must be greater than 0 (got %s)", *d.v)
-			}
-		}
-		// As in Litestream v0.5.18: checkpoint-interval 0 turns time-based
-		// checkpoints off, busy-timeout 0 waits for nothing,
-		// truncate-page-n 0 keeps the default and below 0 turns it off.
-		if db.BusyTimeout != nil && *db.BusyTimeout < 0 {
-			return c.keyError(where+".busy-timeout", "must not be negative (got %s)", *db.BusyTimeout)
-		}
-		if db.MinCheckpointPageN != nil && *db.MinCheckpointPageN <= 0 {
-			return c.keyError(where+".min-checkpoint-page-count", "must be greater than 0 (got %d)", *db.MinCheckpointPageN)
-		}
-		if db.MaxSyncWALBytes != nil && *db.MaxSyncWALBytes < 0 {
-			return c.keyError(where+".max-sync-wal-bytes", "must not be negative (got %d)", *db.MaxSyncWALBytes)
-		}
-		if db.MaxCheckpointPageN != nil {
-			return c.keyError(where+".max-checkpoint-page-count",
-				"is a Litestream v0.3 key that v0.5 no longer has; use truncate-page-n (a TRUNCATE checkpoint once the WAL holds that many pages)")
-		}
-		for j, rc := range db.replicaConfigs() {
-			rwhere := where + ".replica"
-			if db.Replica == nil {
-				rwhere = fmt.Sprintf("%s.replicas[%d]", where, j)
-			}
-			if rc.SyncInterval != nil && *rc.SyncInterval <= 0 {
-				return c.keyError(rwhere+".sync-interval", "must be greater than 0 (got %s)", *rc.SyncInterval)
-			}
-			for _, v3 := range []struct {
-				key, instead string
-				v            *time.Duration
-			}{
-				{"retention", "snapshot.retention (top level)", rc.Retention},
-				{"retention-check-interval", "l0-retention-check-interval (top level)", rc.RetentionCheckInterval},
-				{"snapshot-interval", "snapshot.interval (top level)", rc.SnapshotInterval},
-			} {
-				if v3.v != nil {
-					return c.keyError(rwhere+"."+v3.key, "is a Litestream v0.3 replica key that v0.5 no longer reads; use %s", v3.instead)
-				}
-			}
-			ref, err := rc.Replica()
-			if err != nil {
-				return fmt.Errorf("%s: %w", rwhere, err)
-			}
-			if err := c.checkReplicaSettings(rwhere, &rc.ReplicaSettings, schemeOf(ref.URL)); err != nil {
-				return err
-			}
+		if err := c.validateReplica(rwhere, rc); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// validateDBShape checks that a database entry is one database (path) or
+// one directory (dir, pattern) and uses only the keys of its kind.
+func validateDBShape(where string, db *DBConfig) error {
+	switch {
+	case db.Path != "" && db.Dir != "":
+		return fmt.Errorf("%s: cannot specify both 'path' and 'dir'", where)
+	case db.Path == "" && db.Dir == "":
+		return fmt.Errorf("%s: must specify either 'path' or 'dir'", where)
+	case db.Dir != "" && db.Pattern == "":
+		return fmt.Errorf("%s: 'pattern' is required when using 'dir'", where)
+	case db.Watch && db.Dir == "":
+		return fmt.Errorf("%s: 'watch' can only be enabled with a directory", where)
+	case db.MetaDir != nil && db.Dir == "":
+		return fmt.Errorf("%s: 'meta-dir' can only be used with a directory", where)
+	case db.MetaPath != nil && db.MetaDir != nil:
+		return fmt.Errorf("%s: cannot specify both 'meta-path' and 'meta-dir'", where)
+	}
+	return nil
+}
+
+// validateDBKeys checks a database's interval and WAL keys.
+func (c *Config) validateDBKeys(where string, db *DBConfig) error {
+	if db.MonitorInterval != nil && *db.MonitorInterval <= 0 {
+		return c.keyError(where+".monitor-interval", "must be greater than 0 (got %s)", *db.MonitorInterval)
+	}
+	// As in Litestream v0.5.18: checkpoint-interval 0 turns time-based
+	// checkpoints off, busy-timeout 0 waits for nothing,
+	// truncate-page-n 0 keeps the default and below 0 turns it off.
+	if db.BusyTimeout != nil && *db.BusyTimeout < 0 {
+		return c.keyError(where+".busy-timeout", "must not be negative (got %s)", *db.BusyTimeout)
+	}
+	if db.MinCheckpointPageN != nil && *db.MinCheckpointPageN <= 0 {
+		return c.keyError(where+".min-checkpoint-page-count", "must be greater than 0 (got %d)", *db.MinCheckpointPageN)
+	}
+	if db.MaxSyncWALBytes != nil && *db.MaxSyncWALBytes < 0 {
+		return c.keyError(where+".max-sync-wal-bytes", "must not be negative (got %d)", *db.MaxSyncWALBytes)
+	}
+	if db.MaxCheckpointPageN != nil {
+		return c.keyError(where+".max-checkpoint-page-count",
+			"is a Litestream v0.3 key that v0.5 no longer has; use truncate-page-n (a TRUNCATE checkpoint once the WAL holds that many pages)")
+	}
+	return nil
+}
+
+// validateReplica checks one replica of a database (rwhere names it).
+func (c *Config) validateReplica(rwhere string, rc *ReplicaConfig) error {
+	if rc.SyncInterval != nil && *rc.SyncInterval <= 0 {
+		return c.keyError(rwhere+".sync-interval", "must be greater than 0 (got %s)", *rc.SyncInterval)
+	}
+	for _, v3 := range []struct {
+		key, instead string
+		v            *time.Duration
+	}{
+		{"retention", "snapshot.retention (top level)", rc.Retention},
+		{"retention-check-interval", "l0-retention-check-interval (top level)", rc.RetentionCheckInterval},
+		{"snapshot-interval", "snapshot.interval (top level)", rc.SnapshotInterval},
+	} {
+		if v3.v != nil {
+			return c.keyError(rwhere+"."+v3.key, "is a Litestream v0.3 replica key that v0.5 no longer reads; use %s", v3.instead)
+		}
+	}
+	ref, err := rc.Replica()
+	if err != nil {
+		return fmt.Errorf("%s: %w", rwhere, err)
+	}
+	return c.checkReplicaSettings(rwhere, &rc.ReplicaSettings, schemeOf(ref.URL))
 }
 
 // applyDBSnapshots applies snapshot settings given on a database to the

@@ -50,99 +50,134 @@ type restoreResult struct {
 	Bytes     int64  `json:"bytes"`
 }
 
-func (m *Main) runRestore(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("restore", m.restoreUsage)
-	var cf configFlags
-	cf.register(fs)
-	output := fs.String("o", "", "output path")
-	txidStr := fs.String("txid", "", "transaction ID")
-	parallelism := fs.Int("parallelism", 0, "parallel remote reads (default: the restorer's own)")
-	ifDBNotExists := fs.Bool("if-db-not-exists", false, "")
-	ifReplicaExists := fs.Bool("if-replica-exists", false, "")
-	tsStr := fs.String("timestamp", "", "timestamp")
-	dryRun := fs.Bool("dry-run", false, "print restore plan without writing")
-	force := fs.Bool("force", false, "overwrite existing output database")
-	allowGap := fs.Bool("allow-gap", false, "if TXIDs are missing from the replica's history (a gap: a level-0 file was lost and no compaction covers it), restore the newest state before the gap instead of failing")
-	asJSON := fs.Bool("json", false, "output raw JSON")
-	follow := fs.Bool("f", false, "follow mode")
-	followInterval := fs.Duration("follow-interval", time.Second, "polling interval for follow mode")
-	integrity := fs.String("integrity-check", "none", "post-restore integrity check: none, quick, or full")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := checkOneArg(fs, "database path or replica URL", "litestream restore -o /path/to/db s3://bucket/prefix"); err != nil {
-		return err
-	}
-	p := restoreParams{force: *force, allowGap: *allowGap, parallelism: *parallelism, integrity: *integrity}
-	switch p.integrity {
-	case "none", "quick", "full":
-	default:
-		return fmt.Errorf("invalid -integrity-check value: %s", p.integrity)
-	}
-	if *follow && (*dryRun || *txidStr != "" || *tsStr != "" || *allowGap) {
-		return errors.New("cannot use -f with -dry-run, -txid, -timestamp or -allow-gap: follow mode applies the latest state")
-	}
-	if *txidStr != "" && *tsStr != "" {
-		return errors.New("cannot specify both -txid and -timestamp")
-	}
-	if *txidStr != "" {
-		v, err := parseTXID(*txidStr)
-		if err != nil {
-			return fmt.Errorf("invalid value %q for flag -txid: %w", *txidStr, err)
-		}
-		p.txid = v
-	}
-	if *tsStr != "" {
-		ts, err := time.Parse(time.RFC3339Nano, *tsStr)
-		if err != nil {
-			return errors.New("invalid -timestamp, must specify in ISO 8601 format (e.g. 2000-01-01T00:00:00Z)")
-		}
-		p.timestamp = ts
-	}
+// restoreFlags is restore's command line, parsed and checked.
+type restoreFlags struct {
+	cf              configFlags
+	source          string // the database path or replica URL argument
+	p               restoreParams
+	dryRun, follow  bool
+	followInterval  time.Duration
+	asJSON          bool
+	ifDBNotExists   bool
+	ifReplicaExists bool
+}
 
-	tgt, err := m.resolveTarget(fs.Arg(0), &cf)
+func (m *Main) runRestore(ctx context.Context, args []string) error {
+	f, err := m.parseRestoreFlags(args)
 	if err != nil {
 		return err
 	}
-	p.output = *output
+	p := f.p
+	tgt, err := m.resolveTarget(f.source, &f.cf)
+	if err != nil {
+		return err
+	}
 	if p.output == "" && tgt.DBPath != "" {
 		p.output = tgt.DBPath
 	}
-	if p.output == "" && !*dryRun {
-		return usageErrorf("litestream restore -o /path/to/db "+redactURL(fs.Arg(0)), "-o is required when restoring from a replica URL")
+	if p.output == "" && !f.dryRun {
+		return usageErrorf("litestream restore -o /path/to/db "+redactURL(f.source), "-o is required when restoring from a replica URL")
 	}
 	if p.output != "" {
 		if p.output, err = expandPath(p.output); err != nil {
 			return err
 		}
 	}
-	if *dryRun {
-		return m.restoreDryRun(ctx, fs.Arg(0), tgt, p, *asJSON)
+	if f.dryRun {
+		return m.restoreDryRun(ctx, f.source, tgt, p, f.asJSON)
 	}
-	if *follow {
-		return m.restoreFollow(ctx, tgt.replicaRef, p, *followInterval)
+	if f.follow {
+		return m.restoreFollow(ctx, tgt.replicaRef, p, f.followInterval)
 	}
+	if skip, err := m.prepareRestoreOutput(&p, f.ifDBNotExists); skip || err != nil {
+		return err
+	}
+	return m.restoreAndReport(ctx, tgt, p, f)
+}
+
+// parseRestoreFlags parses restore's arguments and checks the combinations.
+func (m *Main) parseRestoreFlags(args []string) (*restoreFlags, error) {
+	f := &restoreFlags{}
+	fs := m.newFlagSet("restore", m.restoreUsage)
+	f.cf.register(fs)
+	fs.StringVar(&f.p.output, "o", "", "output path")
+	txidStr := fs.String("txid", "", "transaction ID")
+	fs.IntVar(&f.p.parallelism, "parallelism", 0, "parallel remote reads (default: the restorer's own)")
+	fs.BoolVar(&f.ifDBNotExists, "if-db-not-exists", false, "")
+	fs.BoolVar(&f.ifReplicaExists, "if-replica-exists", false, "")
+	tsStr := fs.String("timestamp", "", "timestamp")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print restore plan without writing")
+	fs.BoolVar(&f.p.force, "force", false, "overwrite existing output database")
+	fs.BoolVar(&f.p.allowGap, "allow-gap", false, "if TXIDs are missing from the replica's history (a gap: a level-0 file was lost and no compaction covers it), restore the newest state before the gap instead of failing")
+	fs.BoolVar(&f.asJSON, "json", false, "output raw JSON")
+	fs.BoolVar(&f.follow, "f", false, "follow mode")
+	fs.DurationVar(&f.followInterval, "follow-interval", time.Second, "polling interval for follow mode")
+	fs.StringVar(&f.p.integrity, "integrity-check", "none", "post-restore integrity check: none, quick, or full")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if err := checkOneArg(fs, "database path or replica URL", "litestream restore -o /path/to/db s3://bucket/prefix"); err != nil {
+		return nil, err
+	}
+	f.source = fs.Arg(0)
+	switch f.p.integrity {
+	case "none", "quick", "full":
+	default:
+		return nil, fmt.Errorf("invalid -integrity-check value: %s", f.p.integrity)
+	}
+	if f.follow && (f.dryRun || *txidStr != "" || *tsStr != "" || f.p.allowGap) {
+		return nil, errors.New("cannot use -f with -dry-run, -txid, -timestamp or -allow-gap: follow mode applies the latest state")
+	}
+	if *txidStr != "" && *tsStr != "" {
+		return nil, errors.New("cannot specify both -txid and -timestamp")
+	}
+	if *txidStr != "" {
+		v, err := parseTXID(*txidStr)
+		if err != nil {
+			return nil, fmt.Errorf("invalid value %q for flag -txid: %w", *txidStr, err)
+		}
+		f.p.txid = v
+	}
+	if *tsStr != "" {
+		ts, err := time.Parse(time.RFC3339Nano, *tsStr)
+		if err != nil {
+			return nil, errors.New("invalid -timestamp, must specify in ISO 8601 format (e.g. 2000-01-01T00:00:00Z)")
+		}
+		f.p.timestamp = ts
+	}
+	return f, nil
+}
+
+// prepareRestoreOutput checks what is at p.output, as Litestream does: an
+// existing database skips the restore under -if-db-not-exists and is refused
+// without -force, unless it is empty (then replaced); a missing directory of
+// the output is created.
+func (m *Main) prepareRestoreOutput(p *restoreParams, ifDBNotExists bool) (skip bool, err error) {
 	if fi, err := os.Stat(p.output); err == nil {
 		switch {
-		case *ifDBNotExists:
+		case ifDBNotExists:
 			fmt.Fprintf(m.Stdout, "database %s already exists, skipping restore\n", p.output)
-			return nil
+			return true, nil
 		case fi.IsDir():
-			return fmt.Errorf("cannot restore, output path is a directory: %s", p.output)
+			return false, fmt.Errorf("cannot restore, output path is a directory: %s", p.output)
 		case !p.force && fi.Size() > 0:
-			return fmt.Errorf("cannot restore, output path already exists and is not empty: %s. Use -force to overwrite", p.output)
+			return false, fmt.Errorf("cannot restore, output path already exists and is not empty: %s. Use -force to overwrite", p.output)
 		case !p.force:
 			// An empty file is replaced, as Litestream does.
 			p.force = true
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("cannot access output path: %w", err)
+		return false, fmt.Errorf("cannot access output path: %w", err)
 	}
-	// As in Litestream, a missing folder of the output is created.
 	if err := os.MkdirAll(filepath.Dir(p.output), 0o755); err != nil {
-		return fmt.Errorf("create the output's directory: %w", err)
+		return false, fmt.Errorf("create the output's directory: %w", err)
 	}
+	return false, nil
+}
 
+// restoreAndReport restores tgt's replica to p.output and reports the
+// result: the log line, and restore -json's summary.
+func (m *Main) restoreAndReport(ctx context.Context, tgt *target, p restoreParams, f *restoreFlags) error {
 	logger := m.cmdLogger()
 	client, err := openReplica(ctx, tgt.replicaRef, logger)
 	if err != nil {
@@ -155,7 +190,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	}
 	start := time.Now()
 	res, err := m.restore(ctx, client, p, logger)
-	if errors.Is(err, errEmptyReplica) && *ifReplicaExists {
+	if errors.Is(err, errEmptyReplica) && f.ifReplicaExists {
 		fmt.Fprintf(m.Stdout, "no backups found in %s, skipping restore\n", tgt.redacted())
 		return nil
 	}
@@ -174,14 +209,14 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 		"created", res.Timestamp.UTC().Format(time.RFC3339), "pages", res.Commit, "page-size", res.PageSize,
 		"files", res.Files, "bytes", res.Bytes, "integrity-check", p.integrity,
 		"elapsed", elapsed.Round(time.Millisecond).String())
-	if *asJSON {
-		return printJSON(m, restoreResult{
-			DBPath: p.output, Replica: client.Type(), TXID: res.TXID.String(), DurationMS: elapsed.Milliseconds(),
-			IntegrityCheck: p.integrity, Timestamp: res.Timestamp.UTC().Format(time.RFC3339Nano),
-			Pages: res.Commit, PageSize: res.PageSize, Files: res.Files, Bytes: res.Bytes,
-		})
+	if !f.asJSON {
+		return nil
 	}
-	return nil
+	return printJSON(m, restoreResult{
+		DBPath: p.output, Replica: client.Type(), TXID: res.TXID.String(), DurationMS: elapsed.Milliseconds(),
+		IntegrityCheck: p.integrity, Timestamp: res.Timestamp.UTC().Format(time.RFC3339Nano),
+		Pages: res.Commit, PageSize: res.PageSize, Files: res.Files, Bytes: res.Bytes,
+	})
 }
 
 func (m *Main) restoreUsage() {
