@@ -1,0 +1,84 @@
+package e2etest
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/litestream-go/litestream/internal/faultproxy"
+	"github.com/litestream-go/litestream/remote/s3"
+	"github.com/litestream-go/litestream/writer"
+)
+
+// TestS3IdleDaemonRequests counts, through a proxy in front of real MinIO,
+// the requests an idle writer sends once start-up and compaction are done
+// (issue 11 item 1): with every maintenance tick at 100-200 ms and the
+// consistency check every 2 s, a 5 s window holds only the checks' LISTs
+// (one paginated listing each) and nothing else. The client's own counts
+// must agree with the proxy's. The window is a measurement, not a
+// synchronisation.
+func TestS3IdleDaemonRequests(t *testing.T) {
+	const (
+		check  = 2 * time.Second
+		window = 5 * time.Second
+	)
+	rig := startFaultRig(t, faultproxy.Options{Disabled: true})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.db")
+	app := openApp(t, path)
+	insert := func() {
+		t.Helper()
+		if _, err := app.Exec(`INSERT INTO t(n, v) VALUES (1, randomblob(3000))`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert()
+	client := rig.client(t, true, s3.Config{})
+	direct := rig.client(t, false, s3.Config{})
+	d := writer.New(path, client, writer.Options{
+		MonitorInterval: 10 * time.Millisecond, SyncInterval: 50 * time.Millisecond,
+		Levels: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}, RetentionCheckInterval: 100 * time.Millisecond,
+		ConsistencyCheckInterval: check,
+		StagingDir:               filepath.Join(dir, "staging"), Logger: quiet(t),
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if err := d.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	d.Start(ctx)
+	waitUntil(t, 30*time.Second, "the first sync", func() bool { return d.Status().TXID == 1 })
+	insert()
+	waitUntil(t, 30*time.Second, "level 2 to cover TXID 2", func() bool {
+		l2, err := direct.LTXFiles(ctx, 2, 0)
+		return err == nil && len(l2) > 0 && l2[len(l2)-1].MaxTXID == 2
+	})
+
+	rig.proxy.ResetStats()
+	before := client.RequestCounts()
+	time.Sleep(window)
+	st := rig.proxy.Stats()
+	own := client.RequestCounts().Sub(before)
+	t.Logf("idle for %s with a check every %s: proxy %s; client %+v", window, check, st, own)
+	lists := st.Requests[faultproxy.ClassLIST]
+	if lists < 1 || lists > int64(window/check)+1 || st.TotalRequests() != lists {
+		t.Errorf("an idle writer sent %s in %s, want 1..%d LIST and nothing else", st, window, int64(window/check)+1)
+	}
+	if own.List != lists || own.Total() != st.TotalRequests() {
+		t.Errorf("the client counted %+v, the proxy %s", own, st)
+	}
+}
+
+// waitUntil polls cond until it holds or timeout passes.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
