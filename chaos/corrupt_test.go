@@ -229,7 +229,7 @@ func (m *matrix) pickDamage(kind string) damage {
 		m.t.Fatal(err)
 	}
 	d := damage{kind: kind, target: f}
-	name := fmt.Sprintf("L%d %s-%s (%d bytes)", f.level, f.min, f.max, len(b))
+	name := fmt.Sprintf("%s (%d bytes)", d.name(), len(b))
 	switch kind {
 	case "flip":
 		off := m.rng.IntN(len(b))
@@ -299,8 +299,10 @@ func fileMTime(p string) time.Time {
 }
 
 // judgeState: st (labelled txid, with errNote the reader's own report of a
-// problem) read from a replica whose files name TXIDs up to named.
-func (m *matrix) judgeState(st dbState, txid, named ltx.TXID, errNote string, stale int) (int, string) {
+// problem) read from a replica whose files name TXIDs up to named, one of
+// them damaged by dmg. An older state than named is acceptable only with a
+// report, and the report must name the damaged file.
+func (m *matrix) judgeState(st dbState, txid, named ltx.TXID, errNote string, dmg damage, stale int) (int, string) {
 	if ok, why := isPrefix(st.txlog, m.src.txlog); !ok {
 		return outcomeWrong, "not a state of the source: " + why
 	}
@@ -321,6 +323,9 @@ func (m *matrix) judgeState(st dbState, txid, named ltx.TXID, errNote string, st
 	if txid < named && errNote == "" {
 		return stale, fmt.Sprintf("TXID %s, though the replica names files up to %s, and no error", txid, named)
 	}
+	if txid < named && !namesDamaged(errNote, dmg) {
+		return outcomeWrong, fmt.Sprintf("TXID %s, though the replica names files up to %s, with a report that does not name the damaged file %s: %s", txid, named, dmg.name(), tail(errNote, 1500))
+	}
 	return outcomeOK, ""
 }
 
@@ -333,6 +338,8 @@ func (m *matrix) trial(i int, kind string) {
 		m.c.add(outcome, label+", "+reader+": "+why)
 		if outcome != outcomeOK {
 			t.Logf("%s, %s: %s: %s", label, reader, outcomeNames[outcome], why)
+		} else if why != "" {
+			t.Logf("%s, %s: error naming the file: %s", label, reader, tail(why, 300))
 		}
 	}
 	// What the damaged replica still names.
@@ -348,17 +355,19 @@ func (m *matrix) trial(i int, kind string) {
 	m.copyReplica(dmgDir, func(replicaFile) bool { return true }, &dmg)
 	if st, txid, err := m.restore(dmgDir); err != nil {
 		m.stats["restore error"]++
-		record("restore", clearError(err), err.Error())
+		o, why := namedError(err.Error(), dmg)
+		record("restore", o, why)
 	} else {
-		o, why := m.judgeState(st, txid, named, "", outcomeLost)
+		o, why := m.judgeState(st, txid, named, "", dmg, outcomeLost)
 		record("restore", o, why)
 	}
 	if st, err := readVFS(fileURL(dmgDir), true); err != nil {
 		m.stats["vfs error"]++
-		record("vfs", clearError(err), err.Error())
+		o, why := namedError(err.Error(), dmg)
+		record("vfs", o, why)
 	} else {
 		txid, errNote := parseVFSExtra(st.extra)
-		o, why := m.judgeState(st, txid, named, errNote, outcomeLost)
+		o, why := m.judgeState(st, txid, named, errNote, dmg, outcomeLost)
 		record("vfs", o, why)
 	}
 	os.RemoveAll(dmgDir)
@@ -414,15 +423,15 @@ func (m *matrix) trial(i int, kind string) {
 	case err != nil:
 		record("restore-f", outcomeWrong, fmt.Sprintf("followed from TXID %s; its output at TXID %s does not read: %v; log: %s", cut, ftxid, err, tail(logText, 1500)))
 	default:
-		errNote := ""
+		// Its report: the log's errors and warnings.
+		errNote := logProblems(logText)
 		if exited && code != 0 {
-			errNote = "exited " + strconv.Itoa(code)
+			errNote = fmt.Sprintf("exited %d: %s", code, errNote)
 			m.stats["restore-f error"]++
-		} else if strings.Contains(logText, "level=ERROR") || strings.Contains(logText, "level=WARN") {
-			errNote = "logged an error"
+		} else if errNote != "" {
 			m.stats["restore-f error logged"]++
 		}
-		o, why := m.judgeState(st, ftxid, named, errNote, outcomeStuck)
+		o, why := m.judgeState(st, ftxid, named, errNote, dmg, outcomeStuck)
 		if o != outcomeOK {
 			why = fmt.Sprintf("followed from TXID %s: %s; log: %s", cut, why, tail(logText, 1500))
 		}
@@ -442,12 +451,13 @@ func (m *matrix) trial(i int, kind string) {
 	}
 	if err != nil {
 		m.stats["vfs-live error"]++
-		record("vfs-live", clearError(err), err.Error())
+		o, why := namedError(err.Error(), dmg)
+		record("vfs-live", o, why)
 	} else {
 		if note != "" {
 			m.stats["vfs-live error reported"]++
 		}
-		o, why := m.judgeState(lst, ltxid, named, note, outcomeStuck)
+		o, why := m.judgeState(lst, ltxid, named, note, dmg, outcomeStuck)
 		record("vfs-live", o, why)
 	}
 	live.kill()
@@ -459,12 +469,42 @@ func (m *matrix) trial(i int, kind string) {
 	}
 }
 
-// clearError: an error is an acceptable outcome if it says something.
-func clearError(err error) int {
-	if strings.TrimSpace(err.Error()) == "" {
-		return outcomeWrong
+func (d damage) name() string {
+	return fmt.Sprintf("L%d %s-%s", d.target.level, d.target.min, d.target.max)
+}
+
+// namedError: an error is an acceptable outcome if it names the damaged
+// file (issue 9 point 2: "an error naming it").
+func namedError(msg string, dmg damage) (int, string) {
+	if !namesDamaged(msg, dmg) {
+		return outcomeWrong, fmt.Sprintf("the error does not name the damaged file %s: %s", dmg.name(), msg)
 	}
-	return outcomeOK
+	return outcomeOK, msg
+}
+
+// txidRange matches a TXID range as messages write one: a file name
+// (0000000000000003-0000000000000007.ltx) or "TXIDs 3-7".
+var txidRange = regexp.MustCompile(`(?i)\b(?:0x)?([0-9a-f]{1,16})-(?:0x)?([0-9a-f]{1,16})\b`)
+
+// namesDamaged reports whether msg names the damaged file: its TXID range
+// (alone or in its file name or path), or, for a deleted file, a missing
+// range that holds its first TXID (a gap report).
+func namesDamaged(msg string, dmg damage) bool {
+	f := dmg.target
+	for _, sm := range txidRange.FindAllStringSubmatch(msg, -1) {
+		lo, err1 := strconv.ParseUint(sm[1], 16, 64)
+		hi, err2 := strconv.ParseUint(sm[2], 16, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if ltx.TXID(lo) == f.min && ltx.TXID(hi) == f.max {
+			return true
+		}
+		if dmg.kind == "delete" && ltx.TXID(lo) <= f.min && f.min <= ltx.TXID(hi) {
+			return true
+		}
+	}
+	return false
 }
 
 var vfsExtra = regexp.MustCompile(`^txid:(\d+) error:(.*)$`)
