@@ -17,6 +17,7 @@
 //	                           the YAML configuration: 64MB is 64,000,000 bytes)
 //	LITESTREAM_POLL_INTERVAL   how often to look for new files, e.g. 1s (default)
 //	LITESTREAM_LOG_LEVEL       debug, info, warn (default) or error; logs go to stderr
+//	LITESTREAM_AGE_IDENTITY_FILE  age identity file of encrypted replicas (remote/crypt)
 //
 // and per database from the file URI: replica, cache_size, poll_interval
 // (file:app.db?vfs=litestream&replica=s3://bucket/app&poll_interval=500ms).
@@ -40,6 +41,7 @@ import (
 	"github.com/litestream-go/litestream/internal/userinput"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/backends"
+	"github.com/litestream-go/litestream/remote/crypt"
 	"github.com/litestream-go/litestream/vfs"
 )
 
@@ -97,6 +99,25 @@ func configFromEnv(getenv func(string) string) (vfs.Options, error) {
 		ReplicaURL: getenv("LITESTREAM_REPLICA_URL"),
 		OpenClient: func(ctx context.Context, url string) (remote.Client, error) { return backends.Open(ctx, url) },
 		Logger:     logger,
+	}
+	if p := getenv("LITESTREAM_AGE_IDENTITY_FILE"); p != "" {
+		// Every replica this process opens is read through the
+		// identities: a plaintext one is refused (crypt.ErrNotEncrypted),
+		// as anyone with write access to the storage could forge it.
+		ids, err := crypt.ReadIdentityFile(p)
+		if err != nil {
+			return vfs.Options{}, fmt.Errorf("LITESTREAM_AGE_IDENTITY_FILE: %w", err)
+		}
+		if len(ids) == 0 {
+			return vfs.Options{}, fmt.Errorf("LITESTREAM_AGE_IDENTITY_FILE: %s holds no age identity", p)
+		}
+		opts.OpenClient = func(ctx context.Context, url string) (remote.Client, error) {
+			c, err := backends.Open(ctx, url)
+			if err != nil {
+				return nil, err
+			}
+			return crypt.New(c, crypt.Options{Identities: ids})
+		}
 	}
 	if s := getenv("LITESTREAM_CACHE_SIZE"); s != "" {
 		n, err := userinput.ParseSize(s)

@@ -136,7 +136,7 @@ func readFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*F
 
 	var hdr ltx.Header
 	if err := hdr.UnmarshalBinary(head); err != nil {
-		return nil, fmt.Errorf("decode header: %w", err)
+		return nil, fmt.Errorf("decode header: %w", remote.ExplainHeader(head, err))
 	}
 	if err := CheckHeader(info, hdr); err != nil {
 		return nil, err
@@ -292,7 +292,7 @@ func VerifyFile(info *ltx.FileInfo, b []byte) error {
 	desc := remote.FileDesc(info.Level, info.MinTXID, info.MaxTXID)
 	var hdr ltx.Header
 	if err := hdr.UnmarshalBinary(b); err != nil {
-		return damaged(fmt.Errorf("verify %s: decode header: %w", desc, err))
+		return damaged(fmt.Errorf("verify %s: decode header: %w", desc, remote.ExplainHeader(b, err)))
 	}
 	if err := CheckHeader(info, hdr); err != nil {
 		return damaged(fmt.Errorf("verify %s: %w", desc, err))

@@ -1,7 +1,9 @@
 package remote
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"time"
 )
 
@@ -26,4 +28,18 @@ func WithOpaqueWrite(ctx context.Context, createdAt time.Time) context.Context {
 func OpaqueWrite(ctx context.Context) (createdAt time.Time, ok bool) {
 	t, ok := ctx.Value(opaqueKey{}).(time.Time)
 	return t, ok
+}
+
+// ErrEncrypted is the error of reading an age-encrypted file (remote/crypt)
+// as a plain LTX file: the reader has no identity configured.
+var ErrEncrypted = errors.New("the file is encrypted with age; reading it needs an age identity (age.identities in the replica's configuration, or LITESTREAM_AGE_IDENTITY_FILE)")
+
+// ExplainHeader returns err, the failure to decode the LTX header b, or
+// ErrEncrypted when b is the start of an age file, so that a reader without
+// an identity says why instead of "invalid LTX file".
+func ExplainHeader(b []byte, err error) error {
+	if bytes.HasPrefix(b, []byte("age-encryption.org/v1\n")) {
+		return ErrEncrypted
+	}
+	return err
 }

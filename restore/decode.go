@@ -14,6 +14,7 @@ import (
 
 	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/internal/ltxframe"
+	"github.com/litestream-go/litestream/remote"
 )
 
 // pageJob is a batch of consecutive frames of one file: the splitter fills
@@ -175,7 +176,7 @@ func (r *restorer) readHeader(src io.Reader, info *ltx.FileInfo) ([]byte, ltx.He
 		return nil, hdr, fmt.Errorf("read header: %w", err)
 	}
 	if err := hdr.UnmarshalBinary(head); err != nil {
-		return nil, hdr, fmt.Errorf("decode header: %w", err)
+		return nil, hdr, fmt.Errorf("decode header: %w", remote.ExplainHeader(head, err))
 	}
 	if err := r.checkHeader(info, hdr); err != nil {
 		return nil, hdr, err

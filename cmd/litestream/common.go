@@ -106,8 +106,13 @@ func (m *Main) resolveTarget(arg string, cf *configFlags) (*target, error) {
 		if cf.path != "" {
 			return nil, fmt.Errorf("cannot specify a replica URL and the -config flag")
 		}
-		// Credentials come from the URL and the environment.
-		return &target{replicaRef: replicaRef{URL: arg}}, nil
+		// Credentials come from the URL and the environment, and so does
+		// the age identity of an encrypted replica.
+		ak, err := ageFromEnv(m.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		return &target{replicaRef: replicaRef{URL: arg, Age: ak}}, nil
 	}
 	p, err := expandPath(arg)
 	if err != nil {

@@ -408,7 +408,10 @@ dbs:
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
-		{"age", base + "      age: {recipients: [x]}\n", "age encryption is not currently supported"},
+		{"age recipient", base + "      age: {recipients: [x]}\n", "age.recipients: recipient 1"},
+		{"age identity file", base + "      age: {identities: [/nonexistent/key.txt]}\n", "age.identities: age identity file: open /nonexistent/key.txt"},
+		{"sse on file", "dbs:\n  - path: /a.db\n    replica:\n      url: file:///b\n      sse-customer-key: x\n", "line 5: dbs[0].replica.sse-customer-key: server-side encryption is only available on s3 replicas"},
+		{"sse-kms on nats", "dbs:\n  - path: /a.db\n    replica:\n      url: nats://127.0.0.1:4222/b\n      sse-kms-key-id: k\n", "line 5: dbs[0].replica.sse-kms-key-id: server-side encryption is only available on s3 replicas, not nats"},
 		{"v0.3 retention", base + "      retention: 24h\n", "line 5: dbs[0].replica.retention: is a Litestream v0.3 replica key"},
 		{"v0.3 snapshot-interval", base + "      snapshot-interval: 1h\n", "snapshot.interval"},
 		{"v0.3 max-checkpoint-page-count", "dbs:\n  - path: /a.db\n    max-checkpoint-page-count: 10\n    replica: {url: file:///b}\n", "line 3: dbs[0].max-checkpoint-page-count"},

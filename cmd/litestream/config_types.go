@@ -253,11 +253,13 @@ type ReplicaSettings struct {
 	ReconnectWait *time.Duration `yaml:"reconnect-wait"`
 	Timeout       *time.Duration `yaml:"timeout"`
 
-	// Age is Litestream v0.3's encryption; v0.5 refuses it too.
+	// Age encrypts the replica client-side (Litestream v0.3's key; v0.5
+	// refuses it): see encryption.go.
 	Age AgeConfig `yaml:"age"`
 }
 
-// AgeConfig is the (v0.3) `age:` encryption section.
+// AgeConfig is the `age:` encryption section: public keys to encrypt to,
+// and files of secret keys to decrypt with.
 type AgeConfig struct {
 	Identities []string `yaml:"identities"`
 	Recipients []string `yaml:"recipients"`

@@ -180,7 +180,10 @@ func (c *Config) validateReplica(rwhere string, rc *ReplicaConfig) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", rwhere, err)
 	}
-	return c.checkReplicaSettings(rwhere, &rc.ReplicaSettings, schemeOf(ref.URL))
+	if err := c.checkReplicaSettings(rwhere, &rc.ReplicaSettings, schemeOf(ref.URL)); err != nil {
+		return err
+	}
+	return c.checkSSE(rwhere, rc, schemeOf(ref.URL))
 }
 
 // applyDBSnapshots applies snapshot settings given on a database to the
@@ -235,8 +238,8 @@ func schemeOf(u string) string {
 // another backend are ignored, as Litestream ignores them.
 func (c *Config) checkReplicaSettings(where string, rs *ReplicaSettings, scheme string) error {
 	key := func(k string) string { return joinKey(where, k) }
-	if len(rs.Age.Identities) > 0 || len(rs.Age.Recipients) > 0 {
-		return c.keyError(key("age"), "age encryption is not currently supported (Litestream v0.5 refuses it too); if you need encryption, use Litestream v0.3.x")
+	if _, err := parseAge(rs.Age); err != nil {
+		return c.keyError(key("age"), "%v", err)
 	}
 	if rs.ValidationInterval != nil && *rs.ValidationInterval <= 0 {
 		return c.keyError(key("validation-interval"), "must be greater than 0 (got %s)", *rs.ValidationInterval)
@@ -246,6 +249,27 @@ func (c *Config) checkReplicaSettings(where string, rs *ReplicaSettings, scheme 
 	}
 	if scheme == "s3" && rs.SSECustomerKey != "" && rs.SSEKMSKeyID != "" {
 		return c.keyError(key("sse-kms-key-id"), "cannot be used together with sse-customer-key (SSE-C)")
+	}
+	return nil
+}
+
+// checkSSE refuses server-side encryption keys that a replica sets itself
+// but its backend cannot honour: only S3 has them, and ignoring them would
+// upload unencrypted objects to a replica the user asked to encrypt (issue
+// 13). Global keys are defaults for the replicas they apply to (S3 ones),
+// as in Litestream, and are not an error on others.
+func (c *Config) checkSSE(where string, rc *ReplicaConfig, scheme string) error {
+	if scheme == "" || scheme == "s3" {
+		return nil
+	}
+	own := rc.own()
+	for _, k := range []struct{ name, v string }{
+		{"sse-customer-key", own.SSECustomerKey}, {"sse-customer-key-path", own.SSECustomerKeyPath},
+		{"sse-customer-algorithm", own.SSECustomerAlgorithm}, {"sse-kms-key-id", own.SSEKMSKeyID},
+	} {
+		if k.v != "" {
+			return c.keyError(joinKey(where, k.name), "server-side encryption is only available on s3 replicas, not %s (use age: for client-side encryption)", scheme)
+		}
 	}
 	return nil
 }

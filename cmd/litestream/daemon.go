@@ -87,6 +87,9 @@ func (d *daemon) newEntry(ctx context.Context, dbc *DBConfig) (*dbEntry, error) 
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", dbc.Path, err)
 	}
+	if err := ref.Age.checkReplicate(); err != nil {
+		return nil, fmt.Errorf("database %s: replica: %w", dbc.Path, err)
+	}
 	client, err := openReplica(ctx, ref, d.log)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", dbc.Path, err)

@@ -24,6 +24,9 @@ import (
 type replicaRef struct {
 	URL  string
 	Opts backends.Options
+	// Age, when set, encrypts the replica (remote/crypt): openReplica
+	// never returns the bare backend of such a replica.
+	Age *ageKeys
 }
 
 // redacted is the URL for logs and output.
@@ -53,6 +56,9 @@ func openReplica(ctx context.Context, ref replicaRef, logger *slog.Logger) (remo
 	c, err := backends.OpenWithOptions(ctx, ref.URL, opts)
 	if err != nil {
 		return nil, ref.redactErr(fmt.Errorf("open replica %s: %w", ref.URL, err))
+	}
+	if c, err = ref.Age.wrap(c); err != nil {
+		return nil, ref.redactErr(fmt.Errorf("open replica %s: age: %w", ref.URL, err))
 	}
 	return c, nil
 }
@@ -84,12 +90,16 @@ func (rc *ReplicaConfig) Replica() (replicaRef, error) {
 	if err != nil {
 		return replicaRef{}, err
 	}
+	ak, err := parseAge(rc.Age)
+	if err != nil {
+		return replicaRef{}, err
+	}
 	u, err := remote.ParseURL(raw)
 	if err != nil {
 		// No options for a URL that does not parse (or names a backend
 		// this build lacks): opening it reports why, per database, rather
 		// than failing the whole configuration here.
-		return replicaRef{URL: raw}, nil
+		return replicaRef{URL: raw, Age: ak}, nil
 	}
 	o := rc.options(u.Scheme)
 	if u.Scheme == "s3" && o.SSECustomerKey == "" && rc.SSECustomerKeyPath != "" {
@@ -101,7 +111,7 @@ func (rc *ReplicaConfig) Replica() (replicaRef, error) {
 			return replicaRef{}, err
 		}
 	}
-	return replicaRef{URL: raw, Opts: o}, nil
+	return replicaRef{URL: raw, Opts: o, Age: ak}, nil
 }
 
 // options maps the keys that apply to scheme's backend.

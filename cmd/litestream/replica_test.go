@@ -346,19 +346,22 @@ dbs:
 }
 
 // S3 keys given globally or on a replica of another backend do not apply
-// to it (as in Litestream), so they are no error there.
+// to it (as in Litestream), so they are no error there; except the
+// server-side encryption keys on the replica itself (config_test.go):
+// ignoring those would store plaintext where encryption was asked for.
 func TestS3KeysOnOtherBackends(t *testing.T) {
 	const y = `
 access-key-id: AKIA
 secret-access-key: shh
 sign-payload: false
+sse-kms-key-id: k
 dbs:
   - path: /a.db
     replica:
       url: nats://127.0.0.1:4222/b
       token: t
       max-reconnects: 3
-      sse-kms-key-id: k
+      storage-class: STANDARD
 `
 	if _, err := ParseConfig([]byte(y), true, env(nil)); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+)
+
+// ageKeyFile writes a fresh X25519 identity to a file (as age-keygen does)
+// and returns the file and the public key.
+func ageKeyFile(t *testing.T, dir, name string) (path, recipient string) {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(dir, name)
+	writeFile(t, path, "# public key: "+id.Recipient().String()+"\n"+id.String()+"\n")
+	return path, id.Recipient().String()
+}
+
+// ltxFilesUnder returns every LTX file under dir by level directory name.
+func ltxFilesUnder(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		out[p] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestAgeReplica (issue 13): replicate with `age:` to a file replica while
+// the test writes (compaction to level 1 and level-9 snapshots included),
+// then: no stored object holds plaintext (a marker string from every row,
+// or the LTX magic); restore from the config equals the checkpointed source
+// byte for byte; restores at several TXIDs by URL with
+// LITESTREAM_AGE_IDENTITY_FILE are exactly the prefix of the history each
+// TXID names; without an identity, or with another one, restore fails with
+// an error naming the file and the cause, and no secret key appears.
+func TestAgeReplica(t *testing.T) {
+	dir := t.TempDir()
+	keyPath, recipient := ageKeyFile(t, dir, "key.txt")
+	otherKey, _ := ageKeyFile(t, dir, "other.txt")
+	keyText, _ := os.ReadFile(keyPath)
+	secret := strings.TrimSpace(strings.Split(string(keyText), "\n")[1])
+	dbPath := filepath.Join(dir, "app.db")
+	replica := filepath.Join(dir, "replica")
+	cfgPath := filepath.Join(dir, "litestream.yml")
+	writeFile(t, cfgPath, fmt.Sprintf(`
+levels: [{interval: 1s}]
+snapshot: {interval: 2s, retention: 1h}
+dbs:
+  - path: %s
+    monitor-interval: 50ms
+    replica:
+      url: file://%s
+      sync-interval: 100ms
+      age:
+        recipients: [%s]
+        identities: [%s]
+`, dbPath, replica, recipient, keyPath))
+
+	db, err := sql.Open("sqlite3", dbPath+"?_journal_mode=WAL&_busy_timeout=5000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	mustExec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	mustExec(`CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL, payload BLOB)`)
+
+	// A writer without an identity cannot compact: refused at start.
+	noID := filepath.Join(dir, "noid.yml")
+	writeFile(t, noID, fmt.Sprintf("dbs:\n  - path: %s\n    replica:\n      url: file://%s\n      age: {recipients: [%s]}\n", dbPath, filepath.Join(dir, "r2"), recipient))
+	if code, stdout, stderr := run(t, nil, "replicate", "-config", noID); code == 0 || !strings.Contains(stdout+stderr, "age.identities") {
+		t.Errorf("replicate with recipients only: exit %d, want an error naming age.identities:\n%s%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "r2")); err == nil && countLTX(filepath.Join(dir, "r2")) > 0 {
+		t.Errorf("replicate with recipients only wrote files")
+	}
+
+	sigs := make(chan os.Signal, 1)
+	var out lockedBuffer
+	m := &Main{Stdout: &out, Stderr: &out, Getenv: env(nil), Signals: sigs, Exit: func(int) {}}
+	done := make(chan int, 1)
+	go func() { done <- m.Main(t.Context(), []string{"replicate", "-config", cfgPath}) }()
+
+	const marker = "SECRET-MARKER-"
+	n := 0
+	insert := func(k int) {
+		for range k { // one transaction each
+			n++
+			mustExec(`INSERT INTO items(id, name, payload) VALUES (?, ?, zeroblob(?))`, n, fmt.Sprintf("%s%d", marker, n), 200+n%700)
+		}
+	}
+	levelFiles := func(level int) int { return countLTX(filepath.Join(replica, "ltx", strconv.Itoa(level))) }
+	insert(40)
+	// Compaction and snapshots run while writes go on.
+	waitFor(t, "a compaction to level 1 and a snapshot", 60*time.Second, func() bool {
+		if strings.Contains(out.String(), "level=ERROR") {
+			t.Fatalf("replicate logged an error:\n%s", out.String())
+		}
+		insert(1)
+		time.Sleep(20 * time.Millisecond) // pacing of the write load, not a synchronization
+		return n >= 150 && levelFiles(1) > 0 && levelFiles(9) > 0
+	})
+	insert(40)
+	mustExec(`INSERT INTO items(id, name, payload) SELECT id + 100000, name, zeroblob(3000) FROM items`) // a large transaction
+	n++                                                                                                  // counts as one step of the history below
+
+	sigs <- syscall.SIGTERM
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("replicate exit %d:\n%s", code, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no exit after SIGTERM:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), secret) {
+		t.Errorf("the daemon's log holds the secret key")
+	}
+
+	// Nothing readable in storage.
+	files := ltxFilesUnder(t, replica)
+	levels := map[string]int{}
+	for p, b := range files {
+		if bytes.Contains(b, []byte(marker)) || bytes.Contains(b, []byte("LTX1")) {
+			t.Errorf("%s holds plaintext", p)
+		}
+		if !bytes.HasPrefix(b, []byte("age-encryption.org/v1\n")) {
+			t.Errorf("%s is not an age file", p)
+		}
+		levels[filepath.Base(filepath.Dir(p))]++
+	}
+	if levels["0"] == 0 || levels["1"] == 0 || levels["9"] == 0 {
+		t.Fatalf("files by level %v: want levels 0, 1 and 9", levels)
+	}
+
+	// Latest state, from the config: equal to the checkpointed source.
+	mustExec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	restored := filepath.Join(dir, "restored.db")
+	if code, stdout, stderr := run(t, nil, "restore", "-config", cfgPath, "-integrity-check", "full", "-o", restored, dbPath); code != 0 {
+		t.Fatalf("restore: exit %d\n%s%s", code, stdout, stderr)
+	}
+	src, _ := os.ReadFile(dbPath)
+	dst, _ := os.ReadFile(restored)
+	if !bytes.Equal(src, dst) {
+		t.Errorf("restored database (%d bytes) differs from the checkpointed source (%d bytes)", len(dst), len(src))
+	}
+
+	// Every TXID, by URL with the identity from the environment: the state
+	// at each TXID is a prefix of the history (rows 1..c exactly as
+	// written, passing an integrity check), c never decreasing, and the
+	// latest holds every row. (A sync may carry several transactions, so
+	// a TXID is not one row.)
+	url := "file://" + replica
+	withKey := map[string]string{"LITESTREAM_CONFIG": filepath.Join(dir, "absent.yml"), "LITESTREAM_AGE_IDENTITY_FILE": keyPath}
+	code, stdout, stderr := run(t, withKey, "restore", "-dry-run", "-json", url)
+	if code != 0 {
+		t.Fatalf("restore -dry-run: exit %d %s%s", code, stdout, stderr)
+	}
+	var plan restorePlan
+	if err := json.Unmarshal([]byte(stdout), &plan); err != nil {
+		t.Fatal(err)
+	}
+	maxTXID, err := strconv.ParseUint(plan.TXID, 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	countAt := func(txid uint64) int {
+		t.Helper()
+		p := filepath.Join(dir, fmt.Sprintf("at-%d.db", txid))
+		code, stdout, stderr := run(t, withKey, "restore", "-integrity-check", "quick", "-txid", strconv.FormatUint(txid, 16), "-o", p, url)
+		if code != 0 {
+			t.Fatalf("restore -txid %d: exit %d\n%s%s", txid, code, stdout, stderr)
+		}
+		if queryString(t, p, "SELECT count(*) FROM sqlite_master WHERE name = 'items'") == "0" {
+			return 0
+		}
+		c, _ := strconv.Atoi(queryString(t, p, "SELECT count(*) FROM items WHERE id < 100000"))
+		q := fmt.Sprintf("SELECT count(*) FROM items WHERE id <= %d AND name = '%s' || id AND length(payload) = 200 + id %% 700", c, marker)
+		if got := queryString(t, p, q); got != strconv.Itoa(c) {
+			t.Errorf("TXID %d: %s of rows 1..%d as written", txid, got, c)
+		}
+		return c
+	}
+	prev, distinct := 0, 0
+	for txid := uint64(1); txid <= maxTXID; txid++ {
+		c := countAt(txid)
+		if c < prev {
+			t.Errorf("TXID %d has %d rows, TXID %d had %d", txid, c, txid-1, prev)
+		}
+		if c != prev {
+			distinct++
+		}
+		prev = c
+	}
+	if prev != n-1 {
+		t.Errorf("latest TXID %d has %d rows, want %d", maxTXID, prev, n-1)
+	}
+	t.Logf("%d TXIDs, %d distinct states, files by level %v", maxTXID, distinct, levels)
+	if distinct < 3 {
+		t.Errorf("only %d distinct states over %d TXIDs", distinct, maxTXID)
+	}
+
+	// ltx lists the files with their plaintext sizes.
+	if code, stdout, stderr := run(t, withKey, "ltx", url); code != 0 || !strings.Contains(stdout, "0000000000000001") {
+		t.Errorf("ltx: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	// Without an identity, with another one: a clear error naming a file.
+	for name, e := range map[string]map[string]string{
+		"no identity":    {"LITESTREAM_CONFIG": filepath.Join(dir, "absent.yml")},
+		"other identity": {"LITESTREAM_CONFIG": filepath.Join(dir, "absent.yml"), "LITESTREAM_AGE_IDENTITY_FILE": otherKey},
+	} {
+		code, stdout, stderr := run(t, e, "restore", "-o", filepath.Join(dir, "x-"+strings.ReplaceAll(name, " ", "")+".db"), url)
+		msg := stdout + stderr
+		t.Logf("%s: %s", name, strings.TrimSpace(msg))
+		want := "encrypted to other recipients"
+		if name == "no identity" {
+			want = "encrypted with age; reading it needs an age identity"
+		}
+		if code == 0 || !strings.Contains(msg, want) || !strings.Contains(msg, ".ltx") {
+			t.Errorf("%s: exit %d, want an error naming the file and %q:\n%s", name, code, want, msg)
+		}
+		if strings.Contains(msg, secret) {
+			t.Errorf("%s: output holds the secret key", name)
+		}
+	}
+}
