@@ -8,45 +8,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/litestream-go/litestream/internal/testserver"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // startTokenNATS runs an in-process NATS server with JetStream on 127.0.0.1
-// that requires token, and creates the object store bucket. (The shared
-// test servers live in remote/internal/testserver, which this package
-// cannot import; this is the server library with a token set.)
+// that requires token (internal/testserver), creates the object store
+// bucket, and returns the client URL.
 func startTokenNATS(t *testing.T, token, bucket string) string {
 	t.Helper()
-	opts := natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		NoLog: true, NoSigs: true, Authorization: token}
-	s, err := natsserver.NewServer(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats server did not start")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-
-	nc, err := nats.Connect(s.ClientURL(), nats.Token(token))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.CreateObjectStore(t.Context(), jetstream.ObjectStoreConfig{Bucket: bucket}); err != nil {
-		t.Fatal(err)
-	}
-	return s.ClientURL()
+	n := testserver.StartNATSWith(t, natsserver.Options{Authorization: token}, nats.Token(token))
+	n.CreateBucket(t, bucket)
+	return n.URL
 }
 
 // TestConfigCredentials_NATS replicates with a config file whose replica

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/testserver"
 )
 
 // Pinned; keep in step with scripts/testservers/litestream.sh.
@@ -26,7 +28,7 @@ const (
 )
 
 // requireServersEnv makes a missing install a failure (make test sets it).
-const requireServersEnv = "LITESTREAM_REQUIRE_SERVERS"
+const requireServersEnv = testserver.RequireEnv
 
 // realLS is an installed Litestream v0.5.18.
 type realLS struct {
@@ -35,16 +37,7 @@ type realLS struct {
 }
 
 // testserversDir is where scripts/testservers/common.sh installs servers.
-func testserversDir() string {
-	if d := os.Getenv("LITESTREAM_TESTSERVERS_DIR"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "litestream-testservers")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "litestream-testservers")
-}
+func testserversDir() string { return testserver.CacheDir() }
 
 var (
 	modCacheOnce sync.Once

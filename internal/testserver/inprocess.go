@@ -29,12 +29,31 @@ type NATS struct {
 	Server *natsserver.Server
 	// URL is the client URL, e.g. "nats://127.0.0.1:40000".
 	URL string
+	// connOpts authenticate CreateBucket's connection (StartNATSWith).
+	connOpts []nats.Option
 }
 
 // StartNATS runs nats-server with JetStream on 127.0.0.1 and a free port.
 func StartNATS(tb testing.TB) *NATS {
 	tb.Helper()
-	opts := natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: tb.TempDir(), NoLog: true, NoSigs: true}
+	return StartNATSWith(tb, natsserver.Options{})
+}
+
+// StartNATSWith runs nats-server with JetStream and opts (authentication, a
+// store directory, a port): the one way the tests start NATS. Host is always
+// 127.0.0.1 and JetStream on, logging and signal handlers off; Port 0 picks
+// a free port and an empty StoreDir a temporary one. connOpts are what
+// CreateBucket connects with (credentials matching opts).
+func StartNATSWith(tb testing.TB, opts natsserver.Options, connOpts ...nats.Option) *NATS {
+	tb.Helper()
+	opts.Host = "127.0.0.1"
+	if opts.Port == 0 {
+		opts.Port = -1
+	}
+	if opts.StoreDir == "" {
+		opts.StoreDir = tb.TempDir()
+	}
+	opts.JetStream, opts.NoLog, opts.NoSigs = true, true, true
 	s, err := natsserver.NewServer(&opts)
 	if err != nil {
 		tb.Fatal(err)
@@ -45,13 +64,13 @@ func StartNATS(tb testing.TB) *NATS {
 		tb.Fatal("nats server did not start")
 	}
 	tb.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return &NATS{Server: s, URL: s.ClientURL()}
+	return &NATS{Server: s, URL: s.ClientURL(), connOpts: connOpts}
 }
 
 // CreateBucket creates an object store bucket, as `nats object add` does.
 func (n *NATS) CreateBucket(tb testing.TB, bucket string) {
 	tb.Helper()
-	nc, err := nats.Connect(n.URL)
+	nc, err := nats.Connect(n.URL, n.connOpts...)
 	if err != nil {
 		tb.Fatal(err)
 	}

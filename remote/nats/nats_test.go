@@ -16,35 +16,18 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/litestream-go/litestream/internal/testserver"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/remotetest"
 	"github.com/litestream-go/litestream/remote/retry"
 )
 
-// startServer runs an embedded NATS server with JetStream on 127.0.0.1.
-// port 0 picks a free port. It stops when the test ends.
+// startServer runs an embedded NATS server with JetStream on 127.0.0.1
+// (internal/testserver, the one way the tests start NATS); port 0 picks a
+// free port. It stops when the test ends.
 func startServer(t *testing.T, opts server.Options) *server.Server {
 	t.Helper()
-	opts.Host = "127.0.0.1"
-	if opts.Port == 0 {
-		opts.Port = -1
-	}
-	opts.JetStream = true
-	if opts.StoreDir == "" {
-		opts.StoreDir = t.TempDir()
-	}
-	opts.NoLog, opts.NoSigs = true, true
-	s, err := server.NewServer(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats server did not start")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	return testserver.StartNATSWith(t, opts).Server
 }
 
 // createBucket creates an object store bucket through a connection of its
