@@ -1,19 +1,23 @@
 package e2etest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -25,6 +29,7 @@ import (
 	"github.com/litestream-go/litestream/internal/testserver"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/backends"
+	"github.com/litestream-go/litestream/remote/crypt"
 	"github.com/litestream-go/litestream/restore"
 	"github.com/litestream-go/litestream/vfs"
 	"github.com/litestream-go/litestream/writer"
@@ -35,6 +40,34 @@ import (
 type replica struct {
 	url  string
 	opts backends.Options
+	// wrap, when set, wraps every client the test opens (age encryption).
+	wrap func(remote.Client) (remote.Client, error)
+	// storeDir, when set, is where the storage keeps the replica's bytes
+	// at rest; none of them may hold plaintext (an encrypted replica).
+	storeDir string
+}
+
+// open opens a client of the replica, wrapped as the replica asks.
+func (r replica) open(ctx context.Context, u string, opts backends.Options) (remote.Client, error) {
+	c, err := backends.OpenWithOptions(ctx, u, opts)
+	if err != nil || r.wrap == nil {
+		return c, err
+	}
+	return r.wrap(c)
+}
+
+// ageReplica is rep encrypted with a fresh age key (remote/crypt), its
+// bytes kept at rest under storeDir.
+func ageReplica(t *testing.T, rep replica, storeDir string) replica {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.wrap = func(c remote.Client) (remote.Client, error) {
+		return crypt.New(c, crypt.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
+	}
+	rep.storeDir = storeDir
+	return rep
 }
 
 var backendsUnderTest = []struct {
@@ -43,6 +76,18 @@ var backendsUnderTest = []struct {
 }{
 	{"file", func(t *testing.T) replica {
 		return replica{url: "file://" + filepath.Join(t.TempDir(), "replica")}
+	}},
+	{"file+age", func(t *testing.T) replica {
+		dir := filepath.Join(t.TempDir(), "replica")
+		return ageReplica(t, replica{url: "file://" + dir}, dir)
+	}},
+	{"s3+age", func(t *testing.T) replica {
+		data := t.TempDir()
+		s := startMinIOAt(t, "e2e", data)
+		return ageReplica(t, replica{
+			url:  "s3://e2e/db/app?endpoint=" + url.QueryEscape(s.Endpoint),
+			opts: backends.Options{AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword},
+		}, data)
 	}},
 	{"s3", func(t *testing.T) replica {
 		s := startMinIO(t, "e2e")
@@ -93,7 +138,13 @@ var backendsUnderTest = []struct {
 // startMinIO starts MinIO with one bucket, stopped when the test ends.
 func startMinIO(t *testing.T, bucket string) *testserver.Server {
 	t.Helper()
-	s := testserver.StartMinIO(t, t.TempDir())
+	return startMinIOAt(t, bucket, t.TempDir())
+}
+
+// startMinIOAt is startMinIO with its data in dataDir.
+func startMinIOAt(t *testing.T, bucket, dataDir string) *testserver.Server {
+	t.Helper()
+	s := testserver.StartMinIO(t, dataDir)
 	t.Cleanup(s.Stop)
 	cfg, err := config.LoadDefaultConfig(t.Context(), config.WithRegion("us-east-1"),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(testserver.MinIOUser, testserver.MinIOPassword, "")))
@@ -139,8 +190,13 @@ func runEndToEnd(t *testing.T, rep replica) {
 
 	opts := rep.opts
 	opts.Logger = quiet(t)
-	client, err := backends.OpenWithOptions(ctx, rep.url, opts)
+	client, err := rep.open(ctx, rep.url, opts)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// A row the storage must never see in an encrypted replica.
+	const marker = "E2E-PLAINTEXT-MARKER-5d1c"
+	if _, err := app.Exec(`INSERT INTO t(n, v) VALUES (0, ?)`, marker); err != nil {
 		t.Fatal(err)
 	}
 	d := writer.New(path, client, writer.Options{
@@ -202,9 +258,12 @@ func runEndToEnd(t *testing.T, rep replica) {
 		t.Fatal(err)
 	}
 	t.Logf("%d transactions, replica at TXID %s, %d level-1 files; %s", txs, st.TXID, len(l1), want)
+	if rep.storeDir != "" {
+		checkNoPlaintext(t, rep.storeDir, marker)
+	}
 
 	// Restore through a fresh client from the same URL.
-	rc, err := backends.OpenWithOptions(ctx, rep.url, opts)
+	rc, err := rep.open(ctx, rep.url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +292,7 @@ func runEndToEnd(t *testing.T, rep replica) {
 	name := fmt.Sprintf("e2e%d", vfsSeq.Add(1))
 	v, err := vfs.Register(name, vfs.Options{
 		OpenClient: func(ctx context.Context, u string) (remote.Client, error) {
-			return backends.OpenWithOptions(ctx, u, opts)
+			return rep.open(ctx, u, opts)
 		},
 		Logger: quiet(t),
 	})
@@ -293,4 +352,28 @@ func digest(t *testing.T, db *sql.DB) string {
 		t.Fatalf("digest: %v", err)
 	}
 	return fmt.Sprintf("%d rows, sha256 %x", n, h.Sum(nil)[:8])
+}
+
+// checkNoPlaintext fails the test if any file under dir holds marker or an
+// LTX file's magic, and if there are no files at all.
+func checkNoPlaintext(t *testing.T, dir, marker string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		n++
+		if bytes.Contains(b, []byte(marker)) || bytes.Contains(b, []byte("LTX1")) {
+			t.Errorf("%s holds plaintext", p)
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("walk %s: %d files, %v", dir, n, err)
+	}
 }
