@@ -159,17 +159,6 @@ func (c *client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 	c.done(OpDelete, start, err)
 	if err == nil {
 		c.m.retentionFiles.WithLabelValues(c.db).Add(float64(len(files)))
-		l0 := 0
-		for _, f := range files {
-			if f.Level == remote.L0 {
-				l0++
-			}
-		}
-		if l0 > 0 {
-			// Litestream's gauge of the level-0 files its last retention
-			// pass deleted.
-			c.m.ls.l0Deletion.WithLabelValues(c.db, "eligible").Set(float64(l0))
-		}
 	}
 	return err
 }

@@ -164,6 +164,16 @@ func (o *observer) CheckpointDone(mode string, elapsed time.Duration, err error)
 	}
 }
 
+// RetentionDone sets Litestream's gauge of the level-0 files of the last
+// retention pass by status (its names: eligible = deleted, not_compacted,
+// too_recent).
+func (o *observer) RetentionDone(l0 writer.L0Census) {
+	g := o.m.ls.l0Deletion
+	g.WithLabelValues(o.db, "eligible").Set(float64(l0.Deleted))
+	g.WithLabelValues(o.db, "not_compacted").Set(float64(l0.NotCompacted))
+	g.WithLabelValues(o.db, "too_recent").Set(float64(l0.TooRecent))
+}
+
 // Lag is the replication lag of a database: how long ago the replica was
 // last known to hold everything committed locally, that is, the time since
 // the last successful sync (a successful sync leaves nothing committed

@@ -124,6 +124,7 @@ func TestStatusGauges(t *testing.T) {
 	o.CheckpointDone(writer.CheckpointPassive, time.Millisecond, nil)
 	o.CheckpointDone(writer.CheckpointRestart, time.Millisecond, nil)
 	o.CheckpointDone(writer.CheckpointTruncate, time.Millisecond, errors.New("busy"))
+	o.RetentionDone(writer.L0Census{Deleted: 3, NotCompacted: 2, TooRecent: 1})
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -142,6 +143,9 @@ func TestStatusGauges(t *testing.T) {
 		`litestream_checkpoint_count{db="/db",mode="TRUNCATE"} 1`,
 		`litestream_checkpoint_error_count{db="/db",mode="TRUNCATE"} 1`,
 		`litestream_checkpoint_error_count{db="/db",mode="PASSIVE"} 0`,
+		`litestream_l0_retention_files_total{db="/db",status="eligible"} 3`,
+		`litestream_l0_retention_files_total{db="/db",status="not_compacted"} 2`,
+		`litestream_l0_retention_files_total{db="/db",status="too_recent"} 1`,
 		`litestream_sync_duration_seconds_count{db="/db"} 2`,
 		`litestream_compaction_total{db="/db"} 0`,
 	} {

@@ -298,6 +298,7 @@ type modeRecorder struct {
 }
 
 func (r *modeRecorder) SyncDone(time.Duration, error) {}
+func (r *modeRecorder) RetentionDone(L0Census)        {}
 func (r *modeRecorder) CheckpointDone(mode string, _ time.Duration, _ error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -13,6 +13,8 @@ type Observer interface {
 	// CheckpointDone follows every checkpoint the writer runs, with its
 	// mode: CheckpointPassive, CheckpointRestart or CheckpointTruncate.
 	CheckpointDone(mode string, elapsed time.Duration, err error)
+	// RetentionDone follows every retention pass that listed the replica.
+	RetentionDone(l0 L0Census)
 }
 
 // The modes of the checkpoints the writer runs, named as SQLite (and
@@ -38,5 +40,11 @@ func (d *DB) observeSync(start time.Time, err error) {
 func (d *DB) observeCheckpoint(mode string, start time.Time, err error) {
 	if d.opts.Observer != nil {
 		d.opts.Observer.CheckpointDone(mode, time.Since(start), err)
+	}
+}
+
+func (d *DB) observeRetention(l0 L0Census) {
+	if d.opts.Observer != nil {
+		d.opts.Observer.RetentionDone(l0)
 	}
 }

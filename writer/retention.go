@@ -38,7 +38,7 @@ func (d *DB) EnforceRetention(ctx context.Context) ([]*ltx.FileInfo, error) {
 		return nil, fmt.Errorf("retention for %s: %w", d.path, err)
 	}
 	now := time.Now()
-	cands := retentionCandidates(files, now, retentionRules{
+	cands, census := retentionCandidates(files, now, retentionRules{
 		topLevel:          len(d.opts.Levels),
 		snapshotRetention: d.opts.SnapshotRetention,
 		l0Retention:       d.opts.L0Retention,
@@ -68,11 +68,18 @@ func (d *DB) EnforceRetention(ctx context.Context) ([]*ltx.FileInfo, error) {
 		}
 	}
 	if len(del) == 0 {
+		d.observeRetention(census)
 		return nil, nil
 	}
 	if err := d.client.DeleteLTXFiles(ctx, del); err != nil {
 		return nil, fmt.Errorf("retention for %s: delete %d files: %w", d.path, len(del), err)
 	}
+	for _, f := range del {
+		if f.Level == remote.L0 {
+			census.Deleted++
+		}
+	}
+	d.observeRetention(census)
 	for _, f := range del {
 		delete(d.obsolete, remote.IDOf(f))
 	}
@@ -117,9 +124,22 @@ type retentionRules struct {
 	l0Retention       time.Duration
 }
 
+// L0Census counts the level-0 files of a retention pass by what happened to
+// them, as Litestream's litestream_l0_retention_files_total gauge does.
+type L0Census struct {
+	// Deleted: the level-0 files the pass deleted (Litestream's "eligible").
+	Deleted int
+	// NotCompacted: level-0 files no higher level covers yet (the newest
+	// level-0 file, kept to resume from, counts here or under TooRecent).
+	NotCompacted int
+	// TooRecent: covered, but younger than L0Retention or kept as newest.
+	TooRecent int
+}
+
 // retentionCandidates applies the rules EnforceRetention documents to a
-// listing of every level, without the grace period.
-func retentionCandidates(files []*ltx.FileInfo, now time.Time, r retentionRules) []*ltx.FileInfo {
+// listing of every level, without the grace period. The census counts the
+// level-0 files it keeps (its Deleted is left to the caller).
+func retentionCandidates(files []*ltx.FileInfo, now time.Time, r retentionRules) (out []*ltx.FileInfo, census L0Census) {
 	byLevel := make([][]*ltx.FileInfo, remote.MaxLevel+1)
 	levelMax := make([]ltx.TXID, remote.MaxLevel+2)
 	for _, f := range files {
@@ -129,7 +149,6 @@ func retentionCandidates(files []*ltx.FileInfo, now time.Time, r retentionRules)
 		byLevel[f.Level] = append(byLevel[f.Level], f)
 		levelMax[f.Level] = max(levelMax[f.Level], f.MaxTXID)
 	}
-	var out []*ltx.FileInfo
 
 	// Snapshots: keep the newest and every one younger than the retention.
 	snaps := slices.Clone(byLevel[remote.SnapshotLevel])
@@ -171,9 +190,14 @@ func retentionCandidates(files []*ltx.FileInfo, now time.Time, r retentionRules)
 	// The newest level-0 file is kept: it records the WAL position the
 	// writer resumes from after a restart without a new snapshot.
 	for _, f := range byLevel[remote.L0] {
-		if f.MaxTXID <= cover && f.MaxTXID < levelMax[remote.L0] && now.Sub(f.CreatedAt) > r.l0Retention {
+		switch {
+		case f.MaxTXID > cover:
+			census.NotCompacted++
+		case f.MaxTXID < levelMax[remote.L0] && now.Sub(f.CreatedAt) > r.l0Retention:
 			out = append(out, f)
+		default:
+			census.TooRecent++
 		}
 	}
-	return out
+	return out, census
 }

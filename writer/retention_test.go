@@ -24,6 +24,8 @@ func TestRetentionCandidates(t *testing.T) {
 		files []*ltx.FileInfo
 		rules retentionRules
 		want  []string
+		// census of the level-0 files kept: not compacted, too recent
+		census L0Census
 	}{
 		{
 			name: "newest snapshot always kept",
@@ -72,6 +74,8 @@ func TestRetentionCandidates(t *testing.T) {
 			},
 			rules: rules,
 			want:  []string{"0/1-1", "0/2-2"},
+			// 3-3 is covered but young; 4-4 is not covered.
+			census: L0Census{NotCompacted: 1, TooRecent: 1},
 		},
 		{
 			name: "no levels: a snapshot covers level 0",
@@ -81,13 +85,18 @@ func TestRetentionCandidates(t *testing.T) {
 				fi(0, 2, 2, ago(20*time.Minute)),
 				fi(0, 3, 3, ago(20*time.Minute)),
 			},
-			rules: retentionRules{snapshotRetention: time.Hour, l0Retention: time.Minute},
-			want:  []string{"0/1-1", "0/2-2"},
+			rules:  retentionRules{snapshotRetention: time.Hour, l0Retention: time.Minute},
+			want:   []string{"0/1-1", "0/2-2"},
+			census: L0Census{NotCompacted: 1}, // 3-3: past the snapshot
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			for _, f := range retentionCandidates(tc.files, now, tc.rules) {
+			cands, census := retentionCandidates(tc.files, now, tc.rules)
+			if census != tc.census {
+				t.Errorf("level-0 census %+v, want %+v", census, tc.census)
+			}
+			for _, f := range cands {
 				got = append(got, fmt.Sprintf("%d/%x-%x", f.Level, uint64(f.MinTXID), uint64(f.MaxTXID)))
 			}
 			slices.Sort(got)
