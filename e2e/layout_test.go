@@ -18,6 +18,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/internal/ltxframe"
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // The rules a replica follows, checked identically on the fixture written by
@@ -475,29 +476,16 @@ func TestReplicaLayoutMatchesFixture(t *testing.T) {
 // filled with its page number) to path.
 func writeLTX(t *testing.T, path string, hdr ltx.Header, pages []uint32) {
 	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	enc, err := ltx.NewEncoder(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := enc.EncodeHeader(hdr); err != nil {
-		t.Fatal(err)
-	}
+	spec := ltx.FileSpec{Header: hdr}
 	for _, p := range pages {
 		buf := make([]byte, hdr.PageSize)
 		binary.BigEndian.PutUint32(buf, p)
-		if err := enc.EncodePage(ltx.PageHeader{Pgno: p}, buf); err != nil {
-			t.Fatal(err)
-		}
+		spec.Pages = append(spec.Pages, ltx.PageSpec{Header: ltx.PageHeader{Pgno: p}, Data: buf})
 	}
 	if hdr.Flags&ltx.HeaderFlagNoChecksum == 0 {
-		enc.SetPostApplyChecksum(ltx.ChecksumFlag | 1)
+		spec.Trailer.PostApplyChecksum = ltx.ChecksumFlag | 1
 	}
-	if err := enc.Close(); err != nil {
+	if err := os.WriteFile(path, testsupport.LTX(t, spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

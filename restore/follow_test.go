@@ -16,6 +16,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote"
 	fileremote "github.com/litestream-go/litestream/remote/file"
 )
@@ -102,26 +103,15 @@ func (p *followPrimary) write(level int, minTXID, maxTXID ltx.TXID) {
 			}
 		}
 	}
-	var buf bytes.Buffer
-	enc, err := ltx.NewEncoder(&buf)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	if err := enc.EncodeHeader(ltx.Header{Version: ltx.Version, Flags: ltx.HeaderFlagNoChecksum, PageSize: followPS,
-		Commit: commit, MinTXID: minTXID, MaxTXID: maxTXID, Timestamp: time.Now().UnixMilli()}); err != nil {
-		p.t.Fatal(err)
-	}
+	spec := ltx.FileSpec{Header: ltx.Header{Flags: ltx.HeaderFlagNoChecksum, PageSize: followPS,
+		Commit: commit, MinTXID: minTXID, MaxTXID: maxTXID, Timestamp: time.Now().UnixMilli()}}
 	for pg := uint32(1); pg <= commit; pg++ {
 		if pages[pg] {
-			if err := enc.EncodePage(ltx.PageHeader{Pgno: pg}, img[int(pg-1)*followPS:int(pg)*followPS]); err != nil {
-				p.t.Fatal(err)
-			}
+			spec.Pages = append(spec.Pages, ltx.PageSpec{Header: ltx.PageHeader{Pgno: pg}, Data: img[int(pg-1)*followPS : int(pg)*followPS]})
 		}
 	}
-	if err := enc.Close(); err != nil {
-		p.t.Fatal(err)
-	}
-	if _, err := p.c.WriteLTXFile(context.Background(), level, minTXID, maxTXID, &buf); err != nil {
+	data := testsupport.LTX(p.t, spec)
+	if _, err := p.c.WriteLTXFile(context.Background(), level, minTXID, maxTXID, bytes.NewReader(data)); err != nil {
 		p.t.Fatal(err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/index/indextest"
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/restore"
 )
 
@@ -161,21 +162,12 @@ func TestRestoreFrameEncoding(t *testing.T) {
 func TestRestorePostApplyChecksum(t *testing.T) {
 	const ps = 1024
 	encode := func(post ltx.Checksum) []byte {
-		var buf bytes.Buffer
-		enc, _ := ltx.NewEncoder(&buf)
-		if err := enc.EncodeHeader(ltx.Header{Version: ltx.Version, PageSize: ps, Commit: 2000, MinTXID: 1, MaxTXID: 1, Timestamp: 1}); err != nil {
-			t.Fatal(err)
-		}
+		spec := ltx.FileSpec{Header: ltx.Header{PageSize: ps, Commit: 2000, MinTXID: 1, MaxTXID: 1, Timestamp: 1},
+			Trailer: ltx.Trailer{PostApplyChecksum: post}}
 		for p := uint32(1); p <= 2000; p++ {
-			if err := enc.EncodePage(ltx.PageHeader{Pgno: p}, indextest.PageData(ps, 1, p)); err != nil {
-				t.Fatal(err)
-			}
+			spec.Pages = append(spec.Pages, ltx.PageSpec{Header: ltx.PageHeader{Pgno: p}, Data: indextest.PageData(ps, 1, p)})
 		}
-		enc.SetPostApplyChecksum(post)
-		if err := enc.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return buf.Bytes()
+		return testsupport.LTX(t, spec)
 	}
 	var sum ltx.Checksum
 	for p := uint32(1); p <= 2000; p++ {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/writer/wal"
 )
@@ -138,17 +139,10 @@ func TestOrphanedCommitFirstSync(t *testing.T) {
 // would have written it.
 func (e *env) writeLTX(txid ltx.TXID, hdr ltx.Header, pages map[uint32][]byte) {
 	e.t.Helper()
-	var buf bytes.Buffer
-	enc, err := ltx.NewEncoder(&buf)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	hdr.Version = ltx.Version
 	hdr.Flags = ltx.HeaderFlagNoChecksum
 	hdr.MinTXID, hdr.MaxTXID = txid, txid
-	if err := enc.EncodeHeader(hdr); err != nil {
-		e.t.Fatal(err)
-	}
+	spec := ltx.FileSpec{Header: hdr}
 	for _, pgno := range selectPages(func() map[uint32]int64 {
 		m := map[uint32]int64{}
 		for p := range pages {
@@ -156,14 +150,10 @@ func (e *env) writeLTX(txid ltx.TXID, hdr ltx.Header, pages map[uint32][]byte) {
 		}
 		return m
 	}(), hdr.Commit, ltx.LockPgno(hdr.PageSize)) {
-		if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, pages[pgno]); err != nil {
-			e.t.Fatal(err)
-		}
+		spec.Pages = append(spec.Pages, ltx.PageSpec{Header: ltx.PageHeader{Pgno: pgno}, Data: pages[pgno]})
 	}
-	if err := enc.Close(); err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := e.client.Client.WriteLTXFile(context.Background(), remote.L0, txid, txid, &buf); err != nil {
+	data := testsupport.LTX(e.t, spec)
+	if _, err := e.client.Client.WriteLTXFile(context.Background(), remote.L0, txid, txid, bytes.NewReader(data)); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote"
 )
 
@@ -291,23 +292,11 @@ func Encode(hdr ltx.Header, pages []Page) ([]byte, error) {
 	if hdr.Timestamp == 0 {
 		hdr.Timestamp = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli() + int64(hdr.MaxTXID)*1000
 	}
-	var buf bytes.Buffer
-	enc, err := ltx.NewEncoder(&buf)
-	if err != nil {
-		return nil, err
-	}
-	if err := enc.EncodeHeader(hdr); err != nil {
-		return nil, err
-	}
+	spec := ltx.FileSpec{Header: hdr}
 	for _, p := range pages {
-		if err := enc.EncodePage(ltx.PageHeader{Pgno: p.Pgno}, p.Data); err != nil {
-			return nil, fmt.Errorf("page %d: %w", p.Pgno, err)
-		}
+		spec.Pages = append(spec.Pages, ltx.PageSpec{Header: ltx.PageHeader{Pgno: p.Pgno}, Data: p.Data})
 	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return testsupport.EncodeLTX(spec)
 }
 
 // PageData returns deterministic page content for (txid, pgno): the page is

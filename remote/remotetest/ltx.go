@@ -4,12 +4,12 @@
 package remotetest
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/superfly/ltx"
 )
 
@@ -58,12 +58,7 @@ func BuildLTX(tb testing.TB, spec LTXSpec) []byte {
 		}
 	}
 
-	var buf bytes.Buffer
-	enc, err := ltx.NewEncoder(&buf)
-	if err != nil {
-		tb.Fatalf("BuildLTX: %v", err)
-	}
-	hdr := ltx.Header{
+	spec2 := ltx.FileSpec{Header: ltx.Header{
 		Version:   ltx.Version,
 		Flags:     ltx.HeaderFlagNoChecksum,
 		PageSize:  spec.PageSize,
@@ -71,19 +66,11 @@ func BuildLTX(tb testing.TB, spec LTXSpec) []byte {
 		MinTXID:   spec.MinTXID,
 		MaxTXID:   spec.MaxTXID,
 		Timestamp: spec.Timestamp.UnixMilli(),
-	}
-	if err := enc.EncodeHeader(hdr); err != nil {
-		tb.Fatalf("BuildLTX %s: header: %v", ltx.FormatFilename(spec.MinTXID, spec.MaxTXID), err)
-	}
+	}}
 	for _, pgno := range pgnos {
-		if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, PageData(spec.Seed, pgno, spec.PageSize)); err != nil {
-			tb.Fatalf("BuildLTX %s: page %d: %v", ltx.FormatFilename(spec.MinTXID, spec.MaxTXID), pgno, err)
-		}
+		spec2.Pages = append(spec2.Pages, ltx.PageSpec{Header: ltx.PageHeader{Pgno: pgno}, Data: PageData(spec.Seed, pgno, spec.PageSize)})
 	}
-	if err := enc.Close(); err != nil {
-		tb.Fatalf("BuildLTX %s: close: %v", ltx.FormatFilename(spec.MinTXID, spec.MaxTXID), err)
-	}
-	return buf.Bytes()
+	return testsupport.LTX(tb, spec2)
 }
 
 // PageIndexRange returns the byte range of data's page index as a reader
