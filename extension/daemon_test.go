@@ -25,7 +25,8 @@ import (
 // (syncs, checkpoints, compactions into levels 1 and 2, snapshots and, in
 // one case, retention that deletes files under the readers) beside an
 // application that keeps writing, and reader processes querying the replica
-// through the extension at default settings.
+// through the extension at default settings (with retention: listing every
+// second, see below).
 //
 // Each application transaction bumps meta.seq, and the application records
 // the aggregate it sees right after each commit, so every reader result can
@@ -118,6 +119,14 @@ func runWriterDaemon(t *testing.T, retention bool) {
 		r.cmd.Env = cleanEnv()
 		if mode == "long" {
 			r.cmd.Env = append(r.cmd.Env, "LITESTREAM_CACHE_SIZE=64KiB")
+		}
+		if retention {
+			// A level-0 retention of 500 ms deletes level-0 files before a
+			// reader polling every second reads them by name, so such a
+			// replica's readers must list as often as they poll
+			// (list_interval at most l0-retention; the default, one minute,
+			// is for Litestream's default l0-retention of five minutes).
+			r.cmd.Env = append(r.cmd.Env, "LITESTREAM_LIST_INTERVAL=1s")
 		}
 		r.cmd.Stdout, r.cmd.Stderr = r.out, r.log
 		if err := r.cmd.Start(); err != nil {

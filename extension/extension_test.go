@@ -145,7 +145,7 @@ func TestShellURIParameterAndTwoReplicas(t *testing.T) {
 	}
 	// No LITESTREAM_REPLICA_URL: each database names its replica.
 	script := `.load ` + extPath + `
-.open 'file:app.db?vfs=litestream&replica=` + fixtureURL(t) + `&cache_size=8MiB&poll_interval=250ms'
+.open 'file:app.db?vfs=litestream&replica=` + fixtureURL(t) + `&cache_size=8MiB&poll_interval=250ms&list_interval=30s'
 attach 'file:other.db?vfs=litestream&replica=file://` + root + `' as other;
 select count(*) from users;
 select count(*), total(v), total(length(pad)) from other.t;
@@ -206,6 +206,12 @@ func TestShellErrors(t *testing.T) {
 			env:     []string{"LITESTREAM_POLL_INTERVAL=soon"},
 			script:  "select 1;\n",
 			wantErr: "LITESTREAM_POLL_INTERVAL",
+		},
+		{
+			name:    "bad list interval",
+			env:     []string{"LITESTREAM_LIST_INTERVAL=-1m"},
+			script:  "select 1;\n",
+			wantErr: "LITESTREAM_LIST_INTERVAL",
 		},
 	}
 	for _, tc := range tests {

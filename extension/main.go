@@ -16,10 +16,11 @@
 //	LITESTREAM_CACHE_SIZE      page cache per replica, e.g. 64MiB (default; sizes as in
 //	                           the YAML configuration: 64MB is 64,000,000 bytes)
 //	LITESTREAM_POLL_INTERVAL   how often to look for new files, e.g. 1s (default)
+//	LITESTREAM_LIST_INTERVAL   how often an idle reader lists the replica, e.g. 1m (default)
 //	LITESTREAM_LOG_LEVEL       debug, info, warn (default) or error; logs go to stderr
 //	LITESTREAM_AGE_IDENTITY_FILE  age identity file of encrypted replicas (remote/crypt)
 //
-// and per database from the file URI: replica, cache_size, poll_interval
+// and per database from the file URI: replica, cache_size, poll_interval, list_interval
 // (file:app.db?vfs=litestream&replica=s3://bucket/app&poll_interval=500ms).
 package main
 
@@ -132,6 +133,13 @@ func configFromEnv(getenv func(string) string) (vfs.Options, error) {
 			return vfs.Options{}, fmt.Errorf("LITESTREAM_POLL_INTERVAL %q: want a positive duration such as 1s or 250ms", s)
 		}
 		opts.Replica.PollInterval = d
+	}
+	if s := getenv("LITESTREAM_LIST_INTERVAL"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return vfs.Options{}, fmt.Errorf("LITESTREAM_LIST_INTERVAL %q: want a positive duration such as 1m or 30s", s)
+		}
+		opts.Replica.ListInterval = d
 	}
 	return opts, nil
 }

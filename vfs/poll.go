@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/superfly/ltx"
 
@@ -16,48 +18,68 @@ import (
 // behind catches up through compactions instead of thousands of L0 files).
 const maxL0Run = 64
 
-// poll brings r.cur forward. The normal case costs one listing of level 0
-// from the next TXID and one page-index read per new file. It lists every
-// level only when level 0 cannot continue the current state (a gap: the
-// primary compacted and deleted level-0 files this reader had not seen),
-// when the reader is far behind, or every fullCheckEvery idle polls. Which
-// files continue the state is index.Continue's decision (the same rule
-// restore plans with). When files exist beyond the state but none continues
-// it (history is missing), the poll fails with the *index.GapError naming
-// the missing TXIDs and the reader keeps serving its consistent state: it
-// never skips the gap, and never moves back. A failed request is simply
-// retried by the next poll.
+// poll brings r.cur forward. The normal case costs GET-class requests only
+// (issue 11): the name of the next level-0 file is predictable (one TXID
+// per file, for this writer and Litestream's), so the poll reads the files
+// after its TXID by name, whole, until one is missing: an idle poll is one
+// GET answered 404, and a file found is one the reader needs next anyway
+// (its bytes are verified and kept, so applying it reads nothing more). It
+// lists only when the probe cannot decide: a level-0 file too big to read
+// whole (then it lists level 0 from the next TXID), a damaged file, a gap
+// (the primary compacted and deleted level-0 files this reader had not
+// seen), a reader far behind, and while idle at most every ListInterval
+// (a replica reset or compacted past the reader answers 404 to every
+// probe), or in a thorough poll (Replica.Poll) when the probe found
+// nothing. Which files continue the state is index.Continue's decision (the
+// same rule restore plans with). When files exist beyond the state but
+// none continues it (history is missing), the poll fails with the
+// *index.GapError naming the missing TXIDs and the reader keeps serving
+// its consistent state: it never skips the gap, and never moves back. A
+// failed request is simply retried by the next poll.
 //
 // Must be called with r.pollMu held.
-func (r *Replica) poll(ctx context.Context) error {
+func (r *Replica) poll(ctx context.Context, thorough bool) error {
 	cur := r.cur.Load()
-	l0, err := r.client.LTXFiles(ctx, remote.L0, cur.TXID()+1)
-	if err != nil {
-		return fmt.Errorf("replica %s: poll level 0: %w", r.name, err)
+	full := r.gapped || time.Since(r.lastList) >= r.opts.ListInterval
+	var cands []*ltx.FileInfo
+	if !full {
+		found, decided, err := r.probe(ctx, cur.TXID())
+		if err != nil {
+			return fmt.Errorf("replica %s: poll level 0: %w", r.name, err)
+		}
+		switch {
+		case decided && len(found) == 0 && !thorough:
+			return nil // nothing new
+		case decided && len(found) == 0:
+			full = true
+		case decided && len(found) <= maxL0Run:
+			cands = found
+		case decided:
+			full = true // far behind: a higher level may be a shorter way
+		default:
+			l0, err := r.client.LTXFiles(ctx, remote.L0, cur.TXID()+1)
+			if err != nil {
+				return fmt.Errorf("replica %s: poll level 0: %w", r.name, err)
+			}
+			// The level-0 files that continue the state, and whether level
+			// 0 has files beyond them that do not (then only other levels
+			// can bridge).
+			run := index.Continue(cur.TXID(), l0)
+			end := cur.TXID()
+			if len(run) > 0 {
+				end = run[len(run)-1].MaxTXID
+			}
+			full = index.GapAfter(end, l0) != nil || len(run) > maxL0Run
+			cands = run
+		}
 	}
-	// The level-0 files that continue the state, and whether level 0 has
-	// files beyond them that do not (then only other levels can bridge).
-	run := index.Continue(cur.TXID(), l0)
-	end := cur.TXID()
-	if len(run) > 0 {
-		end = run[len(run)-1].MaxTXID
-	}
-	gap := index.GapAfter(end, l0) != nil
-
-	full := gap || len(run) > maxL0Run || r.gapped
-	if len(l0) == 0 {
-		r.idlePolls++
-		full = full || r.idlePolls >= fullCheckEvery
-	} else {
-		r.idlePolls = 0
-	}
-	cands := run
 	if full {
-		r.idlePolls = 0
+		var err error
 		cands, err = remote.ListAll(ctx, r.client)
 		if err != nil {
 			return fmt.Errorf("replica %s: poll: %w", r.name, err)
 		}
+		r.lastList = time.Now()
 	}
 
 	// A file that turns out damaged is planned around (another level may
@@ -104,6 +126,53 @@ func (r *Replica) poll(ctx context.Context) error {
 		}
 		return nil
 	}
+}
+
+// probe reads the level-0 files after txid by name, whole and verified,
+// until one is missing (one GET answered 404) or maxL0Run+1 are found. It
+// returns them, in order, and decided false when it cannot tell what comes
+// next: reading whole is off (WholeFileSize < 0), a file is larger than
+// WholeFileSize, or one is damaged (the listing path plans around it).
+func (r *Replica) probe(ctx context.Context, txid ltx.TXID) (found []*ltx.FileInfo, decided bool, err error) {
+	vc := r.verify
+	if vc == nil {
+		return nil, false, nil
+	}
+	for n := txid + 1; len(found) <= maxL0Run; n++ {
+		b, ok, err := r.readWhole(ctx, n, vc.max)
+		if errors.Is(err, remote.ErrNotExist) {
+			return found, true, nil
+		}
+		if err != nil || !ok {
+			return found, false, err
+		}
+		var hdr ltx.Header
+		if err := hdr.UnmarshalBinary(b); err != nil {
+			return found, false, nil
+		}
+		info := &ltx.FileInfo{Level: remote.L0, MinTXID: n, MaxTXID: n, Size: int64(len(b)), CreatedAt: time.UnixMilli(hdr.Timestamp).UTC()}
+		if err := vc.put(info, b); err != nil {
+			r.log.Warn("a probed level-0 file is damaged; listing", "error", err)
+			return found, false, nil
+		}
+		found = append(found, info)
+	}
+	return found, true, nil
+}
+
+// readWhole reads level-0 file n whole if it has at most limit bytes (ok
+// false if it has more).
+func (r *Replica) readWhole(ctx context.Context, n ltx.TXID, limit int64) ([]byte, bool, error) {
+	rc, err := r.client.OpenLTXFile(ctx, remote.L0, n, n, 0, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", remote.FileDesc(remote.L0, n, n), err)
+	}
+	return b, int64(len(b)) <= limit, nil
 }
 
 // maxDamaged bounds the damaged files one build or poll plans around.

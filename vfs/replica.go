@@ -22,10 +22,9 @@ const (
 	DefaultCacheSize      = 64 << 20
 	DefaultPollInterval   = time.Second
 	DefaultRequestTimeout = 30 * time.Second
-	// fullCheckEvery is how many polls that found nothing new at level 0 pass
-	// before a poll lists every level, to notice a primary that compacted and
-	// deleted level-0 files the reader never saw (see poll.go).
-	fullCheckEvery = 10
+	// DefaultListInterval is how often an idle poller lists every level
+	// (see ReplicaOptions.ListInterval).
+	DefaultListInterval = time.Minute
 )
 
 // ReplicaOptions tune a Replica. Zero values take the defaults.
@@ -36,6 +35,12 @@ type ReplicaOptions struct {
 	// PollInterval is how often the poller looks for new files
 	// (default 1 s).
 	PollInterval time.Duration
+	// ListInterval: polls read the next level-0 file by name (GET-class
+	// requests) and list the replica only when that cannot decide, and at
+	// most this often while idle, to notice a primary that compacted and
+	// deleted level-0 files the reader never saw, or a replica reset
+	// (default DefaultListInterval, one minute).
+	ListInterval time.Duration
 	// RequestTimeout bounds one remote request; a request that stalls
 	// longer fails and is retried like any other failure (default 30 s).
 	RequestTimeout time.Duration
@@ -58,6 +63,9 @@ func (o ReplicaOptions) withDefaults() ReplicaOptions {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = DefaultPollInterval
+	}
+	if o.ListInterval <= 0 {
+		o.ListInterval = DefaultListInterval
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
@@ -96,9 +104,11 @@ type Replica struct {
 	latency *latencyEWMA // of remote requests (timeout.go)
 
 	// pollMu serializes polls (the poller's and synchronous ones).
-	pollMu    sync.Mutex
-	idlePolls int  // consecutive polls that found nothing at level 0
-	gapped    bool // files exist beyond cur but none continues it (poll.go)
+	pollMu   sync.Mutex
+	lastList time.Time // last listing of every level (open or poll)
+	gapped   bool      // files exist beyond cur but none continues it (poll.go)
+
+	verify *verifyingClient // nil when files are never read whole
 
 	mu       sync.Mutex
 	refs     int
@@ -122,14 +132,17 @@ func OpenReplica(ctx context.Context, name string, client remote.Client, opts Re
 	opts = opts.withDefaults()
 	tc := &timeoutClient{Client: client, timeout: opts.RequestTimeout}
 	client = tc
+	var vc *verifyingClient
 	if opts.WholeFileSize > 0 {
 		// Verified small files are kept up to an eighth of the page cache
 		// (at least a few files' worth).
-		client = newVerifyingClient(tc, opts.WholeFileSize, max(opts.CacheSize/8, 4*opts.WholeFileSize))
+		vc = newVerifyingClient(tc, opts.WholeFileSize, max(opts.CacheSize/8, 4*opts.WholeFileSize))
+		client = vc
 	}
 	r := &Replica{
 		name:    name,
 		client:  client,
+		verify:  vc,
 		latency: &tc.latency,
 		fetcher: pagecache.NewFetcher(client, pagecache.New(opts.CacheSize), opts.Fetch),
 		opts:    opts,
@@ -138,6 +151,7 @@ func OpenReplica(ctx context.Context, name string, client remote.Client, opts Re
 	}
 	r.pf = newPrefetcher(r, opts.Prefetch)
 	v, err := r.build(ctx, 0, time.Time{})
+	r.lastList = time.Now() // the build listed every level
 	switch {
 	case errors.Is(err, index.ErrGap) && v != nil:
 		// History is missing after v: serve the consistent state before
@@ -350,13 +364,19 @@ func (r *Replica) pollLoop(ctx context.Context, done chan struct{}) {
 			return
 		case <-t.C:
 		}
-		_ = r.Poll(ctx)
+		_ = r.pollOnce(ctx, false)
 	}
 }
 
-// Poll looks for new files once and applies them (see poll.go). The result
-// is also recorded for Status.
-func (r *Replica) Poll(ctx context.Context) (err error) {
+// Poll looks for new files once and applies them (see poll.go), thoroughly:
+// when reading the next level-0 file by name finds nothing new, it lists
+// the replica, so that files a primary compacted away while nobody polled
+// are seen (the background poller lists only every ListInterval). The
+// result is also recorded for Status.
+func (r *Replica) Poll(ctx context.Context) error { return r.pollOnce(ctx, true) }
+
+// pollOnce is one poll, thorough or as cheap as it can decide (poll.go).
+func (r *Replica) pollOnce(ctx context.Context, thorough bool) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("replica %s: poll panicked: %v", r.name, p)
@@ -376,7 +396,7 @@ func (r *Replica) Poll(ctx context.Context) (err error) {
 	}()
 	r.pollMu.Lock()
 	defer r.pollMu.Unlock()
-	return r.poll(ctx)
+	return r.poll(ctx, thorough)
 }
 
 // VersionAt returns the state at txid or at time ts (exactly one non-zero),

@@ -142,6 +142,18 @@ func (c *verifyingClient) readVerify(ctx context.Context, info *ltx.FileInfo) ([
 	return b, nil
 }
 
+// put verifies b as the whole of info and keeps it, so that reads of the
+// file are served from it (the poller's probe read it already).
+func (c *verifyingClient) put(info *ltx.FileInfo, b []byte) error {
+	if err := index.VerifyFile(info, b); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.add(remote.IDOf(info), b)
+	c.mu.Unlock()
+	return nil
+}
+
 // add keeps a verified file, evicting the least recently used beyond the
 // budget. Must be called with c.mu held.
 func (c *verifyingClient) add(k remote.FileID, b []byte) {

@@ -45,7 +45,7 @@ type Options struct {
 	// Required.
 	OpenClient func(ctx context.Context, url string) (remote.Client, error)
 	// Replica holds the defaults for every replica; the URI parameters
-	// cache_size and poll_interval override them for the first connection
+	// cache_size, poll_interval and list_interval override them for the first connection
 	// that opens a replica (later connections share it as it is).
 	Replica ReplicaOptions
 	// Logger receives errors (default slog.Default()).
@@ -181,6 +181,13 @@ func (v *VFS) openReplica(ctx context.Context, url string, params map[string]str
 			return nil, fmt.Errorf("URI parameter poll_interval %q: want a positive duration such as 1s or 250ms", s)
 		}
 		ropts.PollInterval = d
+	}
+	if s, ok := params["list_interval"]; ok {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("URI parameter list_interval %q: want a positive duration such as 1m or 30s", s)
+		}
+		ropts.ListInterval = d
 	}
 	c, err := v.opts.OpenClient(ctx, url)
 	if err != nil {
