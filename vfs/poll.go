@@ -75,7 +75,7 @@ func (r *Replica) poll(ctx context.Context, thorough bool) error {
 	}
 	if full {
 		var err error
-		cands, err = remote.ListAll(ctx, r.client)
+		cands, err = remote.ListAllUntimed(ctx, r.client)
 		if err != nil {
 			return fmt.Errorf("replica %s: poll: %w", r.name, err)
 		}

@@ -216,7 +216,15 @@ func (r *Replica) build(ctx context.Context, txid ltx.TXID, ts time.Time) (*inde
 // with an error naming them (and the gap, if their TXIDs are in no other
 // file).
 func (r *Replica) buildOnce(ctx context.Context, txid ltx.TXID, ts time.Time) (*index.Version, error) {
-	files, err := remote.ListAll(ctx, r.client)
+	// Only a point in time needs every file's stored timestamp (on s3 a
+	// HEAD per file the client has not seen); the latest state or a TXID
+	// plans without them, and the state's time may then be its last
+	// file's upload time (issue 11 item 4: one listing to open, no HEAD).
+	list := remote.ListAllUntimed
+	if !ts.IsZero() {
+		list = remote.ListAll
+	}
+	files, err := list(ctx, r.client)
 	if err != nil {
 		return nil, fmt.Errorf("replica %s: %w", r.name, err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/litestream-go/litestream/internal/faultproxy"
 	"github.com/litestream-go/litestream/remote/s3"
+	"github.com/litestream-go/litestream/vfs"
 	"github.com/litestream-go/litestream/writer"
 )
 
@@ -80,5 +81,80 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestS3ReaderRequests counts, through a proxy in front of real MinIO, what
+// a reader of the replica sends (issue 11 items 3 and 4): a cold open is one
+// listing of every level and no HEAD; an idle reader polling every 100 ms
+// sends GETs only, at most one per poll; a new transaction is followed with
+// GETs only, within a few polls.
+func TestS3ReaderRequests(t *testing.T) {
+	const poll = 100 * time.Millisecond
+	rig := startFaultRig(t, faultproxy.Options{Disabled: true})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.db")
+	app := openApp(t, path)
+	insert := func() {
+		t.Helper()
+		if _, err := app.Exec(`INSERT INTO t(n, v) VALUES (1, randomblob(3000))`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := t.Context()
+	d := writer.New(path, rig.client(t, false, s3.Config{}), writer.Options{
+		MonitorInterval: time.Hour, SyncInterval: time.Hour, // syncs only when called
+		Levels: []time.Duration{}, SnapshotInterval: -1, RetentionDisabled: true,
+		StagingDir: filepath.Join(dir, "staging"), Logger: quiet(t),
+	})
+	if err := d.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	for range 5 {
+		insert()
+		if err := d.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	client := rig.client(t, true, s3.Config{})
+	rig.proxy.ResetStats()
+	r, err := vfs.OpenReplica(ctx, "s3", client, vfs.ReplicaOptions{PollInterval: poll, Logger: quiet(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := rig.proxy.Stats()
+	t.Logf("cold open at TXID %s: %s", r.Version().TXID(), open)
+	if r.Version().TXID() != d.Status().TXID {
+		t.Fatalf("opened at TXID %s, the writer is at %s", r.Version().TXID(), d.Status().TXID)
+	}
+	if open.Requests[faultproxy.ClassLIST] != 1 || open.Requests[faultproxy.ClassHEAD] != 0 {
+		t.Errorf("cold open sent %s, want one LIST and no HEAD", open)
+	}
+
+	r.Acquire(ctx)
+	defer r.Release()
+	rig.proxy.ResetStats()
+	const window = time.Second
+	time.Sleep(window) // a measurement window
+	idle := rig.proxy.Stats()
+	t.Logf("idle reader for %s, polling every %s: %s", window, poll, idle)
+	if gets := idle.Requests[faultproxy.ClassGET]; gets == 0 || gets > int64(window/poll)+2 || idle.TotalRequests() != gets {
+		t.Errorf("an idle reader sent %s in %s, want GETs only, at most one per poll", idle, window)
+	}
+
+	rig.proxy.ResetStats()
+	insert()
+	if err := d.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	synced := time.Now()
+	want := d.Status().TXID
+	waitUntil(t, 20*time.Second, "the reader to follow", func() bool { return r.Version().TXID() == want })
+	follow := rig.proxy.Stats()
+	t.Logf("followed TXID %s %v after its upload: %s", want, time.Since(synced).Round(time.Millisecond), follow)
+	if follow.Requests[faultproxy.ClassLIST] != 0 || follow.Requests[faultproxy.ClassHEAD] != 0 {
+		t.Errorf("following a transaction sent %s, want GETs only", follow)
 	}
 }
