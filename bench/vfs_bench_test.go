@@ -17,7 +17,9 @@ package bench_test
 // level-9 snapshot in the file layout, its pages in the LZ4 frame encoding
 // with a checksum per page, as this project's writer writes them
 // (LITESTREAM_BENCH_ENCODING=block: the LZ4 block encoding of the ltx
-// library and Litestream, kept in a replica directory of its own). Run it
+// library and Litestream, kept in a replica directory of its own;
+// LITESTREAM_BENCH_ENCODING=age: the frame encoding in an age-encrypted
+// replica, remote/crypt, read with LITESTREAM_AGE_IDENTITY_FILE). Run it
 // with
 //
 //	go test -run '^$' -bench VFS -benchtime 1x ./bench/
@@ -42,11 +44,13 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	_ "github.com/mattn/go-sqlite3" // in-process SQLite for the latency run
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/internal/ltxframe"
 	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/crypt"
 	"github.com/litestream-go/litestream/remote/file"
 	"github.com/litestream-go/litestream/vfs"
 	"github.com/litestream-go/litestream/vfs/vfstest"
@@ -60,6 +64,40 @@ const (
 type vfsBenchEnv struct {
 	dir, db, root, ext string
 	rows               int
+	// ids, for an encrypted replica: the identity its readers use.
+	ids []age.Identity
+}
+
+// client returns a client of the replica's storage c, decrypting if the
+// replica is encrypted.
+func (env *vfsBenchEnv) client(b *testing.B, c remote.Client) remote.Client {
+	if env.ids == nil {
+		return c
+	}
+	cc, err := crypt.New(c, crypt.Options{Identities: env.ids})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cc
+}
+
+// ageKey returns the identity in path, made and written there if missing.
+func ageKey(b *testing.B, path string) *age.X25519Identity {
+	if data, err := os.ReadFile(path); err == nil {
+		id, err := age.ParseX25519Identity(strings.TrimSpace(string(data)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return id
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(id.String()+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return id
 }
 
 func vfsBenchSetup(b *testing.B) *vfsBenchEnv {
@@ -88,8 +126,26 @@ func vfsBenchSetup(b *testing.B) *vfsBenchEnv {
 		env.root = filepath.Join(env.dir, "replica-frame")
 	case "block":
 		env.root = filepath.Join(env.dir, "replica")
+	case "age":
+		env.root = filepath.Join(env.dir, "replica-age")
 	default:
-		b.Fatalf("LITESTREAM_BENCH_ENCODING %q: want frame or block", enc)
+		b.Fatalf("LITESTREAM_BENCH_ENCODING %q: want frame, block or age", enc)
+	}
+	var dst remote.Client = file.New(env.root)
+	if enc == "age" {
+		if err := os.MkdirAll(env.dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		keyPath := filepath.Join(env.dir, "age-key.txt")
+		id := ageKey(b, keyPath)
+		env.ids = []age.Identity{id}
+		b.Setenv("LITESTREAM_AGE_IDENTITY_FILE", keyPath)
+		c, err := crypt.New(dst, crypt.Options{Recipients: []age.Recipient{id.Recipient()}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dst = c
+		enc = "frame"
 	}
 	env.ext = filepath.Join(env.dir, "litestream_vfs")
 	if err := os.MkdirAll(env.dir, 0o755); err != nil {
@@ -117,7 +173,7 @@ create index users_email on users(email);
 	if _, err := os.Stat(env.root + ".done"); err != nil {
 		start := time.Now()
 		os.RemoveAll(env.root)
-		if err := vfsBenchSnapshot(env.db, env.root, enc); err != nil {
+		if err := vfsBenchSnapshot(env.db, dst, enc); err != nil {
 			b.Fatal(err)
 		}
 		if err := os.WriteFile(env.root+".done", nil, 0o644); err != nil {
@@ -137,7 +193,7 @@ create index users_email on users(email);
 // vfsBenchSnapshot writes the database as one level-9 snapshot at TXID 1,
 // as a writer's first snapshot would be (no checksum; pages in the LZ4 frame
 // encoding, ours, or the block encoding, Litestream's).
-func vfsBenchSnapshot(dbPath, root, encoding string) error {
+func vfsBenchSnapshot(dbPath string, dst remote.Client, encoding string) error {
 	f, err := os.Open(dbPath)
 	if err != nil {
 		return err
@@ -181,7 +237,7 @@ func vfsBenchSnapshot(dbPath, root, encoding string) error {
 		}
 		pw.CloseWithError(err)
 	}()
-	_, err = file.New(root).WriteLTXFile(context.Background(), remote.SnapshotLevel, 1, 1, pr)
+	_, err = dst.WriteLTXFile(context.Background(), remote.SnapshotLevel, 1, 1, pr)
 	return err
 }
 
@@ -313,10 +369,11 @@ func vfsBenchLatency(b *testing.B, env *vfsBenchEnv, keys []int) vfsLatency {
 	var wall time.Duration
 	for _, k := range keys {
 		fc := &vfstest.Faulty{Client: file.New(env.root), Delay: 20 * time.Millisecond}
+		c := env.client(b, fc) // requests counted below the decryption
 		vfsBenchSeq++
 		name := fmt.Sprintf("benchlat%d", vfsBenchSeq)
 		v, err := vfs.Register(name, vfs.Options{
-			OpenClient: func(context.Context, string) (remote.Client, error) { return fc, nil },
+			OpenClient: func(context.Context, string) (remote.Client, error) { return c, nil },
 			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
 		if err != nil {

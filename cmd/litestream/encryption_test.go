@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -225,6 +226,34 @@ dbs:
 	t.Logf("%d TXIDs, %d distinct states, files by level %v", maxTXID, distinct, levels)
 	if distinct < 3 {
 		t.Errorf("only %d distinct states over %d TXIDs", distinct, maxTXID)
+	}
+
+	// restore -f follows the encrypted replica to its latest TXID, with
+	// the same bytes as the restore above.
+	follow := filepath.Join(dir, "follow.db")
+	fctx, cancel := context.WithCancel(t.Context())
+	var ferr lockedBuffer
+	fm := &Main{Stdout: &lockedBuffer{}, Stderr: &ferr, Getenv: env(withKey)}
+	fdone := make(chan int, 1)
+	go func() { fdone <- fm.Main(fctx, []string{"restore", "-f", "-o", follow, url}) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, _ := os.ReadFile(follow + "-txid")
+		if strings.TrimSpace(string(b)) == plan.TXID {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("restore -f did not reach TXID %s; stderr:\n%s", plan.TXID, ferr.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling the follower's TXID file
+	}
+	cancel()
+	if code := <-fdone; code != 0 {
+		t.Fatalf("restore -f exit %d: %s", code, ferr.String())
+	}
+	if got, _ := os.ReadFile(follow); !bytes.Equal(got, dst) {
+		t.Errorf("restore -f output (%d bytes) differs from the restored database (%d bytes)", len(got), len(dst))
 	}
 
 	// ltx lists the files with their plaintext sizes.
