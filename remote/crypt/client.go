@@ -455,7 +455,8 @@ type decReader struct {
 	lastEnd               int // end of the range within chunk last
 	left                  int64
 
-	ct, pt []byte
+	ct     *[]byte // from ctPool, returned by Close
+	pt     []byte
 	cur    []byte
 	err    error
 }
@@ -486,14 +487,16 @@ func (r *decReader) Read(p []byte) (int, error) {
 // next reads, decrypts and authenticates chunk r.i.
 func (r *decReader) next() error {
 	if r.ct == nil {
-		r.ct = make([]byte, encChunkSize)
+		r.ct = ctPool.Get().(*[]byte)
+	}
+	if r.pt == nil {
 		r.pt = make([]byte, 0, ChunkSize)
 	}
 	n := int64(encChunkSize)
 	if r.i == r.final {
 		n = r.csize - chunkOffset(r.i)
 	}
-	ct := r.ct[:n]
+	ct := (*r.ct)[:n]
 	if _, err := io.ReadFull(r.body, ct); err != nil {
 		return r.c.fail("read", r.id, fmt.Errorf("chunk %d: %w", r.i, err))
 	}
@@ -523,11 +526,32 @@ func (r *decReader) next() error {
 	if (lo > 0 || hi < len(pt)) && r.c.chunks != nil {
 		// Part of this chunk is unused: a neighbouring read (the next page)
 		// may want it.
-		r.c.chunks.Add(chunkKey{r.id, r.key.nonce, r.i}, bytes.Clone(pt))
+		// The cache takes the buffer (never written again: r.cur only
+		// reads it); the next chunk gets a new one.
+		r.c.chunks.Add(chunkKey{r.id, r.key.nonce, r.i}, pt)
+		r.pt = nil
 	}
 	r.cur = pt[lo:hi]
 	r.i++
 	return nil
 }
 
-func (r *decReader) Close() error { return r.body.Close() }
+func (r *decReader) Close() error {
+	if r.ct != nil {
+		ctPool.Put(r.ct)
+		r.ct = nil
+	}
+	return r.body.Close()
+}
+
+// ctPool holds ciphertext buffers of one chunk: a page read would
+// otherwise allocate (and zero) 64 KiB for each chunk it opens.
+var ctPool = sync.Pool{New: func() any { b := make([]byte, encChunkSize); return &b }}
+
+// RequestCounts returns the backend's request counts (remote.RequestCounter):
+// what the storage was sent, header reads of cold files included, so that
+// metrics above the encryption count requests as the provider bills them.
+func (c *Client) RequestCounts() remote.RequestCounts {
+	n, _ := remote.CountsOf(c.inner)
+	return n
+}
