@@ -104,7 +104,11 @@ func (c *knownClient) all(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo
 		c.changes = nil
 	}
 	if err != nil {
-		c.failed(err)
+		// As failed does, with c.mu already held.
+		if !errors.Is(err, context.Canceled) {
+			c.files = nil
+			c.gen++
+		}
 		return nil, err
 	}
 	known := make(map[remote.FileID]*ltx.FileInfo, len(files))

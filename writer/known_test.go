@@ -2,10 +2,14 @@ package writer
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/superfly/ltx"
+
 	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/file"
 )
 
 // TestIdleRequests counts what an idle writer sends once compaction has
@@ -60,5 +64,38 @@ func TestIdleRequests(t *testing.T) {
 				t.Errorf("an idle writer listed %d times in %s, want %d..%d", got.List, window, tc.minL, tc.maxL)
 			}
 		})
+	}
+}
+
+// failingLister fails every listing.
+type failingLister struct{ remote.Client }
+
+var errListing = errors.New("injected listing failure")
+
+func (failingLister) LTXFiles(context.Context, int, ltx.TXID) ([]*ltx.FileInfo, error) {
+	return nil, errListing
+}
+
+// TestKnownClientListingFails: a failed listing returns its error and the
+// next listing tries again. It deadlocked before (the error path dropped
+// the knowledge by taking the lock it already held), so a replica
+// unreachable at start hung Open for ever (cmd/litestream
+// TestReplicate_ExecReplicaUnreachable failed on it).
+func TestKnownClientListingFails(t *testing.T) {
+	c := newKnownClient(failingLister{file.New(t.TempDir())}, time.Minute)
+	for i := range 2 {
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.LTXFiles(context.Background(), 0, 0)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, errListing) {
+				t.Fatalf("listing %d: %v, want the injected failure", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("listing %d did not return: deadlock", i)
+		}
 	}
 }
