@@ -253,6 +253,9 @@ func (c *Client) open1(ctx context.Context, id fileID, plainHint, off, size int6
 	}
 	plain, ok := PlainSize(csize)
 	if !ok {
+		if c.isPlaintext(ctx, id, csize) {
+			return nil, retry.Permanent(ErrNotEncrypted)
+		}
 		return nil, retry.Permanent(fmt.Errorf("%w: %d bytes is not the size of an encrypted file (truncated, or not written with a %d-byte age header)",
 			ErrTampered, csize, AgeHeaderSize))
 	}
@@ -554,4 +557,17 @@ var ctPool = sync.Pool{New: func() any { b := make([]byte, encChunkSize); return
 func (c *Client) RequestCounts() remote.RequestCounts {
 	n, _ := remote.CountsOf(c.inner)
 	return n
+}
+
+// isPlaintext reports whether a file whose size no encrypted file has
+// begins like a plain LTX file (one more request, on this error path only),
+// so that the error says "not encrypted" rather than "truncated".
+func (c *Client) isPlaintext(ctx context.Context, id fileID, csize int64) bool {
+	rc, err := c.inner.OpenLTXFile(ctx, id.Level, id.MinTXID, id.MaxTXID, 0, min(csize, 4))
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	return err == nil && bytes.HasPrefix(b, []byte("LTX"))
 }

@@ -444,8 +444,8 @@ func TestKeyErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := c.OpenLTXFile(ctx, 0, 3, 3, 0, 100)
-	if !errors.Is(err, crypt.ErrNotEncrypted) && !errors.Is(err, crypt.ErrTampered) {
-		t.Errorf("plaintext file: %v", err)
+	if !errors.Is(err, crypt.ErrNotEncrypted) || !strings.Contains(err.Error(), remote.FileName(3, 3)) {
+		t.Errorf("plaintext file: %v, want %v naming the file", err, crypt.ErrNotEncrypted)
 	}
 }
 

@@ -124,7 +124,7 @@ var (
 	// ErrNotEncrypted: a replica configured for encryption holds a
 	// plaintext LTX file. Reading it would trust bytes that anyone with
 	// write access to the storage can forge, so it is refused.
-	ErrNotEncrypted = errors.New("the file is not encrypted, but the replica is configured for age encryption")
+	ErrNotEncrypted = errors.New("the file is not encrypted, but the replica is configured for age encryption (a replica cannot switch to encryption in place: give the encrypted one a new path)")
 	// ErrFormat: the file is not an age file this program wrote (an age
 	// header of another length, or not age at all).
 	ErrFormat = errors.New("not an encrypted LTX file of this format")
