@@ -124,6 +124,12 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 	if err != nil {
 		return nil, err
 	}
+	return c.plain(infos), nil
+}
+
+// plain remembers the listed files' stored sizes and returns them with
+// their plaintext sizes.
+func (c *Client) plain(infos []*ltx.FileInfo) []*ltx.FileInfo {
 	out := make([]*ltx.FileInfo, len(infos))
 	for i, f := range infos {
 		c.sizes.Add(idOf(f), f.Size)
@@ -131,7 +137,17 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 		g.Size, _ = PlainSize(f.Size)
 		out[i] = &g
 	}
-	return out, nil
+	return out
+}
+
+// LTXFilesAll lists every level with the inner client's one listing where
+// it has one (remote.AllLister), sizes as LTXFiles reports them.
+func (c *Client) LTXFilesAll(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo, error) {
+	infos, err := remote.ListAllWith(ctx, c.inner, exactTimes)
+	if err != nil {
+		return nil, err
+	}
+	return c.plain(infos), nil
 }
 
 // WriteLTXFile encrypts the LTX file read from r to the recipients and
