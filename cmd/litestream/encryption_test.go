@@ -281,3 +281,86 @@ dbs:
 		}
 	}
 }
+
+// TestAgeReplica_V3: a Litestream v0.3 replica written with its `age:`
+// section (each snapshot and WAL segment encrypted whole: age(lz4(data)))
+// restores with the same section, at its latest state and at each point in
+// time; without an identity, or with another one, restore fails saying why.
+// Before, an `age:` section was refused and such a replica could not be
+// restored at all.
+func TestAgeReplica_V3(t *testing.T) {
+	dir := t.TempDir()
+	keyPath, recipient := ageKeyFile(t, dir, "key.txt")
+	otherKey, _ := ageKeyFile(t, dir, "other.txt")
+	rcpt, err := age.ParseX25519Recipient(recipient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, rowsAt := v3Fixture(t)
+	root := filepath.Join(dir, "replica")
+	for _, o := range objs {
+		var buf bytes.Buffer
+		w, err := age.Encrypt(&buf, rcpt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(o.data)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(root, filepath.FromSlash(o.key))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, p, buf.String())
+		if err := os.Chtimes(p, o.time, o.time); err != nil {
+			t.Fatal(err)
+		}
+	}
+	latest := 0
+	for _, n := range rowsAt {
+		latest = max(latest, n)
+	}
+	dbPath := filepath.Join(dir, "app.db")
+	cfg := filepath.Join(dir, "litestream.yml")
+	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    replica:\n      url: file://%s\n      age: {identities: [%s]}\n", dbPath, root, keyPath))
+	out := filepath.Join(dir, "latest.db")
+	if code, stdout, stderr := run(t, nil, "restore", "-config", cfg, "-o", out, dbPath); code != 0 {
+		t.Fatalf("restore: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if n := rowCount(t, out); n != latest {
+		t.Errorf("latest holds %d rows, want %d", n, latest)
+	}
+	for ts, want := range rowsAt {
+		out := filepath.Join(dir, fmt.Sprintf("at-%d.db", ts.Unix()))
+		if code, stdout, stderr := run(t, nil, "restore", "-config", cfg, "-timestamp", ts.Format(time.RFC3339), "-o", out, dbPath); code != 0 {
+			t.Fatalf("restore at %s: exit %d\n%s%s", ts, code, stdout, stderr)
+		}
+		if n := rowCount(t, out); n != want {
+			t.Errorf("at %s holds %d rows, want %d", ts.Format(time.RFC3339), n, want)
+		}
+	}
+	url := "file://" + root
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"no identity":    {map[string]string{"LITESTREAM_CONFIG": filepath.Join(dir, "absent.yml")}, "encrypted with age; reading it needs an age identity"},
+		"other identity": {map[string]string{"LITESTREAM_CONFIG": filepath.Join(dir, "absent.yml"), "LITESTREAM_AGE_IDENTITY_FILE": otherKey}, "encrypted to other recipients"},
+		"identity":       {map[string]string{"LITESTREAM_CONFIG": filepath.Join(dir, "absent.yml"), "LITESTREAM_AGE_IDENTITY_FILE": keyPath}, "ok"},
+	} {
+		out := filepath.Join(dir, strings.ReplaceAll(name, " ", "")+".db")
+		code, stdout, stderr := run(t, tc.env, "restore", "-o", out, url)
+		t.Logf("%s: exit %d %s", name, code, strings.TrimSpace(stdout+stderr))
+		switch tc.want {
+		case "ok":
+			if code != 0 || rowCount(t, out) != latest {
+				t.Errorf("%s: exit %d\n%s%s", name, code, stdout, stderr)
+			}
+		default:
+			if code == 0 || !strings.Contains(stdout+stderr, tc.want) || !strings.Contains(stdout+stderr, "generations/") {
+				t.Errorf("%s: exit %d, want an error naming the object and %q:\n%s%s", name, code, tc.want, stdout, stderr)
+			}
+		}
+	}
+}

@@ -13,6 +13,8 @@ package main
 // checkpointed into the database by SQLite.
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -200,7 +202,12 @@ func copyLZ4(ctx context.Context, raw remote.RawReader, key, path string, append
 		return 0, err
 	}
 	defer f.Close()
-	n, err := io.Copy(f, lz4.NewReader(rc))
+	br := bufio.NewReader(rc)
+	if head, _ := br.Peek(4); bytes.Equal(head, []byte("age-")) {
+		// v0.3 encrypted it (its age: section) and no identity is set.
+		return 0, remote.ErrEncrypted
+	}
+	n, err := io.Copy(f, lz4.NewReader(br))
 	if err != nil {
 		return n, err
 	}

@@ -1,6 +1,7 @@
 package crypt
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -586,4 +587,54 @@ func (c *Client) isPlaintext(ctx context.Context, id fileID, csize int64) bool {
 	defer rc.Close()
 	b, err := io.ReadAll(rc)
 	return err == nil && bytes.HasPrefix(b, []byte("LTX"))
+}
+
+// ListRaw lists objects outside the LTX layout (remote.RawReader): Litestream
+// v0.3's generations/, which restore reads. A backend that cannot list them
+// has none.
+func (c *Client) ListRaw(ctx context.Context, prefix string) ([]remote.RawObject, error) {
+	raw, ok := c.inner.(remote.RawReader)
+	if !ok {
+		return nil, nil
+	}
+	return raw.ListRaw(ctx, prefix)
+}
+
+// OpenRaw opens an object outside the LTX layout and decrypts it: Litestream
+// v0.3 encrypted each snapshot and WAL segment whole with age (its `age:`
+// section, the same keys), unpadded, so it is read from the start with age
+// itself. As for LTX files, a plaintext object is refused.
+func (c *Client) OpenRaw(ctx context.Context, key string) (io.ReadCloser, error) {
+	raw, ok := c.inner.(remote.RawReader)
+	if !ok {
+		return nil, fmt.Errorf("encrypted %s replica: read %s: %w", c.inner.Type(), key, remote.ErrNotExist)
+	}
+	fail := func(err error) error {
+		return fmt.Errorf("encrypted %s replica: read %s: %w", c.inner.Type(), key, err)
+	}
+	if len(c.ids) == 0 {
+		return nil, fail(ErrNoIdentity)
+	}
+	rc, err := raw.OpenRaw(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(rc)
+	if head, _ := br.Peek(len(ageIntro)); !bytes.Equal(head, ageIntro) {
+		rc.Close()
+		return nil, fail(ErrNotEncrypted)
+	}
+	r, err := age.Decrypt(br, c.ids...)
+	if err != nil {
+		rc.Close()
+		var nm *age.NoIdentityMatchError
+		if errors.As(err, &nm) {
+			return nil, fail(ErrWrongIdentity)
+		}
+		return nil, fail(fmt.Errorf("%w: %v", ErrTampered, err))
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{r, rc}, nil
 }
