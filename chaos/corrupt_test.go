@@ -23,11 +23,12 @@ import (
 // `litestream restore`, a new sqlite3 process through the extension, and two
 // readers that were following the replica when the damage arrived (`restore
 // -f` and a sqlite3 process through the extension). Acceptable: the right
-// state, or a clear error (for the following VFS: the state before the
-// damage, with litestream_error() saying why). A state SQLite never showed,
-// or one labelled with another TXID, is wrong; a "latest" that silently
-// stops before files the replica still names is lost; a follower that
-// neither advances nor reports anything is stuck.
+// state, or an error naming the damaged file (for the following VFS: the
+// state before the damage, with litestream_error() naming it). A state
+// SQLite never showed, or one labelled with another TXID, is wrong, and so
+// is an error or an older state whose report names no damaged file; a
+// "latest" that silently stops before files the replica still names is
+// lost; a follower that neither advances nor reports anything is stuck.
 func TestCorruption(t *testing.T) {
 	requireTools(t)
 	c := &tally{}
