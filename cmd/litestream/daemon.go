@@ -206,46 +206,17 @@ func (d *daemon) open(ctx context.Context) error {
 	var dirs []*dirWatcher
 	for _, dbc := range d.cfg.DBs {
 		if dbc.Dir != "" {
-			w, err := d.newDirWatcher(dbc)
+			w, err := d.addDir(ctx, dbc)
 			if err != nil {
 				return err
-			}
-			found, err := w.scan()
-			if err != nil {
-				return err
-			}
-			if len(found) == 0 && !dbc.Watch {
-				return fmt.Errorf("no SQLite databases found in directory %s with pattern %s", dbc.Dir, dbc.Pattern)
-			}
-			d.log.Info("found databases in directory", "dir", dbc.Dir, "count", len(found), "watch", dbc.Watch)
-			for _, p := range found {
-				if err := w.addDB(ctx, p, false); err != nil {
-					return err
-				}
 			}
 			if dbc.Watch {
 				dirs = append(dirs, w)
 			}
 			continue
 		}
-		if _, err := os.Stat(dbc.Path); errors.Is(err, os.ErrNotExist) && !dbc.RestoreIfDBNotExists {
-			return fmt.Errorf("database %s does not exist (create it first, or use -restore-if-db-not-exists to restore it from its replica)", dbc.Path)
-		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("database %s: %w", dbc.Path, err)
-		}
-		e, err := d.newEntry(ctx, dbc)
-		if err != nil {
+		if err := d.addPath(ctx, dbc); err != nil {
 			return err
-		}
-		if !d.add(e) {
-			return fmt.Errorf("database %s is listed twice", dbc.Path)
-		}
-		if dbc.RestoreIfDBNotExists {
-			if _, err := os.Stat(dbc.Path); errors.Is(err, os.ErrNotExist) {
-				if err := d.m.restoreMissing(ctx, e.client, dbc.Path, e.red, d.log); err != nil {
-					return e.redact(err)
-				}
-			}
 		}
 	}
 
@@ -266,7 +237,61 @@ func (d *daemon) open(ctx context.Context) error {
 	if d.once {
 		return nil
 	}
+	return d.startServices(dirs)
+}
 
+// addDir adds the databases a directory entry finds now; the caller starts
+// the returned watcher (with watch: true) once every database is open.
+func (d *daemon) addDir(ctx context.Context, dbc *DBConfig) (*dirWatcher, error) {
+	w, err := d.newDirWatcher(dbc)
+	if err != nil {
+		return nil, err
+	}
+	found, err := w.scan()
+	if err != nil {
+		return nil, err
+	}
+	if len(found) == 0 && !dbc.Watch {
+		return nil, fmt.Errorf("no SQLite databases found in directory %s with pattern %s", dbc.Dir, dbc.Pattern)
+	}
+	d.log.Info("found databases in directory", "dir", dbc.Dir, "count", len(found), "watch", dbc.Watch)
+	for _, p := range found {
+		if err := w.addDB(ctx, p, false); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// addPath adds one configured database, restoring it first when it is
+// missing and restore-if-db-not-exists asks for that.
+func (d *daemon) addPath(ctx context.Context, dbc *DBConfig) error {
+	if _, err := os.Stat(dbc.Path); errors.Is(err, os.ErrNotExist) && !dbc.RestoreIfDBNotExists {
+		return fmt.Errorf("database %s does not exist (create it first, or use -restore-if-db-not-exists to restore it from its replica)", dbc.Path)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("database %s: %w", dbc.Path, err)
+	}
+	e, err := d.newEntry(ctx, dbc)
+	if err != nil {
+		return err
+	}
+	if !d.add(e) {
+		return fmt.Errorf("database %s is listed twice", dbc.Path)
+	}
+	if dbc.RestoreIfDBNotExists {
+		if _, err := os.Stat(dbc.Path); errors.Is(err, os.ErrNotExist) {
+			if err := d.m.restoreMissing(ctx, e.client, dbc.Path, e.red, d.log); err != nil {
+				return e.redact(err)
+			}
+		}
+	}
+	return nil
+}
+
+// startServices starts what runs around the databases: the control socket,
+// the directory watchers, the metrics and MCP endpoints, the heartbeat and
+// validation.
+func (d *daemon) startServices(dirs []*dirWatcher) error {
 	if d.cfg.Socket.Enabled {
 		if err := d.startControl(); err != nil {
 			// Litestream goes on without its socket; so does this daemon,
@@ -292,25 +317,34 @@ func (d *daemon) open(ctx context.Context) error {
 		d.closers = append(d.closers, srv.Close)
 	}
 	if d.cfg.HeartbeatURL != "" {
-		interval := DefaultHeartbeatInterval
-		if d.cfg.HeartbeatInterval != nil {
-			interval = *d.cfg.HeartbeatInterval
+		if err := d.startHeartbeat(); err != nil {
+			return err
 		}
-		least := d.m.minHeartbeat
-		if least == 0 {
-			least = time.Minute
-		}
-		if interval < least {
-			return d.cfg.keyError("heartbeat-interval", "must be at least %s (got %s)", least, interval)
-		}
-		d.goBackground(func() { heartbeat(d.runCtx, d.cfg.HeartbeatURL, interval, d, d.log) })
-		d.log.Info("heartbeat enabled", "url", redactURL(d.cfg.HeartbeatURL), "interval", interval.String())
 	}
 	d.startValidation()
 	if d.cfg.Retention.Enabled != nil && !*d.cfg.Retention.Enabled {
 		d.log.Warn("retention disabled; cloud provider lifecycle policies must handle retention",
 			"hint", "idle databases that stop receiving writes will not generate new snapshots and may lose backup coverage if cloud retention expires")
 	}
+	return nil
+}
+
+// startHeartbeat starts pinging heartbeat-url every heartbeat-interval
+// (at least a minute, as in Litestream; tests may lower the floor).
+func (d *daemon) startHeartbeat() error {
+	interval := DefaultHeartbeatInterval
+	if d.cfg.HeartbeatInterval != nil {
+		interval = *d.cfg.HeartbeatInterval
+	}
+	least := d.m.minHeartbeat
+	if least == 0 {
+		least = time.Minute
+	}
+	if interval < least {
+		return d.cfg.keyError("heartbeat-interval", "must be at least %s (got %s)", least, interval)
+	}
+	d.goBackground(func() { heartbeat(d.runCtx, d.cfg.HeartbeatURL, interval, d, d.log) })
+	d.log.Info("heartbeat enabled", "url", redactURL(d.cfg.HeartbeatURL), "interval", interval.String())
 	return nil
 }
 

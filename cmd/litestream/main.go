@@ -114,30 +114,40 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		cmd, args = args[0], args[1:]
 	}
 	if cmd != "replicate" && m.Signals != nil {
-		// Other commands stop at the first signal by cancelling their work
-		// (a restore then removes its partial output), and at once on the
-		// second.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
-		done := make(chan struct{})
-		defer close(done)
-		go func() {
-			select {
-			case <-m.Signals:
-				cancel()
-			case <-done:
-				return
-			}
-			select {
-			case <-m.Signals:
-				if m.Exit != nil {
-					m.Exit(130)
-				}
-			case <-done:
-			}
-		}()
+		// replicate handles signals itself (a final sync, then exit).
+		var stop func()
+		ctx, stop = m.cancelOnSignal(ctx)
+		defer stop()
 	}
+	return m.dispatch(ctx, cmd, args)
+}
+
+// cancelOnSignal returns a context cancelled at the first signal on
+// m.Signals (a command then stops its work; a restore removes its partial
+// output), and exits with status 130 at the second. stop ends the watch.
+func (m *Main) cancelOnSignal(ctx context.Context) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-m.Signals:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-m.Signals:
+			if m.Exit != nil {
+				m.Exit(130)
+			}
+		case <-done:
+		}
+	}()
+	return ctx, func() { close(done); cancel() }
+}
+
+// dispatch runs the command cmd with its arguments.
+func (m *Main) dispatch(ctx context.Context, cmd string, args []string) error {
 	switch cmd {
 	case "databases":
 		return m.runDatabases(ctx, args)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strings"
 )
@@ -34,39 +35,9 @@ func (m *Main) parseReplicateArgs(_ context.Context, args []string) (*replicateA
 		return nil, err
 	}
 
-	var cfg *Config
-	switch fs.NArg() {
-	case 0:
-		var err error
-		if cfg, err = m.loadConfig(&cf); err != nil {
-			return nil, err
-		}
-	case 1:
-		return nil, fmt.Errorf("must specify at least one replica URL for %s", fs.Arg(0))
-	default:
-		if cf.path != "" {
-			return nil, fmt.Errorf("cannot specify a replica URL and the -config flag")
-		}
-		for _, a := range fs.Args()[1:] {
-			if strings.HasPrefix(a, "-") {
-				return nil, fmt.Errorf("flag %q must be positioned before DB_PATH and REPLICA_URL arguments", a)
-			}
-		}
-		if fs.NArg() > 2 {
-			return nil, fmt.Errorf("multiple replicas on a single database are no longer supported")
-		}
-		path, err := expandPath(stripSQLitePrefix(fs.Arg(0)))
-		if err != nil {
-			return nil, err
-		}
-		u, err := replicaArg(fs.Arg(1))
-		if err != nil {
-			return nil, err
-		}
-		cfg = &Config{DBs: []*DBConfig{{Path: path, Replica: &ReplicaConfig{URL: u}}}}
-		if err := cfg.Validate(); err != nil {
-			return nil, err
-		}
+	cfg, err := m.replicateConfig(fs, &cf)
+	if err != nil {
+		return nil, err
 	}
 	if *execFlag != "" {
 		cfg.Exec = *execFlag
@@ -96,6 +67,42 @@ func (m *Main) parseReplicateArgs(_ context.Context, args []string) (*replicateA
 	}
 	return &replicateArgs{cfg: cfg, once: *once, forceSnapshot: *forceSnapshot,
 		enforceRetention: *enforceRetention, logLevel: *logLevel}, nil
+}
+
+// replicateConfig is the configuration replicate runs: the config file
+// without arguments, else one database (DB_PATH) and its replica
+// (REPLICA_URL), as Litestream takes them.
+func (m *Main) replicateConfig(fs *flag.FlagSet, cf *configFlags) (*Config, error) {
+	switch fs.NArg() {
+	case 0:
+		return m.loadConfig(cf)
+	case 1:
+		return nil, fmt.Errorf("must specify at least one replica URL for %s", fs.Arg(0))
+	}
+	if cf.path != "" {
+		return nil, fmt.Errorf("cannot specify a replica URL and the -config flag")
+	}
+	for _, a := range fs.Args()[1:] {
+		if strings.HasPrefix(a, "-") {
+			return nil, fmt.Errorf("flag %q must be positioned before DB_PATH and REPLICA_URL arguments", a)
+		}
+	}
+	if fs.NArg() > 2 {
+		return nil, fmt.Errorf("multiple replicas on a single database are no longer supported")
+	}
+	path, err := expandPath(stripSQLitePrefix(fs.Arg(0)))
+	if err != nil {
+		return nil, err
+	}
+	u, err := replicaArg(fs.Arg(1))
+	if err != nil {
+		return nil, err
+	}
+	cfg := &Config{DBs: []*DBConfig{{Path: path, Replica: &ReplicaConfig{URL: u}}}}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 func (m *Main) replicateUsage() {

@@ -87,30 +87,10 @@ func (m *Main) restoreV3(ctx context.Context, client remote.Client, p restorePar
 	if p.txid != 0 {
 		return nil, fmt.Errorf("the replica is in Litestream v0.3's layout (generations/), which has no TXIDs: restore its latest state or use -timestamp")
 	}
-	sort.SliceStable(snaps, func(i, j int) bool { return snaps[i].created.Before(snaps[j].created) })
-	var snap *v3Object
-	for i := len(snaps) - 1; i >= 0; i-- {
-		if p.timestamp.IsZero() || !snaps[i].created.After(p.timestamp) {
-			snap = &snaps[i]
-			break
-		}
+	snap, apply, err := planV3(snaps, segs, p.timestamp)
+	if err != nil {
+		return nil, err
 	}
-	if snap == nil {
-		return nil, fmt.Errorf("no v0.3 snapshot was created at or before %s (the oldest is from %s)",
-			p.timestamp.Format(time.RFC3339), snaps[0].created.Format(time.RFC3339))
-	}
-	var apply []v3Object
-	for _, s := range segs {
-		if s.gen == snap.gen && s.index >= snap.index && (p.timestamp.IsZero() || !s.created.After(p.timestamp)) {
-			apply = append(apply, s)
-		}
-	}
-	sort.Slice(apply, func(i, j int) bool {
-		if apply[i].index != apply[j].index {
-			return apply[i].index < apply[j].index
-		}
-		return apply[i].offset < apply[j].offset
-	})
 	logger.Info("restoring a Litestream v0.3 replica", "generation", snap.gen, "snapshot-index", snap.index, "wal-segments", len(apply))
 
 	if _, err := os.Stat(p.output); err == nil && !p.force {
@@ -128,39 +108,9 @@ func (m *Main) restoreV3(ctx context.Context, client remote.Client, p restorePar
 	if err != nil {
 		return nil, fmt.Errorf("download v0.3 snapshot %s: %w", snap.key, err)
 	}
-	total := n
-
-	// Each WAL index is one WAL file: its segments, contiguous from
-	// offset 0, then a checkpoint into the database.
-	expect := snap.index
-	var offset int64
-	open := false
-	for _, s := range apply {
-		if s.offset == 0 {
-			if open {
-				if err := checkpointV3(ctx, tmp); err != nil {
-					return nil, err
-				}
-			}
-			if s.index != expect {
-				return nil, fmt.Errorf("v0.3 replica: missing WAL index %08x (next is %08x)", expect, s.index)
-			}
-			expect++
-			offset, open = 0, true
-		} else if !open || s.offset != offset {
-			return nil, fmt.Errorf("v0.3 replica: missing WAL segment %08x at offset %d (next is %08x_%08x)", s.index, offset, s.index, s.offset)
-		}
-		n, err := copyLZ4(ctx, raw, s.key, tmp+"-wal", s.offset > 0)
-		if err != nil {
-			return nil, fmt.Errorf("download v0.3 WAL segment %s: %w", s.key, err)
-		}
-		offset += n
-		total += n
-	}
-	if open {
-		if err := checkpointV3(ctx, tmp); err != nil {
-			return nil, err
-		}
+	walBytes, err := applyV3WAL(ctx, raw, tmp, snap.index, apply)
+	if err != nil {
+		return nil, err
 	}
 	if p.force {
 		for _, sfx := range []string{"-wal", "-shm", "-journal"} {
@@ -173,7 +123,7 @@ func (m *Main) restoreV3(ctx context.Context, client remote.Client, p restorePar
 	if err := integrityCheck(ctx, p.output, p.integrity); err != nil {
 		return nil, err
 	}
-	res := &restore.Result{Timestamp: snap.created, Files: 1 + len(apply), Bytes: total}
+	res := &restore.Result{Timestamp: snap.created, Files: 1 + len(apply), Bytes: n + walBytes}
 	if last := len(apply); last > 0 {
 		res.Timestamp = apply[last-1].created
 	}
@@ -183,6 +133,75 @@ func (m *Main) restoreV3(ctx context.Context, client remote.Client, p restorePar
 		}
 	}
 	return res, nil
+}
+
+// planV3 chooses the newest snapshot created at or before ts (any, if ts is
+// zero) and the WAL segments of its generation from its index on, created
+// at or before ts, in (index, offset) order.
+func planV3(snaps, segs []v3Object, ts time.Time) (*v3Object, []v3Object, error) {
+	sort.SliceStable(snaps, func(i, j int) bool { return snaps[i].created.Before(snaps[j].created) })
+	var snap *v3Object
+	for i := len(snaps) - 1; i >= 0; i-- {
+		if ts.IsZero() || !snaps[i].created.After(ts) {
+			snap = &snaps[i]
+			break
+		}
+	}
+	if snap == nil {
+		return nil, nil, fmt.Errorf("no v0.3 snapshot was created at or before %s (the oldest is from %s)",
+			ts.Format(time.RFC3339), snaps[0].created.Format(time.RFC3339))
+	}
+	var apply []v3Object
+	for _, s := range segs {
+		if s.gen == snap.gen && s.index >= snap.index && (ts.IsZero() || !s.created.After(ts)) {
+			apply = append(apply, s)
+		}
+	}
+	sort.Slice(apply, func(i, j int) bool {
+		if apply[i].index != apply[j].index {
+			return apply[i].index < apply[j].index
+		}
+		return apply[i].offset < apply[j].offset
+	})
+	return snap, apply, nil
+}
+
+// applyV3WAL applies the WAL segments to the database at tmp, starting at
+// WAL index first, and returns the bytes downloaded. Each WAL index is one
+// WAL file: its segments, contiguous from offset 0, then a checkpoint into
+// the database. A missing index or segment is an error.
+func applyV3WAL(ctx context.Context, raw remote.RawReader, tmp string, first int, apply []v3Object) (int64, error) {
+	expect := first
+	var offset, total int64
+	open := false
+	for _, s := range apply {
+		if s.offset == 0 {
+			if open {
+				if err := checkpointV3(ctx, tmp); err != nil {
+					return 0, err
+				}
+			}
+			if s.index != expect {
+				return 0, fmt.Errorf("v0.3 replica: missing WAL index %08x (next is %08x)", expect, s.index)
+			}
+			expect++
+			offset, open = 0, true
+		} else if !open || s.offset != offset {
+			return 0, fmt.Errorf("v0.3 replica: missing WAL segment %08x at offset %d (next is %08x_%08x)", s.index, offset, s.index, s.offset)
+		}
+		n, err := copyLZ4(ctx, raw, s.key, tmp+"-wal", s.offset > 0)
+		if err != nil {
+			return 0, fmt.Errorf("download v0.3 WAL segment %s: %w", s.key, err)
+		}
+		offset += n
+		total += n
+	}
+	if open {
+		if err := checkpointV3(ctx, tmp); err != nil {
+			return 0, err
+		}
+	}
+	return total, nil
 }
 
 // copyLZ4 decompresses an object into a file (appending with appendTo),
