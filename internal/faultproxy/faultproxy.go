@@ -302,33 +302,41 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	class := p.opts.Classify(r)
 	kind := p.decide(r, class)
-	if kind == 0 {
+	switch kind {
+	case 0:
 		p.rp.ServeHTTP(w, r)
-		return
+	case Status500, Status503, Reset, Stall:
+		p.faultInstead(w, r, class, kind)
+	default:
+		p.faultOnResponse(w, r, class, kind)
 	}
+}
+
+// faultInstead answers r with a fault without asking the server: an error
+// status, a reset connection, or a stall.
+func (p *Proxy) faultInstead(w http.ResponseWriter, r *http.Request, class Class, kind Kind) {
+	p.count(class, kind, r, "")
 	switch kind {
 	case Status500, Status503:
-		p.count(class, kind, r, "")
-		ct, body := p.opts.ErrorBody(map[Kind]int{Status500: 500, Status503: 503}[kind])
+		code := map[Kind]int{Status500: 500, Status503: 503}[kind]
+		ct, body := p.opts.ErrorBody(code)
 		w.Header().Set("Content-Type", ct)
 		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 		if kind == Status503 {
 			w.Header().Set("Retry-After", "0")
 		}
-		w.WriteHeader(map[Kind]int{Status500: 500, Status503: 503}[kind])
+		w.WriteHeader(code)
 		_, _ = w.Write(body)
-		return
 	case Reset:
-		p.count(class, kind, r, "")
 		p.hijack(w, func(c net.Conn, _ *bufio.ReadWriter) { reset(c) })
-		return
 	case Stall:
-		p.count(class, kind, r, "")
 		p.hijack(w, func(c net.Conn, _ *bufio.ReadWriter) { p.stall(c) })
-		return
 	}
+}
 
-	// The remaining kinds work on the server's response.
+// faultOnResponse forwards r and damages the server's response: lost, cut
+// (reset, truncated or stalled mid-body) or slow.
+func (p *Proxy) faultOnResponse(w http.ResponseWriter, r *http.Request, class Class, kind Kind) {
 	resp, body, err := p.roundTrip(r)
 	if err != nil {
 		// Not a fault of ours: the server failed (or the client gave up).
@@ -376,24 +384,29 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 	case SlowBody:
 		p.count(class, kind, r, fmt.Sprintf(" (%d bytes over %v)", len(body), p.opts.SlowFor))
-		copyHeader(w.Header(), resp.Header)
-		if !head {
-			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		p.slowBody(w, r, resp, body, head)
+	}
+}
+
+// slowBody sends the response in eight pieces over SlowFor.
+func (p *Proxy) slowBody(w http.ResponseWriter, r *http.Request, resp *http.Response, body []byte, head bool) {
+	copyHeader(w.Header(), resp.Header)
+	if !head {
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	}
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	const pieces = 8
+	step := (len(body) + pieces - 1) / pieces
+	for i := 0; i < len(body); i += step {
+		if !p.sleep(r.Context(), p.opts.SlowFor/pieces) {
+			return
 		}
-		w.WriteHeader(resp.StatusCode)
-		rc := http.NewResponseController(w)
+		if _, err := w.Write(body[i:min(i+step, len(body))]); err != nil {
+			return
+		}
 		_ = rc.Flush()
-		const pieces = 8
-		step := (len(body) + pieces - 1) / pieces
-		for i := 0; i < len(body); i += step {
-			if !p.sleep(r.Context(), p.opts.SlowFor/pieces) {
-				return
-			}
-			if _, err := w.Write(body[i:min(i+step, len(body))]); err != nil {
-				return
-			}
-			_ = rc.Flush()
-		}
 	}
 }
 
