@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
 	_ "github.com/mattn/go-sqlite3"
 )
 
@@ -146,18 +147,12 @@ func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecon
 
 func mibps(size int64, d time.Duration) float64 { return float64(size) / (1 << 20) / d.Seconds() }
 
-// buildBinary builds cmd/litestream from the repository holding this
-// package.
-func buildBinary(b *testing.B, dir string) string {
-	wd, err := os.Getwd()
+// buildBinary returns the litestream binary: internal/testsupport's build,
+// cached by source content and shared with the other packages' tests.
+func buildBinary(b *testing.B, _ string) string {
+	bin, err := testsupport.BuildCLI()
 	if err != nil {
 		b.Fatal(err)
-	}
-	bin := filepath.Join(dir, "litestream")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/litestream")
-	cmd.Dir = filepath.Dir(wd) // bench/ is at the repository root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
 }
