@@ -135,31 +135,7 @@ func (d *DB) encodeL0(ctx context.Context, w io.Writer, p *pending, spillDir str
 	}
 	defer enc.Cleanup()
 
-	hdr := ltx.Header{
-		Version:   ltx.Version,
-		Flags:     ltx.HeaderFlagNoChecksum,
-		PageSize:  d.pageSize,
-		Commit:    pl.commit,
-		MinTXID:   p.txid,
-		MaxTXID:   p.txid,
-		Timestamp: p.ts,
-	}
-	if pl.hasWAL {
-		// The byte range of the log this file covers; a snapshot covers the
-		// generation from its first frame. Resume compares offset+size and
-		// the salts with the log.
-		hdr.WALOffset = pl.start.Offset
-		hdr.WALSize = pl.end.Offset - pl.start.Offset
-		hdr.WALSalt1 = pl.hdr.Salt1
-		hdr.WALSalt2 = pl.hdr.Salt2
-	} else {
-		// An empty log: "at the WAL header, no frames", with no salts.
-		// Litestream v0.5 reads offset 0 as a position before the header
-		// and can never continue the replica; at the header it sees other
-		// salts, takes the log as reset, and snapshots. Open recognizes
-		// the file by size 0 and no salts (fingerprint.go).
-		hdr.WALOffset = wal.HeaderSize
-	}
+	hdr := d.l0Header(p)
 	if err := enc.EncodeHeader(hdr); err != nil {
 		return err
 	}
@@ -210,22 +186,11 @@ func (d *DB) encodeL0(ctx context.Context, w io.Writer, p *pending, spillDir str
 		}
 	}
 
-	// I5: if the log was restarted while frames were copied, they may have
-	// been overwritten by the new generation. The header is rewritten before
-	// any frame, so unchanged salts now mean every copied frame was intact.
-	// Checked before the file is complete, so that neither a staged file
-	// nor a streamed upload ever completes with torn content.
-	if pl.hasWAL {
-		hf, now, _, ok, err := d.readWALHeader()
-		if hf != nil {
-			hf.Close()
-		}
-		if err != nil {
-			return err
-		}
-		if !ok || !now.SameGeneration(pl.hdr) {
-			return errRestarted
-		}
+	// I5: a log restarted while frames were copied may have overwritten
+	// them. Checked before the file is complete, so that neither a staged
+	// file nor a streamed upload ever completes with torn content.
+	if err := d.checkSameGeneration(pl); err != nil {
+		return err
 	}
 	if err := enc.Close(); err != nil {
 		return err
@@ -235,6 +200,62 @@ func (d *DB) encodeL0(ctx context.Context, w io.Writer, p *pending, spillDir str
 	}
 	if ph != nil {
 		p.fingerprint = &fingerprint{TXID: p.txid, Timestamp: hdr.Timestamp, PageSize: hdr.PageSize, Commit: hdr.Commit, SHA256: ph.sum()}
+	}
+	return nil
+}
+
+// l0Header is the header of p's level-0 file. It is kept out of encodeL0
+// (to keep that under the complexity limit) and depends on p alone, as
+// encoding again must give the same bytes.
+func (d *DB) l0Header(p *pending) ltx.Header {
+	pl := p.plan
+	hdr := ltx.Header{
+		Version:   ltx.Version,
+		Flags:     ltx.HeaderFlagNoChecksum,
+		PageSize:  d.pageSize,
+		Commit:    pl.commit,
+		MinTXID:   p.txid,
+		MaxTXID:   p.txid,
+		Timestamp: p.ts,
+	}
+	if pl.hasWAL {
+		// The byte range of the log this file covers; a snapshot covers the
+		// generation from its first frame. Resume compares offset+size and
+		// the salts with the log.
+		hdr.WALOffset = pl.start.Offset
+		hdr.WALSize = pl.end.Offset - pl.start.Offset
+		hdr.WALSalt1 = pl.hdr.Salt1
+		hdr.WALSalt2 = pl.hdr.Salt2
+	} else {
+		// An empty log: "at the WAL header, no frames", with no salts.
+		// Litestream v0.5 reads offset 0 as a position before the header
+		// and can never continue the replica; at the header it sees other
+		// salts, takes the log as reset, and snapshots. Open recognizes
+		// the file by size 0 and no salts (fingerprint.go).
+		hdr.WALOffset = wal.HeaderSize
+	}
+	return hdr
+}
+
+// checkSameGeneration returns errRestarted if the log was restarted since
+// pl was planned (a plan without a log cannot be torn).
+//
+// I5: if the log was restarted while frames were copied, they may have
+// been overwritten by the new generation. The header is rewritten before
+// any frame, so unchanged salts now mean every copied frame was intact.
+func (d *DB) checkSameGeneration(pl *plan) error {
+	if !pl.hasWAL {
+		return nil
+	}
+	hf, now, _, ok, err := d.readWALHeader()
+	if hf != nil {
+		hf.Close()
+	}
+	if err != nil {
+		return err
+	}
+	if !ok || !now.SameGeneration(pl.hdr) {
+		return errRestarted
 	}
 	return nil
 }
