@@ -30,38 +30,9 @@ func Compact(ctx context.Context, w io.Writer, inputs []Input, flags uint32, spi
 	if len(inputs) == 0 {
 		return ltx.Header{}, fmt.Errorf("compact: no inputs")
 	}
-	type input struct {
-		dec  *ltx.Decoder
-		name string
-		hdr  ltx.PageHeader // zero when empty
-		data []byte
-		done bool
-	}
-	ins := make([]*input, len(inputs))
-	for i, in := range inputs {
-		name := in.Name
-		if name == "" {
-			name = fmt.Sprintf("input %d", i)
-		}
-		dec := ltx.NewDecoder(in.R)
-		dec.SetRetainPageIndex(false)
-		if err := dec.DecodeHeader(); err != nil {
-			return ltx.Header{}, fmt.Errorf("compact: %s: decode header: %w", name, err)
-		}
-		h := dec.Header()
-		if in.MaxTXID != 0 && (h.MinTXID != in.MinTXID || h.MaxTXID != in.MaxTXID) {
-			return ltx.Header{}, fmt.Errorf("compact: %s: header says TXIDs %s-%s", name, h.MinTXID, h.MaxTXID)
-		}
-		ins[i] = &input{dec: dec, name: name}
-		if i > 0 {
-			prev := ins[i-1].dec.Header()
-			if prev.PageSize != h.PageSize {
-				return ltx.Header{}, fmt.Errorf("compact: %s: page size %d differs from %d", name, h.PageSize, prev.PageSize)
-			}
-			if !ltx.IsContiguous(prev.MaxTXID, h.MinTXID, h.MaxTXID) {
-				return ltx.Header{}, fmt.Errorf("compact: %s: TXIDs %s-%s do not continue %s-%s", name, h.MinTXID, h.MaxTXID, prev.MinTXID, prev.MaxTXID)
-			}
-		}
+	ins, err := openInputs(inputs)
+	if err != nil {
+		return ltx.Header{}, err
 	}
 	first, last := ins[0].dec.Header(), ins[len(ins)-1].dec.Header()
 	enc, err := NewEncoder(w)
@@ -86,20 +57,9 @@ func Compact(ctx context.Context, w io.Writer, inputs []Input, flags uint32, spi
 		if n%1024 == 0 && ctx.Err() != nil {
 			return ltx.Header{}, ctx.Err()
 		}
-		// Fill each empty buffer and find the lowest page number.
-		var pgno uint32
-		for _, in := range ins {
-			if in.hdr.Pgno == 0 && !in.done {
-				switch err := in.dec.DecodePage(&in.hdr, in.data); {
-				case err == io.EOF:
-					in.done, in.hdr = true, ltx.PageHeader{}
-				case err != nil:
-					return ltx.Header{}, fmt.Errorf("compact: %s: %w", in.name, err)
-				}
-			}
-			if in.hdr.Pgno != 0 && (pgno == 0 || in.hdr.Pgno < pgno) {
-				pgno = in.hdr.Pgno
-			}
+		pgno, err := nextPgno(ins)
+		if err != nil {
+			return ltx.Header{}, err
 		}
 		if pgno == 0 {
 			break
@@ -134,4 +94,68 @@ func Compact(ctx context.Context, w io.Writer, inputs []Input, flags uint32, spi
 		return ltx.Header{}, fmt.Errorf("compact: %w", err)
 	}
 	return enc.Header(), nil
+}
+
+// mergeInput is one input being merged: its decoder and the page it has decoded
+// but not yet consumed.
+type mergeInput struct {
+	dec  *ltx.Decoder
+	name string
+	hdr  ltx.PageHeader // zero when empty
+	data []byte
+	done bool
+}
+
+// openInputs decodes every input's header and checks, before any page is
+// read, that the inputs can be merged: each header says the TXIDs it was
+// listed under, and all have one page size and contiguous TXIDs.
+func openInputs(inputs []Input) ([]*mergeInput, error) {
+	ins := make([]*mergeInput, len(inputs))
+	for i, in := range inputs {
+		name := in.Name
+		if name == "" {
+			name = fmt.Sprintf("input %d", i)
+		}
+		dec := ltx.NewDecoder(in.R)
+		dec.SetRetainPageIndex(false)
+		if err := dec.DecodeHeader(); err != nil {
+			return nil, fmt.Errorf("compact: %s: decode header: %w", name, err)
+		}
+		h := dec.Header()
+		if in.MaxTXID != 0 && (h.MinTXID != in.MinTXID || h.MaxTXID != in.MaxTXID) {
+			return nil, fmt.Errorf("compact: %s: header says TXIDs %s-%s", name, h.MinTXID, h.MaxTXID)
+		}
+		ins[i] = &mergeInput{dec: dec, name: name}
+		if i > 0 {
+			prev := ins[i-1].dec.Header()
+			if prev.PageSize != h.PageSize {
+				return nil, fmt.Errorf("compact: %s: page size %d differs from %d", name, h.PageSize, prev.PageSize)
+			}
+			if !ltx.IsContiguous(prev.MaxTXID, h.MinTXID, h.MaxTXID) {
+				return nil, fmt.Errorf("compact: %s: TXIDs %s-%s do not continue %s-%s", name, h.MinTXID, h.MaxTXID, prev.MinTXID, prev.MaxTXID)
+			}
+		}
+	}
+	return ins, nil
+}
+
+// nextPgno fills each empty buffer with its input's next page and returns
+// the lowest page number held, 0 when every input is at its end. Pages in
+// an input come in ascending order, so the lowest is the next to write.
+func nextPgno(ins []*mergeInput) (uint32, error) {
+	var pgno uint32
+	for _, in := range ins {
+		if in.hdr.Pgno == 0 && !in.done {
+			switch err := in.dec.DecodePage(&in.hdr, in.data); {
+			case err == io.EOF:
+				in.done, in.hdr = true, ltx.PageHeader{}
+			case err != nil:
+				return 0, fmt.Errorf("compact: %s: %w", in.name, err)
+			}
+		}
+		if in.hdr.Pgno != 0 && (pgno == 0 || in.hdr.Pgno < pgno) {
+			pgno = in.hdr.Pgno
+		}
+	}
+	return pgno, nil
 }
