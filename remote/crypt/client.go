@@ -257,31 +257,45 @@ func (c *Client) cipherSize(ctx context.Context, id fileID, plainHint int64) (in
 	return 0, fmt.Errorf("not in the listing of level %d: %w", id.Level, remote.ErrNotExist)
 }
 
-func (c *Client) open1(ctx context.Context, id fileID, plainHint, off, size int64) (io.ReadCloser, error) {
-	if len(c.ids) == 0 {
-		return nil, retry.Permanent(fmt.Errorf("%w: the replica is encrypted; reading it needs an age identity", ErrNoIdentity))
-	}
+// plainRange checks a read of plaintext bytes [off, off+size) (size 0: to
+// the end) against the file's sizes before any data is requested, and
+// returns the file's cipher and plaintext sizes and the range's end. A
+// cipher size no encrypted file can have (a plaintext replica, or a
+// truncated or foreign file) is a permanent error: retrying cannot fix it.
+// Kept out of open1 to keep that under the complexity limit.
+func (c *Client) plainRange(ctx context.Context, id fileID, plainHint, off, size int64) (csize, plain, end int64, err error) {
 	if off < 0 || size < 0 {
-		return nil, fmt.Errorf("invalid range offset=%d size=%d", off, size)
+		return 0, 0, 0, fmt.Errorf("invalid range offset=%d size=%d", off, size)
 	}
-	csize, err := c.cipherSize(ctx, id, plainHint)
+	csize, err = c.cipherSize(ctx, id, plainHint)
 	if err != nil {
-		return nil, err
+		return 0, 0, 0, err
 	}
 	plain, ok := PlainSize(csize)
 	if !ok {
 		if c.isPlaintext(ctx, id, csize) {
-			return nil, retry.Permanent(ErrNotEncrypted)
+			return 0, 0, 0, retry.Permanent(ErrNotEncrypted)
 		}
-		return nil, retry.Permanent(fmt.Errorf("%w: %d bytes is not the size of an encrypted file (truncated, or not written with a %d-byte age header)",
+		return 0, 0, 0, retry.Permanent(fmt.Errorf("%w: %d bytes is not the size of an encrypted file (truncated, or not written with a %d-byte age header)",
 			ErrTampered, csize, AgeHeaderSize))
 	}
-	end := off + size
+	end = off + size
 	if size == 0 {
 		end = plain
 	}
 	if off >= plain || end > plain {
-		return nil, fmt.Errorf("range outside the file (%d bytes)", plain)
+		return 0, 0, 0, fmt.Errorf("range outside the file (%d bytes)", plain)
+	}
+	return csize, plain, end, nil
+}
+
+func (c *Client) open1(ctx context.Context, id fileID, plainHint, off, size int64) (io.ReadCloser, error) {
+	if len(c.ids) == 0 {
+		return nil, retry.Permanent(fmt.Errorf("%w: the replica is encrypted; reading it needs an age identity", ErrNoIdentity))
+	}
+	csize, plain, end, err := c.plainRange(ctx, id, plainHint, off, size)
+	if err != nil {
+		return nil, err
 	}
 	first, last := off/ChunkSize, (end-1)/ChunkSize
 	final := chunkCount(plain) - 1
@@ -475,10 +489,10 @@ type decReader struct {
 	lastEnd               int // end of the range within chunk last
 	left                  int64
 
-	ct     *[]byte // from ctPool, returned by Close
-	pt     []byte
-	cur    []byte
-	err    error
+	ct  *[]byte // from ctPool, returned by Close
+	pt  []byte
+	cur []byte
+	err error
 }
 
 func (r *decReader) Read(p []byte) (int, error) {
