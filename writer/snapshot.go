@@ -216,15 +216,8 @@ func (d *DB) streamSnapshot(ctx context.Context, w io.Writer, st *snapState, ts 
 		}
 	}
 	if st.hasWAL && len(st.pages) > 0 {
-		hf, now, _, ok, err := d.readWALHeader()
-		if hf != nil {
-			hf.Close()
-		}
-		if err != nil {
+		if err := d.checkSameGeneration(st.hdr); err != nil {
 			return err
-		}
-		if !ok || !now.SameGeneration(st.hdr) {
-			return errRestarted
 		}
 	}
 	if err := enc.Close(); err != nil {

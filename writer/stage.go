@@ -189,8 +189,10 @@ func (d *DB) encodeL0(ctx context.Context, w io.Writer, p *pending, spillDir str
 	// I5: a log restarted while frames were copied may have overwritten
 	// them. Checked before the file is complete, so that neither a staged
 	// file nor a streamed upload ever completes with torn content.
-	if err := d.checkSameGeneration(pl); err != nil {
-		return err
+	if pl.hasWAL {
+		if err := d.checkSameGeneration(pl.hdr); err != nil {
+			return err
+		}
 	}
 	if err := enc.Close(); err != nil {
 		return err
@@ -237,16 +239,14 @@ func (d *DB) l0Header(p *pending) ltx.Header {
 	return hdr
 }
 
-// checkSameGeneration returns errRestarted if the log was restarted since
-// pl was planned (a plan without a log cannot be torn).
+// checkSameGeneration returns errRestarted if the log is no longer of
+// generation gen, the log header read when the copied frames were planned.
+// Staging (encodeL0) and snapshots share it.
 //
 // I5: if the log was restarted while frames were copied, they may have
 // been overwritten by the new generation. The header is rewritten before
 // any frame, so unchanged salts now mean every copied frame was intact.
-func (d *DB) checkSameGeneration(pl *plan) error {
-	if !pl.hasWAL {
-		return nil
-	}
+func (d *DB) checkSameGeneration(gen wal.Header) error {
 	hf, now, _, ok, err := d.readWALHeader()
 	if hf != nil {
 		hf.Close()
@@ -254,7 +254,7 @@ func (d *DB) checkSameGeneration(pl *plan) error {
 	if err != nil {
 		return err
 	}
-	if !ok || !now.SameGeneration(pl.hdr) {
+	if !ok || !now.SameGeneration(gen) {
 		return errRestarted
 	}
 	return nil
