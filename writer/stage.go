@@ -169,21 +169,8 @@ func (d *DB) encodeL0(ctx context.Context, w io.Writer, p *pending, spillDir str
 		}
 		return enc.EncodePage(ltx.PageHeader{Pgno: pgno}, buf)
 	}
-	if pl.snapshot {
-		for pgno := uint32(1); pgno <= pl.commit; pgno++ {
-			if pgno == lockPgno {
-				continue
-			}
-			if err := encode(pgno); err != nil {
-				return err
-			}
-		}
-	} else {
-		for _, pgno := range selectPages(pl.pages, pl.commit, lockPgno) {
-			if err := encode(pgno); err != nil {
-				return err
-			}
-		}
+	if err := eachL0Page(pl, lockPgno, encode); err != nil {
+		return err
 	}
 
 	// I5: a log restarted while frames were copied may have overwritten
@@ -202,6 +189,29 @@ func (d *DB) encodeL0(ctx context.Context, w io.Writer, p *pending, spillDir str
 	}
 	if ph != nil {
 		p.fingerprint = &fingerprint{TXID: p.txid, Timestamp: hdr.Timestamp, PageSize: hdr.PageSize, Commit: hdr.Commit, SHA256: ph.sum()}
+	}
+	return nil
+}
+
+// eachL0Page calls fn with every page number pl's file holds, in ascending
+// order (the encoder requires it): for a snapshot every page up to the
+// commit but the lock page, else the pages the log changed (selectPages).
+func eachL0Page(pl *plan, lockPgno uint32, fn func(pgno uint32) error) error {
+	if pl.snapshot {
+		for pgno := uint32(1); pgno <= pl.commit; pgno++ {
+			if pgno == lockPgno {
+				continue
+			}
+			if err := fn(pgno); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, pgno := range selectPages(pl.pages, pl.commit, lockPgno) {
+		if err := fn(pgno); err != nil {
+			return err
+		}
 	}
 	return nil
 }
