@@ -18,7 +18,7 @@ package bench_test
 //	go test -run '^$' -bench '^BenchmarkColdQueryS3$' -benchtime 1x ./bench/
 //
 // COLD_QUERY_RUNS (default 5) fresh processes per configuration, each a
-// different random key.
+// different random key. COLD_QUERY_TRACE=1 prints every request.
 
 import (
 	"context"
@@ -61,6 +61,7 @@ type coldReq struct {
 	class      faultproxy.Class
 	start, end time.Time
 	bytes      int64
+	what       string // method, path and range, for COLD_QUERY_TRACE
 }
 
 type countingWriter struct {
@@ -80,7 +81,7 @@ func (t *coldTrace) wrap(h http.Handler) http.Handler {
 		start := time.Now()
 		h.ServeHTTP(cw, r)
 		t.mu.Lock()
-		t.reqs = append(t.reqs, coldReq{faultproxy.Classify(r), start, time.Now(), cw.n})
+		t.reqs = append(t.reqs, coldReq{faultproxy.Classify(r), start, time.Now(), cw.n, r.Method + " " + r.URL.RequestURI() + " " + r.Header.Get("Range")})
 		t.mu.Unlock()
 	})
 }
@@ -233,6 +234,11 @@ create index users_email on users(email);
 				for _, r := range reqs {
 					by[r.class]++
 					bytes += r.bytes
+				}
+				if os.Getenv("COLD_QUERY_TRACE") != "" {
+					for _, r := range reqs {
+						fmt.Printf("  +%4dms %4dms %7d %s\n", r.start.Sub(start).Milliseconds(), r.end.Sub(r.start).Milliseconds(), r.bytes, r.what)
+					}
 				}
 				fmt.Printf("%-36s %8v %5d %5d %5d %5d %9.1f %6d\n", cfg.name, wall.Round(time.Millisecond), len(reqs),
 					by[faultproxy.ClassLIST], by[faultproxy.ClassHEAD], by[faultproxy.ClassGET], float64(bytes)/1000, sequential(reqs))

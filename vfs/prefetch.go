@@ -17,12 +17,12 @@ import (
 type PrefetchOptions struct {
 	// Disable turns all read-ahead off.
 	Disable bool
-	// SmallFanout: an interior B-tree page read from the remote with at most
-	// this many children has all its children fetched at once (default 32).
+	// SmallFanout: an interior B-tree page with at most this many children
+	// has all its leaves fetched once two of them missed (default 32).
 	SmallFanout int
-	// MaxSiblings bounds the pages fetched when an interior page turns out
-	// to have interior children: its other children are then interior pages
-	// too (a B-tree is balanced) and are fetched together (default 2048).
+	// MaxSiblings bounds the pages fetched when a second interior child of
+	// one page missed: its other children are then interior pages too (a
+	// B-tree is balanced) and are fetched together (default 2048).
 	MaxSiblings int
 	// ReadAhead is how many pages a sequential scan fetches ahead of itself
 	// (default 64).
@@ -79,13 +79,15 @@ type prefetcher struct {
 	children map[uint32][]uint32 // interior page -> its child pages
 	parent   map[uint32]uint32   // page -> the interior page that points to it
 	done     map[uint32]bool     // interior pages whose children were prefetched
-	tracked  int                 // child pointers held in children
+	// firstMiss: interior page -> the first of its children that missed.
+	firstMiss map[uint32]uint32
+	tracked   int // child pointers held in children
 }
 
 func newPrefetcher(r *Replica, opts PrefetchOptions) *prefetcher {
 	return &prefetcher{
 		r: r, opts: opts, sem: make(chan struct{}, opts.Concurrent),
-		children: make(map[uint32][]uint32), parent: make(map[uint32]uint32), done: make(map[uint32]bool),
+		children: make(map[uint32][]uint32), parent: make(map[uint32]uint32), done: make(map[uint32]bool), firstMiss: make(map[uint32]uint32),
 	}
 }
 
@@ -94,35 +96,39 @@ func (p *prefetcher) missed(v *index.Version, pgno uint32, data []byte) {
 	if p.opts.Disable || p.r.latency.get() < p.opts.MinLatency {
 		return
 	}
-	kids := interiorChildren(data, pgno, v.Commit())
-	if kids == nil {
-		return
-	}
+	kids := interiorChildren(data, pgno, v.Commit()) // nil for a leaf
 	var fetch []uint32
 	p.mu.Lock()
 	if p.tracked+len(kids) > maxTracked {
 		clear(p.children)
 		clear(p.parent)
 		clear(p.done)
+		clear(p.firstMiss)
 		p.tracked = 0
 	}
-	if old, ok := p.children[pgno]; ok {
-		p.tracked -= len(old)
+	if kids != nil {
+		if old, ok := p.children[pgno]; ok {
+			p.tracked -= len(old)
+		}
+		p.children[pgno] = kids
+		p.tracked += len(kids)
+		for _, k := range kids {
+			p.parent[k] = pgno
+		}
 	}
-	p.children[pgno] = kids
-	p.tracked += len(kids)
-	for _, k := range kids {
-		p.parent[k] = pgno
-	}
-	switch {
-	case len(kids) <= p.opts.SmallFanout && !p.done[pgno]:
-		p.done[pgno] = true
-		fetch = kids
-	default:
-		// This page is interior, so its siblings are too: fetch them all,
-		// once per parent. Reading the first child of the root this way
-		// brings in the whole level below the root in a few range requests.
-		if par, ok := p.parent[pgno]; ok && !p.done[par] {
+	// A page's siblings (the other children of its parent) are fetched
+	// only once a second child of that parent missed: a lone point query
+	// reads one child per level, which it fetches itself at once, so
+	// fetching the siblings would not shorten its critical path and would
+	// cost a request each (issue 11: a cold point query spends no more
+	// requests than Litestream's). The second miss shows a workload that
+	// spreads over the tree; from then on the level is cached. Interior
+	// siblings are fetched at any fanout (up to MaxSiblings), leaves only
+	// under a parent of at most SmallFanout children.
+	if par, ok := p.parent[pgno]; ok && !p.done[par] {
+		if first, seen := p.firstMiss[par]; !seen {
+			p.firstMiss[par] = pgno
+		} else if first != pgno && (kids != nil || len(p.children[par]) <= p.opts.SmallFanout) {
 			p.done[par] = true
 			fetch = p.children[par]
 			if len(fetch) > p.opts.MaxSiblings {
@@ -182,7 +188,9 @@ func (p *prefetcher) read(s *seqState, v *index.Version, pgno uint32) {
 	if p.opts.Disable {
 		return
 	}
-	if pgno == s.last+1 {
+	// last is 0 before the first read: page 1 then page 2 (the header,
+	// then a table's root) is not a scan.
+	if s.last != 0 && pgno == s.last+1 {
 		s.run++
 	} else {
 		s.run = 0
