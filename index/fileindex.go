@@ -19,6 +19,19 @@ import (
 // files no larger than this (plus a header) are read whole in one request.
 const TailReadSize = 64 << 10
 
+// maxTailRead bounds the first tail read of a large file.
+const maxTailRead = 2 << 20
+
+// tailRead is the first tail read for a file of size bytes: TailReadSize, or
+// 1/256 of a larger file (up to maxTailRead). A page index costs about 8
+// bytes a page, so that holds the whole index of any file whose frames
+// average 2 KiB or more (a snapshot of 4 KiB pages that compress less than
+// 2:1): opening it costs one round trip instead of two, for at most a
+// fraction of a percent of the file in bytes (issue 11 item 5).
+func tailRead(size int64) int64 {
+	return max(TailReadSize, min(size/256, maxTailRead))
+}
+
 // Page is one page-index record: the frame of page Pgno starts at Offset in
 // the file and is Size bytes long (page header, optional size prefix and the
 // compressed page).
@@ -103,7 +116,7 @@ func readFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*F
 	var head, tail []byte
 	var tailOff int64 // file offset of tail[0]
 	switch {
-	case info.Size == 0 || info.Size <= TailReadSize+ltx.HeaderSize:
+	case info.Size == 0 || info.Size <= tailRead(info.Size)+ltx.HeaderSize:
 		b, err := readRange(ctx, c, info, 0, info.Size)
 		if err != nil {
 			return nil, err
@@ -115,7 +128,8 @@ func readFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*F
 	default:
 		// Header and tail are independent: fetch them concurrently so opening
 		// a file costs one round trip.
-		tailOff = info.Size - TailReadSize
+		n := tailRead(info.Size)
+		tailOff = info.Size - n
 		var headErr error
 		done := make(chan struct{})
 		go func() {
@@ -123,7 +137,7 @@ func readFileIndex(ctx context.Context, c remote.Client, info *ltx.FileInfo) (*F
 			head, headErr = readRange(ctx, c, info, 0, ltx.HeaderSize)
 		}()
 		var tailErr error
-		tail, tailErr = readRange(ctx, c, info, tailOff, TailReadSize)
+		tail, tailErr = readRange(ctx, c, info, tailOff, n)
 		<-done
 		if headErr != nil {
 			return nil, headErr

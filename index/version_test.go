@@ -246,11 +246,18 @@ func TestReadFileIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// 9000 incompressible pages: a 37 MB file whose page index (~72 KiB)
+	// is larger than TailReadSize; the tail read scales with the file.
+	huge, err := indextest.Encode(ltx.Header{PageSize: 4096, Commit: 9000, MinTXID: 1, MaxTXID: 1}, randomPages(rng, 4096, 1, 9000))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name      string
 		data      []byte
 		wantOpens int64
 	}{
+		{"large file, index over 64 KiB: header and one tail", huge, 2},
 		{"small file read whole", encodeFile(t, 4096, 1, 1, 3, span(1, 3)), 1},
 		{"sparse pages", encodeFile(t, 4096, 7, 9, 500, []uint32{2, 17, 499}), 1},
 		{"large file: header and tail", big, 2},
