@@ -448,9 +448,12 @@ func (r *Replica) ReadPage(ctx context.Context, v *index.Version, pgno uint32) (
 	if !ok {
 		return nil, false, nil
 	}
-	if pgno == 1 {
+	if pgno <= maxSeedPages {
 		if data, ok := r.seeds.get(e); ok {
-			return data, false, nil
+			// A seeded page came from the remote with its file's header:
+			// pages after page 1 count as misses so the prefetcher learns
+			// the tree they root (page 2 is often a table's root).
+			return data, pgno != 1, nil
 		}
 	}
 	req := pagecache.Request{Range: e, Pgno: pgno, PageSize: v.PageSize()}

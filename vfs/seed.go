@@ -20,14 +20,21 @@ import (
 // after the header. While the index is built, seedingClient reads a little
 // more than the header of every plan file (the page-index read asks for the
 // header anyway, in parallel with the tail) and keeps a page-1 frame it
-// finds, so the first read of page 1 costs nothing.
+// finds, so the first read of page 1 costs nothing. The frames right after
+// it (pages 2, 3, ...) come in the same bytes when page 1 compresses well,
+// and page 2 is often the root of the first table created: they are kept
+// too, up to maxSeedPages (issue 11 item 5: one round trip less for a cold
+// query on that table).
 
 // seedBytes is how much more than the header is read: a 4 KiB page frame
 // even when incompressible.
 const seedBytes = 4096 + 512
 
-// maxSeeds bounds the seeded pages kept (one per file that held page 1).
+// maxSeeds bounds the files whose seeded pages are kept.
 const maxSeeds = 64
+
+// maxSeedPages bounds the pages kept per file: pages 1 to maxSeedPages.
+const maxSeedPages = 4
 
 type seed struct {
 	offset, size int64
@@ -38,15 +45,15 @@ type seed struct {
 // (newer files are the ones current versions use).
 type seeds struct {
 	mu    sync.Mutex
-	m     map[remote.FileID]seed
+	m     map[remote.FileID][]seed
 	order []remote.FileID // oldest first
 }
 
-func (s *seeds) put(k remote.FileID, sd seed) {
+func (s *seeds) put(k remote.FileID, sd []seed) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = make(map[remote.FileID]seed)
+		s.m = make(map[remote.FileID][]seed)
 	}
 	if _, ok := s.m[k]; !ok {
 		s.order = append(s.order, k)
@@ -62,11 +69,12 @@ func (s *seeds) put(k remote.FileID, sd seed) {
 func (s *seeds) get(e remote.Range) ([]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sd, ok := s.m[remote.IDOf(e.File)]
-	if !ok || sd.offset != e.Offset || sd.size != e.Size {
-		return nil, false
+	for _, sd := range s.m[remote.IDOf(e.File)] {
+		if sd.offset == e.Offset && sd.size == e.Size {
+			return sd.data, true
+		}
 	}
-	return sd.data, true
+	return nil, false
 }
 
 // seedingClient serves the header reads of an index build (offset 0,
@@ -105,23 +113,47 @@ func (c *seedingClient) OpenFile(ctx context.Context, info *ltx.FileInfo, offset
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
-// seed decodes the first frame of b (a file's first bytes) if it is a whole
-// frame of page 1, in either page encoding. Anything else is ignored: the
-// page is then read the normal way.
+// seed decodes the whole frames at the start of b (a file's first bytes
+// after its header) if the first is page 1, in either page encoding, and
+// keeps pages 1 to maxSeedPages. Anything else is ignored: the page is then
+// read the normal way.
 func (c *seedingClient) seed(k remote.FileID, b []byte) {
 	var hdr ltx.Header
 	if err := hdr.UnmarshalBinary(b[:ltx.HeaderSize]); err != nil {
 		return
 	}
-	frame := b[ltx.HeaderSize:min(len(b), ltx.HeaderSize+seedBytes)]
+	var kept []seed
+	off := int64(ltx.HeaderSize)
+	end := min(int64(len(b)), ltx.HeaderSize+seedBytes)
+	for want := uint32(1); want <= maxSeedPages && off < end; want++ {
+		frame := b[off:end]
+		size, ok := frameSize(frame, want)
+		if !ok {
+			break
+		}
+		data, err := pagecache.DecodeFrame(frame[:size], want, hdr.PageSize)
+		if err != nil {
+			break
+		}
+		kept = append(kept, seed{offset: off, size: size, data: data})
+		off += size
+	}
+	if len(kept) > 0 {
+		c.seeds.put(k, kept)
+	}
+}
+
+// frameSize returns the size of the frame of page pgno at the start of
+// frame, if it is whole there.
+func frameSize(frame []byte, pgno uint32) (int64, bool) {
 	var ph ltx.PageHeader
-	if err := ph.UnmarshalBinary(frame); err != nil || ph.Pgno != 1 {
-		return
+	if err := ph.UnmarshalBinary(frame); err != nil || ph.Pgno != pgno {
+		return 0, false
 	}
 	var size int64
 	if ph.Flags&ltx.PageHeaderFlagSize != 0 {
 		if len(frame) < ltx.PageHeaderSize+4 {
-			return
+			return 0, false
 		}
 		size = int64(ltx.PageHeaderSize + 4 + int(binary.BigEndian.Uint32(frame[ltx.PageHeaderSize:])))
 	} else {
@@ -129,16 +161,9 @@ func (c *seedingClient) seed(k remote.FileID, b []byte) {
 		// end by its block sizes.
 		f, err := ltxframe.ReadFrame(nil, bytes.NewReader(frame[ltx.PageHeaderSize:]), len(frame))
 		if err != nil {
-			return
+			return 0, false
 		}
 		size = int64(ltx.PageHeaderSize + len(f))
 	}
-	if size > int64(len(frame)) {
-		return
-	}
-	data, err := pagecache.DecodeFrame(frame[:size], 1, hdr.PageSize)
-	if err != nil {
-		return
-	}
-	c.seeds.put(k, seed{offset: ltx.HeaderSize, size: size, data: data})
+	return size, size <= int64(len(frame))
 }

@@ -216,3 +216,27 @@ func TestNewTXIDPageOneWithoutRequest(t *testing.T) {
 		}
 	}
 }
+
+func TestColdOpenSeedsTableRoot(t *testing.T) {
+	// Page 2, the root of the first table created, usually follows page 1
+	// within the bytes read along with a file's header: a cold point query
+	// on that table then needs no request for its root.
+	ctx := context.Background()
+	p, root := newPrimary(t)
+	if _, err := p.Exec(ctx, insertRows(20000, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if got := row(ctx, t, p.DB, "select rootpage from sqlite_schema where name = 't'"); got != "2" {
+		t.Fatalf("root page of t is %s, want 2", got)
+	}
+	depth := len(btree(t, p.Path, 2))
+	fc, db, _ := coldReplica(t, root, 0, vfs.ReplicaOptions{})
+	fc.Reset()
+	if got := row(ctx, t, db, "select id from t where id = 15000"); got != "15000" {
+		t.Fatalf("query: %s", got)
+	}
+	t.Logf("depth %d: %d requests", depth, fc.Opens.Load())
+	if n := fc.Opens.Load(); n > int64(depth-1) {
+		t.Errorf("a point query after the open took %d requests, want <= depth-1 = %d (the root came with the header)", n, depth-1)
+	}
+}
