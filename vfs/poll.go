@@ -40,46 +40,9 @@ const maxL0Run = 64
 // Must be called with r.pollMu held.
 func (r *Replica) poll(ctx context.Context, thorough bool) error {
 	cur := r.cur.Load()
-	full := r.gapped || time.Since(r.lastList) >= r.opts.ListInterval
-	var cands []*ltx.FileInfo
-	if !full {
-		found, decided, err := r.probe(ctx, cur.TXID())
-		if err != nil {
-			return fmt.Errorf("replica %s: poll level 0: %w", r.name, err)
-		}
-		switch {
-		case decided && len(found) == 0 && !thorough:
-			return nil // nothing new
-		case decided && len(found) == 0:
-			full = true
-		case decided && len(found) <= maxL0Run:
-			cands = found
-		case decided:
-			full = true // far behind: a higher level may be a shorter way
-		default:
-			l0, err := r.client.LTXFiles(ctx, remote.L0, cur.TXID()+1)
-			if err != nil {
-				return fmt.Errorf("replica %s: poll level 0: %w", r.name, err)
-			}
-			// The level-0 files that continue the state, and whether level
-			// 0 has files beyond them that do not (then only other levels
-			// can bridge).
-			run := index.Continue(cur.TXID(), l0)
-			end := cur.TXID()
-			if len(run) > 0 {
-				end = run[len(run)-1].MaxTXID
-			}
-			full = index.GapAfter(end, l0) != nil || len(run) > maxL0Run
-			cands = run
-		}
-	}
-	if full {
-		var err error
-		cands, err = remote.ListAllUntimed(ctx, r.client)
-		if err != nil {
-			return fmt.Errorf("replica %s: poll: %w", r.name, err)
-		}
-		r.lastList = time.Now()
+	cands, full, done, err := r.pollCandidates(ctx, cur.TXID(), thorough)
+	if err != nil || done {
+		return err
 	}
 
 	// A file that turns out damaged is planned around (another level may
@@ -126,6 +89,54 @@ func (r *Replica) poll(ctx context.Context, thorough bool) error {
 		}
 		return nil
 	}
+}
+
+// pollCandidates finds the files that may continue the state at txid: the
+// next level-0 files read by name (GET-class requests) while that decides,
+// else one listing of every level, at most every ListInterval unless the
+// probe cannot decide (full reports a listing). done reports that the probe
+// found nothing new and the poll has nothing more to do.
+func (r *Replica) pollCandidates(ctx context.Context, txid ltx.TXID, thorough bool) (cands []*ltx.FileInfo, full, done bool, err error) {
+	full = r.gapped || time.Since(r.lastList) >= r.opts.ListInterval
+	if !full {
+		found, decided, err := r.probe(ctx, txid)
+		if err != nil {
+			return nil, false, false, fmt.Errorf("replica %s: poll level 0: %w", r.name, err)
+		}
+		switch {
+		case decided && len(found) == 0 && !thorough:
+			return nil, false, true, nil // nothing new
+		case decided && len(found) == 0:
+			full = true
+		case decided && len(found) <= maxL0Run:
+			cands = found
+		case decided:
+			full = true // far behind: a higher level may be a shorter way
+		default:
+			l0, err := r.client.LTXFiles(ctx, remote.L0, txid+1)
+			if err != nil {
+				return nil, false, false, fmt.Errorf("replica %s: poll level 0: %w", r.name, err)
+			}
+			// The level-0 files that continue the state, and whether level
+			// 0 has files beyond them that do not (then only other levels
+			// can bridge).
+			run := index.Continue(txid, l0)
+			end := txid
+			if len(run) > 0 {
+				end = run[len(run)-1].MaxTXID
+			}
+			full = index.GapAfter(end, l0) != nil || len(run) > maxL0Run
+			cands = run
+		}
+	}
+	if full {
+		cands, err = remote.ListAllUntimed(ctx, r.client)
+		if err != nil {
+			return nil, false, false, fmt.Errorf("replica %s: poll: %w", r.name, err)
+		}
+		r.lastList = time.Now()
+	}
+	return cands, full, false, nil
 }
 
 // probe reads the level-0 files after txid by name, whole and verified,
