@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +26,7 @@ import (
 
 	"github.com/litestream-go/litestream/internal/faultproxy"
 	"github.com/litestream-go/litestream/internal/testserver"
+	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/s3"
 	"github.com/litestream-go/litestream/vfs"
 	"github.com/litestream-go/litestream/writer"
@@ -42,8 +47,18 @@ const (
 //
 //   - idle daemon: after a warm-up (start-up and first compactions), no writes;
 //   - daemon at one write per second;
-//   - idle reader (this program's VFS at its defaults; Litestream's VFS
-//     extension is not built by the suite, so not measured here).
+//   - idle reader: one connection through the VFS at its defaults, a
+//     query every 5 s, nothing written: this program's VFS in process, and
+//     Litestream v0.5.18's VFS extension (FIELD-NOTES: built into
+//     ~/.cache/litestream-v0.5.18-vfs/litestream-vfs.so) in a sqlite3
+//     process on a replica written by Litestream's daemon; its row says
+//     why when the extension, the binary or the shell is missing.
+//
+// During the window of this program's daemon at 1 write/s, a reader (this
+// program's VFS at its defaults, talking to MinIO directly so the daemon's
+// counts stay its own) queries max(id) every 20 ms; the time from each
+// local commit to the first query that sees it is the reader's freshness,
+// printed as p50/p99/max (issue 11 item 3: p99 <= 1.2 s).
 //
 // Each window is BENCH_COST_SECONDS (default 60) after a warm-up of 15 s;
 // per-hour figures are the window's counts scaled, so a check that runs
@@ -69,9 +84,23 @@ func BenchmarkCost(b *testing.B) {
 		b.Logf("Litestream v0.5.18 is not installed (%v): measuring this program only", err)
 	}
 
+	home, _ := os.UserHomeDir()
+	lsExt := filepath.Join(home, ".cache", "litestream-v0.5.18-vfs", "litestream-vfs.so")
+	lsReaderMissing := ""
+	if _, err := os.Stat(lsExt); err != nil {
+		lsReaderMissing = fmt.Sprintf("Litestream's VFS extension is not built (%v)", err)
+	} else if _, err := exec.LookPath("sqlite3"); err != nil {
+		lsReaderMissing = "the sqlite3 shell is not installed"
+	} else if ls == "" {
+		lsReaderMissing = "Litestream v0.5.18 is not installed (it writes the replica)"
+	}
+	vfsName := registerCostVFS(b)
+	var fresh []time.Duration
+
 	type row struct {
-		what   string
-		counts map[faultproxy.Class]int64
+		what    string
+		counts  map[faultproxy.Class]int64
+		missing string
 	}
 	var rows []row
 	measure := func(what string, run func(b *testing.B, endpoint, path string, stop <-chan struct{}, ready chan<- struct{})) {
@@ -90,7 +119,7 @@ func BenchmarkCost(b *testing.B) {
 		st := proxy.Stats()
 		close(stop)
 		<-done
-		rows = append(rows, row{what, st.Requests})
+		rows = append(rows, row{what: what, counts: st.Requests})
 		b.Logf("%s: %s in %s", what, st, window)
 	}
 
@@ -98,7 +127,7 @@ func BenchmarkCost(b *testing.B) {
 		oursDaemon(b, ep, path, false, stop, ready)
 	})
 	measure("ours daemon 1 write/s", func(b *testing.B, ep, path string, stop <-chan struct{}, ready chan<- struct{}) {
-		oursDaemon(b, ep, path, true, stop, ready)
+		fresh = oursDaemonFreshness(b, minio.Endpoint, vfsName, ep, path, warmup, stop, ready)
 	})
 	if ls != "" {
 		measure("Litestream idle daemon", func(b *testing.B, ep, path string, stop <-chan struct{}, ready chan<- struct{}) {
@@ -109,18 +138,40 @@ func BenchmarkCost(b *testing.B) {
 		})
 	}
 	measure("ours idle reader", func(b *testing.B, ep, path string, stop <-chan struct{}, ready chan<- struct{}) {
-		oursReader(b, minio.Endpoint, ep, path, stop, ready)
+		oursReader(b, minio.Endpoint, vfsName, ep, path, stop, ready)
 	})
+	if lsReaderMissing == "" {
+		measure("Litestream idle reader", func(b *testing.B, ep, path string, stop <-chan struct{}, ready chan<- struct{}) {
+			litestreamReader(b, ls, lsExt, minio.Endpoint, ep, path, stop, ready)
+		})
+	} else {
+		b.Logf("Litestream idle reader not measured: %s", lsReaderMissing)
+		rows = append(rows, row{what: "Litestream idle reader", missing: lsReaderMissing})
+	}
 
 	scale := float64(time.Hour) / float64(window)
 	fmt.Printf("\nrequests per hour by kind (window %s, scaled), S3 request cost per hour and per day\n", window)
 	fmt.Printf("%-30s %8s %8s %8s %8s %8s %10s %10s\n", "", "LIST", "HEAD", "GET", "PUT", "DELETE", "$/hour", "$/day")
 	for _, r := range rows {
+		if r.missing != "" {
+			fmt.Printf("%-30s not measured: %s\n", r.what, r.missing)
+			continue
+		}
 		c := func(k faultproxy.Class) float64 { return float64(r.counts[k]) * scale }
 		cost := (c(faultproxy.ClassLIST)+c(faultproxy.ClassPUT))*priceWrite + (c(faultproxy.ClassGET)+c(faultproxy.ClassHEAD)+c(faultproxy.ClassOther))*priceRead
 		fmt.Printf("%-30s %8.0f %8.0f %8.0f %8.0f %8.0f %10.5f %10.4f\n", r.what, c(faultproxy.ClassLIST), c(faultproxy.ClassHEAD),
 			c(faultproxy.ClassGET), c(faultproxy.ClassPUT), c(faultproxy.ClassDELETE), cost, cost*24)
 	}
+	if len(fresh) == 0 {
+		fmt.Printf("reader freshness at 1 write/s: no commit seen\n")
+	} else {
+		slices.Sort(fresh)
+		q := func(p float64) time.Duration { return fresh[min(len(fresh)-1, int(p*float64(len(fresh))))] }
+		fmt.Printf("reader freshness at 1 write/s (this program's VFS, defaults; commit to first query that sees it, %d commits): p50 %v p99 %v max %v (target p99 <= 1.2s)\n",
+			len(fresh), q(0.50).Round(time.Millisecond), q(0.99).Round(time.Millisecond), fresh[len(fresh)-1].Round(time.Millisecond))
+	}
+	la, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("load average: %s\n", strings.TrimSpace(string(la)))
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -144,6 +195,12 @@ func newDB(b *testing.B, dir string) (*sql.DB, string) {
 
 // writeEverySecond inserts a row every second until stop.
 func writeEverySecond(b *testing.B, db *sql.DB, stop <-chan struct{}) {
+	writeEverySecondFunc(b, db, stop, nil)
+}
+
+// writeEverySecondFunc inserts a row every second until stop and passes
+// each row's id and the time its commit returned to committed, if not nil.
+func writeEverySecondFunc(b *testing.B, db *sql.DB, stop <-chan struct{}, committed func(id int64, at time.Time)) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -152,9 +209,18 @@ func writeEverySecond(b *testing.B, db *sql.DB, stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		if _, err := db.Exec(`INSERT INTO t(v) VALUES (randomblob(200))`); err != nil {
+		res, err := db.Exec(`INSERT INTO t(v) VALUES (randomblob(200))`)
+		if err != nil {
 			b.Error(err)
 			return
+		}
+		if committed != nil {
+			id, err := res.LastInsertId()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			committed(id, time.Now())
 		}
 	}
 }
@@ -240,9 +306,132 @@ func litestreamDaemon(b *testing.B, bin, endpoint, path string, writes bool, sto
 	}
 }
 
+// costVFSSeq names each registration of the benchmark's VFS (SQLite keeps
+// a registered name for the life of the process; -count runs it again).
+var costVFSSeq atomic.Int64
+
+// registerCostVFS registers this program's VFS at its defaults; a replica
+// URL names its endpoint and path as "endpoint|path".
+func registerCostVFS(b *testing.B) string {
+	name := fmt.Sprintf("litestream-cost-%d", costVFSSeq.Add(1))
+	v, err := vfs.Register(name, vfs.Options{Logger: quietLog(),
+		OpenClient: func(ctx context.Context, u string) (remote.Client, error) {
+			ep, path, ok := strings.Cut(u, "|")
+			if !ok {
+				return nil, fmt.Errorf("replica %q: want endpoint|path", u)
+			}
+			return s3Client(b, ep, path), nil
+		}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { v.Close() })
+	return name
+}
+
+func openCostReplica(b *testing.B, vfsName, endpoint, path string) *sql.DB {
+	db, err := sql.Open("sqlite3", "file:app.db?vfs="+vfsName+"&replica="+url.QueryEscape(endpoint+"|"+path))
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.SetMaxOpenConns(1) // one connection, as a reader process with one
+	return db
+}
+
+// oursDaemonFreshness is oursDaemon at 1 write/s with a reader beside it
+// (this program's VFS at its defaults, on MinIO directly) that queries
+// max(id) every 20 ms. It returns, for each commit made after warmup, how
+// long after the commit returned a query first saw it.
+func oursDaemonFreshness(b *testing.B, direct, vfsName, endpoint, path string, warmup time.Duration, stop <-chan struct{}, ready chan<- struct{}) []time.Duration {
+	dir := b.TempDir()
+	db, dbPath := newDB(b, dir)
+	defer db.Close()
+	w := writer.New(dbPath, s3Client(b, endpoint, path), writer.Options{Logger: quietLog()})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := w.Open(ctx); err != nil {
+		b.Error(err)
+		close(ready)
+		return nil
+	}
+	defer w.Close(context.Background())
+	w.Start(ctx)
+	rdb := openCostReplica(b, vfsName, direct, path)
+	defer rdb.Close()
+	var seenUpTo int64
+	deadline := time.Now().Add(time.Minute)
+	for seenUpTo < 1000 { // the replica holds newDB's 1,000 rows once the first sync is up
+		if err := rdb.QueryRow(`SELECT max(id) FROM t`).Scan(&seenUpTo); err != nil || seenUpTo < 1000 {
+			if time.Now().After(deadline) {
+				b.Errorf("reader did not see the first sync within a minute: max(id) %d, %v", seenUpTo, err)
+				close(ready)
+				return nil
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	close(ready)
+	from := time.Now().Add(warmup)
+
+	var mu sync.Mutex
+	commits := map[int64]time.Time{}
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		writeEverySecondFunc(b, db, stop, func(id int64, at time.Time) {
+			mu.Lock()
+			commits[id] = at
+			mu.Unlock()
+		})
+	}()
+	var lags []time.Duration
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			<-writerDone
+			return lags
+		case <-tick.C:
+		}
+		var n int64
+		if err := rdb.QueryRow(`SELECT max(id) FROM t`).Scan(&n); err != nil {
+			b.Errorf("reader: %v", err)
+			continue
+		}
+		now := time.Now()
+		mu.Lock()
+		for id := seenUpTo + 1; id <= n; id++ {
+			if at, ok := commits[id]; ok && at.After(from) {
+				lags = append(lags, now.Sub(at))
+			}
+		}
+		mu.Unlock()
+		seenUpTo = max(seenUpTo, n)
+	}
+}
+
+// queryEvery5s runs query on db every 5 s until stop.
+func queryEvery5s(b *testing.B, db *sql.DB, query string, stop <-chan struct{}) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		var n int64
+		if err := db.QueryRow(query).Scan(&n); err != nil {
+			b.Errorf("reader: %s: %v", query, err)
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // oursReader keeps a replica open at the VFS defaults (poll every second),
-// with nothing written, as a process with one connection does.
-func oursReader(b *testing.B, direct, endpoint, path string, stop <-chan struct{}, ready chan<- struct{}) {
+// with nothing written, as a process with one connection that queries it
+// every 5 s does.
+func oursReader(b *testing.B, direct, vfsName, endpoint, path string, stop <-chan struct{}, ready chan<- struct{}) {
 	dir := b.TempDir()
 	db, dbPath := newDB(b, dir)
 	defer db.Close()
@@ -257,14 +446,88 @@ func oursReader(b *testing.B, direct, endpoint, path string, stop <-chan struct{
 		b.Error(err)
 	}
 	w.Close(ctx)
-	r, err := vfs.OpenReplica(ctx, "cost", s3Client(b, endpoint, path), vfs.ReplicaOptions{Logger: quietLog()})
+	rdb := openCostReplica(b, vfsName, endpoint, path)
+	defer rdb.Close()
+	close(ready)
+	queryEvery5s(b, rdb, `SELECT count(*) FROM t`, stop)
+}
+
+// litestreamReader has Litestream v0.5.18's daemon write a replica of
+// newDB's database directly to MinIO and stop, then keeps it open in a
+// sqlite3 process through Litestream's VFS extension at its defaults (one
+// connection, a query every 5 s) through the counting proxy.
+func litestreamReader(b *testing.B, bin, ext, direct, endpoint, path string, stop <-chan struct{}, ready chan<- struct{}) {
+	daemonStop := make(chan struct{})
+	daemonReady := make(chan struct{})
+	daemonDone := make(chan struct{})
+	go func() {
+		defer close(daemonDone)
+		litestreamDaemon(b, bin, direct, path, false, daemonStop, daemonReady)
+	}()
+	<-daemonReady
+	c := s3Client(b, direct, path)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		files, err := c.LTXFiles(context.Background(), 0, 0)
+		if err == nil && len(files) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(daemonStop)
+			<-daemonDone
+			b.Errorf("Litestream wrote no level-0 file in a minute (%v)", err)
+			close(ready)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	close(daemonStop)
+	<-daemonDone
+
+	replica := fmt.Sprintf("s3://cost/%s?endpoint=%s&region=us-east-1&force-path-style=true", path, endpoint)
+	env := []string{"AWS_ACCESS_KEY_ID=" + testserver.MinIOUser, "AWS_SECRET_ACCESS_KEY=" + testserver.MinIOPassword,
+		"AWS_REGION=us-east-1", "LITESTREAM_REPLICA_URL=" + replica}
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "AWS_CA_BUNDLE=") && !strings.HasPrefix(e, "LITESTREAM_") { // Litestream cannot start with it set (FIELD-NOTES)
+			env = append(env, e)
+		}
+	}
+	cmd := exec.Command("sqlite3")
+	cmd.Env = env
+	in, err := cmd.StdinPipe()
 	if err != nil {
+		b.Fatal(err)
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
 		b.Error(err)
 		close(ready)
 		return
 	}
-	r.Acquire(ctx)
-	defer r.Release()
+	defer func() {
+		in.Close()
+		if err := cmd.Wait(); err != nil {
+			b.Errorf("sqlite3 with Litestream's VFS: %v\n%s", err, out.String())
+		}
+		// Every query printed newDB's 1,000 rows: the reader read the replica.
+		for _, l := range strings.Fields(out.String()) {
+			if l != "1000" {
+				b.Errorf("sqlite3 with Litestream's VFS printed %q, want 1000 per query:\n%s", l, out.String())
+				break
+			}
+		}
+	}()
+	fmt.Fprintf(in, ".bail on\n.load %s\n.open file:app.db?vfs=litestream\n", ext)
 	close(ready)
-	<-stop
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		fmt.Fprintf(in, "SELECT count(*) FROM t;\n")
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
 }
