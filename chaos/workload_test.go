@@ -324,8 +324,14 @@ func vfsOpen(replicaURL string) string {
 	return ".load " + extPath + "\n.open 'file:chaos.db?vfs=litestream&replica=" + replicaURL + "'\n"
 }
 
+// vfsEnv configures the readers the harness starts. A reader notices a
+// missing file (a gap) only when it lists the replica: its probe of the next
+// level-0 file by name cannot tell "not written yet" from "deleted", and it
+// lists at most every list_interval (default 1 minute). The harness judges a
+// reader stuck after 20 s, so its readers list every second; the default's
+// bound is the documented one (README, "Readers find new files by name").
 func vfsEnv() []string {
-	return cleanEnv("LITESTREAM_POLL_INTERVAL=100ms", "LITESTREAM_LOG_LEVEL=error")
+	return cleanEnv("LITESTREAM_POLL_INTERVAL=100ms", "LITESTREAM_LIST_INTERVAL=1s", "LITESTREAM_LOG_LEVEL=error")
 }
 
 // readVFS reads the replica through the extension in a new sqlite3 process.
