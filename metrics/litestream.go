@@ -18,7 +18,6 @@ import (
 	"github.com/litestream-go/litestream/writer"
 )
 
-
 // lsMetrics are the Litestream-named collectors.
 type lsMetrics struct {
 	// Per database, from the writer's status at scrape time.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,24 +14,9 @@ import (
 	"time"
 
 	"github.com/superfly/ltx"
-)
 
-// smallDisk mounts a tmpfs of size bytes and returns its path, or skips the
-// test when that is not possible (not root, no mount permission). It is
-// unmounted when the test ends.
-func smallDisk(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a %s tmpfs to fill (needs root): %v %s", size, err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", dir, err, out)
-		}
-	})
-	return dir
-}
+	"github.com/litestream-go/litestream/internal/testsupport"
+)
 
 // fill writes a filler file in dir until the disk is full, then frees keep
 // bytes of it, and returns its path.
@@ -73,7 +57,7 @@ func bigPrimary(t *testing.T, mib int) *followPrimary {
 // cause, leaves nothing behind, and the same restore works once space
 // returns.
 func TestRestoreDiskFull(t *testing.T) {
-	disk := smallDisk(t, "30m")
+	disk := testsupport.MountTmpfs(t, "30m")
 	p := bigPrimary(t, 8)
 	filler := fill(t, disk, 2<<20)
 	out := filepath.Join(disk, "out.db")
@@ -145,7 +129,7 @@ func (l *logCatcher) has(s string) bool {
 // exactly the replica's state. Before, Follow returned the first error and
 // the command exited.
 func TestFollowDiskFull(t *testing.T) {
-	disk := smallDisk(t, "30m")
+	disk := testsupport.MountTmpfs(t, "30m")
 	p := bigPrimary(t, 4)
 	out := filepath.Join(disk, "f.db")
 	logs := &logCatcher{}
@@ -219,7 +203,7 @@ func bigPrimaryGrow(t *testing.T, p *followPrimary, mib int) ltx.TXID {
 
 // The initial restore of restore -f on a full volume waits for space too.
 func TestFollowDiskFullAtStart(t *testing.T) {
-	disk := smallDisk(t, "30m")
+	disk := testsupport.MountTmpfs(t, "30m")
 	p := bigPrimary(t, 4)
 	filler := fill(t, disk, 1<<20)
 	out := filepath.Join(disk, "f.db")

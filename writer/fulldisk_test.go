@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,27 +17,11 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
+
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
 )
-
-// mountTmpfs mounts a tmpfs of the given size (mount's syntax, e.g. "30m")
-// on a new directory and unmounts it when the test ends. It skips the test
-// when mounting is not possible.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs to fill (needs root and mount(8)): %v: %s", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		// Lazily: a test that failed may still hold files open on it.
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // fill writes a file in dir until its volume is full and returns the file's
 // path; removing it frees the space again.
@@ -101,7 +84,7 @@ func TestFullStagingVolume(t *testing.T) {
 			name = "first sync (snapshot, level-9 copy)"
 		}
 		t.Run(name, func(t *testing.T) {
-			vol := mountTmpfs(t, "30m")
+			vol := testsupport.MountTmpfs(t, "30m")
 			e := newEnvAt(t, filepath.Join(vol, "app.db"))
 			e.insert(200, 2000)
 			h := newCapture()
@@ -168,7 +151,7 @@ func TestFullStagingVolume(t *testing.T) {
 // the disk's error naming the file, keep the staged file for the retry, leave
 // no temporary file in the replica, and catch up once space returns.
 func TestFullReplicaVolume(t *testing.T) {
-	vol := mountTmpfs(t, "20m")
+	vol := testsupport.MountTmpfs(t, "20m")
 	e := newEnv(t)
 	e.client.Client = file.New(filepath.Join(vol, "replica"))
 	e.insert(100, 2000)
@@ -214,7 +197,7 @@ func TestFullReplicaVolume(t *testing.T) {
 // with a final sync that leaves the replica equal to the database: it needs
 // no space on the full volume.
 func TestFullDatabaseVolumeLoop(t *testing.T) {
-	vol := mountTmpfs(t, "30m")
+	vol := testsupport.MountTmpfs(t, "30m")
 	e := newEnvAt(t, filepath.Join(vol, "app.db"))
 	e.insert(200, 2000)
 	h := newCapture()
