@@ -59,9 +59,14 @@ func newKnownClient(c remote.Client, every time.Duration) *knownClient {
 // forget drops the knowledge: the next listing lists the remote.
 func (c *knownClient) forget() {
 	c.mu.Lock()
+	c.forgetLocked()
+	c.mu.Unlock()
+}
+
+// forgetLocked is forget with c.mu held.
+func (c *knownClient) forgetLocked() {
 	c.files = nil
 	c.gen++
-	c.mu.Unlock()
 }
 
 // failed drops the knowledge after a failed request.
@@ -106,8 +111,7 @@ func (c *knownClient) all(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo
 	if err != nil {
 		// As failed does, with c.mu already held.
 		if !errors.Is(err, context.Canceled) {
-			c.files = nil
-			c.gen++
+			c.forgetLocked()
 		}
 		return nil, err
 	}
