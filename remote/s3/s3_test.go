@@ -248,9 +248,13 @@ func TestFaults(t *testing.T) {
 func TestFaultsRandom(t *testing.T) {
 	endpoint := minio(t)
 	proxy := faultproxy.StartT(t, endpoint, faultproxy.Options{Rates: faultproxy.Transient(0.25).Plus(faultproxy.Stalls(0.02)).Plus(faultproxy.Rates{faultproxy.SlowBody: 0.05})})
+	// About 27% of requests fail, so an operation gives up only when every
+	// attempt does: 0.27^6 = 4e-4 per operation was about 2% per run of
+	// this test's ~50 operations (CI hit it with seed 1796411729016717010:
+	// six faults in a row on one PUT). 0.27^14 = 1e-8 per operation.
 	c, err := New(Config{Bucket: "random", Path: "db", Endpoint: proxy.URL(),
 		AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword,
-		Retry: retry.Policy{Attempts: 6, Base: time.Millisecond, Max: 20 * time.Millisecond, AttemptTimeout: time.Second}, Logger: quiet})
+		Retry: retry.Policy{Attempts: 14, Base: time.Millisecond, Max: 20 * time.Millisecond, AttemptTimeout: time.Second}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
