@@ -18,33 +18,6 @@ import (
 	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
-// fill writes a filler file in dir until the disk is full, then frees keep
-// bytes of it, and returns its path.
-func fill(t *testing.T, dir string, keep int64) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	var n int64
-	for {
-		k, err := f.Write(buf)
-		n += int64(k)
-		if errors.Is(err, syscall.ENOSPC) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := f.Truncate(max(0, n-keep)); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // bigPrimary is a followPrimary whose database is about mib MiB.
 func bigPrimary(t *testing.T, mib int) *followPrimary {
 	p := newFollowPrimary(t)
@@ -59,13 +32,13 @@ func bigPrimary(t *testing.T, mib int) *followPrimary {
 func TestRestoreDiskFull(t *testing.T) {
 	disk := testsupport.MountTmpfs(t, "30m")
 	p := bigPrimary(t, 8)
-	filler := fill(t, disk, 2<<20)
+	filler := testsupport.FillVolume(t, disk, 2<<20)
 	out := filepath.Join(disk, "out.db")
 	_, err := Run(context.Background(), p.c, Options{OutputPath: out, Logger: discardLogger()})
 	if err == nil || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), out) {
 		t.Fatalf("restore onto a full volume: %v, want ENOSPC naming %s", err, out)
 	}
-	if names := dirNames(t, disk); len(names) != 1 {
+	if names := testsupport.DirNames(t, disk); len(names) != 1 {
 		t.Fatalf("a failed restore left %v", names)
 	}
 	if err := os.Remove(filler); err != nil {
@@ -78,19 +51,6 @@ func TestRestoreDiskFull(t *testing.T) {
 	if err != nil || !bytes.Equal(got, p.img) {
 		t.Fatalf("restored output differs (%v)", err)
 	}
-}
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 // logCatcher records the messages of log records that carry an error.
@@ -133,47 +93,26 @@ func TestFollowDiskFull(t *testing.T) {
 	p := bigPrimary(t, 4)
 	out := filepath.Join(disk, "f.db")
 	logs := &logCatcher{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var mu sync.Mutex
-	var applied ltx.TXID
-	done := make(chan error, 1)
-	go func() {
-		done <- Follow(ctx, p.c, FollowOptions{OutputPath: out, Interval: 10 * time.Millisecond, Logger: slog.New(logs),
-			Applied: func(txid ltx.TXID) { mu.Lock(); applied = txid; mu.Unlock() }})
-	}()
-	last := func() ltx.TXID { mu.Lock(); defer mu.Unlock(); return applied }
-	waitApplied(t, last, p.txid)
+	f := startFollow(t, p.c, out, slog.New(logs))
+	waitApplied(t, f.applied, p.txid)
 
-	filler := fill(t, disk, 64<<10)
+	filler := testsupport.FillVolume(t, disk, 64<<10)
 	grown := bigPrimaryGrow(t, p, 6) // new files larger than the space left
-	deadline := time.Now().Add(20 * time.Second)
-	for !logs.has("no space left on device") {
-		select {
-		case err := <-done:
-			t.Fatalf("follow stopped on a full disk: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no full-disk error reported (errors: %v)", logs.errs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFullDiskLogged(t, logs, f)
 	if !logs.has(disk) {
 		t.Fatalf("the full-disk error does not name the file: %v", logs.errs)
 	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitApplied(t, last, grown)
-	cancel()
-	if err := <-done; err != nil {
+	waitApplied(t, f.applied, grown)
+	if err := f.stop(); err != nil {
 		t.Fatal(err)
 	}
 	checkFollowOutput(t, out, p.img, p.txid)
-	for _, n := range dirNames(t, disk) {
+	for _, n := range testsupport.DirNames(t, disk) {
 		if strings.HasSuffix(n, ".tmp") || strings.Contains(n, "follow") {
-			t.Fatalf("left behind: %s (all: %v)", n, dirNames(t, disk))
+			t.Fatalf("left behind: %s (all: %v)", n, testsupport.DirNames(t, disk))
 		}
 	}
 }
@@ -205,22 +144,29 @@ func bigPrimaryGrow(t *testing.T, p *followPrimary, mib int) ltx.TXID {
 func TestFollowDiskFullAtStart(t *testing.T) {
 	disk := testsupport.MountTmpfs(t, "30m")
 	p := bigPrimary(t, 4)
-	filler := fill(t, disk, 1<<20)
+	filler := testsupport.FillVolume(t, disk, 1<<20)
 	out := filepath.Join(disk, "f.db")
 	logs := &logCatcher{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var mu sync.Mutex
-	var applied ltx.TXID
-	done := make(chan error, 1)
-	go func() {
-		done <- Follow(ctx, p.c, FollowOptions{OutputPath: out, Interval: 10 * time.Millisecond, Logger: slog.New(logs),
-			Applied: func(txid ltx.TXID) { mu.Lock(); applied = txid; mu.Unlock() }})
-	}()
+	f := startFollow(t, p.c, out, slog.New(logs))
+	waitFullDiskLogged(t, logs, f)
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, f.applied, p.txid)
+	if err := f.stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkFollowOutput(t, out, p.img, p.txid)
+}
+
+// waitFullDiskLogged waits until the follower logs a full-disk error; its
+// returning meanwhile is a failure (it must carry on).
+func waitFullDiskLogged(t *testing.T, logs *logCatcher, f *bgFollow) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !logs.has("no space left on device") {
 		select {
-		case err := <-done:
+		case err := <-f.done:
 			t.Fatalf("follow stopped on a full disk: %v", err)
 		default:
 		}
@@ -229,13 +175,4 @@ func TestFollowDiskFullAtStart(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
-	waitApplied(t, func() ltx.TXID { mu.Lock(); defer mu.Unlock(); return applied }, p.txid)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	checkFollowOutput(t, out, p.img, p.txid)
 }

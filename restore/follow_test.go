@@ -89,6 +89,14 @@ func (p *followPrimary) commit() {
 	}
 }
 
+// commitN commits n times.
+func (p *followPrimary) commitN(n int) {
+	p.t.Helper()
+	for i := 0; i < n; i++ {
+		p.commit()
+	}
+}
+
 // write encodes the pages changed in minTXID..maxTXID at their state at
 // maxTXID as one file of level.
 func (p *followPrimary) write(level int, minTXID, maxTXID ltx.TXID) {
@@ -116,18 +124,45 @@ func (p *followPrimary) write(level int, minTXID, maxTXID ltx.TXID) {
 	}
 }
 
-// follow runs Follow in the background; stop cancels it and returns its
-// error.
-func follow(t *testing.T, c remote.Client, out string) (applied func() ltx.TXID, stop func() error) {
+// followTo runs Follow until it has applied txid, then stops it.
+func followTo(t *testing.T, c remote.Client, out string, txid ltx.TXID) {
+	t.Helper()
+	f := startFollow(t, c, out, discardLogger())
+	waitApplied(t, f.applied, txid)
+	if err := f.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bgFollow is a Follow running in the background, polling every 10 ms.
+type bgFollow struct {
+	cancel context.CancelFunc
+	done   chan error
+	mu     sync.Mutex
+	last   ltx.TXID
+}
+
+func startFollow(t *testing.T, c remote.Client, out string, logger *slog.Logger) *bgFollow {
 	ctx, cancel := context.WithCancel(context.Background())
-	var mu sync.Mutex
-	var last ltx.TXID
-	done := make(chan error, 1)
+	t.Cleanup(cancel)
+	f := &bgFollow{cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		done <- Follow(ctx, c, FollowOptions{OutputPath: out, Interval: 10 * time.Millisecond, Logger: discardLogger(),
-			Applied: func(txid ltx.TXID) { mu.Lock(); last = txid; mu.Unlock() }})
+		f.done <- Follow(ctx, c, FollowOptions{OutputPath: out, Interval: 10 * time.Millisecond, Logger: logger,
+			Applied: func(txid ltx.TXID) { f.mu.Lock(); f.last = txid; f.mu.Unlock() }})
 	}()
-	return func() ltx.TXID { mu.Lock(); defer mu.Unlock(); return last }, func() error { cancel(); return <-done }
+	return f
+}
+
+// applied is the last TXID the follower applied.
+func (f *bgFollow) applied() ltx.TXID { f.mu.Lock(); defer f.mu.Unlock(); return f.last }
+
+// stop cancels the follower and returns Follow's error.
+func (f *bgFollow) stop() error { f.cancel(); return <-f.done }
+
+// followOnce runs Follow in the foreground, polling every millisecond, until
+// it returns (the tests that call it expect an error).
+func followOnce(c remote.Client, out string) error {
+	return Follow(context.Background(), c, FollowOptions{OutputPath: out, Interval: time.Millisecond, Logger: discardLogger()})
 }
 
 func waitApplied(t *testing.T, applied func() ltx.TXID, txid ltx.TXID) {
@@ -158,20 +193,18 @@ func checkFollowOutput(t *testing.T, out string, want []byte, txid ltx.TXID) {
 
 func TestFollowAppliesNewFiles(t *testing.T) {
 	p := newFollowPrimary(t)
-	for i := 0; i < 5; i++ {
-		p.commit()
-	}
+	p.commitN(5)
 	out := filepath.Join(t.TempDir(), "f.db")
-	applied, stop := follow(t, p.c, out)
-	waitApplied(t, applied, 5)
+	f := startFollow(t, p.c, out, discardLogger())
+	waitApplied(t, f.applied, 5)
 	for i := 0; i < 30; i++ {
 		p.commit()
 		if i%7 == 0 {
-			waitApplied(t, applied, p.txid)
+			waitApplied(t, f.applied, p.txid)
 		}
 	}
-	waitApplied(t, applied, p.txid)
-	if err := stop(); err != nil {
+	waitApplied(t, f.applied, p.txid)
+	if err := f.stop(); err != nil {
 		t.Fatal(err)
 	}
 	checkFollowOutput(t, out, p.img, p.txid)
@@ -179,19 +212,13 @@ func TestFollowAppliesNewFiles(t *testing.T) {
 	// Resume: stopped and behind; meanwhile level 0 was compacted into
 	// level 1 and deleted, including a file straddling the output's TXID.
 	at := p.txid
-	for i := 0; i < 6; i++ {
-		p.commit()
-	}
+	p.commitN(6)
 	p.write(1, at-2, p.txid) // overlaps the output's state
 	l0, _ := p.c.LTXFiles(context.Background(), 0, at-2)
 	if err := p.c.DeleteLTXFiles(context.Background(), l0); err != nil {
 		t.Fatal(err)
 	}
-	applied, stop = follow(t, p.c, out)
-	waitApplied(t, applied, p.txid)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	followTo(t, p.c, out, p.txid)
 	checkFollowOutput(t, out, p.img, p.txid)
 }
 
@@ -200,15 +227,9 @@ func TestFollowAppliesNewFiles(t *testing.T) {
 // next Follow re-applies it and goes on.
 func TestFollowCrashResume(t *testing.T) {
 	p := newFollowPrimary(t)
-	for i := 0; i < 4; i++ {
-		p.commit()
-	}
+	p.commitN(4)
 	out := filepath.Join(t.TempDir(), "f.db")
-	applied, stop := follow(t, p.c, out)
-	waitApplied(t, applied, 4)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	followTo(t, p.c, out, 4)
 	p.commit()
 	p.commit()
 	// The crash: TXID 5 downloaded to the journal and half applied.
@@ -225,11 +246,7 @@ func TestFollowCrashResume(t *testing.T) {
 	o.WriteAt(img5[:followPS], 0) // page 1 (changed or not, idempotent)
 	o.Close()
 
-	applied, stop = follow(t, p.c, out)
-	waitApplied(t, applied, 6)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	followTo(t, p.c, out, 6)
 	checkFollowOutput(t, out, p.img, 6)
 	if _, err := os.Stat(out + "-follow.ltx"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("journal left behind: %v", err)
@@ -238,9 +255,7 @@ func TestFollowCrashResume(t *testing.T) {
 
 func TestFollowErrors(t *testing.T) {
 	p := newFollowPrimary(t)
-	for i := 0; i < 3; i++ {
-		p.commit()
-	}
+	p.commitN(3)
 	dir := t.TempDir()
 	// An existing database without a recorded TXID is not followed.
 	plain := filepath.Join(dir, "plain.db")
@@ -252,15 +267,13 @@ func TestFollowErrors(t *testing.T) {
 
 	// History deleted past the follower: a clear error.
 	out := filepath.Join(dir, "f.db")
-	applied, stop := follow(t, p.c, out)
-	waitApplied(t, applied, 3)
-	stop()
-	for i := 0; i < 3; i++ {
-		p.commit()
-	}
+	f := startFollow(t, p.c, out, discardLogger())
+	waitApplied(t, f.applied, 3)
+	f.stop()
+	p.commitN(3)
 	l0, _ := p.c.LTXFiles(context.Background(), 0, 4)
 	p.c.DeleteLTXFiles(context.Background(), l0[:1])
-	err = Follow(context.Background(), p.c, FollowOptions{OutputPath: out, Interval: time.Millisecond, Logger: discardLogger()})
+	err = followOnce(p.c, out)
 	if !errors.Is(err, ErrFollowGap) || !strings.Contains(err.Error(), "TXIDs 0000000000000004-0000000000000004") {
 		t.Fatalf("follow across a gap: %v", err)
 	}
@@ -272,22 +285,7 @@ func TestFollowErrors(t *testing.T) {
 // TXID 5's bytes found under TXID 6's name, believed itself at TXID 6, and
 // later applied TXID 7 on top of the state at 5: pages of two states mixed.
 func TestFollowSwappedFile(t *testing.T) {
-	ctx := context.Background()
-	p := newFollowPrimary(t)
-	root := t.TempDir()
-	p.c = fileremote.New(root)
-	for i := 0; i < 4; i++ {
-		p.commit()
-	}
-	out := filepath.Join(t.TempDir(), "f.db")
-	applied, stop := follow(t, p.c, out)
-	waitApplied(t, applied, 4)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 3; i++ {
-		p.commit() // 5, 6, 7
-	}
+	p, root, out := followerBehind(t)
 	l0 := filepath.Join(root, "ltx", "0")
 	five, err := os.ReadFile(filepath.Join(l0, ltx.FormatFilename(5, 5)))
 	if err != nil {
@@ -296,11 +294,26 @@ func TestFollowSwappedFile(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(l0, ltx.FormatFilename(6, 6)), five, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err = Follow(ctx, p.c, FollowOptions{OutputPath: out, Interval: time.Millisecond, Logger: discardLogger()})
+	err = followOnce(p.c, out)
 	if err == nil || !strings.Contains(err.Error(), "level 0 file 0000000000000006-0000000000000006.ltx") || !strings.Contains(err.Error(), "header says TXIDs 0000000000000005") {
 		t.Fatalf("follow over a swapped file: %v", err)
 	}
 	checkFollowOutput(t, out, p.images[5], 5)
+}
+
+// followerBehind returns a primary on a file replica (root) at TXID 7 and
+// the output of a follower stopped at TXID 4, for tests that damage one of
+// the files of TXIDs 5-7 before following again.
+func followerBehind(t *testing.T) (p *followPrimary, root, out string) {
+	t.Helper()
+	p = newFollowPrimary(t)
+	root = t.TempDir()
+	p.c = fileremote.New(root)
+	p.commitN(4)
+	out = filepath.Join(t.TempDir(), "f.db")
+	followTo(t, p.c, out, 4)
+	p.commitN(3) // 5, 6, 7
+	return p, root, out
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -313,22 +326,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 func TestFollowDamagedFile(t *testing.T) {
 	for _, kind := range []string{"flip", "truncate"} {
 		t.Run(kind, func(t *testing.T) {
-			ctx := context.Background()
-			p := newFollowPrimary(t)
-			root := t.TempDir()
-			p.c = fileremote.New(root)
-			for i := 0; i < 4; i++ {
-				p.commit()
-			}
-			out := filepath.Join(t.TempDir(), "f.db")
-			applied, stop := follow(t, p.c, out)
-			waitApplied(t, applied, 4)
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
-			for i := 0; i < 3; i++ {
-				p.commit() // 5, 6, 7
-			}
+			p, root, out := followerBehind(t)
 			six := filepath.Join(root, "ltx", "0", ltx.FormatFilename(6, 6))
 			b, err := os.ReadFile(six)
 			if err != nil {
@@ -345,7 +343,7 @@ func TestFollowDamagedFile(t *testing.T) {
 			if err := os.WriteFile(six, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			err = Follow(ctx, p.c, FollowOptions{OutputPath: out, Interval: time.Millisecond, Logger: discardLogger()})
+			err = followOnce(p.c, out)
 			if err == nil || !strings.Contains(err.Error(), "level 0 file 0000000000000006-0000000000000006.ltx") {
 				t.Fatalf("follow over a damaged file: %v", err)
 			}
