@@ -49,7 +49,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/superfly/ltx"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/internal/backend"
@@ -331,11 +330,8 @@ func (c *Client) listPrefix(ctx context.Context, prefix string, want func(remote
 // every pause in its body).
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	name := c.BlobName(level, minTXID, maxTXID)
-	if err := backend.CheckLevel(level); err != nil {
-		return nil, c.fail("open", name, err)
-	}
-	if err := backend.CheckRange(offset, size); err != nil {
-		return nil, c.fail("open", name, err)
+	if err := backend.CheckOpen(c.fail, name, level, offset, size); err != nil {
+		return nil, err
 	}
 	azb, err := c.client()
 	if err != nil {
@@ -412,15 +408,9 @@ func deref(s *string) string {
 // header timestamp in the metadata.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	name := c.BlobName(level, minTXID, maxTXID)
-	if err := backend.CheckWrite(level, minTXID, maxTXID); err != nil {
-		return nil, c.fail("write", name, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, c.fail("write", name, err)
-	}
-	createdAt, r, err := backend.ReadHeader(ctx, r, minTXID, maxTXID)
+	createdAt, r, err := backend.StartWrite(ctx, c.fail, name, level, minTXID, maxTXID, r)
 	if err != nil {
-		return nil, c.fail("write", name, err)
+		return nil, err
 	}
 	azb, err := c.client()
 	if err != nil {
@@ -457,23 +447,13 @@ func (c *Client) deleteNames(ctx context.Context, names []string) error {
 	if err != nil {
 		return c.fail("delete", names[0], err)
 	}
-	var mu sync.Mutex
-	var errs []error
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for _, name := range names {
-		g.Go(func() error {
-			_, err := azb.DeleteBlob(gctx, c.cfg.Container, name, nil)
-			if err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound) {
-				mu.Lock()
-				errs = append(errs, c.fail("delete", name, err))
-				mu.Unlock()
-			}
-			return nil
-		})
-	}
-	_ = g.Wait()
-	return errors.Join(errs...)
+	return backend.DeleteParallel(ctx, names, 8, func(ctx context.Context, name string) error {
+		_, err := azb.DeleteBlob(ctx, c.cfg.Container, name, nil)
+		if err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound) {
+			return c.fail("delete", name, err)
+		}
+		return nil
+	})
 }
 
 // DeleteAll removes every blob under <path>/ltx/.

@@ -48,7 +48,6 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2"
 	"github.com/superfly/ltx"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
@@ -315,11 +314,8 @@ func (c *Client) list(ctx context.Context, b *storage.BucketHandle, q *storage.Q
 // end) with a ranged read.
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	key := c.Key(level, minTXID, maxTXID)
-	if err := backend.CheckLevel(level); err != nil {
-		return nil, c.fail("open", key, err)
-	}
-	if err := backend.CheckRange(offset, size); err != nil {
-		return nil, c.fail("open", key, err)
+	if err := backend.CheckOpen(c.fail, key, level, offset, size); err != nil {
+		return nil, err
 	}
 	b, err := c.bucket(ctx)
 	if err != nil {
@@ -374,26 +370,15 @@ func rangeNotSatisfiable(err error) bool {
 // in the object metadata.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	key := c.Key(level, minTXID, maxTXID)
-	if err := backend.CheckWrite(level, minTXID, maxTXID); err != nil {
-		return nil, c.fail("write", key, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, c.fail("write", key, err)
-	}
-	createdAt, r, err := backend.ReadHeader(ctx, r, minTXID, maxTXID)
+	createdAt, spool, err := backend.SpoolWrite(ctx, c.fail, key, level, minTXID, maxTXID, r, int64(c.cfg.ChunkSize))
 	if err != nil {
-		return nil, c.fail("write", key, err)
+		return nil, err
 	}
+	defer spool.Close()
 	b, err := c.bucket(ctx)
 	if err != nil {
 		return nil, c.fail("write", key, err)
 	}
-
-	spool, err := backend.NewSpool(ctx, r, int64(c.cfg.ChunkSize), "")
-	if err != nil {
-		return nil, c.fail("write", key, err)
-	}
-	defer spool.Close()
 	crc, err := spool.CRC32C()
 	if err != nil {
 		return nil, c.fail("write", key, err)
@@ -486,26 +471,16 @@ func (c *Client) deleteKeys(ctx context.Context, keys []string) error {
 	if err != nil {
 		return c.fail("delete", keys[0], err)
 	}
-	var mu sync.Mutex
-	var errs []error
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for _, key := range keys {
-		g.Go(func() error {
-			err := c.do(gctx, c.cfg.Retry, "delete "+key, func(ctx context.Context) error {
-				c.reqs.Add(remote.ReqDelete)
-				return b.Object(key).Retryer(once).Delete(ctx)
-			})
-			if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
-				mu.Lock()
-				errs = append(errs, c.fail("delete", key, err))
-				mu.Unlock()
-			}
-			return nil
+	return backend.DeleteParallel(ctx, keys, 8, func(ctx context.Context, key string) error {
+		err := c.do(ctx, c.cfg.Retry, "delete "+key, func(ctx context.Context) error {
+			c.reqs.Add(remote.ReqDelete)
+			return b.Object(key).Retryer(once).Delete(ctx)
 		})
-	}
-	_ = g.Wait()
-	return errors.Join(errs...)
+		if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+			return c.fail("delete", key, err)
+		}
+		return nil
+	})
 }
 
 // DeleteAll removes every object under <path>/ltx/.

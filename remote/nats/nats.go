@@ -355,11 +355,8 @@ func (c *Client) listFiles(ctx context.Context, prefix string, want func(remote.
 // end). See the package doc: the bytes before offset are read and dropped.
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	name := c.ObjectName(level, minTXID, maxTXID)
-	if err := backend.CheckLevel(level); err != nil {
-		return nil, c.fail("open", name, err)
-	}
-	if err := backend.CheckRange(offset, size); err != nil {
-		return nil, c.fail("open", name, err)
+	if err := backend.CheckOpen(c.fail, name, level, offset, size); err != nil {
+		return nil, err
 	}
 	var res jetstream.ObjectResult
 	err := c.cfg.Retry.Do(ctx, c.what+": get "+name, transient, func(ctx context.Context) error {
@@ -404,19 +401,9 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 // in the Litestream-Timestamp header.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	name := c.ObjectName(level, minTXID, maxTXID)
-	if err := backend.CheckWrite(level, minTXID, maxTXID); err != nil {
-		return nil, c.fail("write", name, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, c.fail("write", name, err)
-	}
-	createdAt, r, err := backend.ReadHeader(ctx, r, minTXID, maxTXID)
+	createdAt, spool, err := backend.SpoolWrite(ctx, c.fail, name, level, minTXID, maxTXID, r, 0)
 	if err != nil {
-		return nil, c.fail("write", name, err)
-	}
-	spool, err := backend.NewSpool(ctx, r, 0, "")
-	if err != nil {
-		return nil, c.fail("write", name, err)
+		return nil, err
 	}
 	defer spool.Close()
 
@@ -424,7 +411,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		Name:    name,
 		Headers: nats.Header{HeaderTimestamp: []string{backend.FormatTimestamp(createdAt)}},
 	}
-	timeout := c.cfg.OpTimeout + time.Duration(spool.Size()>>20)*time.Second
+	timeout := backend.UploadTimeout(c.cfg.OpTimeout, spool.Size())
 	err = c.retry().WithAttemptTimeout(timeout).Do(ctx, c.what+": put "+name, transient, func(ctx context.Context) error {
 		c.reqs.Add(remote.ReqPut)
 		obs, err := c.store(ctx)
@@ -449,11 +436,7 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 }
 
 func (c *Client) deleteNames(ctx context.Context, names []string) error {
-	var errs []error
-	for _, name := range names {
-		if err := ctx.Err(); err != nil {
-			return errors.Join(append(errs, c.fail("delete", name, err))...)
-		}
+	return backend.DeleteEach(ctx, c.fail, names, func(ctx context.Context, name string) error {
 		err := c.retry().Do(ctx, c.what+": delete "+name, transient, func(ctx context.Context) error {
 			c.reqs.Add(remote.ReqDelete)
 			obs, err := c.store(ctx)
@@ -463,10 +446,10 @@ func (c *Client) deleteNames(ctx context.Context, names []string) error {
 			return obs.Delete(ctx, name)
 		})
 		if err != nil && !notFound(err) {
-			errs = append(errs, c.fail("delete", name, err))
+			return c.fail("delete", name, err)
 		}
-	}
-	return errors.Join(errs...)
+		return nil
+	})
 }
 
 // DeleteAll removes every object under <path>/ltx/. Other objects in the

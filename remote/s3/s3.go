@@ -383,11 +383,8 @@ func (c *Client) do(ctx context.Context, p retry.Policy, what string, fn func(co
 // with a GET of the rest (see retry.Policy.OpenRange).
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	key := c.Key(level, minTXID, maxTXID)
-	if err := backend.CheckLevel(level); err != nil {
-		return nil, c.fail("open", key, err)
-	}
-	if err := backend.CheckRange(offset, size); err != nil {
-		return nil, c.fail("open", key, err)
+	if err := backend.CheckOpen(c.fail, key, level, offset, size); err != nil {
+		return nil, err
 	}
 	cl, err := c.client(ctx)
 	if err != nil {

@@ -21,25 +21,15 @@ import (
 // sends it whole: one PUT up to PartSize, a multipart upload above it.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	key := c.Key(level, minTXID, maxTXID)
-	if err := backend.CheckWrite(level, minTXID, maxTXID); err != nil {
-		return nil, c.fail("write", key, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, c.fail("write", key, err)
-	}
-	createdAt, r, err := backend.ReadHeader(ctx, r, minTXID, maxTXID)
+	createdAt, spool, err := backend.SpoolWrite(ctx, c.fail, key, level, minTXID, maxTXID, r, c.cfg.PartSize)
 	if err != nil {
-		return nil, c.fail("write", key, err)
+		return nil, err
 	}
+	defer spool.Close()
 	cl, err := c.client(ctx)
 	if err != nil {
 		return nil, c.fail("write", key, err)
 	}
-	spool, err := backend.NewSpool(ctx, r, c.cfg.PartSize, "")
-	if err != nil {
-		return nil, c.fail("write", key, err)
-	}
-	defer spool.Close()
 	meta := map[string]string{MetadataTimestamp: backend.FormatTimestamp(createdAt)}
 	var etag string
 	parts := 1

@@ -400,11 +400,8 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx
 // end). The file stays open on the server until the reader is closed.
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	p := c.FilePath(level, minTXID, maxTXID)
-	if err := backend.CheckLevel(level); err != nil {
-		return nil, c.fail("open", p, err)
-	}
-	if err := backend.CheckRange(offset, size); err != nil {
-		return nil, c.fail("open", p, err)
+	if err := backend.CheckOpen(c.fail, p, level, offset, size); err != nil {
+		return nil, err
 	}
 	var f *sftp.File
 	var end int64
@@ -445,24 +442,14 @@ func (s *sectionFile) Close() error               { return s.f.Close() }
 // set to the header timestamp (to the second).
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	p := c.FilePath(level, minTXID, maxTXID)
-	if err := backend.CheckWrite(level, minTXID, maxTXID); err != nil {
-		return nil, c.fail("write", p, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, c.fail("write", p, err)
-	}
-	createdAt, r, err := backend.ReadHeader(ctx, r, minTXID, maxTXID)
+	createdAt, spool, err := backend.SpoolWrite(ctx, c.fail, p, level, minTXID, maxTXID, r, 0)
 	if err != nil {
-		return nil, c.fail("write", p, err)
-	}
-	spool, err := backend.NewSpool(ctx, r, 0, "")
-	if err != nil {
-		return nil, c.fail("write", p, err)
+		return nil, err
 	}
 	defer spool.Close()
 
 	dir := path.Dir(p)
-	timeout := c.cfg.Timeout + time.Duration(spool.Size()>>20)*time.Second
+	timeout := backend.UploadTimeout(c.cfg.Timeout, spool.Size())
 	err = c.do(ctx, "write "+p, timeout, func(ctx context.Context, sc *sftp.Client) error {
 		tmp := path.Join(dir, "."+path.Base(p)+".tmp-"+backend.TempSuffix())
 		err := c.writeOnce(ctx, sc, dir, tmp, p, spool, createdAt)
@@ -518,18 +505,15 @@ func (c *Client) writeOnce(ctx context.Context, sc *sftp.Client, dir, tmp, p str
 // file and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
 	paths, errs := backend.DeleteKeys(files, c.FilePath, c.fail)
-	for _, p := range paths {
-		if err := ctx.Err(); err != nil {
-			return errors.Join(append(errs, err)...)
-		}
+	return errors.Join(append(errs, backend.DeleteEach(ctx, c.fail, paths, func(ctx context.Context, p string) error {
 		err := c.do(ctx, "delete "+p, c.cfg.Timeout, func(_ context.Context, sc *sftp.Client) error {
 			return sc.Remove(p)
 		})
 		if err != nil && !isNotExist(err) {
-			errs = append(errs, c.fail("delete", p, err))
+			return c.fail("delete", p, err)
 		}
-	}
-	return errors.Join(errs...)
+		return nil
+	}))...)
 }
 
 // DeleteAll removes <path>/ltx and everything in it.

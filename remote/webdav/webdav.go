@@ -335,11 +335,8 @@ func hrefName(href string) (string, bool) {
 // bounds the wait for the answer and every pause in its body.
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	p := c.FilePath(level, minTXID, maxTXID)
-	if err := backend.CheckLevel(level); err != nil {
-		return nil, c.fail("open", p, err)
-	}
-	if err := backend.CheckRange(offset, size); err != nil {
-		return nil, c.fail("open", p, err)
+	if err := backend.CheckOpen(c.fail, p, level, offset, size); err != nil {
+		return nil, err
 	}
 	desc := fmt.Sprintf("%s: read %q", c.what, "/"+p)
 	rc, err := c.retry().OpenRange(ctx, desc, transient, offset, size, func(ctx context.Context, offset, size int64) (io.ReadCloser, int64, error) {
@@ -413,19 +410,9 @@ func (c *Client) get(ctx context.Context, p string, offset, size int64) (io.Read
 // keeps one.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	p := c.FilePath(level, minTXID, maxTXID)
-	if err := backend.CheckWrite(level, minTXID, maxTXID); err != nil {
-		return nil, c.fail("write", p, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, c.fail("write", p, err)
-	}
-	createdAt, r, err := backend.ReadHeader(ctx, r, minTXID, maxTXID)
+	createdAt, spool, err := backend.SpoolWrite(ctx, c.fail, p, level, minTXID, maxTXID, r, 0)
 	if err != nil {
-		return nil, c.fail("write", p, err)
-	}
-	spool, err := backend.NewSpool(ctx, r, 0, "")
-	if err != nil {
-		return nil, c.fail("write", p, err)
+		return nil, err
 	}
 	defer spool.Close()
 
@@ -619,15 +606,12 @@ func statusCode(s string) int {
 // file and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
 	paths, errs := backend.DeleteKeys(files, c.FilePath, c.fail)
-	for _, p := range paths {
-		if err := ctx.Err(); err != nil {
-			return errors.Join(append(errs, err)...)
-		}
+	return errors.Join(append(errs, backend.DeleteEach(ctx, c.fail, paths, func(ctx context.Context, p string) error {
 		if err := c.delete(ctx, p, false); err != nil {
-			errs = append(errs, c.fail("delete", p, err))
+			return c.fail("delete", p, err)
 		}
-	}
-	return errors.Join(errs...)
+		return nil
+	}))...)
 }
 
 func (c *Client) delete(ctx context.Context, p string, dir bool) error {

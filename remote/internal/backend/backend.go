@@ -1,7 +1,8 @@
 // Package backend holds what the cloud remote backends share: argument
-// checks, reading the LTX header of an upload, the stored timestamp format,
-// exact-length range readers, spooling an upload to memory or disk, and
-// hiding credentials in errors. Retries are package remote/retry's.
+// checks, the start of every write (checks, the LTX header of the upload,
+// spooling it to memory or disk), the stored timestamp format, exact-length
+// range readers, deleting many keys, and hiding credentials in errors.
+// Retries are package remote/retry's.
 //
 // It is internal to remote/ so that the backends agree on these details
 // without widening the remote.Client contract.
@@ -12,13 +13,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/superfly/ltx"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/retry"
@@ -254,7 +258,7 @@ func (c *CountingReader) Read(p []byte) (int, error) {
 // DeleteKeys maps the files of a DeleteLTXFiles call to their keys, skipping
 // nil entries. A file whose level is out of range is not deleted: its error,
 // made by fail with the operation "delete" and the key, is returned instead.
-func DeleteKeys(files []*ltx.FileInfo, key func(level int, minTXID, maxTXID ltx.TXID) string, fail func(op, key string, err error) error) (keys []string, errs []error) {
+func DeleteKeys(files []*ltx.FileInfo, key func(level int, minTXID, maxTXID ltx.TXID) string, fail Fail) (keys []string, errs []error) {
 	for _, info := range files {
 		if info == nil {
 			continue
@@ -275,4 +279,102 @@ func TempSuffix() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Fail is a backend's error maker: it wraps err (with %w) naming the
+// backend's store (bucket, container, server), the operation and the key
+// (object key, blob name or path), and hides the backend's secrets.
+type Fail func(op, key string, err error) error
+
+// CheckOpen checks the arguments of an OpenLTXFile call for the file at
+// key; its errors are fail("open", key, ...).
+func CheckOpen(fail Fail, key string, level int, offset, size int64) error {
+	if err := CheckLevel(level); err != nil {
+		return fail("open", key, err)
+	}
+	if err := CheckRange(offset, size); err != nil {
+		return fail("open", key, err)
+	}
+	return nil
+}
+
+// StartWrite is how every WriteLTXFile of a backend begins: it checks the
+// level and TXID range, then the context, then reads the LTX header
+// (ReadHeader). It returns the file's creation time and a reader of the
+// whole file, header included; its errors are fail("write", key, ...).
+func StartWrite(ctx context.Context, fail Fail, key string, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (time.Time, io.Reader, error) {
+	if err := CheckWrite(level, minTXID, maxTXID); err != nil {
+		return time.Time{}, nil, fail("write", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, nil, fail("write", key, err)
+	}
+	createdAt, r, err := ReadHeader(ctx, r, minTXID, maxTXID)
+	if err != nil {
+		return time.Time{}, nil, fail("write", key, err)
+	}
+	return createdAt, r, nil
+}
+
+// SpoolWrite is StartWrite followed by spooling the whole file (NewSpool
+// with memLimit, in the system's temporary directory), for backends that
+// send an upload with a known length and send it again on a retry. The
+// caller closes the spool.
+func SpoolWrite(ctx context.Context, fail Fail, key string, level int, minTXID, maxTXID ltx.TXID, r io.Reader, memLimit int64) (time.Time, *Spool, error) {
+	createdAt, r, err := StartWrite(ctx, fail, key, level, minTXID, maxTXID, r)
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	spool, err := NewSpool(ctx, r, memLimit, "")
+	if err != nil {
+		return time.Time{}, nil, fail("write", key, err)
+	}
+	return createdAt, spool, nil
+}
+
+// UploadTimeout is the time one try of an upload of size bytes may take:
+// base plus a second per MiB, so that a large snapshot on a slow link is
+// not cut off as a stall.
+func UploadTimeout(base time.Duration, size int64) time.Duration {
+	return base + time.Duration(size>>20)*time.Second
+}
+
+// DeleteParallel calls del for every key, up to limit at once, and returns
+// the errors of all of them joined: one failure does not stop the others.
+// del decides what is not a failure (a key already gone) and wraps its
+// errors naming the key.
+func DeleteParallel(ctx context.Context, keys []string, limit int, del func(ctx context.Context, key string) error) error {
+	var mu sync.Mutex
+	var errs []error
+	var g errgroup.Group
+	g.SetLimit(limit)
+	for _, key := range keys {
+		g.Go(func() error {
+			if err := del(ctx, key); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return errors.Join(errs...)
+}
+
+// DeleteEach calls del for every key in turn, stopping when ctx is done
+// (its error joins those already met, made by fail("delete", key, ...)),
+// and returns the errors of all of them joined. del decides what is not a
+// failure (a key already gone) and wraps its errors naming the key.
+func DeleteEach(ctx context.Context, fail Fail, keys []string, del func(ctx context.Context, key string) error) error {
+	var errs []error
+	for _, key := range keys {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, fail("delete", key, err))...)
+		}
+		if err := del(ctx, key); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

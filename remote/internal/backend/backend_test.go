@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/remotetest"
@@ -154,5 +157,93 @@ func TestReadHeader(t *testing.T) {
 	}
 	if p, ok := ParseTimestamp("2020-01-02T04:04:05.678+01:00"); !ok || !p.Equal(ts) || p.Location() != time.UTC {
 		t.Fatalf("ParseTimestamp = %v %v", p, ok)
+	}
+}
+
+func testFail(op, key string, err error) error { return fmt.Errorf("store: %s %q: %w", op, key, err) }
+
+func TestStartWrite(t *testing.T) {
+	ts := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 3, MaxTXID: 4, Timestamp: ts})
+
+	createdAt, spool, err := SpoolWrite(t.Context(), testFail, "k", 1, 3, 4, bytes.NewReader(data), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	got, err := io.ReadAll(spool.Reader())
+	if err != nil || !bytes.Equal(got, data) || !createdAt.Equal(ts) {
+		t.Fatalf("spooled %d bytes (want %d), created %v, err %v", len(got), len(data), createdAt, err)
+	}
+
+	canceled, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, tt := range []struct {
+		name         string
+		ctx          context.Context
+		level        int
+		min, max     ltx.TXID
+		wantInErrMsg string
+	}{
+		{"bad level", t.Context(), 10, 3, 4, "invalid level"},
+		{"bad range", t.Context(), 1, 4, 3, "invalid TXID range"},
+		{"canceled", canceled, 1, 3, 4, "context canceled"},
+		{"header TXIDs differ", t.Context(), 1, 3, 5, "LTX header has TXIDs"},
+	} {
+		_, _, err := StartWrite(tt.ctx, testFail, "k", tt.level, tt.min, tt.max, bytes.NewReader(data))
+		if err == nil || !strings.HasPrefix(err.Error(), `store: write "k": `) || !strings.Contains(err.Error(), tt.wantInErrMsg) {
+			t.Errorf("%s: err %v", tt.name, err)
+		}
+	}
+	if err := CheckOpen(testFail, "k", 1, -1, 0); err == nil || !strings.HasPrefix(err.Error(), `store: open "k": invalid range`) {
+		t.Errorf("CheckOpen negative offset: %v", err)
+	}
+	if err := CheckOpen(testFail, "k", 9, 0, 0); err != nil {
+		t.Errorf("CheckOpen: %v", err)
+	}
+}
+
+func TestDeleteParallel(t *testing.T) {
+	keys := []string{"a", "b", "c", "d", "e", "f"}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	var running, most atomic.Int32
+	err := DeleteParallel(t.Context(), keys, 2, func(ctx context.Context, key string) error {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		mu.Lock()
+		seen[key] = true
+		mu.Unlock()
+		if key == "b" || key == "e" {
+			return testFail("delete", key, errors.New("boom"))
+		}
+		return nil
+	})
+	if len(seen) != len(keys) || most.Load() > 2 {
+		t.Fatalf("deleted %v, at most %d at once", seen, most.Load())
+	}
+	if err == nil || !strings.Contains(err.Error(), `delete "b": boom`) || !strings.Contains(err.Error(), `delete "e": boom`) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestDeleteEach(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	var done []string
+	err := DeleteEach(ctx, testFail, []string{"a", "b", "c"}, func(ctx context.Context, key string) error {
+		done = append(done, key)
+		if key == "b" {
+			cancel()
+			return testFail("delete", key, errors.New("boom"))
+		}
+		return nil
+	})
+	if strings.Join(done, ",") != "a,b" {
+		t.Fatalf("deleted %v", done)
+	}
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), `delete "b": boom`) || !strings.Contains(err.Error(), `delete "c": context canceled`) {
+		t.Fatalf("err %v", err)
 	}
 }
