@@ -10,9 +10,9 @@ import (
 	"filippo.io/age"
 
 	"github.com/litestream-go/litestream/internal/testsupport"
-	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/crypt"
 	"github.com/litestream-go/litestream/remote/file"
+	"github.com/litestream-go/litestream/vfs/vfstest"
 )
 
 // encryptReplica copies every file of the plain replica at src into a new
@@ -26,22 +26,8 @@ func encryptReplica(t *testing.T, src string, recipient age.Recipient) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for level := 0; level <= remote.MaxLevel; level++ {
-		infos, err := plain.LTXFiles(ctx, level, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range infos {
-			rc, err := plain.OpenLTXFile(ctx, level, f.MinTXID, f.MaxTXID, 0, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = enc.WriteLTXFile(ctx, level, f.MinTXID, f.MaxTXID, rc)
-			rc.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+	if err := vfstest.CopyReplica(ctx, enc, plain); err != nil {
+		t.Fatal(err)
 	}
 	return "file://" + root
 }

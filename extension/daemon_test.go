@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -63,16 +62,8 @@ func runWriterDaemon(t *testing.T, retention bool) {
 	root := filepath.Join(dir, "replica")
 	path := filepath.Join(dir, "app.db")
 
-	app, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	app.SetMaxOpenConns(1)
-	if _, err := app.Exec(`create table t(id integer primary key, v int, pad blob);
-		create table meta(seq int); insert into meta values (0)`); err != nil {
-		t.Fatal(err)
-	}
+	app := openApp(t, path, `create table t(id integer primary key, v int, pad blob);
+		create table meta(seq int); insert into meta values (0)`)
 	expected := map[int64]string{0: "0|0|0"}
 	var expMu sync.Mutex
 	committed := map[int64]time.Time{0: time.Now()}
@@ -92,14 +83,7 @@ func runWriterDaemon(t *testing.T, retention bool) {
 		opts.RetentionGrace = 250 * time.Millisecond
 		opts.SnapshotRetention = 2 * time.Second
 	}
-	w := writer.New(path, file.New(root), opts)
-	if err := w.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close(ctx)
-	if err := w.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	w := startWriter(t, path, root, opts)
 	w.Start(ctx)
 
 	type reader struct {

@@ -132,17 +132,7 @@ ok
 }
 
 func TestShellURIParameterAndTwoReplicas(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	root := filepath.Join(dir, "replica")
-	p, err := vfstest.NewPrimary(filepath.Join(dir, "primary.db"), file.New(root))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if _, err := p.Exec(ctx, "create table t(id integer primary key, v int, pad blob)", "insert into t(v, pad) values (1, x'00'), (2, x'0000')"); err != nil {
-		t.Fatal(err)
-	}
+	_, root := vfstest.NewFilePrimary(t, "create table t(id integer primary key, v int, pad blob)", "insert into t(v, pad) values (1, x'00'), (2, x'0000')")
 	// No LITESTREAM_REPLICA_URL: each database names its replica.
 	script := `.load ` + extPath + `
 .open 'file:app.db?vfs=litestream&replica=` + fixtureURL(t) + `&cache_size=8MiB&poll_interval=250ms&list_interval=30s'
@@ -313,17 +303,7 @@ func liveStatements(i int) []string {
 // processes querying its replica through the extension at default
 // settings.
 func TestLiveReadersTestPrimary(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	root := filepath.Join(dir, "replica")
-	p, err := vfstest.NewPrimary(filepath.Join(dir, "primary.db"), file.New(root))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if _, err := p.Exec(ctx, "create table t(id integer primary key, v int, pad blob)"); err != nil {
-		t.Fatal(err)
-	}
+	p, root := vfstest.NewFilePrimary(t, "create table t(id integer primary key, v int, pad blob)")
 	runLiveReaders(t, root, liveWriter{db: p.DB, write: func(ctx context.Context, i int) (ltx.TXID, error) {
 		stmts := liveStatements(i)
 		if stmts[0] == "vacuum" {
@@ -336,31 +316,48 @@ func TestLiveReadersTestPrimary(t *testing.T) {
 	}})
 }
 
-// TestLiveReadersWriter does the same with the project's writer
-// (package writer) replicating a WAL-mode database that an application
-// writes to, with checkpoints along the way.
-func TestLiveReadersWriter(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	root := filepath.Join(dir, "replica")
-	path := filepath.Join(dir, "app.db")
+// openApp opens the application's WAL-mode database at path (one
+// connection, closed when the test ends) and runs schema on it.
+func openApp(t *testing.T, path, schema string) *sql.DB {
+	t.Helper()
 	app, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_busy_timeout=5000")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer app.Close()
+	t.Cleanup(func() { app.Close() })
 	app.SetMaxOpenConns(1)
-	if _, err := app.Exec("create table t(id integer primary key, v int, pad blob)"); err != nil {
+	if _, err := app.Exec(schema); err != nil {
 		t.Fatal(err)
 	}
-	w := writer.New(path, file.New(root), writer.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return app
+}
+
+// startWriter opens the project's writer on the database at path,
+// replicating to a file replica at root, and syncs once; it is closed when
+// the test ends.
+func startWriter(t *testing.T, path, root string, opts writer.Options) *writer.DB {
+	t.Helper()
+	ctx := context.Background()
+	w := writer.New(path, file.New(root), opts)
 	if err := w.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close(ctx)
+	t.Cleanup(func() { w.Close(ctx) })
 	if err := w.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return w
+}
+
+// TestLiveReadersWriter does the same with the project's writer
+// (package writer) replicating a WAL-mode database that an application
+// writes to, with checkpoints along the way.
+func TestLiveReadersWriter(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "replica")
+	path := filepath.Join(dir, "app.db")
+	app := openApp(t, path, "create table t(id integer primary key, v int, pad blob)")
+	w := startWriter(t, path, root, writer.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	runLiveReaders(t, root, liveWriter{db: app, write: func(ctx context.Context, i int) (ltx.TXID, error) {
 		stmts := liveStatements(i)
 		if stmts[0] == "vacuum" {

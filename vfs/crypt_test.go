@@ -40,22 +40,8 @@ func TestColdPointQueryEncrypted(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := file.New(root)
-	for level := 0; level <= remote.MaxLevel; level++ {
-		infos, err := plain.LTXFiles(ctx, level, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range infos {
-			rc, err := plain.OpenLTXFile(ctx, level, f.MinTXID, f.MaxTXID, 0, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = w.WriteLTXFile(ctx, level, f.MinTXID, f.MaxTXID, rc)
-			rc.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+	if err := vfstest.CopyReplica(ctx, w, plain); err != nil {
+		t.Fatal(err)
 	}
 
 	const delay = 10 * time.Millisecond

@@ -242,12 +242,7 @@ func TestOneReplicaOnePoller(t *testing.T) {
 	v, name := register(t, map[string]remote.Client{u: fc}, vfs.Options{Replica: vfs.ReplicaOptions{PollInterval: 20 * time.Millisecond}})
 	var conns []*sql.Conn
 	for range 10 {
-		db := openDB(t, name, u)
-		c, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := openConn(t, name, u)
 		if got, want := row(ctx, t, c, sumQuery), row(ctx, t, p.DB, sumQuery); got != want {
 			t.Fatalf("%s, want %s", got, want)
 		}

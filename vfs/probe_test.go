@@ -55,22 +55,7 @@ func TestFollowByProbe(t *testing.T) {
 	_, name := register(t, map[string]remote.Client{u: client}, vfs.Options{Replica: vfs.ReplicaOptions{
 		PollInterval: pollEvery, ListInterval: time.Hour,
 	}})
-	db := openDB(t, name, u)
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	check := func(txid ltx.TXID) {
-		t.Helper()
-		want := fixtureWant[txid]
-		if got := row(ctx, t, conn, usersQuery); got != want[0] {
-			t.Errorf("TXID %d users: got %s, want %s", txid, got, want[0])
-		}
-		if got := row(ctx, t, conn, eventsQuery); got != want[1] {
-			t.Errorf("TXID %d events: got %s, want %s", txid, got, want[1])
-		}
-	}
+	conn := openConn(t, name, u)
 	waitTXID := func(txid ltx.TXID) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
@@ -82,17 +67,17 @@ func TestFollowByProbe(t *testing.T) {
 		}
 	}
 	waitTXID(5)
-	check(5)
+	checkFixtureRows(ctx, t, conn, 5)
 
 	before := client.RequestCounts()
 	for n := ltx.TXID(6); n <= 15; n++ {
 		place(remote.L0, n, n)
 		waitTXID(n)
 		if n == 9 {
-			check(9)
+			checkFixtureRows(ctx, t, conn, 9)
 		}
 	}
-	check(15)
+	checkFixtureRows(ctx, t, conn, 15)
 	got := client.RequestCounts().Sub(before)
 	t.Logf("following TXIDs 6..15: %+v", got)
 	if got.List != 0 || got.Get < 10 || got.Put != 0 || got.Delete != 0 {

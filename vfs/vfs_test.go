@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -97,6 +96,32 @@ func openDB(t *testing.T, vfsName, replica string, params ...string) *sql.DB {
 	return db
 }
 
+// openConn opens one connection to a new database of vfsName on replica,
+// closed when the test ends: a reader whose session state (its pinned TXID,
+// litestream_set_time) a test follows.
+func openConn(t *testing.T, vfsName, replica string, params ...string) *sql.Conn {
+	t.Helper()
+	c, err := openDB(t, vfsName, replica, params...).Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// checkFixtureRows compares the answers to usersQuery and eventsQuery with
+// the fixture's at txid.
+func checkFixtureRows(ctx context.Context, t *testing.T, conn *sql.Conn, txid ltx.TXID) {
+	t.Helper()
+	want := fixtureWant[txid]
+	if got := row(ctx, t, conn, usersQuery); got != want[0] {
+		t.Errorf("TXID %d users: got %s, want %s", txid, got, want[0])
+	}
+	if got := row(ctx, t, conn, eventsQuery); got != want[1] {
+		t.Errorf("TXID %d events: got %s, want %s", txid, got, want[1])
+	}
+}
+
 // row runs a query and returns its one row as "a|b|c", with floats that are
 // integral printed as integers (total() returns floats).
 func row(ctx context.Context, t testing.TB, q interface {
@@ -160,22 +185,11 @@ func TestFixtureInProcess(t *testing.T) {
 	ctx := context.Background()
 	const u = "file:///fixture"
 	_, name := register(t, map[string]remote.Client{u: file.New(testsupport.FixtureReplica(t))}, vfs.Options{})
-	db := openDB(t, name, u)
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := openConn(t, name, u)
 
 	check := func(txid ltx.TXID) {
 		t.Helper()
-		want := fixtureWant[txid]
-		if got := row(ctx, t, conn, usersQuery); got != want[0] {
-			t.Errorf("TXID %d users: got %s, want %s", txid, got, want[0])
-		}
-		if got := row(ctx, t, conn, eventsQuery); got != want[1] {
-			t.Errorf("TXID %d events: got %s, want %s", txid, got, want[1])
-		}
+		checkFixtureRows(ctx, t, conn, txid)
 		if got := row(ctx, t, conn, "PRAGMA litestream_txid"); got != fmt.Sprint(uint64(txid)) {
 			t.Errorf("litestream_txid = %s, want %d", got, txid)
 		}
@@ -273,17 +287,7 @@ func TestTemporaryFiles(t *testing.T) {
 // dir, with the table t(id integer primary key, v int, pad blob).
 func newPrimary(t *testing.T) (*vfstest.Primary, string) {
 	t.Helper()
-	dir := t.TempDir()
-	root := filepath.Join(dir, "replica")
-	p, err := vfstest.NewPrimary(filepath.Join(dir, "primary.db"), file.New(root))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	if _, err := p.Exec(context.Background(), "create table t(id integer primary key, v int, pad blob)"); err != nil {
-		t.Fatal(err)
-	}
-	return p, root
+	return vfstest.NewFilePrimary(t, "create table t(id integer primary key, v int, pad blob)")
 }
 
 // waitTXID polls until the replica's latest state reaches txid.
@@ -425,13 +429,7 @@ func TestSQLiteCacheKeptUntilTXIDMoves(t *testing.T) {
 
 func TestTimeTravelByTimestamp(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	root := filepath.Join(dir, "replica")
-	p, err := vfstest.NewPrimary(filepath.Join(dir, "primary.db"), file.New(root))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, root := vfstest.NewFilePrimary(t)
 	base := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 	var clock time.Time
 	p.Now = func() time.Time { return clock }

@@ -15,14 +15,17 @@ import (
 	"hash/crc64"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
+	"testing"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the primary's SQLite
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-go/litestream/remote"
+	"github.com/litestream-go/litestream/remote/file"
 )
 
 // Primary is a local SQLite database in rollback-journal mode whose every
@@ -221,4 +224,24 @@ func EncodeLTX(hdr ltx.Header, pages map[uint32][]byte) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// NewFilePrimary is NewPrimary for a test: the database and its file
+// replica (the returned root) in a new temporary directory, closed when the
+// test ends; stmts, if any, are its first transaction.
+func NewFilePrimary(tb testing.TB, stmts ...string) (p *Primary, root string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	root = filepath.Join(dir, "replica")
+	p, err := NewPrimary(filepath.Join(dir, "primary.db"), file.New(root))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { p.Close() })
+	if len(stmts) > 0 {
+		if _, err := p.Exec(context.Background(), stmts...); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return p, root
 }
