@@ -33,6 +33,11 @@ type Keys struct {
 	Layout Layout
 }
 
+// CleanRoot returns a replica path as Keys.Root wants it: "/"-separated,
+// cleaned ("a//b/../c" is "a/c"), without a leading or trailing "/"; ""
+// for the bucket root.
+func CleanRoot(p string) string { return strings.Trim(path.Clean("/"+p), "/") }
+
 // LevelDir returns the directory (key prefix without the trailing "/") of
 // level's files.
 func (k Keys) LevelDir(level int) string {

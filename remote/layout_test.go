@@ -110,3 +110,13 @@ func TestFileID(t *testing.T) {
 		t.Fatalf("FileDesc = %q, want %q", got, id.String())
 	}
 }
+
+func TestCleanRoot(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "", "/": "", "db": "db", "/db/": "db", "a//b/../c/": "a/c", "../x": "x", "/a/b": "a/b",
+	} {
+		if got := CleanRoot(in); got != want {
+			t.Errorf("CleanRoot(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 )
@@ -212,7 +211,7 @@ func ParseURL(raw string) (*URL, error) {
 			return nil, bad("missing %s", hostWord(u.Scheme))
 		}
 		if p := strings.Trim(pu.Path, "/"); p != "" {
-			u.Path = strings.TrimPrefix(path.Clean("/"+p), "/")
+			u.Path = CleanRoot(p)
 		}
 		if u.Scheme == "nats" && u.Path == "" {
 			return nil, bad("missing object store bucket: use nats://host:4222/bucket[/path]")

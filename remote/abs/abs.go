@@ -37,7 +37,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 	"sync"
 	"time"
@@ -126,7 +125,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Endpoint == "" {
 		cfg.Endpoint = fmt.Sprintf("https://%s.blob.core.windows.net/", cfg.AccountName)
 	}
-	cfg.Path = strings.Trim(path.Clean("/"+cfg.Path), "/")
+	cfg.Path = remote.CleanRoot(cfg.Path)
 	cfg.SASToken = strings.TrimPrefix(cfg.SASToken, "?")
 	if cfg.BlockSize <= 0 {
 		cfg.BlockSize = 4 << 20
@@ -146,10 +145,6 @@ func New(cfg Config) (*Client, error) {
 	if cfg.TryTimeout <= 0 {
 		cfg.TryTimeout = 5 * time.Minute
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	secrets := []string{cfg.AccountKey, cfg.SASToken}
 	if q, err := url.ParseQuery(cfg.SASToken); err == nil {
 		secrets = append(secrets, q.Get("sig"), url.QueryEscape(q.Get("sig")))
@@ -158,10 +153,11 @@ func New(cfg Config) (*Client, error) {
 	if account == "" {
 		account = endpointHost(cfg.Endpoint)
 	}
+	log := backend.Logger(cfg.Logger, &cfg.Retry, "backend", "abs", "account", account, "container", cfg.Container)
 	return &Client{
 		cfg:     cfg,
 		keys:    remote.Keys{Root: cfg.Path, Layout: remote.LayoutLTX},
-		log:     log.With("backend", "abs", "account", account, "container", cfg.Container),
+		log:     log,
 		what:    fmt.Sprintf("abs account %q container %q", account, cfg.Container),
 		secrets: secrets,
 	}, nil
@@ -251,16 +247,7 @@ func (c *Client) fail(op, name string, err error) error {
 
 // LTXFiles lists the files of level with MinTXID >= seek, by MinTXID.
 func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
-	prefix := c.keys.LevelPrefix(level)
-	if err := backend.CheckLevel(level); err != nil {
-		return nil, c.fail("list", prefix, err)
-	}
-	infos, err := c.listPrefix(ctx, prefix, func(id remote.FileID) bool { return id.Level == level && id.MinTXID >= seek })
-	if err != nil {
-		return nil, err
-	}
-	backend.SortInfos(infos)
-	return infos, nil
+	return backend.ListLevel(ctx, c.fail, c.keys, c.listPrefix, level, seek)
 }
 
 var _ remote.AllLister = (*Client)(nil)
@@ -268,12 +255,7 @@ var _ remote.AllLister = (*Client)(nil)
 // LTXFilesAll lists every level with one paginated listing of <path>/ltx/.
 // Listings carry the metadata, so the times are exact either way.
 func (c *Client) LTXFilesAll(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo, error) {
-	infos, err := c.listPrefix(ctx, c.keys.AllPrefix(), func(remote.FileID) bool { return true })
-	if err != nil {
-		return nil, err
-	}
-	backend.SortAll(infos)
-	return infos, nil
+	return backend.ListEvery(ctx, c.keys, c.listPrefix)
 }
 
 // listPrefix returns the LTX files under prefix that want accepts, with
@@ -435,8 +417,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 // DeleteLTXFiles removes files; missing ones are skipped. It tries every
 // file and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	names, errs := backend.DeleteKeys(files, c.BlobName, c.fail)
-	return errors.Join(append(errs, c.deleteNames(ctx, names))...)
+	return backend.DeleteFiles(ctx, files, c.BlobName, c.fail, c.deleteNames)
 }
 
 func (c *Client) deleteNames(ctx context.Context, names []string) error {

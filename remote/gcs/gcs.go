@@ -40,7 +40,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path"
 	"strings"
 	"sync"
 	"time"
@@ -115,18 +114,11 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Bucket == "" {
 		return nil, errors.New("gs replica: bucket is required (gs://bucket/path)")
 	}
-	cfg.Path = strings.Trim(path.Clean("/"+cfg.Path), "/")
+	cfg.Path = remote.CleanRoot(cfg.Path)
 	if cfg.ChunkSize <= 0 {
 		cfg.ChunkSize = 8 << 20
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	log = log.With("backend", "gs", "bucket", cfg.Bucket)
-	if cfg.Retry.Logger == nil {
-		cfg.Retry.Logger = log
-	}
+	log := backend.Logger(cfg.Logger, &cfg.Retry, "backend", "gs", "bucket", cfg.Bucket)
 	cfg.Retry = cfg.Retry.WithDefaults()
 	if cfg.Retry.AttemptTimeout <= 0 {
 		cfg.Retry.AttemptTimeout = DefaultTimeout
@@ -457,8 +449,7 @@ func isNotFound(err error) bool {
 // DeleteLTXFiles removes files; missing ones are skipped. It tries every
 // file and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	keys, errs := backend.DeleteKeys(files, c.Key, c.fail)
-	return errors.Join(append(errs, c.deleteKeys(ctx, keys))...)
+	return backend.DeleteFiles(ctx, files, c.Key, c.fail, c.deleteKeys)
 }
 
 // deleteKeys deletes objects, several at a time (GCS has no batch delete

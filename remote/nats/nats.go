@@ -27,7 +27,6 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"path"
 	"strings"
 	"sync"
 	"time"
@@ -111,7 +110,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Bucket == "" {
 		return nil, errors.New("nats replica: object store bucket is required (nats://host:4222/BUCKET/path)")
 	}
-	cfg.Path = strings.Trim(path.Clean("/"+cfg.Path), "/")
+	cfg.Path = remote.CleanRoot(cfg.Path)
 	if cfg.MaxReconnects == 0 {
 		cfg.MaxReconnects = -1
 	}
@@ -124,15 +123,11 @@ func New(cfg Config) (*Client, error) {
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 30 * time.Second
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	cfg.Retry.Logger = log
+	log := backend.Logger(cfg.Logger, &cfg.Retry, "backend", "nats", "bucket", cfg.Bucket)
 	return &Client{
 		cfg:  cfg,
 		keys: remote.Keys{Root: cfg.Path, Layout: remote.LayoutLTX},
-		log:  log.With("backend", "nats", "bucket", cfg.Bucket),
+		log:  log,
 		what: fmt.Sprintf("nats %s bucket %q", serverHosts(cfg.URL), cfg.Bucket),
 	}, nil
 }
@@ -305,16 +300,7 @@ func (c *Client) list(ctx context.Context, prefix string) ([]*jetstream.ObjectIn
 // object store lists a whole bucket at once, so seek filters numerically
 // after parsing each name.
 func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
-	if err := backend.CheckLevel(level); err != nil {
-		return nil, c.fail("list", "", err)
-	}
-	prefix := c.keys.LevelPrefix(level)
-	infos, err := c.listFiles(ctx, prefix, func(id remote.FileID) bool { return id.Level == level && id.MinTXID >= seek })
-	if err != nil {
-		return nil, err
-	}
-	backend.SortInfos(infos)
-	return infos, nil
+	return backend.ListLevel(ctx, c.fail, c.keys, c.listFiles, level, seek)
 }
 
 var _ remote.AllLister = (*Client)(nil)
@@ -322,12 +308,7 @@ var _ remote.AllLister = (*Client)(nil)
 // LTXFilesAll lists every level at once: the object store lists its whole
 // bucket whatever is asked, so one listing serves every level.
 func (c *Client) LTXFilesAll(ctx context.Context, exactTimes bool) ([]*ltx.FileInfo, error) {
-	infos, err := c.listFiles(ctx, c.keys.AllPrefix(), func(remote.FileID) bool { return true })
-	if err != nil {
-		return nil, err
-	}
-	backend.SortAll(infos)
-	return infos, nil
+	return backend.ListEvery(ctx, c.keys, c.listFiles)
 }
 
 // listFiles returns the LTX files under prefix that want accepts.
@@ -431,8 +412,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 // DeleteLTXFiles removes files; missing ones are skipped. It tries every
 // file and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	names, errs := backend.DeleteKeys(files, c.ObjectName, c.fail)
-	return errors.Join(append(errs, c.deleteNames(ctx, names))...)
+	return backend.DeleteFiles(ctx, files, c.ObjectName, c.fail, c.deleteNames)
 }
 
 func (c *Client) deleteNames(ctx context.Context, names []string) error {

@@ -50,7 +50,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"path"
 	"strings"
 	"sync"
 	"time"
@@ -153,7 +152,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Bucket == "" {
 		return nil, errors.New("s3 replica: bucket is required (s3://bucket/path)")
 	}
-	cfg.Path = strings.Trim(path.Clean("/"+cfg.Path), "/")
+	cfg.Path = remote.CleanRoot(cfg.Path)
 	if cfg.Endpoint != "" && !strings.Contains(cfg.Endpoint, "://") {
 		cfg.Endpoint = "https://" + cfg.Endpoint
 	}
@@ -163,14 +162,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = manager.DefaultUploadConcurrency
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	log = log.With("backend", "s3", "bucket", cfg.Bucket)
-	if cfg.Retry.Logger == nil {
-		cfg.Retry.Logger = log
-	}
+	log := backend.Logger(cfg.Logger, &cfg.Retry, "backend", "s3", "bucket", cfg.Bucket)
 	cfg.Retry = cfg.Retry.WithDefaults()
 	if cfg.Retry.AttemptTimeout <= 0 {
 		cfg.Retry.AttemptTimeout = DefaultTimeout

@@ -135,20 +135,16 @@ func New(cfg Config) (*Client, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "22")
 	}
-	cfg.Path = strings.TrimPrefix(path.Clean("/"+cfg.Path), "/")
+	cfg.Path = remote.CleanRoot(cfg.Path)
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	cfg.Retry.Logger = log
+	log := backend.Logger(cfg.Logger, &cfg.Retry, "backend", "sftp", "host", addr)
 	c := &Client{
 		cfg:     cfg,
 		keys:    remote.Keys{Root: cfg.Path, Layout: remote.LayoutLTX},
 		addr:    addr,
-		log:     log.With("backend", "sftp", "host", addr),
+		log:     log,
 		what:    fmt.Sprintf("sftp %s@%s", cfg.User, addr),
 		secrets: []string{cfg.Password},
 	}
@@ -504,8 +500,11 @@ func (c *Client) writeOnce(ctx context.Context, sc *sftp.Client, dir, tmp, p str
 // DeleteLTXFiles removes files; missing ones are skipped. It tries every
 // file and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	paths, errs := backend.DeleteKeys(files, c.FilePath, c.fail)
-	return errors.Join(append(errs, backend.DeleteEach(ctx, c.fail, paths, func(ctx context.Context, p string) error {
+	return backend.DeleteFiles(ctx, files, c.FilePath, c.fail, c.deletePaths)
+}
+
+func (c *Client) deletePaths(ctx context.Context, paths []string) error {
+	return backend.DeleteEach(ctx, c.fail, paths, func(ctx context.Context, p string) error {
 		err := c.do(ctx, "delete "+p, c.cfg.Timeout, func(_ context.Context, sc *sftp.Client) error {
 			return sc.Remove(p)
 		})
@@ -513,7 +512,7 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 			return c.fail("delete", p, err)
 		}
 		return nil
-	}))...)
+	})
 }
 
 // DeleteAll removes <path>/ltx and everything in it.

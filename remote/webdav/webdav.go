@@ -116,15 +116,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	base.Path = strings.TrimSuffix(base.Path, "/")
 	base.RawQuery, base.Fragment = "", ""
-	cfg.Path = strings.Trim(path.Clean("/"+cfg.Path), "/")
+	cfg.Path = remote.CleanRoot(cfg.Path)
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	cfg.Retry.Logger = log
+	log := backend.Logger(cfg.Logger, &cfg.Retry, "backend", "webdav", "server", base.Host)
 	hc := cfg.HTTPClient
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -138,7 +134,7 @@ func New(cfg Config) (*Client, error) {
 		keys: remote.Keys{Root: cfg.Path, Layout: remote.LayoutLTX},
 		base: base,
 		http: hc,
-		log:  log.With("backend", "webdav", "server", base.Host),
+		log:  log,
 		what: "webdav " + base.Host,
 	}, nil
 }
@@ -605,13 +601,14 @@ func statusCode(s string) int {
 // DeleteLTXFiles removes files; missing ones are skipped. It tries every
 // file and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	paths, errs := backend.DeleteKeys(files, c.FilePath, c.fail)
-	return errors.Join(append(errs, backend.DeleteEach(ctx, c.fail, paths, func(ctx context.Context, p string) error {
-		if err := c.delete(ctx, p, false); err != nil {
-			return c.fail("delete", p, err)
-		}
-		return nil
-	}))...)
+	return backend.DeleteFiles(ctx, files, c.FilePath, c.fail, func(ctx context.Context, paths []string) error {
+		return backend.DeleteEach(ctx, c.fail, paths, func(ctx context.Context, p string) error {
+			if err := c.delete(ctx, p, false); err != nil {
+				return c.fail("delete", p, err)
+			}
+			return nil
+		})
+	})
 }
 
 func (c *Client) delete(ctx context.Context, p string, dir bool) error {

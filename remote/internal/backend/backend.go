@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,20 @@ import (
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/retry"
 )
+
+// Logger returns the logger of a backend: l (nil: slog.Default()) with
+// attrs naming the backend and its store. It becomes the retry policy's
+// logger too, unless the policy has its own.
+func Logger(l *slog.Logger, p *retry.Policy, attrs ...any) *slog.Logger {
+	if l == nil {
+		l = slog.Default()
+	}
+	l = l.With(attrs...)
+	if p.Logger == nil {
+		p.Logger = l
+	}
+	return l
+}
 
 // CheckLevel rejects a level outside 0..remote.MaxLevel.
 func CheckLevel(level int) error {
@@ -253,6 +268,50 @@ func (c *CountingReader) Read(p []byte) (int, error) {
 	n, err := c.R.Read(p)
 	c.N += int64(n)
 	return n, err
+}
+
+// PrefixLister lists the LTX files under a key prefix that want accepts,
+// with their sizes and creation times, in any order: what a backend whose
+// one listing of a prefix tells all of that needs to give ListLevel and
+// ListEvery.
+type PrefixLister func(ctx context.Context, prefix string, want func(remote.FileID) bool) ([]*ltx.FileInfo, error)
+
+// ListLevel is LTXFiles (level's files with MinTXID >= seek, by MinTXID)
+// through one listing of the level's prefix. An invalid level is
+// fail("list", prefix, ...); list's errors are returned as they are.
+func ListLevel(ctx context.Context, fail Fail, keys remote.Keys, list PrefixLister, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
+	prefix := keys.LevelPrefix(level)
+	if err := CheckLevel(level); err != nil {
+		return nil, fail("list", prefix, err)
+	}
+	infos, err := list(ctx, prefix, func(id remote.FileID) bool { return id.Level == level && id.MinTXID >= seek })
+	if err != nil {
+		return nil, err
+	}
+	SortInfos(infos)
+	return infos, nil
+}
+
+// ListEvery is LTXFilesAll (every level's files, by level and TXIDs)
+// through one listing of the prefix of all levels.
+func ListEvery(ctx context.Context, keys remote.Keys, list PrefixLister) ([]*ltx.FileInfo, error) {
+	infos, err := list(ctx, keys.AllPrefix(), func(remote.FileID) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	SortAll(infos)
+	return infos, nil
+}
+
+// DeleteFiles is DeleteLTXFiles: it deletes the keys of files (see
+// DeleteKeys) with deleteKeys, which skips missing ones, and returns every
+// failure.
+func DeleteFiles(ctx context.Context, files []*ltx.FileInfo, key func(level int, minTXID, maxTXID ltx.TXID) string, fail Fail, deleteKeys func(ctx context.Context, keys []string) error) error {
+	keys, errs := DeleteKeys(files, key, fail)
+	if len(keys) > 0 {
+		errs = append(errs, deleteKeys(ctx, keys))
+	}
+	return errors.Join(errs...)
 }
 
 // DeleteKeys maps the files of a DeleteLTXFiles call to their keys, skipping

@@ -247,3 +247,64 @@ func TestDeleteEach(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestListLevel(t *testing.T) {
+	keys := remote.Keys{Root: "r", Layout: remote.LayoutLTX}
+	files := []remote.FileID{{Level: 2, MinTXID: 5, MaxTXID: 6}, {Level: 1, MinTXID: 3, MaxTXID: 3}, {Level: 1, MinTXID: 1, MaxTXID: 2}, {Level: 2, MinTXID: 1, MaxTXID: 4}}
+	var prefixes []string
+	list := func(ctx context.Context, prefix string, want func(remote.FileID) bool) ([]*ltx.FileInfo, error) {
+		prefixes = append(prefixes, prefix)
+		var infos []*ltx.FileInfo
+		for _, id := range files {
+			if want(id) {
+				infos = append(infos, &ltx.FileInfo{Level: id.Level, MinTXID: id.MinTXID, MaxTXID: id.MaxTXID})
+			}
+		}
+		return infos, nil
+	}
+	ids := func(infos []*ltx.FileInfo) string {
+		var out []string
+		for _, info := range infos {
+			out = append(out, fmt.Sprintf("%d:%d-%d", info.Level, info.MinTXID, info.MaxTXID))
+		}
+		return strings.Join(out, " ")
+	}
+	got, err := ListLevel(t.Context(), testFail, keys, list, 2, 2)
+	if err != nil || ids(got) != "2:5-6" {
+		t.Fatalf("ListLevel(2, seek 2) = %v, %v", ids(got), err)
+	}
+	got, err = ListLevel(t.Context(), testFail, keys, list, 1, 0)
+	if err != nil || ids(got) != "1:1-2 1:3-3" {
+		t.Fatalf("ListLevel(1) = %v, %v", ids(got), err)
+	}
+	got, err = ListEvery(t.Context(), keys, list)
+	if err != nil || ids(got) != "1:1-2 1:3-3 2:1-4 2:5-6" {
+		t.Fatalf("ListEvery = %v, %v", ids(got), err)
+	}
+	if want := []string{"r/ltx/2/", "r/ltx/1/", "r/ltx/"}; fmt.Sprint(prefixes) != fmt.Sprint(want) {
+		t.Fatalf("listed %q, want %q", prefixes, want)
+	}
+	if _, err := ListLevel(t.Context(), testFail, keys, list, 10, 0); err == nil || !strings.HasPrefix(err.Error(), `store: list "r/ltx/10/": invalid level`) {
+		t.Fatalf("ListLevel(10): %v", err)
+	}
+}
+
+func TestDeleteFiles(t *testing.T) {
+	keys := remote.Keys{Root: "r", Layout: remote.LayoutLTX}
+	var deleted []string
+	del := func(ctx context.Context, k []string) error {
+		deleted = append(deleted, k...)
+		return testFail("delete", k[0], errors.New("boom"))
+	}
+	files := []*ltx.FileInfo{{Level: 1, MinTXID: 1, MaxTXID: 2}, nil, {Level: 11, MinTXID: 3, MaxTXID: 3}}
+	err := DeleteFiles(t.Context(), files, keys.File, testFail, del)
+	if fmt.Sprint(deleted) != "[r/ltx/1/0000000000000001-0000000000000002.ltx]" {
+		t.Fatalf("deleted %q", deleted)
+	}
+	if err == nil || !strings.Contains(err.Error(), "invalid level 11") || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("err %v", err)
+	}
+	if err := DeleteFiles(t.Context(), []*ltx.FileInfo{nil}, keys.File, testFail, del); err != nil || len(deleted) != 1 {
+		t.Fatalf("no keys: %v, deleted %q", err, deleted)
+	}
+}
