@@ -339,43 +339,52 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 	if err := backend.CheckOpen(c.fail, name, level, offset, size); err != nil {
 		return nil, err
 	}
-	var res jetstream.ObjectResult
-	err := c.cfg.Retry.Do(ctx, c.what+": get "+name, transient, func(ctx context.Context) error {
-		c.reqs.Add(remote.ReqGet)
-		obs, err := c.store(ctx)
-		if err != nil {
-			return err
-		}
-		res, err = obs.Get(ctx, name)
-		return err
+	desc := fmt.Sprintf("%s: read %q", c.what, name)
+	// The object store has no ranged read: each try reads from the start
+	// and skips to the offset. A read that stalls or fails in the middle
+	// resumes with a new try (retry.Policy.OpenRange); the stall is found
+	// by objectReader, since the store's own reader cannot be cut off.
+	rc, err := c.cfg.Retry.OpenRange(ctx, desc, transient, offset, size, func(ctx context.Context, offset, size int64) (io.ReadCloser, int64, error) {
+		return c.get(ctx, name, offset, size)
 	})
 	if notFound(err) {
 		return nil, c.fail("open", name, fmt.Errorf("%w: %w", remote.ErrNotExist, err))
 	} else if err != nil {
 		return nil, c.fail("open", name, err)
 	}
+	return rc, nil
+}
+
+// get opens bytes [offset, offset+size) of object name (size 0: to the
+// end) with one Get, and returns the body and its length.
+func (c *Client) get(ctx context.Context, name string, offset, size int64) (io.ReadCloser, int64, error) {
+	c.reqs.Add(remote.ReqGet)
+	obs, err := c.store(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	res, err := getObject(ctx, obs, name, c.cfg.OpTimeout)
+	if err != nil {
+		return nil, 0, err
+	}
 	info, err := res.Info()
 	if err != nil {
 		_ = res.Close()
-		return nil, c.fail("open", name, err)
+		return nil, 0, err
 	}
 	end, err := backend.RangeEnd(offset, size, int64(info.Size))
 	if err != nil {
 		_ = res.Close()
-		return nil, c.fail("open", name, err)
+		return nil, 0, retry.Permanent(err)
 	}
+	body := newObjectReader(ctx, res, int64(info.Size), c.cfg.OpTimeout)
 	if offset > 0 {
-		if _, err := io.CopyN(io.Discard, res, offset); err != nil {
-			_ = res.Close()
-			return nil, c.fail("open", name, fmt.Errorf("skip to offset %d: %w", offset, err))
+		if _, err := io.CopyN(io.Discard, body, offset); err != nil {
+			_ = body.Close()
+			return nil, 0, fmt.Errorf("skip to offset %d: %w", offset, err)
 		}
 	}
-	desc := fmt.Sprintf("%s object %q", c.what, name)
-	if end == int64(info.Size) {
-		// Reading on to the end lets the object store verify its digest.
-		return backend.ExactReader(res, end-offset, desc), nil
-	}
-	return backend.PrefixReader(res, end-offset, desc), nil
+	return body, end - offset, nil
 }
 
 // WriteLTXFile stores the LTX file read from r, with its header timestamp

@@ -272,3 +272,102 @@ func TestNewErrors(t *testing.T) {
 		t.Fatal("connection failure reported as a missing file")
 	}
 }
+
+// bigObject writes an LTX file of about 24 MiB of incompressible pages at
+// level 0, TXID 1: more than the server sends ahead of a reader, so a
+// reader that stops part-way leaves chunks on the server.
+func bigObject(t *testing.T, c *Client) []byte {
+	t.Helper()
+	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now(), Pages: 6000, Seed: 5})
+	if _, err := c.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// readAllWithin reads rc to the end in a goroutine and fails the test if
+// that takes longer than limit (a hang, not a speed target).
+func readAllWithin(t *testing.T, rc io.Reader, limit time.Duration) ([]byte, error) {
+	t.Helper()
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		data, err := io.ReadAll(rc)
+		done <- result{data, err}
+	}()
+	select {
+	case r := <-done:
+		return r.data, r.err
+	case <-time.After(limit):
+		t.Fatalf("read still blocked after %v", limit)
+		return nil, nil
+	}
+}
+
+// TestReadStalls: the object store's reader blocks until the next chunk
+// arrives or its context's deadline passes, and neither cancelling that
+// context nor closing it interrupts the wait. Before our reader guarded
+// it, a connection lost mid-read hung compaction until the caller's
+// deadline (two minutes in the end-to-end test that caught it), and a
+// caller without a deadline got the library's 5 s limit on the whole read.
+func TestReadStalls(t *testing.T) {
+	open := func(t *testing.T, ctx context.Context, opTimeout time.Duration) (*server.Server, io.ReadCloser) {
+		s := startServer(t, server.Options{})
+		createBucket(t, s, "stall")
+		c := newClient(t, Config{URL: s.ClientURL(), Bucket: "stall", OpTimeout: opTimeout, MaxReconnects: 1, ReconnectWait: 10 * time.Millisecond,
+			Retry: retry.Policy{Attempts: 1}})
+		bigObject(t, c)
+		rc, err := c.OpenLTXFile(ctx, 0, 1, 1, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rc.Close() })
+		if _, err := io.ReadFull(rc, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		return s, rc
+	}
+	t.Run("lost connection fails the read after OpTimeout", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		defer cancel()
+		s, rc := open(t, ctx, time.Second)
+		s.Shutdown()
+		_, err := readAllWithin(t, rc, 30*time.Second)
+		if !errors.Is(err, nats.ErrTimeout) || !strings.Contains(err.Error(), "0000000000000001-0000000000000001.ltx") {
+			t.Fatalf("read after the server went away: %v, want a timeout naming the object", err)
+		}
+	})
+	t.Run("cancel ends a stalled read", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		defer cancel()
+		s, rc := open(t, ctx, time.Minute)
+		s.Shutdown()
+		cancel()
+		if _, err := readAllWithin(t, rc, 30*time.Second); !errors.Is(err, context.Canceled) {
+			t.Fatalf("read after cancel: %v, want context.Canceled", err)
+		}
+	})
+	t.Run("a slow reader without a deadline reads to the end", func(t *testing.T) {
+		s := startServer(t, server.Options{})
+		createBucket(t, s, "slow")
+		c := newClient(t, Config{URL: s.ClientURL(), Bucket: "slow"})
+		want := bigObject(t, c)
+		rc, err := c.OpenLTXFile(context.Background(), 0, 1, 1, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		head := make([]byte, 1<<20)
+		if _, err := io.ReadFull(rc, head); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(6 * time.Second) // a consumer slower than the library's 5 s default, not synchronization
+		rest, err := readAllWithin(t, rc, time.Minute)
+		if err != nil || !bytes.Equal(append(head, rest...), want) {
+			t.Fatalf("slow read: %v (equal %v)", err, bytes.Equal(append(head, rest...), want))
+		}
+	})
+}
