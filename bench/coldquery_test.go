@@ -23,7 +23,6 @@ package bench_test
 // (whose root is not near page 1) instead of by primary key.
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,11 +38,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litestream-go/litestream/internal/faultproxy"
 	"github.com/litestream-go/litestream/internal/testserver"
@@ -137,13 +131,7 @@ func BenchmarkColdQueryS3(b *testing.B) {
 	}
 	if _, err := os.Stat(dbPath + ".done"); err != nil {
 		os.Remove(dbPath)
-		script := fmt.Sprintf(`PRAGMA page_size=4096; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
-create table users(id integer primary key, email text not null, name text not null, bio text not null);
-with recursive s(x) as (select 1 union all select x+1 from s where x < %d)
-insert into users select x, printf('user%%d@example.com', (x * 7919) %% %d), printf('User Number %%d', x), hex(randomblob(50)) from s;
-create index users_email on users(email);
-`, coldQueryRows, coldQueryRows)
-		vfsBenchRun(b, "sqlite3", []string{dbPath}, script)
+		vfsBenchRun(b, "sqlite3", []string{dbPath}, usersScript(coldQueryRows, 50))
 		if err := os.WriteFile(dbPath+".done", nil, 0o644); err != nil {
 			b.Fatal(err)
 		}
@@ -165,7 +153,7 @@ create index users_email on users(email);
 
 	minio := testserver.StartMinIO(b, b.TempDir())
 	b.Cleanup(minio.Stop)
-	coldCreateBucket(b, minio.Endpoint, "cold")
+	testserver.CreateMinIOBucket(b, minio.Endpoint, "cold")
 	for _, enc := range []string{"block", "frame"} {
 		c, err := s3.New(s3.Config{Bucket: "cold", Path: enc, Endpoint: minio.Endpoint,
 			AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -253,17 +241,5 @@ create index users_email on users(email);
 		}
 		la, _ := os.ReadFile("/proc/loadavg")
 		fmt.Printf("load average: %s\n", strings.TrimSpace(string(la)))
-	}
-}
-
-func coldCreateBucket(b *testing.B, endpoint, bucket string) {
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(testserver.MinIOUser, testserver.MinIOPassword, "")))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cl := awss3.NewFromConfig(cfg, func(o *awss3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
-	if _, err := cl.CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		b.Fatal(err)
 	}
 }

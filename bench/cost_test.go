@@ -18,10 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/litestream-go/litestream/internal/faultproxy"
@@ -77,7 +73,7 @@ func BenchmarkCost(b *testing.B) {
 	const warmup = 15 * time.Second
 	minio := testserver.StartMinIO(b, b.TempDir())
 	b.Cleanup(minio.Stop)
-	createBucket(b, minio.Endpoint, "cost")
+	testserver.CreateMinIOBucket(b, minio.Endpoint, "cost")
 	ls := filepath.Join(testserver.CacheDir(), "litestream-v0.5.18", "litestream")
 	if _, err := os.Stat(ls); err != nil {
 		ls = ""
@@ -234,38 +230,41 @@ func s3Client(b *testing.B, endpoint, path string) *s3.Client {
 	return c
 }
 
-func createBucket(b *testing.B, endpoint, bucket string) {
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(testserver.MinIOUser, testserver.MinIOPassword, "")))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cl := awss3.NewFromConfig(cfg, func(o *awss3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
-	if _, err := cl.CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		b.Fatal(err)
-	}
-}
-
 // oursDaemon runs this program's writer at its defaults (the daemon's).
 func oursDaemon(b *testing.B, endpoint, path string, writes bool, stop <-chan struct{}, ready chan<- struct{}) {
-	dir := b.TempDir()
-	db, dbPath := newDB(b, dir)
-	defer db.Close()
-	w := writer.New(dbPath, s3Client(b, endpoint, path), writer.Options{Logger: quietLog()})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := w.Open(ctx); err != nil {
+	db, closeDaemon, err := startOursDaemon(b, endpoint, path)
+	if err != nil {
 		b.Error(err)
 		close(ready)
 		return
 	}
-	defer w.Close(context.Background())
-	w.Start(ctx)
+	defer closeDaemon()
 	close(ready)
 	if writes {
 		writeEverySecond(b, db, stop)
 	}
 	<-stop
+}
+
+// startOursDaemon makes newDB's database in a temporary directory and
+// starts this program's writer on it at its defaults, replicating to the
+// cost bucket's path on endpoint. closeDaemon closes the writer, then the
+// database.
+func startOursDaemon(b *testing.B, endpoint, path string) (db *sql.DB, closeDaemon func(), err error) {
+	db, dbPath := newDB(b, b.TempDir())
+	w := writer.New(dbPath, s3Client(b, endpoint, path), writer.Options{Logger: quietLog()})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := w.Open(ctx); err != nil {
+		cancel()
+		db.Close()
+		return nil, nil, err
+	}
+	w.Start(ctx)
+	return db, func() {
+		w.Close(context.Background())
+		cancel()
+		db.Close()
+	}, nil
 }
 
 // litestreamDaemon runs `litestream replicate` v0.5.18 at its defaults.
@@ -343,19 +342,13 @@ func openCostReplica(b *testing.B, vfsName, endpoint, path string) *sql.DB {
 // max(id) every 20 ms. It returns, for each commit made after warmup, how
 // long after the commit returned a query first saw it.
 func oursDaemonFreshness(b *testing.B, direct, vfsName, endpoint, path string, warmup time.Duration, stop <-chan struct{}, ready chan<- struct{}) []time.Duration {
-	dir := b.TempDir()
-	db, dbPath := newDB(b, dir)
-	defer db.Close()
-	w := writer.New(dbPath, s3Client(b, endpoint, path), writer.Options{Logger: quietLog()})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := w.Open(ctx); err != nil {
+	db, closeDaemon, err := startOursDaemon(b, endpoint, path)
+	if err != nil {
 		b.Error(err)
 		close(ready)
 		return nil
 	}
-	defer w.Close(context.Background())
-	w.Start(ctx)
+	defer closeDaemon()
 	rdb := openCostReplica(b, vfsName, direct, path)
 	defer rdb.Close()
 	var seenUpTo int64

@@ -36,23 +36,16 @@ import (
 //
 // Run it with bench/restore.sh, or make bench.
 func BenchmarkRestoreVsDD(b *testing.B) {
-	if b.N > 1 {
-		b.Skip("one iteration is the whole benchmark; run with -benchtime 1x")
-	}
+	work, bin := oneShot(b, "litestream-bench-")
 	mib := envInt(b, "BENCH_DB_MB", 1024)
 	runs := envInt(b, "BENCH_RUNS", 3)
-	work := workDir(b, "litestream-bench-")
-	bin := buildBinary(b, work)
 	dbPath := filepath.Join(work, "bench.db")
 	replica := filepath.Join(work, "replica")
 	out := filepath.Join(work, "out.db")
 
-	start := time.Now()
-	pages := buildDB(b, dbPath, mib)
-	size := pages * 4096
-	fmt.Printf("database: %d pages of 4096 bytes (%.0f MiB), built in %s\n", pages, float64(size)/(1<<20), since(start))
+	size := buildDB(b, dbPath, mib)
 
-	start = time.Now()
+	start := time.Now()
 	run(b, bin, "replicate", "-once", dbPath, "file://"+replica)
 	// The first sync writes the snapshot twice: level 0 and level 9.
 	ltxBytes := dirSize(b, filepath.Join(replica, "ltx", "9"))
@@ -128,9 +121,16 @@ func envInt(b *testing.B, name string, def int) int {
 	return v
 }
 
-// workDir makes a work directory in $BENCH_DIR (default the system temp
-// directory), removed when the benchmark ends unless $BENCH_KEEP is set.
-func workDir(b *testing.B, prefix string) string {
+// oneShot starts a benchmark whose one iteration is the whole measurement
+// (it skips when b.N > 1): it returns its work directory, made in
+// $BENCH_DIR (default the system temp directory) and removed when the
+// benchmark ends unless $BENCH_KEEP is set, and the litestream binary
+// (internal/testsupport's build, cached by source content and shared with
+// the other packages' tests).
+func oneShot(b *testing.B, prefix string) (work, bin string) {
+	if b.N > 1 {
+		b.Skip("one iteration is the whole benchmark; run with -benchtime 1x")
+	}
 	work, err := os.MkdirTemp(os.Getenv("BENCH_DIR"), prefix)
 	if err != nil {
 		b.Fatal(err)
@@ -140,28 +140,23 @@ func workDir(b *testing.B, prefix string) string {
 	} else {
 		fmt.Printf("work files kept in %s\n", work)
 	}
-	return work
+	bin, err = testsupport.BuildCLI()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return work, bin
 }
 
 func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }
 
 func mibps(size int64, d time.Duration) float64 { return float64(size) / (1 << 20) / d.Seconds() }
 
-// buildBinary returns the litestream binary: internal/testsupport's build,
-// cached by source content and shared with the other packages' tests.
-func buildBinary(b *testing.B, _ string) string {
-	bin, err := testsupport.BuildCLI()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return bin
-}
-
 // buildDB creates a WAL-mode database of about mib MiB with page size 4096:
 // rows of a text key (indexed) and a 1000-byte payload, half random and
 // half zeros, so LZ4 has something, but not everything, to compress. It
-// returns the page count.
+// prints its size and build time and returns its size in bytes.
 func buildDB(b *testing.B, path string, mib int) int64 {
+	start := time.Now()
 	db, err := sql.Open("sqlite3", "file:"+path)
 	if err != nil {
 		b.Fatal(err)
@@ -185,7 +180,9 @@ func buildDB(b *testing.B, path string, mib int) int64 {
 	if err := db.QueryRow("PRAGMA page_count").Scan(&pages); err != nil {
 		b.Fatal(err)
 	}
-	return pages
+	size := pages * 4096
+	fmt.Printf("database: %d pages of 4096 bytes (%.0f MiB), built in %s\n", pages, float64(size)/(1<<20), since(start))
+	return size
 }
 
 // run runs a command and fails the benchmark if it fails; it returns the

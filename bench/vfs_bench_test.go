@@ -158,13 +158,7 @@ func vfsBenchSetup(b *testing.B) *vfsBenchEnv {
 		os.RemoveAll(env.root)
 		// ~350-byte rows: an email and a name (indexed by email) and 300
 		// characters of hex, which LZ4 barely compresses.
-		script := fmt.Sprintf(`PRAGMA page_size=4096; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
-create table users(id integer primary key, email text not null, name text not null, bio text not null);
-with recursive s(x) as (select 1 union all select x+1 from s where x < %d)
-insert into users select x, printf('user%%d@example.com', (x * 7919) %% %d), printf('User Number %%d', x), hex(randomblob(150)) from s;
-create index users_email on users(email);
-`, rows, rows)
-		vfsBenchRun(b, "sqlite3", []string{env.db}, script)
+		vfsBenchRun(b, "sqlite3", []string{env.db}, usersScript(rows, 150))
 		if err := os.WriteFile(env.db+".done", nil, 0o644); err != nil {
 			b.Fatal(err)
 		}
@@ -188,6 +182,18 @@ create index users_email on users(email);
 		b.Fatalf("build the extension: %v\n%s", err, out)
 	}
 	return env
+}
+
+// usersScript is the sqlite3 script that fills a new database with the
+// benchmarks' users table: rows rows of an email and a name (indexed by
+// email) and bioBytes random bytes in hex.
+func usersScript(rows, bioBytes int) string {
+	return fmt.Sprintf(`PRAGMA page_size=4096; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
+create table users(id integer primary key, email text not null, name text not null, bio text not null);
+with recursive s(x) as (select 1 union all select x+1 from s where x < %d)
+insert into users select x, printf('user%%d@example.com', (x * 7919) %% %d), printf('User Number %%d', x), hex(randomblob(%d)) from s;
+create index users_email on users(email);
+`, rows, rows, bioBytes)
 }
 
 // vfsBenchSnapshot writes the database as one level-9 snapshot at TXID 1,

@@ -32,14 +32,10 @@ import (
 //	go test -run '^$' -bench '^BenchmarkWALBound$' -benchtime 1x -timeout 30m ./bench/
 //	BENCH_WAL_SECONDS=60 go test -run '^$' -bench '^BenchmarkWALBound$' -benchtime 1x ./bench/
 func BenchmarkWALBound(b *testing.B) {
-	if b.N > 1 {
-		b.Skip("one iteration is the whole benchmark; run with -benchtime 1x")
-	}
+	work, bin := oneShot(b, "litestream-bench-wal-")
 	secs := envInt(b, "BENCH_WAL_SECONDS", 600)
 	rate := envInt(b, "BENCH_WAL_RATE", 500)
 	dur := time.Duration(secs) * time.Second
-	work := workDir(b, "litestream-bench-wal-")
-	bin := buildBinary(b, work)
 	seed := uint64(time.Now().UnixNano())
 	fmt.Printf("WAL bound: %d transactions/s for %v, plain SQLite then with litestream replicate (seed %d)\n", rate, dur, seed)
 

@@ -1,7 +1,6 @@
 package testserver
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,14 +9,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -42,10 +38,6 @@ type TLSServer struct {
 // not installed. The caller stops it.
 func StartMinIOTLS(tb testing.TB, dir string) *TLSServer {
 	tb.Helper()
-	bin := MinIOBinary()
-	if bin == "" {
-		missing(tb, "MinIO", "minio.sh")
-	}
 	certs, data := filepath.Join(dir, "certs"), filepath.Join(dir, "data")
 	for _, d := range []string{certs, data} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -58,36 +50,10 @@ func StartMinIOTLS(tb testing.TB, dir string) *TLSServer {
 		tb.Fatal(err)
 	}
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ { // the free port may be taken meanwhile
-		port, err := freePort()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		consolePort, err := freePort()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		cmd := exec.Command(bin, "server", data, "--address", addr, "--console-address", "127.0.0.1:"+strconv.Itoa(consolePort),
-			"--certs-dir", certs, "--quiet")
-		cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+MinIOUser, "MINIO_ROOT_PASSWORD="+MinIOPassword,
-			"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1",
-			"MINIO_KMS_SECRET_KEY="+MinIOKMSKey+":"+base64.StdEncoding.EncodeToString(kms))
-		s, err := start(cmd, nil)
-		if err != nil {
-			tb.Fatalf("start MinIO %s: %v", bin, err)
-		}
-		s.Endpoint = "https://" + addr
-		if err := waitHTTPClient(s, client, s.Endpoint+"/", 30*time.Second, http.StatusForbidden); err != nil {
-			s.Stop()
-			lastErr = fmt.Errorf("%w\n%s", err, s.Log())
-			continue
-		}
-		return &TLSServer{Server: s, CAFile: filepath.Join(certs, "public.crt"), DataDir: data}
-	}
-	tb.Fatalf("MinIO (TLS) did not start: %v", lastErr)
-	return nil
+	s := startMinIO(tb, "MinIO (TLS)", "https", client,
+		[]string{"MINIO_KMS_SECRET_KEY=" + MinIOKMSKey + ":" + base64.StdEncoding.EncodeToString(kms)},
+		data, "--certs-dir", certs)
+	return &TLSServer{Server: s, CAFile: filepath.Join(certs, "public.crt"), DataDir: data}
 }
 
 // writeSelfSigned writes a self-signed certificate for 127.0.0.1 and
@@ -129,28 +95,4 @@ func writeSelfSigned(tb testing.TB, dir string) *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(crt)
 	return pool
-}
-
-// waitHTTPClient is waitHTTP through client.
-func waitHTTPClient(s *Server, client *http.Client, url string, timeout time.Duration, want int) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			return fmt.Errorf("server exited")
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
-		cancel()
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval while waiting for startup
-	}
-	return fmt.Errorf("no answer from %s within %v", url, timeout)
 }

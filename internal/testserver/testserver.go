@@ -23,10 +23,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // Pinned versions; keep in step with scripts/testservers/*.sh.
@@ -90,7 +90,7 @@ type Server struct {
 	Endpoint string
 	cmd      *exec.Cmd
 	done     chan struct{}
-	log      *logBuffer
+	log      *testsupport.LockedBuffer
 }
 
 // Stop kills the server and waits for it.
@@ -104,28 +104,8 @@ func (s *Server) Stop() {
 // Log returns the server's output so far (for failure messages).
 func (s *Server) Log() string { return s.log.String() }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() < 1<<20 {
-		l.b.Write(p)
-	}
-	return len(p), nil
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func start(cmd *exec.Cmd, out io.Writer) (*Server, error) {
-	lb := &logBuffer{}
+	lb := &testsupport.LockedBuffer{Limit: 1 << 20}
 	if out != nil {
 		cmd.Stdout, cmd.Stderr = io.MultiWriter(lb, out), io.MultiWriter(lb, out)
 	} else {
@@ -157,6 +137,16 @@ func MinIOBinary() string {
 // caller stops it.
 func StartMinIO(tb testing.TB, dataDir string) *Server {
 	tb.Helper()
+	return startMinIO(tb, "MinIO", "http", http.DefaultClient, nil, dataDir)
+}
+
+// startMinIO runs `minio server dataDir extraArgs...` on free ports of
+// 127.0.0.1 with the test credentials (and extraEnv), reached at
+// scheme://addr through client, and waits until it serves S3 requests. It
+// tries three times (a free port may be taken meanwhile) and fails the test
+// after that; what names the server in messages.
+func startMinIO(tb testing.TB, what, scheme string, client *http.Client, extraEnv []string, dataDir string, extraArgs ...string) *Server {
+	tb.Helper()
 	bin := MinIOBinary()
 	if bin == "" {
 		missing(tb, "MinIO", "minio.sh")
@@ -172,32 +162,34 @@ func StartMinIO(tb testing.TB, dataDir string) *Server {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		cmd := exec.Command(bin, "server", dataDir, "--address", addr, "--console-address", "127.0.0.1:"+strconv.Itoa(consolePort), "--quiet")
+		args := append([]string{"server", dataDir, "--address", addr, "--console-address", "127.0.0.1:" + strconv.Itoa(consolePort)}, extraArgs...)
+		cmd := exec.Command(bin, append(args, "--quiet")...)
 		cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+MinIOUser, "MINIO_ROOT_PASSWORD="+MinIOPassword,
 			"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
+		cmd.Env = append(cmd.Env, extraEnv...)
 		s, err := start(cmd, nil)
 		if err != nil {
-			tb.Fatalf("start MinIO %s: %v", bin, err)
+			tb.Fatalf("start %s %s: %v", what, bin, err)
 		}
-		s.Endpoint = "http://" + addr
+		s.Endpoint = scheme + "://" + addr
 		// Not just live: MinIO answers its health checks before its object
 		// layer is up, and S3 requests then fail with 503
 		// XMinioServerNotInitialized. An anonymous request is answered 403
 		// once it is up.
-		if err := waitHTTP(s, s.Endpoint+"/", 30*time.Second, http.StatusForbidden); err != nil {
+		if err := waitHTTP(s, client, s.Endpoint+"/", 30*time.Second, http.StatusForbidden); err != nil {
 			s.Stop()
 			lastErr = fmt.Errorf("%w\n%s", err, s.Log())
 			continue
 		}
 		return s
 	}
-	tb.Fatalf("MinIO did not start: %v", lastErr)
+	tb.Fatalf("%s did not start: %v", what, lastErr)
 	return nil
 }
 
-// waitHTTP polls url until it answers the status want, the process exits,
-// or timeout.
-func waitHTTP(s *Server, url string, timeout time.Duration, want int) error {
+// waitHTTP polls url through client until it answers the status want, the
+// process exits, or timeout.
+func waitHTTP(s *Server, client *http.Client, url string, timeout time.Duration, want int) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
@@ -207,7 +199,7 @@ func waitHTTP(s *Server, url string, timeout time.Duration, want int) error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		cancel()
 		if err == nil {
 			resp.Body.Close()

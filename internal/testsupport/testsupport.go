@@ -16,6 +16,10 @@ const ModulePath = "github.com/litestream-go/litestream"
 // LockedBuffer collects a subprocess's output while the test reads it: the
 // process's output goroutines write, the test reads, concurrently.
 type LockedBuffer struct {
+	// Limit, if positive, is how many bytes are kept: writes past it are
+	// dropped (and reported written), for a long-running server's log.
+	Limit int
+
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
@@ -23,6 +27,9 @@ type LockedBuffer struct {
 func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.Limit > 0 && b.buf.Len() >= b.Limit {
+		return len(p), nil
+	}
 	return b.buf.Write(p)
 }
 

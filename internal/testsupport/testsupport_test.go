@@ -109,3 +109,23 @@ func TestSourceKey(t *testing.T) {
 		t.Error("other build arguments kept the key")
 	}
 }
+
+// A LockedBuffer with a Limit keeps what fits up to it (the write that
+// crosses it whole) and drops later writes, reporting them written.
+func TestLockedBufferLimit(t *testing.T) {
+	b := &LockedBuffer{Limit: 5}
+	for _, s := range []string{"abc", "def", "ghi"} {
+		if n, err := b.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", s, n, err)
+		}
+	}
+	if got := b.String(); got != "abcdef" || b.Len() != 6 {
+		t.Fatalf("kept %q (%d bytes), want abcdef", got, b.Len())
+	}
+	var unlimited LockedBuffer
+	unlimited.Write([]byte("abc"))
+	unlimited.Write([]byte("def"))
+	if got := unlimited.String(); got != "abcdef" {
+		t.Fatalf("unlimited buffer kept %q", got)
+	}
+}
