@@ -88,59 +88,57 @@ func (c *Client) do(ctx context.Context, op, method, endpoint string, in, out an
 	return nil
 }
 
+// ask sends one request (in is nil for a GET) and returns the decoded
+// answer; op names the operation in errors.
+func ask[T any](ctx context.Context, c *Client, op, method, endpoint string, in any) (*T, error) {
+	var r T
+	return &r, c.do(ctx, op, method, endpoint, in, &r)
+}
+
 // Info asks GET /info.
 func (c *Client) Info(ctx context.Context) (*InfoResponse, error) {
-	var r InfoResponse
-	return &r, c.do(ctx, "info", http.MethodGet, "/info", nil, &r)
+	return ask[InfoResponse](ctx, c, "info", http.MethodGet, "/info", nil)
 }
 
 // List asks GET /list.
 func (c *Client) List(ctx context.Context) (*ListResponse, error) {
-	var r ListResponse
-	return &r, c.do(ctx, "list", http.MethodGet, "/list", nil, &r)
+	return ask[ListResponse](ctx, c, "list", http.MethodGet, "/list", nil)
 }
 
 // Status asks GET /status (this program's daemon only).
 func (c *Client) Status(ctx context.Context) (*Status, error) {
-	var r Status
-	return &r, c.do(ctx, "status", http.MethodGet, "/status", nil, &r)
+	return ask[Status](ctx, c, "status", http.MethodGet, "/status", nil)
 }
 
 // TXID asks GET /txid.
 func (c *Client) TXID(ctx context.Context, path string) (uint64, error) {
-	var r TXIDResponse
-	err := c.do(ctx, "txid", http.MethodGet, "/txid?path="+url.QueryEscape(path), nil, &r)
+	r, err := ask[TXIDResponse](ctx, c, "txid", http.MethodGet, "/txid?path="+url.QueryEscape(path), nil)
 	return r.TXID, err
 }
 
 // Start asks POST /start.
 func (c *Client) Start(ctx context.Context, req StartRequest) (*StartResponse, error) {
-	var r StartResponse
-	return &r, c.do(ctx, "start", http.MethodPost, "/start", req, &r)
+	return ask[StartResponse](ctx, c, "start", http.MethodPost, "/start", req)
 }
 
 // Stop asks POST /stop.
 func (c *Client) Stop(ctx context.Context, req StopRequest) (*StopResponse, error) {
-	var r StopResponse
-	return &r, c.do(ctx, "stop", http.MethodPost, "/stop", req, &r)
+	return ask[StopResponse](ctx, c, "stop", http.MethodPost, "/stop", req)
 }
 
 // Sync asks POST /sync.
 func (c *Client) Sync(ctx context.Context, req SyncRequest) (*SyncResponse, error) {
-	var r SyncResponse
-	return &r, c.do(ctx, "sync", http.MethodPost, "/sync", req, &r)
+	return ask[SyncResponse](ctx, c, "sync", http.MethodPost, "/sync", req)
 }
 
 // Register asks POST /register.
 func (c *Client) Register(ctx context.Context, req RegisterDatabaseRequest) (*RegisterDatabaseResponse, error) {
-	var r RegisterDatabaseResponse
-	return &r, c.do(ctx, "register", http.MethodPost, "/register", req, &r)
+	return ask[RegisterDatabaseResponse](ctx, c, "register", http.MethodPost, "/register", req)
 }
 
 // Unregister asks POST /unregister.
 func (c *Client) Unregister(ctx context.Context, req UnregisterDatabaseRequest) (*UnregisterDatabaseResponse, error) {
-	var r UnregisterDatabaseResponse
-	return &r, c.do(ctx, "unregister", http.MethodPost, "/unregister", req, &r)
+	return ask[UnregisterDatabaseResponse](ctx, c, "unregister", http.MethodPost, "/unregister", req)
 }
 
 // GetStatus asks the daemon on the socket at path for its status.

@@ -198,6 +198,11 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, path *str
 		writeError(w, http.StatusBadRequest, "path required", nil)
 		return false
 	}
+	return s.expandPath(w, path)
+}
+
+// expandPath expands *path in place; on failure it has answered already.
+func (s *Server) expandPath(w http.ResponseWriter, path *string) bool {
 	p, err := s.expand(*path)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid path: %v", err), nil)
@@ -205,6 +210,18 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, path *str
 	}
 	*path = p
 	return true
+}
+
+// lookupFailed answers a daemon's error for a request that names a
+// database (txid, debug/sync-status) and reports whether there was one.
+func lookupFailed(w http.ResponseWriter, err error) bool {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, "database not found", nil)
+	case err != nil:
+		writeError(w, status(err, http.StatusNotFound), err.Error(), nil)
+	}
+	return err != nil
 }
 
 // opContext bounds an operation by the server's lifetime and timeout
@@ -266,17 +283,11 @@ func (s *Server) handleTXID(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "path required", nil)
 		return
 	}
-	p, err := s.expand(path)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid path: %v", err), nil)
+	if !s.expandPath(w, &path) {
 		return
 	}
-	txid, err := s.d.TXID(p)
-	if errors.Is(err, ErrNotFound) {
-		writeError(w, http.StatusNotFound, "database not found", nil)
-		return
-	} else if err != nil {
-		writeError(w, status(err, http.StatusNotFound), err.Error(), nil)
+	txid, err := s.d.TXID(path)
+	if lookupFailed(w, err) {
 		return
 	}
 	writeJSON(w, http.StatusOK, TXIDResponse{TXID: txid})
@@ -284,20 +295,11 @@ func (s *Server) handleTXID(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleSyncStatus(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Query().Get("path")
-	if path != "" {
-		p, err := s.expand(path)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid path: %v", err), nil)
-			return
-		}
-		path = p
+	if path != "" && !s.expandPath(w, &path) {
+		return
 	}
 	diags, err := s.d.SyncDiagnostics(path)
-	if errors.Is(err, ErrNotFound) {
-		writeError(w, http.StatusNotFound, "database not found", nil)
-		return
-	} else if err != nil {
-		writeError(w, status(err, http.StatusNotFound), err.Error(), nil)
+	if lookupFailed(w, err) {
 		return
 	}
 	if diags == nil {

@@ -20,6 +20,15 @@ func (cf *configFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&cf.noExpandEnv, "no-expand-env", false, "do not expand env vars in config")
 }
 
+// newConfigFlagSet returns the flag set of a command that reads the config
+// file, with the config flags registered.
+func (m *Main) newConfigFlagSet(name string, usage func()) (*flag.FlagSet, *configFlags) {
+	fs := m.newFlagSet(name, usage)
+	cf := &configFlags{}
+	cf.register(fs)
+	return fs, cf
+}
+
 // defaultConfigPath is $LITESTREAM_CONFIG, else DefaultConfigPath.
 func (m *Main) defaultConfigPath() string {
 	if v := m.Getenv("LITESTREAM_CONFIG"); v != "" {
@@ -40,6 +49,22 @@ func (m *Main) configPath(cf *configFlags) string {
 func (m *Main) loadConfig(cf *configFlags) (*Config, error) {
 	return ReadConfigFile(m.configPath(cf), !cf.noExpandEnv, m.Getenv)
 }
+
+// The descriptions of the config flags (and -json) in the -h texts of the
+// commands that read the config file, in Litestream's wording. argConfig
+// holds a %s: the default config path.
+const (
+	argConfig = `	-config PATH
+	    Specifies the configuration file.
+	    Defaults to %s
+`
+	argNoExpandEnv = `	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+`
+	argJSON = `	-json
+	    Output raw JSON instead of human-readable text.
+`
+)
 
 // newFlagSet returns a flag set that reports errors instead of exiting. As
 // in Litestream, a flag error goes to Stderr and the command's usage (the

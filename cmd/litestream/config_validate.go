@@ -190,36 +190,38 @@ func (c *Config) validateReplica(rwhere string, rc *ReplicaConfig) error {
 // whole daemon, as Litestream does (one snapshot schedule for all): unless
 // the top level sets them, and an error when two databases disagree.
 func (c *Config) applyDBSnapshots() error {
-	var interval, retention *time.Duration
-	var intervalDB, retentionDB string
+	type agreed struct {
+		key, plural string
+		get         func(*DBConfig) *time.Duration
+		top         **time.Duration // the top-level setting
+		v           *time.Duration  // the databases' value so far, and where from
+		db          string
+	}
+	keys := []*agreed{
+		{key: "interval", plural: "intervals", get: func(db *DBConfig) *time.Duration { return db.Snapshot.Interval }, top: &c.Snapshot.Interval},
+		{key: "retention", plural: "retentions", get: func(db *DBConfig) *time.Duration { return db.Snapshot.Retention }, top: &c.Snapshot.Retention},
+	}
 	for i, db := range c.DBs {
 		if db == nil {
 			continue
 		}
-		if v := db.Snapshot.Interval; v != nil {
-			if *v <= 0 {
-				return c.keyError(fmt.Sprintf("dbs[%d].snapshot.interval", i), "must be greater than 0 (got %s)", *v)
+		for _, k := range keys {
+			v := k.get(db)
+			switch {
+			case v == nil:
+				continue
+			case *v <= 0:
+				return c.keyError(fmt.Sprintf("dbs[%d].snapshot.%s", i, k.key), "must be greater than 0 (got %s)", *v)
+			case k.v != nil && *k.v != *v:
+				return fmt.Errorf("conflicting database snapshot %s: %s has %v, dbs[%d] has %v", k.plural, k.db, *k.v, i, *v)
 			}
-			if interval != nil && *interval != *v {
-				return fmt.Errorf("conflicting database snapshot intervals: %s has %v, dbs[%d] has %v", intervalDB, *interval, i, *v)
-			}
-			interval, intervalDB = v, fmt.Sprintf("dbs[%d]", i)
-		}
-		if v := db.Snapshot.Retention; v != nil {
-			if *v <= 0 {
-				return c.keyError(fmt.Sprintf("dbs[%d].snapshot.retention", i), "must be greater than 0 (got %s)", *v)
-			}
-			if retention != nil && *retention != *v {
-				return fmt.Errorf("conflicting database snapshot retentions: %s has %v, dbs[%d] has %v", retentionDB, *retention, i, *v)
-			}
-			retention, retentionDB = v, fmt.Sprintf("dbs[%d]", i)
+			k.v, k.db = v, fmt.Sprintf("dbs[%d]", i)
 		}
 	}
-	if c.Snapshot.Interval == nil && interval != nil {
-		c.Snapshot.Interval = interval
-	}
-	if c.Snapshot.Retention == nil && retention != nil {
-		c.Snapshot.Retention = retention
+	for _, k := range keys {
+		if *k.top == nil {
+			*k.top = k.v
+		}
 	}
 	return nil
 }

@@ -121,12 +121,8 @@ func (d *daemon) wrapClient(path string, c remote.Client) remote.Client {
 // writerOptions maps a database's keys to the writer's options.
 func (d *daemon) writerOptions(dbc *DBConfig, rc *ReplicaConfig) writer.Options {
 	opts := writer.Options{Logger: d.log}
-	if dbc.MetaPath != nil {
-		opts.StagingDir = *dbc.MetaPath
-	}
-	if dbc.MonitorInterval != nil {
-		opts.MonitorInterval = *dbc.MonitorInterval
-	}
+	setFrom(&opts.StagingDir, dbc.MetaPath)
+	setFrom(&opts.MonitorInterval, dbc.MonitorInterval)
 	if dbc.CheckpointInterval != nil {
 		opts.CheckpointInterval = *dbc.CheckpointInterval
 		if opts.CheckpointInterval <= 0 {
@@ -135,9 +131,7 @@ func (d *daemon) writerOptions(dbc *DBConfig, rc *ReplicaConfig) writer.Options 
 			opts.CheckpointInterval = -1
 		}
 	}
-	if dbc.MinCheckpointPageN != nil {
-		opts.MinCheckpointPageN = *dbc.MinCheckpointPageN
-	}
+	setFrom(&opts.MinCheckpointPageN, dbc.MinCheckpointPageN)
 	if dbc.TruncatePageN != nil {
 		// As in Litestream: 0 keeps the default threshold (the writer's
 		// 0 is its default too), a negative value turns truncation off.
@@ -333,9 +327,7 @@ func (d *daemon) startServices(dirs []*dirWatcher) error {
 // (at least a minute, as in Litestream; tests may lower the floor).
 func (d *daemon) startHeartbeat() error {
 	interval := DefaultHeartbeatInterval
-	if d.cfg.HeartbeatInterval != nil {
-		interval = *d.cfg.HeartbeatInterval
-	}
+	setFrom(&interval, d.cfg.HeartbeatInterval)
 	least := d.m.minHeartbeat
 	if least == 0 {
 		least = time.Minute
@@ -434,13 +426,9 @@ func (d *daemon) shutdown(ctx context.Context) error {
 		_ = d.ctl.Close()
 	}
 	timeout := DefaultShutdownSyncTimeout
-	if d.cfg.ShutdownSyncTimeout != nil {
-		timeout = *d.cfg.ShutdownSyncTimeout
-	}
+	setFrom(&timeout, d.cfg.ShutdownSyncTimeout)
 	interval := DefaultShutdownSyncInterval
-	if d.cfg.ShutdownSyncInterval != nil {
-		interval = *d.cfg.ShutdownSyncInterval
-	}
+	setFrom(&interval, d.cfg.ShutdownSyncInterval)
 	entries := d.entries()
 	for _, e := range entries {
 		e.stopRetry()

@@ -71,37 +71,33 @@ func (d *daemon) entry(path string) (*dbEntry, error) {
 }
 
 func (d *daemon) Start(ctx context.Context, path string) (control.StartResponse, error) {
-	e, err := d.entry(path)
-	if err != nil {
-		return control.StartResponse{}, err
-	}
-	running, err := e.start(ctx)
-	if err != nil {
-		return control.StartResponse{}, err
-	}
-	status := "started"
-	if running {
-		status = "already_running"
-	}
-	_, st := e.current()
-	return control.StartResponse{Status: status, Path: path, TXID: uint64(localTXID(st))}, nil
+	return d.switchDB(ctx, path, (*dbEntry).start, "already_running", "started")
 }
 
 func (d *daemon) Stop(ctx context.Context, path string) (control.StopResponse, error) {
+	r, err := d.switchDB(ctx, path, (*dbEntry).close, "stopped", "already_stopped")
+	return control.StopResponse(r), err
+}
+
+// switchDB starts or stops (op) the database at path; its status is ifTrue
+// when op reports true (start: it was running already; close: it was
+// open), else ifFalse.
+func (d *daemon) switchDB(ctx context.Context, path string, op func(*dbEntry, context.Context) (bool, error),
+	ifTrue, ifFalse string) (control.StartResponse, error) {
 	e, err := d.entry(path)
 	if err != nil {
-		return control.StopResponse{}, err
+		return control.StartResponse{}, err
 	}
-	wasOpen, err := e.close(ctx)
+	b, err := op(e, ctx)
 	if err != nil {
-		return control.StopResponse{}, err
+		return control.StartResponse{}, err
 	}
-	status := "stopped"
-	if !wasOpen {
-		status = "already_stopped"
+	status := ifFalse
+	if b {
+		status = ifTrue
 	}
 	_, st := e.current()
-	return control.StopResponse{Status: status, Path: path, TXID: uint64(localTXID(st))}, nil
+	return control.StartResponse{Status: status, Path: path, TXID: uint64(localTXID(st))}, nil
 }
 
 func (d *daemon) Register(ctx context.Context, path, replicaURL string) (control.RegisterDatabaseResponse, error) {

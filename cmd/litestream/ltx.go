@@ -52,9 +52,7 @@ type ltxFileInfo struct {
 }
 
 func (m *Main) runLTX(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("ltx", m.ltxUsage)
-	var cf configFlags
-	cf.register(fs)
+	fs, cf := m.newConfigFlagSet("ltx", m.ltxUsage)
 	asJSON := fs.Bool("json", false, "output raw JSON")
 	var level levelVar // 0, as in Litestream
 	fs.Var(&level, "level", "compaction level (0-9 or \"all\")")
@@ -64,7 +62,7 @@ func (m *Main) runLTX(ctx context.Context, args []string) error {
 	if err := checkOneArg(fs, "database path or replica URL", "litestream ltx /path/to/db"); err != nil {
 		return err
 	}
-	tgt, err := m.resolveTarget(fs.Arg(0), &cf)
+	tgt, err := m.resolveTarget(fs.Arg(0), cf)
 	if err != nil {
 		return err
 	}
@@ -115,8 +113,7 @@ func printJSON(m *Main, v any) error {
 }
 
 func (m *Main) ltxUsage() {
-	fmt.Fprintf(m.Stdout, `
-The ltx command lists all LTX files available for a database.
+	fmt.Fprintf(m.Stdout, `The ltx command lists all LTX files available for a database.
 
 Usage:
 
@@ -126,20 +123,12 @@ Usage:
 
 Arguments:
 
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to %s
-
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
+`+argConfig+"\n"+argNoExpandEnv+`
 	-level LEVEL
 	    Compaction level to list (0-9 or "all").
 	    Defaults to 0.
 
-	-json
-	    Output raw JSON instead of human-readable text.
-
+`+argJSON+`
 Examples:
 
 	# List all LTX files for a database.
@@ -154,5 +143,5 @@ Examples:
 	# List LTX files across all compaction levels.
 	$ litestream ltx -level all /path/to/db
 
-`[1:], m.defaultConfigPath())
+`, m.defaultConfigPath())
 }

@@ -47,21 +47,11 @@ func (c *Config) applyMaintenance(o *writer.Options) {
 			o.Levels = append(o.Levels, l.Interval)
 		}
 	}
-	if c.Snapshot.Interval != nil {
-		o.SnapshotInterval = *c.Snapshot.Interval
-	}
-	if c.Snapshot.Retention != nil {
-		o.SnapshotRetention = *c.Snapshot.Retention
-	}
-	if c.L0Retention != nil {
-		o.L0Retention = *c.L0Retention
-	}
-	if c.L0RetentionCheckInterval != nil {
-		o.RetentionCheckInterval = *c.L0RetentionCheckInterval
-	}
-	if c.ConsistencyCheckInterval != nil {
-		o.ConsistencyCheckInterval = *c.ConsistencyCheckInterval
-	}
+	setFrom(&o.SnapshotInterval, c.Snapshot.Interval)
+	setFrom(&o.SnapshotRetention, c.Snapshot.Retention)
+	setFrom(&o.L0Retention, c.L0Retention)
+	setFrom(&o.RetentionCheckInterval, c.L0RetentionCheckInterval)
+	setFrom(&o.ConsistencyCheckInterval, c.ConsistencyCheckInterval)
 	if c.Retention.Enabled != nil && !*c.Retention.Enabled {
 		o.RetentionDisabled = true
 	}

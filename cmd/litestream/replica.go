@@ -119,68 +119,39 @@ func (rc *ReplicaConfig) options(scheme string) backends.Options {
 	var o backends.Options
 	switch scheme {
 	case "s3":
-		o.AccessKeyID = rc.AccessKeyID
-		o.SecretAccessKey = rc.SecretAccessKey
-		o.Region = rc.Region
-		o.Endpoint = rc.Endpoint
-		o.ForcePathStyle = rc.ForcePathStyle
-		o.SkipVerify = rc.SkipVerify
-		if rc.PartSize != nil {
-			o.PartSize = int64(*rc.PartSize)
+		o = backends.Options{
+			AccessKeyID: rc.AccessKeyID, SecretAccessKey: rc.SecretAccessKey, Region: rc.Region, Endpoint: rc.Endpoint,
+			ForcePathStyle: rc.ForcePathStyle, SkipVerify: rc.SkipVerify,
+			PartSize: int64(deref(rc.PartSize)), Concurrency: deref(rc.Concurrency),
+			SignPayload: rc.SignPayload, SignAcceptEncoding: rc.SignAcceptEncoding,
+			RequireContentMD5: rc.RequireContentMD5, PutObjectContentMD5: rc.PutObjectContentMD5,
+			StorageClass: rc.StorageClass, SSECustomerAlgorithm: rc.SSECustomerAlgorithm,
+			SSECustomerKey: rc.SSECustomerKey, SSEKMSKeyID: rc.SSEKMSKeyID,
 		}
-		if rc.Concurrency != nil {
-			o.Concurrency = *rc.Concurrency
-		}
-		o.SignPayload = rc.SignPayload
-		o.SignAcceptEncoding = rc.SignAcceptEncoding
-		o.RequireContentMD5 = rc.RequireContentMD5
-		o.PutObjectContentMD5 = rc.PutObjectContentMD5
-		o.StorageClass = rc.StorageClass
-		o.SSECustomerAlgorithm = rc.SSECustomerAlgorithm
-		o.SSECustomerKey = rc.SSECustomerKey
-		o.SSEKMSKeyID = rc.SSEKMSKeyID
 	case "gs":
 		// Not a Litestream key for gs; here it points at an emulator
 		// (without authentication), so only the replica's own setting
 		// counts, never a global endpoint meant for S3.
 		o.Endpoint = rc.own().Endpoint
 	case "abs":
-		o.AccountName = rc.AccountName
-		o.AccountKey = rc.AccountKey
-		o.SASToken = rc.SASToken
-		o.Endpoint = rc.Endpoint
+		o = backends.Options{AccountName: rc.AccountName, AccountKey: rc.AccountKey, SASToken: rc.SASToken, Endpoint: rc.Endpoint}
 	case "sftp":
-		o.User = rc.User
-		o.Password = rc.Password
-		o.KeyPath = rc.KeyPath
-		o.HostKey = rc.HostKey
-		o.ConcurrentWrites = rc.ConcurrentWrites
-		o.Timeout = deref(rc.Timeout)
+		o = backends.Options{User: rc.User, Password: rc.Password, KeyPath: rc.KeyPath, HostKey: rc.HostKey,
+			ConcurrentWrites: rc.ConcurrentWrites, Timeout: deref(rc.Timeout)}
 	case "webdav", "webdavs":
 		// Litestream's keys are webdav-username and webdav-password. The
 		// generic user, password and skip-verify are accepted when the
 		// replica sets them itself; global ones are meant for sftp and S3,
 		// and must not reach (or weaken TLS towards) another server.
 		own := rc.own()
-		o.User = pick(rc.WebDAVUsername, own.User)
-		o.Password = pick(rc.WebDAVPassword, own.Password)
-		o.SkipVerify = own.SkipVerify
-		o.Timeout = deref(rc.Timeout)
+		o = backends.Options{User: pick(rc.WebDAVUsername, own.User), Password: pick(rc.WebDAVPassword, own.Password),
+			SkipVerify: own.SkipVerify, Timeout: deref(rc.Timeout)}
 	case "nats":
-		o.User = rc.Username
-		o.Password = rc.Password
-		o.JWT = rc.JWT
-		o.Seed = rc.Seed
-		o.Creds = rc.Creds
-		o.NKey = rc.NKey
-		o.Token = rc.Token
-		o.TLS = deref(rc.TLS)
-		o.RootCAs = rc.RootCAs
-		o.ClientCert = rc.ClientCert
-		o.ClientKey = rc.ClientKey
-		o.MaxReconnects = rc.MaxReconnects
-		o.ReconnectWait = deref(rc.ReconnectWait)
-		o.Timeout = deref(rc.Timeout)
+		o = backends.Options{
+			User: rc.Username, Password: rc.Password, JWT: rc.JWT, Seed: rc.Seed, Creds: rc.Creds, NKey: rc.NKey, Token: rc.Token,
+			TLS: deref(rc.TLS), RootCAs: rc.RootCAs, ClientCert: rc.ClientCert, ClientKey: rc.ClientKey,
+			MaxReconnects: rc.MaxReconnects, ReconnectWait: deref(rc.ReconnectWait), Timeout: deref(rc.Timeout),
+		}
 	}
 	return o
 }
@@ -242,6 +213,13 @@ func pick(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+// setFrom sets *dst to *p when p is set (a configuration key given).
+func setFrom[T any](dst, p *T) {
+	if p != nil {
+		*dst = *p
+	}
 }
 
 func deref[T any](p *T) T {

@@ -106,8 +106,7 @@ func (m *Main) replicateConfig(fs *flag.FlagSet, cf *configFlags) (*Config, erro
 }
 
 func (m *Main) replicateUsage() {
-	fmt.Fprintf(m.Stdout, `
-The replicate command starts a server to monitor & replicate databases.
+	fmt.Fprintf(m.Stdout, `The replicate command starts a server to monitor & replicate databases.
 You can specify your database & replicas in a configuration file or you can
 replicate a single database file by specifying its path and its replicas in the
 command line arguments.
@@ -120,10 +119,7 @@ Usage:
 
 Arguments:
 
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to %s
-
+`+argConfig+`
 	-exec CMD
 	    Executes a subcommand. Litestream will exit when the child
 	    process exits. Useful for simple process management.
@@ -146,9 +142,7 @@ Arguments:
 	    Sets the log level. Overrides the config file setting.
 	    Valid values: trace, debug, info, warn, error
 
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
+`+argNoExpandEnv+`
 	-restore-if-db-not-exists
 	    Restores the database from the replica if it doesn't exist.
 	    On first start with no backup, proceeds normally.
@@ -160,5 +154,5 @@ start, stop, sync, register, unregister, info, and list. Enable it in the config
 	  enabled: true
 	  path: /tmp/litestream.sock
 
-`[1:], m.defaultConfigPath())
+`, m.defaultConfigPath())
 }

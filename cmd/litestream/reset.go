@@ -52,9 +52,7 @@ func defaultMetaPath(path string) string {
 }
 
 func (m *Main) runReset(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("reset", m.resetUsage)
-	var cf configFlags
-	cf.register(fs)
+	fs, cf := m.newConfigFlagSet("reset", m.resetUsage)
 	dryRun := fs.Bool("dry-run", false, "print local state that would be removed without deleting")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -69,7 +67,7 @@ func (m *Main) runReset(ctx context.Context, args []string) error {
 	metaPath := defaultMetaPath(dbPath)
 	// As in Litestream, the config is read only when -config is given.
 	if cf.path != "" {
-		cfg, err := m.loadConfig(&cf)
+		cfg, err := m.loadConfig(cf)
 		if err != nil {
 			return fmt.Errorf("cannot read config: %w", err)
 		}
@@ -134,8 +132,7 @@ func (m *Main) runReset(ctx context.Context, args []string) error {
 }
 
 func (m *Main) resetUsage() {
-	fmt.Fprintf(m.Stdout, `
-The reset command clears local Litestream state for a database.
+	fmt.Fprintf(m.Stdout, `The reset command clears local Litestream state for a database.
 
 This is useful for recovering from corrupted or missing LTX files. The reset
 removes local LTX files from the metadata directory, forcing Litestream to
@@ -148,13 +145,7 @@ Usage:
 
 Arguments:
 
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to %s
-
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
+`+argConfig+"\n"+argNoExpandEnv+`
 	-dry-run
 	    Print the local LTX files that would be removed without deleting them.
 
@@ -169,5 +160,5 @@ Examples:
 	# Reset using a specific configuration file
 	litestream reset -config /etc/litestream.yml /path/to/database.db
 
-`[1:], m.defaultConfigPath())
+`, m.defaultConfigPath())
 }

@@ -220,8 +220,7 @@ func (m *Main) restoreAndReport(ctx context.Context, tgt *target, p restoreParam
 }
 
 func (m *Main) restoreUsage() {
-	fmt.Fprintf(m.Stdout, `
-The restore command recovers a database from a previous snapshot and WAL.
+	fmt.Fprintf(m.Stdout, `The restore command recovers a database from a previous snapshot and WAL.
 
 Usage:
 
@@ -231,13 +230,7 @@ Usage:
 
 Arguments:
 
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to %s
-
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
+`+argConfig+"\n"+argNoExpandEnv+`
 	-txid TXID
 	    Restore up to a specific hex-encoded transaction ID (inclusive).
 	    Defaults to use the highest available transaction.
@@ -311,7 +304,7 @@ Examples:
 	# Continuously restore (follow) a database from a replica.
 	$ litestream restore -f -o /tmp/read-replica.db s3://mybucket/db
 
-`[1:], m.defaultConfigPath())
+`, m.defaultConfigPath())
 }
 
 // restore writes the database at p's target to p.output (with Force,

@@ -42,9 +42,7 @@ type dbStatus struct {
 }
 
 func (m *Main) runStatus(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("status", m.statusUsage)
-	var cf configFlags
-	cf.register(fs)
+	fs, cf := m.newConfigFlagSet("status", m.statusUsage)
 	asJSON := fs.Bool("json", false, "output raw JSON")
 	socket := fs.String("socket", "", "ask the running daemon on this control socket (default: the config's socket.path when socket.enabled)")
 	if err := parseFlags(fs, args); err != nil {
@@ -53,7 +51,7 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	if fs.NArg() > 1 {
 		return errors.New("too many arguments")
 	}
-	cfg, err := m.loadConfig(&cf)
+	cfg, err := m.loadConfig(cf)
 	if err != nil {
 		return err
 	}
@@ -233,8 +231,7 @@ func (m *Main) replicaStatus(ctx context.Context, db *DBConfig, s *dbStatus) {
 }
 
 func (m *Main) statusUsage() {
-	fmt.Fprintf(m.Stdout, `
-The status command displays the replication status of databases.
+	fmt.Fprintf(m.Stdout, `The status command displays the replication status of databases.
 
 Usage:
 
@@ -242,16 +239,7 @@ Usage:
 
 Arguments:
 
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to %s
-
-	-json
-	    Output raw JSON instead of human-readable text.
-
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
+`+argConfig+"\n"+argJSON+"\n"+argNoExpandEnv+`
 	-socket PATH
 	    Asks the running daemon on this control socket for live state
 	    (replica TXID, lag, last sync, last error). Defaults to the
@@ -275,7 +263,7 @@ Examples:
 	$ litestream status /path/to/db
 	$ litestream status -json
 
-`[1:], m.defaultConfigPath())
+`, m.defaultConfigPath())
 }
 
 // databaseInfo is one row of databases (Litestream's stable fields, then
@@ -287,9 +275,7 @@ type databaseInfo struct {
 }
 
 func (m *Main) runDatabases(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("databases", m.databasesUsage)
-	var cf configFlags
-	cf.register(fs)
+	fs, cf := m.newConfigFlagSet("databases", m.databasesUsage)
 	asJSON := fs.Bool("json", false, "output raw JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -297,7 +283,7 @@ func (m *Main) runDatabases(ctx context.Context, args []string) error {
 	if fs.NArg() != 0 {
 		return errors.New("too many arguments")
 	}
-	cfg, err := m.loadConfig(&cf)
+	cfg, err := m.loadConfig(cf)
 	if err != nil {
 		return err
 	}
@@ -344,8 +330,7 @@ func replicaType(rc *ReplicaConfig, url string) string {
 }
 
 func (m *Main) databasesUsage() {
-	fmt.Fprintf(m.Stdout, `
-The databases command lists all databases in the configuration file.
+	fmt.Fprintf(m.Stdout, `The databases command lists all databases in the configuration file.
 
 Usage:
 
@@ -353,23 +338,14 @@ Usage:
 
 Arguments:
 
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to %s
-
-	-json
-	    Output raw JSON instead of human-readable text.
-
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
+`+argConfig+"\n"+argJSON+"\n"+argNoExpandEnv+`
 Examples:
 
 	$ litestream databases
 	$ litestream databases -config /path/to/litestream.yml
 	$ litestream databases -no-expand-env -config /path/to/litestream.yml
 
-`[1:], m.defaultConfigPath())
+`, m.defaultConfigPath())
 }
 
 func dash(s string) string {
