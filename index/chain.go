@@ -83,13 +83,7 @@ func Continue(cur ltx.TXID, files []*ltx.FileInfo) []*ltx.FileInfo {
 	// Every file that yields a state p ends at p, so in order of MaxTXID each
 	// state's best cost is final before any file that starts from it.
 	slices.SortFunc(cands, func(a, b *ltx.FileInfo) int {
-		if c := cmp.Compare(a.MaxTXID, b.MaxTXID); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(b.MinTXID, a.MinTXID); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Level, b.Level)
+		return cmp.Or(cmp.Compare(a.MaxTXID, b.MaxTXID), cmp.Compare(b.MinTXID, a.MinTXID), cmp.Compare(a.Level, b.Level))
 	})
 	type state struct {
 		txid ltx.TXID

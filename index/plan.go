@@ -105,13 +105,7 @@ func PlanFromFiles(files []*ltx.FileInfo, txid ltx.TXID, ts time.Time) (*Plan, e
 	// Ascending MinTXID is what the reachability pass needs; the rest of the
 	// order only makes results independent of listing order.
 	slices.SortFunc(valid, func(a, b *ltx.FileInfo) int {
-		if c := cmp.Compare(a.MinTXID, b.MinTXID); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.MaxTXID, b.MaxTXID); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Level, b.Level)
+		return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID), cmp.Compare(a.Level, b.Level))
 	})
 
 	usable := valid

@@ -517,15 +517,21 @@ func TestParsePageIndex(t *testing.T) {
 			if err != nil || lerr != nil {
 				t.Fatalf("errors %v / ltx %v", err, lerr)
 			}
-			if len(got) != len(want) {
-				t.Fatalf("%d records, ltx %d", len(got), len(want))
-			}
-			for _, p := range got {
-				if w := want[p.Pgno]; w.Offset != p.Offset || w.Size != p.Size {
-					t.Fatalf("page %d: %+v, ltx %+v", p.Pgno, p, w)
-				}
-			}
+			sameRecords(t, got, want)
 		})
+	}
+}
+
+// sameRecords fails unless ParsePageIndex's records equal ltx's.
+func sameRecords(t *testing.T, got []Page, want map[uint32]ltx.PageIndexElem) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d records, ltx %d", len(got), len(want))
+	}
+	for _, p := range got {
+		if w := want[p.Pgno]; w.Offset != p.Offset || w.Size != p.Size {
+			t.Fatalf("page %d: %+v, ltx %+v", p.Pgno, p, w)
+		}
 	}
 }
 
@@ -544,14 +550,7 @@ func FuzzParsePageIndex(f *testing.F) {
 		if lerr != nil {
 			t.Fatalf("ParsePageIndex accepts %x, ltx rejects: %v", b, lerr)
 		}
-		if len(got) != len(want) {
-			t.Fatalf("%d records, ltx %d", len(got), len(want))
-		}
-		for _, p := range got {
-			if w := want[p.Pgno]; w.Offset != p.Offset || w.Size != p.Size {
-				t.Fatalf("page %d: %+v, ltx %+v", p.Pgno, p, w)
-			}
-		}
+		sameRecords(t, got, want)
 	})
 }
 

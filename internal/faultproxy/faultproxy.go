@@ -482,11 +482,11 @@ func (p *Proxy) stall(c net.Conn) {
 }
 
 // sleep waits d; false if ctx ended or the proxy closed first.
+// (time.After's timer needs no Stop: since Go 1.23 an unreferenced timer
+// is collected before it fires.)
 func (p *Proxy) sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-time.After(d):
 		return true
 	case <-ctx.Done():
 	case <-p.closed:

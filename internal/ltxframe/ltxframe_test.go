@@ -159,19 +159,7 @@ func encodeFile(t *testing.T, f testFile) []byte {
 	}
 	enc.SetSpillDir(t.TempDir())
 	enc.SetSpillThreshold(7) // exercise the spill
-	if err := enc.EncodeHeader(f.hdr); err != nil {
-		t.Fatal(err)
-	}
-	for pgno := uint32(1); pgno <= f.hdr.Commit; pgno++ {
-		if p, ok := f.pages[pgno]; ok {
-			if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, p); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := enc.Close(); err != nil {
-		t.Fatal(err)
-	}
+	encodePages(t, enc, f)
 	if int64(buf.Len()) != enc.N() {
 		t.Fatalf("N %d, wrote %d", enc.N(), buf.Len())
 	}
@@ -332,6 +320,18 @@ func encodeBlock(t *testing.T, f testFile) []byte {
 	var buf bytes.Buffer
 	enc, _ := ltx.NewEncoder(&buf)
 	f.hdr.Version = ltx.Version
+	encodePages(t, enc, f)
+	return buf.Bytes()
+}
+
+// encodePages writes f's header and pages, in page order, to enc (this
+// package's Encoder or ltx.Encoder) and closes it.
+func encodePages(t *testing.T, enc interface {
+	EncodeHeader(ltx.Header) error
+	EncodePage(ltx.PageHeader, []byte) error
+	Close() error
+}, f testFile) {
+	t.Helper()
 	if err := enc.EncodeHeader(f.hdr); err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +345,6 @@ func encodeBlock(t *testing.T, f testFile) []byte {
 	if err := enc.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
 }
 
 // BenchmarkDecode compares decoding a 4 KiB page (half random, half a
