@@ -369,14 +369,7 @@ func (c *Client) download(ctx context.Context, azb *azblob.Client, name string, 
 // transient reports whether a failed request is worth another try: a
 // transient HTTP status, or what retry.Transient accepts.
 func transient(err error) bool {
-	if !retry.Retryable(err) {
-		return false
-	}
-	var re *azcore.ResponseError
-	if errors.As(err, &re) {
-		return retry.IsTransientStatus(re.StatusCode)
-	}
-	return retry.Transient(err) || errors.Is(err, io.EOF)
+	return backend.TransientStatus(err, func(e *azcore.ResponseError) int { return e.StatusCode })
 }
 
 func deref(s *string) string {

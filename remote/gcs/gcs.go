@@ -181,14 +181,7 @@ func (c *Client) bucket(ctx context.Context) (*storage.BucketHandle, error) {
 
 // transient reports whether a GCS failure is worth retrying.
 func transient(err error) bool {
-	if !retry.Retryable(err) {
-		return false
-	}
-	var ge *googleapi.Error
-	if errors.As(err, &ge) {
-		return retry.IsTransientStatus(ge.Code)
-	}
-	return retry.Transient(err) || storage.ShouldRetry(err) || errors.Is(err, io.EOF)
+	return backend.TransientStatus(err, func(e *googleapi.Error) int { return e.Code }, storage.ShouldRetry)
 }
 
 // once is the retry option for a request that Config.Retry retries: the
@@ -362,41 +355,37 @@ func rangeNotSatisfiable(err error) bool {
 // in the object metadata.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	key := c.Key(level, minTXID, maxTXID)
-	createdAt, spool, err := backend.SpoolWrite(ctx, c.fail, key, level, minTXID, maxTXID, r, int64(c.cfg.ChunkSize))
-	if err != nil {
-		return nil, err
-	}
-	defer spool.Close()
-	b, err := c.bucket(ctx)
-	if err != nil {
-		return nil, c.fail("write", key, err)
-	}
-	crc, err := spool.CRC32C()
-	if err != nil {
-		return nil, c.fail("write", key, err)
-	}
-	size := spool.Size()
-	tries := 0
-	err = c.do(ctx, c.cfg.Retry, "write "+key, func(ctx context.Context) error {
-		if tries++; tries > 1 && c.landed(ctx, b, key, size, crc) {
-			return nil
+	return backend.WriteSpooled(ctx, c.fail, key, level, minTXID, maxTXID, r, int64(c.cfg.ChunkSize), func(ctx context.Context, spool *backend.Spool, createdAt time.Time) error {
+		b, err := c.bucket(ctx)
+		if err != nil {
+			return err
 		}
-		err := c.upload(ctx, b, key, spool, crc, createdAt)
-		if err != nil && ctx.Err() == nil && c.landed(ctx, b, key, size, crc) {
-			// The upload happened but its answer was lost (the last
-			// chunk's retry then finds no upload session: 404).
-			return nil
+		crc, err := spool.CRC32C()
+		if err != nil {
+			return err
 		}
-		return err
-	})
-	if err != nil {
+		size := spool.Size()
+		tries := 0
+		err = c.do(ctx, c.cfg.Retry, "write "+key, func(ctx context.Context) error {
+			if tries++; tries > 1 && c.landed(ctx, b, key, size, crc) {
+				return nil
+			}
+			err := c.upload(ctx, b, key, spool, crc, createdAt)
+			if err != nil && ctx.Err() == nil && c.landed(ctx, b, key, size, crc) {
+				// The upload happened but its answer was lost (the last
+				// chunk's retry then finds no upload session: 404).
+				return nil
+			}
+			return err
+		})
 		if errors.Is(err, storage.ErrBucketNotExist) || isNotFound(err) {
-			return nil, c.fail("write", key, fmt.Errorf("bucket does not exist: %w", err))
+			return fmt.Errorf("bucket does not exist: %w", err)
+		} else if err != nil {
+			return err
 		}
-		return nil, c.fail("write", key, err)
-	}
-	c.log.Debug("wrote ltx file", "key", key, "size", size)
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: createdAt}, nil
+		c.log.Debug("wrote ltx file", "key", key, "size", size)
+		return nil
+	})
 }
 
 // upload sends the spooled file once: in one request up to ChunkSize, as

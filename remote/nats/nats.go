@@ -391,31 +391,26 @@ func (c *Client) get(ctx context.Context, name string, offset, size int64) (io.R
 // in the Litestream-Timestamp header.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	name := c.ObjectName(level, minTXID, maxTXID)
-	createdAt, spool, err := backend.SpoolWrite(ctx, c.fail, name, level, minTXID, maxTXID, r, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer spool.Close()
-
-	meta := jetstream.ObjectMeta{
-		Name:    name,
-		Headers: nats.Header{HeaderTimestamp: []string{backend.FormatTimestamp(createdAt)}},
-	}
-	timeout := backend.UploadTimeout(c.cfg.OpTimeout, spool.Size())
-	err = c.retry().WithAttemptTimeout(timeout).Do(ctx, c.what+": put "+name, transient, func(ctx context.Context) error {
-		c.reqs.Add(remote.ReqPut)
-		obs, err := c.store(ctx)
-		if err != nil {
-			return err
+	return backend.WriteSpooled(ctx, c.fail, name, level, minTXID, maxTXID, r, 0, func(ctx context.Context, spool *backend.Spool, createdAt time.Time) error {
+		meta := jetstream.ObjectMeta{
+			Name:    name,
+			Headers: nats.Header{HeaderTimestamp: []string{backend.FormatTimestamp(createdAt)}},
 		}
-		_, err = obs.Put(ctx, meta, backend.ContextReader(ctx, spool.Reader()))
+		timeout := backend.UploadTimeout(c.cfg.OpTimeout, spool.Size())
+		err := c.retry().WithAttemptTimeout(timeout).Do(ctx, c.what+": put "+name, transient, func(ctx context.Context) error {
+			c.reqs.Add(remote.ReqPut)
+			obs, err := c.store(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = obs.Put(ctx, meta, backend.ContextReader(ctx, spool.Reader()))
+			return err
+		})
+		if err == nil {
+			c.log.Debug("wrote ltx file", "object", name, "size", spool.Size())
+		}
 		return err
 	})
-	if err != nil {
-		return nil, c.fail("write", name, err)
-	}
-	c.log.Debug("wrote ltx file", "object", name, "size", spool.Size())
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: spool.Size(), CreatedAt: createdAt}, nil
 }
 
 // DeleteLTXFiles removes files; missing ones are skipped. It tries every

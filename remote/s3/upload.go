@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -21,14 +22,17 @@ import (
 // sends it whole: one PUT up to PartSize, a multipart upload above it.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	key := c.Key(level, minTXID, maxTXID)
-	createdAt, spool, err := backend.SpoolWrite(ctx, c.fail, key, level, minTXID, maxTXID, r, c.cfg.PartSize)
-	if err != nil {
-		return nil, err
-	}
-	defer spool.Close()
+	return backend.WriteSpooled(ctx, c.fail, key, level, minTXID, maxTXID, r, c.cfg.PartSize, func(ctx context.Context, spool *backend.Spool, createdAt time.Time) error {
+		return c.put(ctx, key, spool, createdAt)
+	})
+}
+
+// put uploads spool to key: one PUT up to PartSize, a multipart upload
+// above it. The client remembers the ETag and timestamp of what it wrote.
+func (c *Client) put(ctx context.Context, key string, spool *backend.Spool, createdAt time.Time) error {
 	cl, err := c.client(ctx)
 	if err != nil {
-		return nil, c.fail("write", key, err)
+		return err
 	}
 	meta := map[string]string{MetadataTimestamp: backend.FormatTimestamp(createdAt)}
 	var etag string
@@ -53,11 +57,11 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	}
 	if err != nil {
 		c.forget(key)
-		return nil, c.fail("write", key, err)
+		return err
 	}
 	c.remember(key, etag, createdAt)
 	c.log.Debug("wrote ltx file", "key", key, "size", spool.Size(), "parts", parts)
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: spool.Size(), CreatedAt: createdAt}, nil
+	return nil
 }
 
 // putMultipart uploads spool as a multipart upload of PartSize parts,

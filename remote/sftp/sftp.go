@@ -438,27 +438,27 @@ func (s *sectionFile) Close() error               { return s.f.Close() }
 // set to the header timestamp (to the second).
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	p := c.FilePath(level, minTXID, maxTXID)
-	createdAt, spool, err := backend.SpoolWrite(ctx, c.fail, p, level, minTXID, maxTXID, r, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer spool.Close()
-
-	dir := path.Dir(p)
-	timeout := backend.UploadTimeout(c.cfg.Timeout, spool.Size())
-	err = c.do(ctx, "write "+p, timeout, func(ctx context.Context, sc *sftp.Client) error {
-		tmp := path.Join(dir, "."+path.Base(p)+".tmp-"+backend.TempSuffix())
-		err := c.writeOnce(ctx, sc, dir, tmp, p, spool, createdAt)
-		if err != nil {
-			_ = sc.Remove(tmp) // best effort; fails too if the connection is gone
+	info, err := backend.WriteSpooled(ctx, c.fail, p, level, minTXID, maxTXID, r, 0, func(ctx context.Context, spool *backend.Spool, createdAt time.Time) error {
+		dir := path.Dir(p)
+		timeout := backend.UploadTimeout(c.cfg.Timeout, spool.Size())
+		err := c.do(ctx, "write "+p, timeout, func(ctx context.Context, sc *sftp.Client) error {
+			tmp := backend.TempPath(p)
+			err := c.writeOnce(ctx, sc, dir, tmp, p, spool, createdAt)
+			if err != nil {
+				_ = sc.Remove(tmp) // best effort; fails too if the connection is gone
+			}
+			return err
+		})
+		if err == nil {
+			c.log.Debug("wrote ltx file", "path", p, "size", spool.Size())
 		}
 		return err
 	})
 	if err != nil {
-		return nil, c.fail("write", p, err)
+		return nil, err
 	}
-	c.log.Debug("wrote ltx file", "path", p, "size", spool.Size())
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: spool.Size(), CreatedAt: createdAt.Truncate(time.Second)}, nil
+	info.CreatedAt = info.CreatedAt.Truncate(time.Second) // the mtime keeps seconds
+	return info, nil
 }
 
 func (c *Client) writeOnce(ctx context.Context, sc *sftp.Client, dir, tmp, p string, spool *backend.Spool, createdAt time.Time) error {

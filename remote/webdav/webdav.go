@@ -406,19 +406,24 @@ func (c *Client) get(ctx context.Context, p string, offset, size int64) (io.Read
 // keeps one.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	p := c.FilePath(level, minTXID, maxTXID)
-	createdAt, spool, err := backend.SpoolWrite(ctx, c.fail, p, level, minTXID, maxTXID, r, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer spool.Close()
+	return backend.WriteSpooled(ctx, c.fail, p, level, minTXID, maxTXID, r, 0, func(ctx context.Context, spool *backend.Spool, createdAt time.Time) error {
+		tmp := backend.TempPath(p)
+		if err := c.upload(ctx, tmp, p, spool, createdAt); err != nil {
+			c.removeTemp(tmp)
+			return err
+		}
+		c.log.Debug("wrote ltx file", "path", p, "size", spool.Size())
+		return nil
+	})
+}
 
-	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".tmp-"+backend.TempSuffix())
-	err = c.retry().Do(ctx, c.what+": put "+p, transient, func(ctx context.Context) error {
+// upload stores spool at tmp, sets its timestamp property and moves it to p.
+func (c *Client) upload(ctx context.Context, tmp, p string, spool *backend.Spool, createdAt time.Time) error {
+	err := c.retry().Do(ctx, c.what+": put "+p, transient, func(ctx context.Context) error {
 		return c.put(ctx, tmp, spool)
 	})
 	if err != nil {
-		c.removeTemp(tmp)
-		return nil, c.fail("write", p, err)
+		return err
 	}
 	if !c.noDeadProps.Load() {
 		if err := c.retry().Do(ctx, c.what+": proppatch "+tmp, transient, func(ctx context.Context) error {
@@ -426,8 +431,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		}); err != nil {
 			var refused *propRefusedError
 			if !errors.As(err, &refused) {
-				c.removeTemp(tmp)
-				return nil, c.fail("write", p, fmt.Errorf("set timestamp property: %w", err))
+				return fmt.Errorf("set timestamp property: %w", err)
 			}
 			c.noDeadProps.Store(true)
 			c.log.Info("server does not keep dead properties; listing will show upload times (getlastmodified) instead of LTX timestamps", "error", err)
@@ -450,11 +454,9 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		return err
 	})
 	if err != nil {
-		c.removeTemp(tmp)
-		return nil, c.fail("write", p, fmt.Errorf("move into place: %w", err))
+		return fmt.Errorf("move into place: %w", err)
 	}
-	c.log.Debug("wrote ltx file", "path", p, "size", spool.Size())
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: spool.Size(), CreatedAt: createdAt}, nil
+	return nil
 }
 
 // moved reports whether a MOVE from tmp to p happened: tmp is gone and p

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -41,6 +42,28 @@ func Logger(l *slog.Logger, p *retry.Policy, attrs ...any) *slog.Logger {
 		p.Logger = l
 	}
 	return l
+}
+
+// TransientStatus is the retry classifier of a backend whose SDK reports
+// an HTTP status in errors of type E: never what retry.Retryable refuses;
+// for an E, whether its status (status(e)) is transient; otherwise what
+// retry.Transient or one of more accepts, or a body cut short (io.EOF).
+func TransientStatus[E error](err error, status func(E) int, more ...func(error) bool) bool {
+	if !retry.Retryable(err) {
+		return false
+	}
+	if e, ok := errors.AsType[E](err); ok {
+		return retry.IsTransientStatus(status(e))
+	}
+	if retry.Transient(err) || errors.Is(err, io.EOF) {
+		return true
+	}
+	for _, f := range more {
+		if f(err) {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckLevel rejects a level outside 0..remote.MaxLevel.
@@ -332,9 +355,16 @@ func DeleteKeys(files []*ltx.FileInfo, key func(level int, minTXID, maxTXID ltx.
 	return keys, errs
 }
 
-// TempSuffix returns a random suffix for a temporary file name, so that
+// TempPath returns a temporary path beside the "/"-separated path p, for
+// an upload that is moved into place when complete: ".<name>.tmp-<random>",
+// which no listing takes for an LTX file.
+func TempPath(p string) string {
+	return path.Join(path.Dir(p), "."+path.Base(p)+".tmp-"+tempSuffix())
+}
+
+// tempSuffix returns a random suffix for a temporary file name, so that
 // concurrent uploads of one file never share a temporary path.
-func TempSuffix() string {
+func tempSuffix() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
@@ -375,20 +405,26 @@ func StartWrite(ctx context.Context, fail Fail, key string, level int, minTXID, 
 	return createdAt, r, nil
 }
 
-// SpoolWrite is StartWrite followed by spooling the whole file (NewSpool
-// with memLimit, in the system's temporary directory), for backends that
-// send an upload with a known length and send it again on a retry. The
-// caller closes the spool.
-func SpoolWrite(ctx context.Context, fail Fail, key string, level int, minTXID, maxTXID ltx.TXID, r io.Reader, memLimit int64) (time.Time, *Spool, error) {
+// WriteSpooled is WriteLTXFile for a backend that sends an upload with a
+// known length and sends it again on a retry: StartWrite, then the whole
+// file is spooled (NewSpool with memLimit, in the system's temporary
+// directory), then send sends it. send's error becomes fail("write", key,
+// ...). The info returned has the spooled size and the header's time.
+func WriteSpooled(ctx context.Context, fail Fail, key string, level int, minTXID, maxTXID ltx.TXID, r io.Reader, memLimit int64,
+	send func(ctx context.Context, spool *Spool, createdAt time.Time) error) (*ltx.FileInfo, error) {
 	createdAt, r, err := StartWrite(ctx, fail, key, level, minTXID, maxTXID, r)
 	if err != nil {
-		return time.Time{}, nil, err
+		return nil, err
 	}
 	spool, err := NewSpool(ctx, r, memLimit, "")
 	if err != nil {
-		return time.Time{}, nil, fail("write", key, err)
+		return nil, fail("write", key, err)
 	}
-	return createdAt, spool, nil
+	defer spool.Close()
+	if err := send(ctx, spool, createdAt); err != nil {
+		return nil, fail("write", key, err)
+	}
+	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: spool.Size(), CreatedAt: createdAt}, nil
 }
 
 // UploadTimeout is the time one try of an upload of size bytes may take:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/remotetest"
+	"github.com/litestream-go/litestream/remote/retry"
 )
 
 func TestExactReader(t *testing.T) {
@@ -166,14 +167,29 @@ func TestStartWrite(t *testing.T) {
 	ts := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 3, MaxTXID: 4, Timestamp: ts})
 
-	createdAt, spool, err := SpoolWrite(t.Context(), testFail, "k", 1, 3, 4, bytes.NewReader(data), 0)
-	if err != nil {
-		t.Fatal(err)
+	var got []byte
+	info, err := WriteSpooled(t.Context(), testFail, "k", 1, 3, 4, bytes.NewReader(data), 0, func(ctx context.Context, spool *Spool, createdAt time.Time) error {
+		if !createdAt.Equal(ts) {
+			t.Errorf("createdAt %v, want %v", createdAt, ts)
+		}
+		var err error
+		got, err = io.ReadAll(spool.Reader())
+		return err
+	})
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("spooled %d bytes (want %d), err %v", len(got), len(data), err)
 	}
-	defer spool.Close()
-	got, err := io.ReadAll(spool.Reader())
-	if err != nil || !bytes.Equal(got, data) || !createdAt.Equal(ts) {
-		t.Fatalf("spooled %d bytes (want %d), created %v, err %v", len(got), len(data), createdAt, err)
+	if want := (ltx.FileInfo{Level: 1, MinTXID: 3, MaxTXID: 4, Size: int64(len(data)), CreatedAt: ts}); *info != want {
+		t.Fatalf("info %+v, want %+v", *info, want)
+	}
+	_, err = WriteSpooled(t.Context(), testFail, "k", 1, 3, 4, bytes.NewReader(data), 0, func(context.Context, *Spool, time.Time) error {
+		return errors.New("boom")
+	})
+	if err == nil || err.Error() != `store: write "k": boom` {
+		t.Fatalf("failed send: %v", err)
+	}
+	if tmp := TempPath("a/b/f.ltx"); !strings.HasPrefix(tmp, "a/b/.f.ltx.tmp-") || len(tmp) != len("a/b/.f.ltx.tmp-")+16 || tmp == TempPath("a/b/f.ltx") {
+		t.Fatalf("TempPath = %q", tmp)
 	}
 
 	canceled, cancel := context.WithCancel(t.Context())
@@ -306,5 +322,33 @@ func TestDeleteFiles(t *testing.T) {
 	}
 	if err := DeleteFiles(t.Context(), []*ltx.FileInfo{nil}, keys.File, testFail, del); err != nil || len(deleted) != 1 {
 		t.Fatalf("no keys: %v, deleted %q", err, deleted)
+	}
+}
+
+type statusErr struct{ code int }
+
+func (e *statusErr) Error() string { return fmt.Sprintf("status %d", e.code) }
+
+func TestTransientStatus(t *testing.T) {
+	status := func(e *statusErr) int { return e.code }
+	other := errors.New("other")
+	isOther := func(err error) bool { return errors.Is(err, other) }
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("get: %w", &statusErr{503}), true},
+		{fmt.Errorf("get: %w", &statusErr{404}), false},
+		{fmt.Errorf("get: %w: %w", &statusErr{404}, other), false}, // the status decides
+		{io.EOF, true},
+		{syscall.ECONNRESET, true},
+		{other, true},
+		{errors.New("unknown"), false},
+		{context.Canceled, false},
+		{retry.Permanent(&statusErr{503}), false},
+	} {
+		if got := TransientStatus(tt.err, status, isOther); got != tt.want {
+			t.Errorf("TransientStatus(%v) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }
