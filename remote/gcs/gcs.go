@@ -40,7 +40,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -344,11 +343,11 @@ func (c *Client) read(ctx context.Context, b *storage.BucketHandle, key string, 
 }
 
 func rangeNotSatisfiable(err error) bool {
-	var ge *googleapi.Error
-	if errors.As(err, &ge) && ge.Code == http.StatusRequestedRangeNotSatisfiable {
-		return true
-	}
-	return err != nil && strings.Contains(err.Error(), "416")
+	// The library reports every non-2xx answer to a read as a
+	// *googleapi.Error. Never look for "416" in the message: a port or a byte
+	// count in a connection error has those digits too.
+	ge, ok := errors.AsType[*googleapi.Error](err)
+	return ok && ge.Code == http.StatusRequestedRangeNotSatisfiable
 }
 
 // WriteLTXFile uploads the LTX file read from r with its header timestamp

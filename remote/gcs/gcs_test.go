@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"google.golang.org/api/googleapi"
 
 	"github.com/litestream-go/litestream/internal/faultproxy"
 	"github.com/litestream-go/litestream/remote"
@@ -198,4 +199,24 @@ func TestFaultProxy(t *testing.T) {
 	}
 	t.Cleanup(func() { c.Close() })
 	remotetest.RunFaults(t, proxy, c, remotetest.FaultOptions{LargeSize: 5 << 20})
+}
+
+// TestRangeNotSatisfiable: a 416 is told by its status, never by "416"
+// anywhere in a message (a connection reset from local port 34164 was
+// taken for a range outside the file, permanently, in TestFaultProxy).
+func TestRangeNotSatisfiable(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{&googleapi.Error{Code: http.StatusRequestedRangeNotSatisfiable}, true},
+		{fmt.Errorf("read: %w", &googleapi.Error{Code: http.StatusRequestedRangeNotSatisfiable}), true},
+		{&googleapi.Error{Code: http.StatusServiceUnavailable, Message: "416"}, false},
+		{errors.New(`Get "http://127.0.0.1:43017/storage/v1/b/faults/o/x?alt=media": read tcp 127.0.0.1:34164->127.0.0.1:43017: read: connection reset by peer`), false},
+		{nil, false},
+	} {
+		if got := rangeNotSatisfiable(tt.err); got != tt.want {
+			t.Errorf("rangeNotSatisfiable(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
 }
