@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"sync"
@@ -39,21 +40,11 @@ type PrefetchOptions struct {
 }
 
 func (o PrefetchOptions) withDefaults() PrefetchOptions {
-	if o.SmallFanout <= 0 {
-		o.SmallFanout = 32
-	}
-	if o.MaxSiblings <= 0 {
-		o.MaxSiblings = 2048
-	}
-	if o.ReadAhead <= 0 {
-		o.ReadAhead = 64
-	}
-	if o.Concurrent <= 0 {
-		o.Concurrent = 2
-	}
-	if o.MinLatency == 0 {
-		o.MinLatency = 2 * time.Millisecond
-	}
+	o.SmallFanout = positiveOr(o.SmallFanout, 32)
+	o.MaxSiblings = positiveOr(o.MaxSiblings, 2048)
+	o.ReadAhead = positiveOr(o.ReadAhead, 64)
+	o.Concurrent = positiveOr(o.Concurrent, 2)
+	o.MinLatency = cmp.Or(o.MinLatency, 2*time.Millisecond) // negative: always prefetch
 	return o
 }
 

@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,29 +59,24 @@ type ReplicaOptions struct {
 }
 
 func (o ReplicaOptions) withDefaults() ReplicaOptions {
-	if o.CacheSize == 0 {
-		o.CacheSize = DefaultCacheSize
-	}
-	if o.PollInterval <= 0 {
-		o.PollInterval = DefaultPollInterval
-	}
-	if o.ListInterval <= 0 {
-		o.ListInterval = DefaultListInterval
-	}
-	if o.RequestTimeout <= 0 {
-		o.RequestTimeout = DefaultRequestTimeout
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.WholeFileSize == 0 {
-		o.WholeFileSize = DefaultWholeFileSize
-	}
-	if o.Fetch.Logger == nil {
-		o.Fetch.Logger = o.Logger
-	}
+	o.CacheSize = cmp.Or(o.CacheSize, DefaultCacheSize)
+	o.PollInterval = positiveOr(o.PollInterval, DefaultPollInterval)
+	o.ListInterval = positiveOr(o.ListInterval, DefaultListInterval)
+	o.RequestTimeout = positiveOr(o.RequestTimeout, DefaultRequestTimeout)
+	o.Logger = cmp.Or(o.Logger, slog.Default())
+	o.WholeFileSize = cmp.Or(o.WholeFileSize, DefaultWholeFileSize) // negative: never
+	o.Fetch.Logger = cmp.Or(o.Fetch.Logger, o.Logger)
 	o.Prefetch = o.Prefetch.withDefaults()
 	return o
+}
+
+// positiveOr returns v if it is positive, else def: an option whose zero or
+// negative value means "the default".
+func positiveOr[T ~int | ~int64](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 // Replica is one remote replica opened for reading: its current page index,
