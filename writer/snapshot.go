@@ -140,18 +140,7 @@ func (d *DB) beginSnapshot(ctx context.Context, have ltx.TXID) (*snapState, *sql
 		conn.Close()
 		return nil, nil, err
 	}
-	start := time.Now()
-	err = d.sync(ctx)
-	d.observeSync(start, err)
-	d.updateStatus(func(s *Status) {
-		if err != nil {
-			s.LastError = err.Error()
-		} else {
-			s.LastError = ""
-			s.LastSync = time.Now()
-		}
-		s.Pending = d.pending != nil
-	})
+	err = d.syncAndRecord(ctx)
 	if err != nil {
 		return nil, conn, fmt.Errorf("snapshot %s: sync: %w", d.path, err)
 	}

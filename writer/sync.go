@@ -168,9 +168,21 @@ func (d *DB) Sync(ctx context.Context) error {
 	if !d.opened || d.closed {
 		return fmt.Errorf("sync %s: database is not open", d.path)
 	}
+	return d.syncAndRecord(ctx)
+}
+
+// syncAndRecord runs a sync and records its outcome in the metrics and the
+// status. The caller holds d.mu.
+func (d *DB) syncAndRecord(ctx context.Context) error {
 	start := time.Now()
 	err := d.sync(ctx)
 	d.observeSync(start, err)
+	d.recordSync(err)
+	return err
+}
+
+// recordSync puts the outcome of a sync in the status.
+func (d *DB) recordSync(err error) {
 	d.updateStatus(func(s *Status) {
 		if err != nil {
 			s.LastError = err.Error()
@@ -180,7 +192,6 @@ func (d *DB) Sync(ctx context.Context) error {
 		}
 		s.Pending = d.pending != nil
 	})
-	return err
 }
 
 func (d *DB) sync(ctx context.Context) error {

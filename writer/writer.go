@@ -406,15 +406,7 @@ func (d *DB) Close(ctx context.Context) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("final sync: %w", err))
 		}
-		d.updateStatus(func(s *Status) {
-			if err != nil {
-				s.LastError = err.Error()
-			} else {
-				s.LastError = ""
-				s.LastSync = time.Now()
-			}
-			s.Pending = false
-		})
+		d.recordSync(err)
 	}
 	if d.pending != nil {
 		if d.pending.path != "" {
@@ -422,6 +414,7 @@ func (d *DB) Close(ctx context.Context) error {
 		}
 		d.pending = nil
 	}
+	d.updateStatus(func(s *Status) { s.Pending = false })
 	if err := d.releaseAll(); err != nil {
 		errs = append(errs, err)
 	}
