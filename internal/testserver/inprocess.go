@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,7 +134,8 @@ func StartFakeGCS(tb testing.TB) *FakeGCS {
 }
 
 // SFTP is an SSH server on 127.0.0.1 serving SFTP (pkg/sftp's server) over
-// a temporary directory, with one user and password.
+// a temporary directory, with one user and password (and, with
+// SFTPOptions.ClientKey, a public key login).
 type SFTP struct {
 	Addr string
 	Root string
@@ -142,10 +144,26 @@ type SFTP struct {
 	User    string
 	// Password of User.
 	Password string
+
+	logins atomic.Int64
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+// SFTPOptions configure StartSFTPWith.
+type SFTPOptions struct {
+	// ClientKey, if set, also logs User in by this public key.
+	ClientKey ssh.PublicKey
 }
 
 // StartSFTP runs the SFTP server.
 func StartSFTP(tb testing.TB) *SFTP {
+	tb.Helper()
+	return StartSFTPWith(tb, SFTPOptions{})
+}
+
+// StartSFTPWith runs the SFTP server with opts.
+func StartSFTPWith(tb testing.TB, opts SFTPOptions) *SFTP {
 	tb.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -157,25 +175,29 @@ func StartSFTP(tb testing.TB) *SFTP {
 	}
 	s := &SFTP{Root: tb.TempDir(), User: "litestream", Password: "sftp-test-secret",
 		HostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))}
-	cfg := &ssh.ServerConfig{PasswordCallback: func(m ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
-		if m.User() == s.User && bytes.Equal(pw, []byte(s.Password)) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("bad password")
-	}}
+	cfg := &ssh.ServerConfig{
+		PasswordCallback: func(m ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
+			if m.User() == s.User && bytes.Equal(pw, []byte(s.Password)) {
+				s.logins.Add(1)
+				return nil, nil
+			}
+			return nil, fmt.Errorf("bad password")
+		},
+		PublicKeyCallback: func(m ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			if opts.ClientKey != nil && m.User() == s.User && bytes.Equal(key.Marshal(), opts.ClientKey.Marshal()) {
+				s.logins.Add(1)
+				return nil, nil
+			}
+			return nil, fmt.Errorf("unknown key")
+		},
+	}
 	cfg.AddHostKey(signer)
 	l := listen(tb)
 	s.Addr = l.Addr().String()
-	var mu sync.Mutex
-	var conns []net.Conn
 	var wg sync.WaitGroup
 	tb.Cleanup(func() {
 		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
+		s.DropAll()
 		wg.Wait()
 	})
 	wg.Go(func() {
@@ -184,13 +206,26 @@ func StartSFTP(tb testing.TB) *SFTP {
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
+			s.mu.Lock()
+			s.conns = append(s.conns, nc)
+			s.mu.Unlock()
 			wg.Go(func() { serveSSH(nc, cfg, s.Root) })
 		}
 	})
 	return s
+}
+
+// Logins counts the successful logins so far.
+func (s *SFTP) Logins() int64 { return s.logins.Load() }
+
+// DropAll cuts every open connection, as a network failure would.
+func (s *SFTP) DropAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.conns = nil
 }
 
 func serveSSH(nc net.Conn, cfg *ssh.ServerConfig, root string) {
