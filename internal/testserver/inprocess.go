@@ -165,14 +165,7 @@ func StartSFTP(tb testing.TB) *SFTP {
 // StartSFTPWith runs the SFTP server with opts.
 func StartSFTPWith(tb testing.TB, opts SFTPOptions) *SFTP {
 	tb.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	signer := NewSSHKey(tb)
 	s := &SFTP{Root: tb.TempDir(), User: "litestream", Password: "sftp-test-secret",
 		HostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))}
 	cfg := &ssh.ServerConfig{
@@ -213,6 +206,21 @@ func StartSFTPWith(tb testing.TB, opts SFTPOptions) *SFTP {
 		}
 	})
 	return s
+}
+
+// NewSSHKey returns a new ed25519 key: a server's host key or a client's
+// login key.
+func NewSSHKey(tb testing.TB) ssh.Signer {
+	tb.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return signer
 }
 
 // Logins counts the successful logins so far.

@@ -1,8 +1,6 @@
 package testserver
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,14 +44,7 @@ func TestMinIO(t *testing.T) {
 // The SFTP server logs in by password and, when given, by public key,
 // serves its root, counts logins and cuts connections on DropAll.
 func TestSFTP(t *testing.T) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := NewSSHKey(t)
 	s := StartSFTPWith(t, SFTPOptions{ClientKey: signer.PublicKey()})
 	hostKey, _, _, _, err := ssh.ParseAuthorizedKey([]byte(s.HostKey))
 	if err != nil {
