@@ -59,19 +59,26 @@ func (f *fakeDaemon) get(path string) (bool, error) {
 	return open, nil
 }
 
-func (f *fakeDaemon) Start(ctx context.Context, path string) (StartResponse, error) {
-	f.log("start " + path)
-	open, err := f.get(path)
+// setOpen marks the database at path open or not; status is the answer's
+// status: already when it was so before, else done.
+func (f *fakeDaemon) setOpen(path string, open bool, already, done string) (StartResponse, error) {
+	was, err := f.get(path)
 	if err != nil {
 		return StartResponse{}, err
 	}
 	f.mu.Lock()
-	f.open[path] = true
+	f.open[path] = open
 	f.mu.Unlock()
-	if open {
-		return StartResponse{Status: "already_running", Path: path, TXID: 7}, nil
+	status := done
+	if was == open {
+		status = already
 	}
-	return StartResponse{Status: "started", Path: path, TXID: 7}, nil
+	return StartResponse{Status: status, Path: path, TXID: 7}, nil
+}
+
+func (f *fakeDaemon) Start(ctx context.Context, path string) (StartResponse, error) {
+	f.log("start " + path)
+	return f.setOpen(path, true, "already_running", "started")
 }
 
 func (f *fakeDaemon) Stop(ctx context.Context, path string) (StopResponse, error) {
@@ -79,17 +86,8 @@ func (f *fakeDaemon) Stop(ctx context.Context, path string) (StopResponse, error
 	if _, ok := ctx.Deadline(); !ok {
 		return StopResponse{}, errors.New("stop without a deadline")
 	}
-	open, err := f.get(path)
-	if err != nil {
-		return StopResponse{}, err
-	}
-	f.mu.Lock()
-	f.open[path] = false
-	f.mu.Unlock()
-	if !open {
-		return StopResponse{Status: "already_stopped", Path: path, TXID: 7}, nil
-	}
-	return StopResponse{Status: "stopped", Path: path, TXID: 7}, nil
+	r, err := f.setOpen(path, false, "already_stopped", "stopped")
+	return StopResponse(r), err
 }
 
 func (f *fakeDaemon) Register(ctx context.Context, path, u string) (RegisterDatabaseResponse, error) {

@@ -3,11 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -36,20 +33,6 @@ func run(t *testing.T, getenv map[string]string, args ...string) (int, string, s
 	m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: env(getenv)}
 	code := m.Main(context.Background(), args)
 	return code, stdout.String(), stderr.String()
-}
-
-func fileSHA256(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 func queryString(t *testing.T, path, q string) string {
@@ -82,7 +65,7 @@ func TestRestore_Fixture(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("restore exit %d: %s%s", code, stdout, stderr)
 	}
-	if got := fileSHA256(t, out); got != fixtureSHA256 {
+	if got := testsupport.FileSHA256(t, out); got != fixtureSHA256 {
 		t.Errorf("restored sha256 %s, want %s (the source database)", got, fixtureSHA256)
 	}
 	for _, sfx := range []string{"-wal", "-shm", ".tmp"} {
@@ -105,7 +88,7 @@ func TestRestore_Fixture(t *testing.T) {
 	if code, _, stderr := run(t, noConfig(t), "restore", "-o", viaPath, filepath.Join(fx, "replica")); code != 0 {
 		t.Fatalf("restore from a replica path: exit %d: %s", code, stderr)
 	}
-	if got := fileSHA256(t, viaPath); got != fixtureSHA256 {
+	if got := testsupport.FileSHA256(t, viaPath); got != fixtureSHA256 {
 		t.Errorf("restore via path: sha256 %s", got)
 	}
 }
@@ -114,15 +97,14 @@ func TestRestore_FromConfig(t *testing.T) {
 	fx := fixtureDir(t)
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "app.db")
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, "dbs:\n  - path: "+dbPath+"\n    replica:\n      url: file://${FIXTURE}/replica\n")
+	cfg := writeConfig(t, dir, "dbs:\n  - path: "+dbPath+"\n    replica:\n      url: file://${FIXTURE}/replica\n")
 	vars := map[string]string{"LITESTREAM_CONFIG": cfg, "FIXTURE": fx}
 
 	// Without -o the database is restored to its own path.
 	if code, _, stderr := run(t, vars, "restore", dbPath); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if got := fileSHA256(t, dbPath); got != fixtureSHA256 {
+	if got := testsupport.FileSHA256(t, dbPath); got != fixtureSHA256 {
 		t.Errorf("sha256 %s", got)
 	}
 	// Now it exists: refused, then skipped with -if-db-not-exists.
@@ -150,11 +132,9 @@ func TestRestore_Errors(t *testing.T) {
 	writeFile(t, notADir, "x")
 	existing := filepath.Join(dir, "existing.db")
 	writeFile(t, existing, "keep me")
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, "dbs:\n  - path: /data/app.db\n    replica: {url: file:///nowhere}\n")
+	cfg := writeConfig(t, dir, "dbs:\n  - path: /data/app.db\n    replica: {url: file:///nowhere}\n")
 
-	corrupt := filepath.Join(dir, "corrupt")
-	copyDir(t, filepath.Join(fx, "replica"), corrupt)
+	corrupt := testsupport.FixtureCopy(t)
 	// Flip one byte inside every file's page data: whichever file the
 	// restore reads must fail its checksum, and the error must name it.
 	err := filepath.WalkDir(corrupt, func(p string, d os.DirEntry, err error) error {
@@ -256,8 +236,7 @@ func TestLTX_Fixture(t *testing.T) {
 func TestStatusAndDatabases(t *testing.T) {
 	fx := fixtureDir(t)
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, "dbs:\n"+
+	cfg := writeConfig(t, dir, "dbs:\n"+
 		"  - path: "+dir+"/app.db\n    replica: {url: 'file://"+fx+"/replica'}\n"+
 		"  - path: "+dir+"/new.db\n    replicas: [{type: file, path: "+dir+"/empty}]\n"+
 		"  - path: "+dir+"/secret.db\n    replica: {url: 'sftp://bob:hunter22@127.0.0.1:1/x'}\n")
@@ -334,26 +313,12 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-func copyDir(t *testing.T, src, dst string) {
+// writeConfig writes yaml to dir/litestream.yml and returns its path.
+func writeConfig(t *testing.T, dir, yaml string) string {
 	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := filepath.Join(dir, "litestream.yml")
+	writeFile(t, cfg, yaml)
+	return cfg
 }
 
 // Progress is drawn only when stderr is a terminal.
@@ -387,7 +352,7 @@ func TestRestore_CreatesParentDirs(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s%s", code, stdout, stderr)
 	}
-	if got := fileSHA256(t, out); got != fixtureSHA256 {
+	if got := testsupport.FileSHA256(t, out); got != fixtureSHA256 {
 		t.Errorf("sha256 %s", got)
 	}
 }
@@ -407,8 +372,7 @@ func TestLogging(t *testing.T) {
 		{"{type: text, source: true}", regexp.MustCompile(`source=\S+replicate\.go:\d+ msg=litestream`)},
 		{"{type: json, level: trace}", regexp.MustCompile(`(?m)^\{"time":"[^"]+","level":"INFO","msg":"litestream"`)},
 	} {
-		cfg := filepath.Join(dir, "litestream.yml")
-		writeFile(t, cfg, fmt.Sprintf("logging: %s\ndbs:\n  - path: %s\n    replica: {url: 'file://%s/r'}\n", tc.logging, dbPath, dir))
+		cfg := writeConfig(t, dir, fmt.Sprintf("logging: %s\ndbs:\n  - path: %s\n    replica: {url: 'file://%s/r'}\n", tc.logging, dbPath, dir))
 		code, stdout, stderr := run(t, nil, "replicate", "-once", "-config", cfg)
 		if code != 0 || !tc.want.MatchString(stdout) {
 			t.Errorf("logging %s: exit %d\n%s%s", tc.logging, code, stdout, stderr)

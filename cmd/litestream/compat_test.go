@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // realCommands are Litestream v0.5.18's commands.
@@ -149,8 +151,7 @@ func TestGolden_ReplicaOutput(t *testing.T) {
 	fx := fixtureDir(t)
 	replica := "file://" + filepath.Join(fx, "replica")
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s/app.db\n    replica: {url: '%s'}\n  - path: %s/b.db\n    replica: {type: s3, bucket: bkt, path: b}\n", dir, replica, dir))
+	cfg := writeConfig(t, dir, fmt.Sprintf("dbs:\n  - path: %s/app.db\n    replica: {url: '%s'}\n  - path: %s/b.db\n    replica: {type: s3, bucket: bkt, path: b}\n", dir, replica, dir))
 	env := map[string]string{"LITESTREAM_CONFIG": cfg}
 	for _, args := range [][]string{
 		{"ltx", replica}, {"ltx", "-level", "all", replica}, {"ltx", "-level", "2", "-json", replica},
@@ -206,7 +207,7 @@ func TestGolden_ReplicaOutput(t *testing.T) {
 		if _, ok := res["duration_ms"].(float64); !ok {
 			t.Errorf("restore -json (%d) duration_ms = %v", i, res["duration_ms"])
 		}
-		if got := fileSHA256(t, out); got != fixtureSHA256 {
+		if got := testsupport.FileSHA256(t, out); got != fixtureSHA256 {
 			t.Errorf("restore (%d) sha256 %s", i, got)
 		}
 	}
@@ -379,15 +380,12 @@ func TestJSONDocFields(t *testing.T) {
 			t.Fatalf("no field table for %s in the docs", cmd)
 		}
 	}
-	fx := fixtureDir(t)
 	dir := t.TempDir()
-	replica := filepath.Join(dir, "replica")
-	copyDir(t, filepath.Join(fx, "replica"), replica)
+	replica := testsupport.FixtureCopy(t)
 	dbPath := filepath.Join(dir, "app.db")
 	app := openApp(t, dbPath)
 	sock := filepath.Join(dir, "ls.sock")
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf("socket: {enabled: true, path: %s}\ndbs:\n  - path: %s\n    replica: {url: 'file://%s/own'}\n", sock, dbPath, dir))
+	cfg := writeConfig(t, dir, fmt.Sprintf("socket: {enabled: true, path: %s}\ndbs:\n  - path: %s\n    replica: {url: 'file://%s/own'}\n", sock, dbPath, dir))
 	d := startDaemon(t, "-config", cfg)
 	if _, err := app.Exec(`INSERT INTO t(v) VALUES ('x')`); err != nil {
 		t.Fatal(err)
@@ -449,8 +447,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "app.db")
 	app := openApp(t, dbPath)
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf("addr: 127.0.0.1:0\ndbs:\n  - path: %s\n    monitor-interval: 20ms\n    checkpoint-interval: 100ms\n    replica: {url: 'file://%s/replica', sync-interval: 50ms}\n", dbPath, dir))
+	cfg := writeConfig(t, dir, fmt.Sprintf("addr: 127.0.0.1:0\ndbs:\n  - path: %s\n    monitor-interval: 20ms\n    checkpoint-interval: 100ms\n    replica: {url: 'file://%s/replica', sync-interval: 50ms}\n", dbPath, dir))
 	d := startDaemon(t, "-config", cfg)
 	addr := waitMetricsAddr(t, d)
 	for i := 0; i < 20; i++ {
@@ -582,8 +579,7 @@ func TestGolden_Status(t *testing.T) {
 	dbPath := filepath.Join(dir, "app.db")
 	app := openApp(t, dbPath)
 	insertRows(t, app, 12)
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    replica: {url: 'file://%s/replica'}\n  - path: %s/missing.db\n    replica: {url: 'file://%s/r2'}\n", dbPath, dir, dir, dir))
+	cfg := writeConfig(t, dir, fmt.Sprintf("dbs:\n  - path: %s\n    replica: {url: 'file://%s/replica'}\n  - path: %s/missing.db\n    replica: {url: 'file://%s/r2'}\n", dbPath, dir, dir, dir))
 	theirs.mustRun(t, nil, "replicate", "-once", dbPath, "file://"+filepath.Join(dir, "replica"))
 	env := map[string]string{"LITESTREAM_CONFIG": cfg}
 	c1, o1, e1, c2, o2, e2 := runBoth(t, r, env, "status", "-json")

@@ -35,8 +35,7 @@ func TestControlCommands(t *testing.T) {
 	sock := filepath.Join(dir, "ls.sock")
 	appA := openApp(t, a)
 	appB := openApp(t, b)
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf("socket: {enabled: true, path: %s}\ndbs:\n  - path: %s\n    replica: {url: 'file://%s/ra', sync-interval: 1h}\n", sock, a, dir))
+	cfg := writeConfig(t, dir, fmt.Sprintf("socket: {enabled: true, path: %s}\ndbs:\n  - path: %s\n    replica: {url: 'file://%s/ra', sync-interval: 1h}\n", sock, a, dir))
 	d := startDaemon(t, "-config", cfg)
 	waitControl(t, sock)
 	S := []string{"-socket", sock}
@@ -78,9 +77,7 @@ func TestControlCommands(t *testing.T) {
 	if want := fmt.Sprintf("status: stopped\ndb_path: %s\nstate: stopped\ntxid: %d\nsocket: %s\n", a, txid, sock); out != want {
 		t.Errorf("stop:\n%s\nwant:\n%s", out, want)
 	}
-	restored := filepath.Join(dir, "check.db")
-	restoreTo(t, filepath.Join(dir, "ra"), restored)
-	if got := queryString(t, restored, "SELECT group_concat(v) FROM t"); got != "one,two" {
+	if got := restoredQuery(t, filepath.Join(dir, "ra"), filepath.Join(dir, "check.db"), "SELECT group_concat(v) FROM t"); got != "one,two" {
 		t.Errorf("after stop the replica holds %q, want one,two", got)
 	}
 	if out := mustRunOK(t, append(append([]string{"stop"}, S...), a)...); !strings.HasPrefix(out, "status: already_stopped\n") {
@@ -117,8 +114,7 @@ func TestControlCommands(t *testing.T) {
 	if _, _, tb := replicaFiles(t, filepath.Join(dir, "rb")); ur.Status != "unregistered" || ur.FinalTXID != uint64(tb) || tb == 0 {
 		t.Errorf("unregister -json = %+v; replica at %d", ur, tb)
 	}
-	restoreTo(t, filepath.Join(dir, "rb"), filepath.Join(dir, "checkb.db"))
-	if got := queryString(t, filepath.Join(dir, "checkb.db"), "SELECT group_concat(v) FROM t"); got != "b1" {
+	if got := restoredQuery(t, filepath.Join(dir, "rb"), filepath.Join(dir, "checkb.db"), "SELECT group_concat(v) FROM t"); got != "b1" {
 		t.Errorf("unregistered database's replica holds %q", got)
 	}
 	if out := mustRunOK(t, append(append([]string{"unregister", "-dry-run"}, S...), b)...); !strings.HasPrefix(out, "Dry run: unregister request preview\n") || !strings.HasSuffix(out, "No unregister request was sent.\n") {
@@ -137,9 +133,7 @@ func TestControlCommands(t *testing.T) {
 		t.Errorf("info without a daemon: exit %d %q", code, stderr)
 	}
 	d.sigs <- syscall.SIGTERM
-	if code := d.wait(30 * time.Second); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.out.String())
-	}
+	d.mustExit(0)
 }
 
 // TestControl_BothTools runs each tool's control commands against the
@@ -156,8 +150,7 @@ func TestControl_BothTools(t *testing.T) {
 			sock := filepath.Join(dir, "ls.sock")
 			appA := openApp(t, a)
 			openApp(t, b)
-			cfg := filepath.Join(dir, "litestream.yml")
-			writeFile(t, cfg, fmt.Sprintf("socket: {enabled: true, path: %s}\ndbs:\n  - path: %s\n    replica: {url: 'file://%s/ra'}\n", sock, a, dir))
+			cfg := writeConfig(t, dir, fmt.Sprintf("socket: {enabled: true, path: %s}\ndbs:\n  - path: %s\n    replica: {url: 'file://%s/ra'}\n", sock, a, dir))
 			if daemonIsReal {
 				ctx, cancel := context.WithCancel(context.Background())
 				cmd := real.cmd(ctx, nil, "replicate", "-config", cfg)
@@ -251,8 +244,7 @@ func TestEmptyConfigRegister(t *testing.T) {
 	sock := filepath.Join(dir, "ls.sock")
 	dbPath := filepath.Join(dir, "app.db")
 	app := openApp(t, dbPath)
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf("# nothing but the socket\nsocket:\n  enabled: true\n  path: %s\n", sock))
+	cfg := writeConfig(t, dir, fmt.Sprintf("# nothing but the socket\nsocket:\n  enabled: true\n  path: %s\n", sock))
 	d := startDaemon(t, "-config", cfg)
 	waitControl(t, sock)
 	if out := mustRunOK(t, "list", "-socket", sock); out != "No databases configured\n" {
@@ -262,9 +254,7 @@ func TestEmptyConfigRegister(t *testing.T) {
 	insertRows(t, app, 6)
 	mustRunOK(t, "sync", "-wait", "-socket", sock, dbPath)
 	d.sigs <- syscall.SIGTERM
-	if code := d.wait(30 * time.Second); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.out.String())
-	}
+	d.mustExit(0)
 	out := filepath.Join(dir, "restored.db")
 	restoreTo(t, filepath.Join(dir, "replica"), out)
 	if n := rowCount(t, out); n != 6 {

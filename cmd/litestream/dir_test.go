@@ -34,8 +34,7 @@ func TestDirectoryReplication(t *testing.T) {
 	insertRows(t, b, 4)
 	insertRows(t, ignored, 1)
 
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf(`socket: {enabled: true, path: %s}
+	cfg := writeConfig(t, dir, fmt.Sprintf(`socket: {enabled: true, path: %s}
 dbs:
   - dir: %s
     pattern: "*.db"
@@ -77,9 +76,7 @@ dbs:
 		return !strings.Contains(list(), "b.db")
 	})
 	d.sigs <- syscall.SIGTERM
-	if code := d.wait(30 * time.Second); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.out.String())
-	}
+	d.mustExit(0)
 
 	_, theirs := bothTools(t)
 	for p, rows := range map[string]int{"a.db": 3, "sub/b.db": 4, "new/c.db": 5} {
@@ -104,8 +101,7 @@ dbs:
 // matching database is an error, as in Litestream; with watch it is not.
 func TestDirectoryReplication_NoneFound(t *testing.T) {
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - dir: %s\n    pattern: '*.db'\n    replica: {url: 'file://%s/r'}\n", dir, dir))
+	cfg := writeConfig(t, dir, fmt.Sprintf("dbs:\n  - dir: %s\n    pattern: '*.db'\n    replica: {url: 'file://%s/r'}\n", dir, dir))
 	code, _, stderr := run(t, nil, "replicate", "-once", "-config", cfg)
 	if code != 1 || !strings.Contains(stderr, "no SQLite databases found in directory") {
 		t.Errorf("exit %d %q", code, stderr)

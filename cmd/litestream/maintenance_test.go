@@ -68,12 +68,8 @@ dbs:
 // grace period, so it is tested in package writer), and the replica still
 // restores the database.
 func TestReplicate_Maintenance(t *testing.T) {
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "app.db")
-	replica := filepath.Join(dir, "replica")
-	app := openApp(t, dbPath)
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf(`levels:
+	dir, dbPath, replica, app := appDir(t)
+	cfg := writeConfig(t, dir, fmt.Sprintf(`levels:
   - interval: 1s
 snapshot: {interval: 2s, retention: 2s}
 l0-retention: 500ms
@@ -99,9 +95,7 @@ dbs:
 		return count(1) > 0 && count(9) >= 2 && exists(9, "0000000000000001-0000000000000001.ltx")
 	})
 	d.sigs <- syscall.SIGTERM
-	if code := d.wait(30 * time.Second); code != 0 {
-		t.Fatalf("replicate exit %d:\n%s", code, d.out.String())
-	}
+	d.mustExit(0)
 	out := filepath.Join(dir, "restored.db")
 	restoreTo(t, replica, out)
 	if got, want := queryString(t, out, "select count(*) from t"), fmt.Sprint(n); got != want {

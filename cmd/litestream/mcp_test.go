@@ -17,17 +17,13 @@ import (
 // TestMCP connects the SDK's MCP client to a running daemon's mcp-addr:
 // tools/list, then every tool, a restore to a new path among them.
 func TestMCP(t *testing.T) {
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "app.db")
-	replica := filepath.Join(dir, "replica")
-	app := openApp(t, dbPath)
+	dir, dbPath, replica, app := appDir(t)
 	for i := 0; i < 20; i++ {
 		if _, err := app.Exec(`INSERT INTO t(v) VALUES (?)`, fmt.Sprint("row ", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf("mcp-addr: 127.0.0.1:0\ndbs:\n  - path: %s\n    monitor-interval: 20ms\n    replica: {url: 'file://%s', sync-interval: 20ms}\n", dbPath, replica))
+	cfg := writeConfig(t, dir, fmt.Sprintf("mcp-addr: 127.0.0.1:0\ndbs:\n  - path: %s\n    monitor-interval: 20ms\n    replica: {url: 'file://%s', sync-interval: 20ms}\n", dbPath, replica))
 	d := startDaemon(t, "-config", cfg)
 	addrRE := regexp.MustCompile(`msg="mcp listening" addr=(\S+)`)
 	var addr string

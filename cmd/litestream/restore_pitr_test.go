@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/superfly/ltx"
 )
 
@@ -73,10 +74,9 @@ func TestRestore_DryRunAndTimestamp(t *testing.T) {
 	// By timestamp: the moment TXID 9 was created gives TXID 9. A copy of
 	// the fixture whose file times are the LTX header timestamps (as the
 	// file backend writes them; checkouts lose them).
-	dir := t.TempDir()
-	copyDir(t, filepath.Join(fx, "replica"), filepath.Join(dir, "replica"))
-	stampHeaderTimes(t, filepath.Join(dir, "replica"))
-	replica = "file://" + filepath.Join(dir, "replica")
+	stamped := testsupport.FixtureCopy(t)
+	stampHeaderTimes(t, stamped)
+	replica = "file://" + stamped
 	p9 := dryRun(t, replica, "-txid", "9")
 	ts := p9.Timestamp
 	if p := dryRun(t, replica, "-timestamp", ts); p.TXID != "0000000000000009" {
@@ -138,10 +138,8 @@ func stampHeaderTimes(t *testing.T, root string) {
 // TestRestore_Follow: restore -f restores the fixture, records its TXID and
 // keeps running until interrupted; a second run resumes.
 func TestRestore_Follow(t *testing.T) {
-	fx := fixtureDir(t)
 	dir := t.TempDir()
-	copyDir(t, filepath.Join(fx, "replica"), filepath.Join(dir, "replica"))
-	replica := "file://" + filepath.Join(dir, "replica")
+	replica := "file://" + testsupport.FixtureCopy(t)
 	out := filepath.Join(dir, "follow.db")
 	for round := 0; round < 2; round++ {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -165,7 +163,7 @@ func TestRestore_Follow(t *testing.T) {
 		if code := <-done; code != 0 {
 			t.Fatalf("round %d: restore -f exit %d: %s", round, code, stderr.String())
 		}
-		if got := fileSHA256(t, out); got != fixtureSHA256 {
+		if got := testsupport.FileSHA256(t, out); got != fixtureSHA256 {
 			t.Fatalf("round %d: followed output sha256 %s, want the source database's", round, got)
 		}
 	}
@@ -176,10 +174,8 @@ func TestRestore_Follow(t *testing.T) {
 // restore fails naming the missing TXIDs and leaves no output; -allow-gap
 // restores the state before the gap, identical to -txid at that point.
 func TestRestore_Gap(t *testing.T) {
-	fx := fixtureDir(t)
 	dir := t.TempDir()
-	root := filepath.Join(dir, "replica")
-	copyDir(t, filepath.Join(fx, "replica"), root)
+	root := testsupport.FixtureCopy(t)
 	for _, f := range []string{"0/000000000000000d-000000000000000d.ltx", "1/000000000000000a-000000000000000f.ltx", "2/000000000000000a-000000000000000f.ltx"} {
 		if err := os.Remove(filepath.Join(root, "ltx", f)); err != nil {
 			t.Fatal(err)
@@ -208,18 +204,10 @@ func TestRestore_Gap(t *testing.T) {
 		t.Fatalf("restore -allow-gap: exit %d\n%s", code, stderr)
 	}
 	want := filepath.Join(dir, "want.db")
-	if code, _, stderr := run(t, noConfig(t), "restore", "-txid", "c", "-o", want, "file://"+filepath.Join(fx, "replica")); code != 0 {
+	if code, _, stderr := run(t, noConfig(t), "restore", "-txid", "c", "-o", want, "file://"+testsupport.FixtureReplica(t)); code != 0 {
 		t.Fatalf("restore -txid c of the intact fixture: exit %d\n%s", code, stderr)
 	}
-	a, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(a, b) {
+	if testsupport.FileSHA256(t, out) != testsupport.FileSHA256(t, want) {
 		t.Fatal("restore -allow-gap differs from the intact replica's state at TXID c")
 	}
 	// -txid and -timestamp at or before the gap need no flag.

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,6 +152,15 @@ func (d *testDaemon) wait(timeout time.Duration) int {
 	}
 }
 
+// mustExit waits (30 s at most) for replicate to return and fails the test
+// unless its exit status is want.
+func (d *testDaemon) mustExit(want int) {
+	d.t.Helper()
+	if code := d.wait(30 * time.Second); code != want {
+		d.t.Fatalf("exit %d, want %d:\n%s", code, want, d.out.String())
+	}
+}
+
 func openApp(t *testing.T, path string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite3", path+"?_journal_mode=WAL&_busy_timeout=5000")
@@ -174,36 +182,55 @@ func restoreTo(t *testing.T, replica, out string) {
 	}
 }
 
-// TestReplicate_Exec runs an application under -exec that writes and exits:
-// replicate exits with the application's status after a final sync, and a
-// restore holds the application's last write.
-func TestReplicate_Exec(t *testing.T) {
+// restoredQuery restores the file replica to out and returns the answer to
+// q there.
+func restoredQuery(t *testing.T, replica, out, q string) string {
+	t.Helper()
+	restoreTo(t, replica, out)
+	return queryString(t, out, q)
+}
+
+// execSetup returns the sqlite3 shell (the test is skipped without it), a
+// temporary directory, an application database in it (table t, empty) and
+// a replica path beside it.
+func execSetup(t *testing.T) (sqlite3, dir, dbPath, replica string) {
+	t.Helper()
 	sqlite3, err := exec.LookPath("sqlite3")
 	if err != nil {
 		t.Skip("the sqlite3 shell is not installed")
 	}
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "app.db")
-	replica := filepath.Join(dir, "replica")
-	openApp(t, dbPath).Close()
+	dir, dbPath, replica, app := appDir(t)
+	app.Close()
+	return sqlite3, dir, dbPath, replica
+}
+
+// appDir returns a temporary directory, an application database in it
+// (table t, empty) and open, and a replica path beside it.
+func appDir(t *testing.T) (dir, dbPath, replica string, app *sql.DB) {
+	t.Helper()
+	dir = t.TempDir()
+	dbPath = filepath.Join(dir, "app.db")
+	return dir, dbPath, filepath.Join(dir, "replica"), openApp(t, dbPath)
+}
+
+// TestReplicate_Exec runs an application under -exec that writes and exits:
+// replicate exits with the application's status after a final sync, and a
+// restore holds the application's last write.
+func TestReplicate_Exec(t *testing.T) {
+	sqlite3, dir, dbPath, replica := execSetup(t)
 
 	// The child writes 100 rows in separate transactions, then a last one,
 	// and exits 3 at once: only the final sync can upload the last write.
 	script := fmt.Sprintf(`for i in $(seq 1 100); do echo "INSERT INTO t(v) VALUES ('row $i');"; done | %[1]s %[2]s && %[1]s %[2]s "INSERT INTO t(v) VALUES ('last write')" && exit 3`, sqlite3, dbPath)
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    monitor-interval: 1h\n    replica: {url: 'file://%s', sync-interval: 1h}\n", dbPath, replica))
+	cfg := writeConfig(t, dir, fmt.Sprintf("dbs:\n  - path: %s\n    monitor-interval: 1h\n    replica: {url: 'file://%s', sync-interval: 1h}\n", dbPath, replica))
 	d := startDaemon(t, "-config", cfg, "-exec", "sh -c '"+strings.ReplaceAll(script, "'", `'\''`)+"'")
-	if code := d.wait(30 * time.Second); code != 3 {
-		t.Fatalf("exit %d, want the subprocess's 3:\n%s", code, d.out.String())
-	}
+	d.mustExit(3)
 	for _, w := range []string{"subprocess started", "subprocess exited", "final sync done"} {
 		if !strings.Contains(d.out.String(), w) {
 			t.Errorf("log lacks %q:\n%s", w, d.out.String())
 		}
 	}
-	out := filepath.Join(dir, "restored.db")
-	restoreTo(t, replica, out)
-	if got := queryString(t, out, "SELECT count(*) || ':' || (SELECT v FROM t ORDER BY id DESC LIMIT 1) FROM t"); got != "101:last write" {
+	if got := restoredQuery(t, replica, filepath.Join(dir, "restored.db"), "SELECT count(*) || ':' || (SELECT v FROM t ORDER BY id DESC LIMIT 1) FROM t"); got != "101:last write" {
 		t.Errorf("restored %q, want 101:last write", got)
 	}
 }
@@ -211,34 +238,22 @@ func TestReplicate_Exec(t *testing.T) {
 // TestReplicate_ExecSignal: SIGTERM goes to the subprocess, which writes in
 // its handler and exits 0; the final sync carries that write.
 func TestReplicate_ExecSignal(t *testing.T) {
-	sqlite3, err := exec.LookPath("sqlite3")
-	if err != nil {
-		t.Skip("the sqlite3 shell is not installed")
-	}
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "app.db")
-	replica := filepath.Join(dir, "replica")
-	openApp(t, dbPath).Close()
+	sqlite3, dir, dbPath, replica := execSetup(t)
 	ready := filepath.Join(dir, "ready")
 	script := fmt.Sprintf(`trap '%[1]s %[2]s "INSERT INTO t(v) VALUES (\"on SIGTERM\")"; exit 0' TERM; touch %[3]s; while true; do sleep 0.05; done`, sqlite3, dbPath, ready)
 	args, err := splitCommand("sh -c " + shellQuote(script))
 	if err != nil || len(args) != 3 || args[2] != script {
 		t.Fatalf("quoting the script: %q, %v", args, err)
 	}
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    replica: {url: 'file://%s'}\n", dbPath, replica))
+	cfg := writeConfig(t, dir, fmt.Sprintf("dbs:\n  - path: %s\n    replica: {url: 'file://%s'}\n", dbPath, replica))
 	d := startDaemon(t, "-config", cfg, "-exec", "sh -c "+shellQuote(script))
 	waitFor(t, "the subprocess to start", 10*time.Second, func() bool { _, err := os.Stat(ready); return err == nil })
 	d.sigs <- syscall.SIGTERM
-	if code := d.wait(30 * time.Second); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.out.String())
-	}
+	d.mustExit(0)
 	if d.exited.Load() != 0 {
 		t.Error("Exit called on a single signal")
 	}
-	out := filepath.Join(dir, "restored.db")
-	restoreTo(t, replica, out)
-	if got := queryString(t, out, "SELECT group_concat(v) FROM t"); got != "on SIGTERM" {
+	if got := restoredQuery(t, replica, filepath.Join(dir, "restored.db"), "SELECT group_concat(v) FROM t"); got != "on SIGTERM" {
 		t.Errorf("restored %q, want the write made in the subprocess's signal handler", got)
 	}
 }
@@ -317,18 +332,14 @@ func liveStatusJSON(t *testing.T, cfg string) dbStatus {
 // replica, status -json against the replica's true TXID, the lag growing and
 // recovering, and the heartbeat pausing while syncs fail.
 func TestReplicate_Service(t *testing.T) {
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "app.db")
-	replica := filepath.Join(dir, "replica")
+	dir, dbPath, replica, app := appDir(t)
 	sock := filepath.Join(dir, "ls.sock")
-	app := openApp(t, dbPath)
 
 	var beats atomic.Int64
 	hb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { beats.Add(1) }))
 	defer hb.Close()
 
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf(`
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
 addr: 127.0.0.1:0
 socket: {enabled: true, path: %s}
 heartbeat-url: %s/ping?token=secret
@@ -341,15 +352,7 @@ dbs:
     replica: {url: 'file://%s', sync-interval: 50ms}
 `, sock, hb.URL, dbPath, replica))
 	d := startDaemon(t, "-config", cfg)
-	addrRE := regexp.MustCompile(`msg="metrics listening" addr=(\S+)`)
-	var addr string
-	waitFor(t, "the metrics listener", 10*time.Second, func() bool {
-		m := addrRE.FindStringSubmatch(d.out.String())
-		if m != nil {
-			addr = m[1]
-		}
-		return m != nil
-	})
+	addr := waitMetricsAddr(t, d)
 	if !strings.HasPrefix(addr, "127.0.0.1:") {
 		t.Fatalf("metrics bound to %s", addr)
 	}
@@ -457,9 +460,7 @@ dbs:
 		t.Errorf("status table: exit %d\n%s", code, stdout)
 	}
 	d.sigs <- syscall.SIGTERM
-	if code := d.wait(30 * time.Second); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.out.String())
-	}
+	d.mustExit(0)
 	if strings.Contains(d.out.String(), "token=secret") {
 		t.Errorf("the heartbeat URL's token reached the log:\n%s", d.out.String())
 	}
@@ -474,16 +475,12 @@ dbs:
 func TestReplicate_ShutdownTimeout(t *testing.T) {
 	for _, second := range []bool{false, true} {
 		t.Run(fmt.Sprintf("second-signal=%v", second), func(t *testing.T) {
-			dir := t.TempDir()
-			dbPath := filepath.Join(dir, "app.db")
-			replica := filepath.Join(dir, "replica")
-			app := openApp(t, dbPath)
+			dir, dbPath, replica, app := appDir(t)
 			timeout := "1s"
 			if second {
 				timeout = "1m"
 			}
-			cfg := filepath.Join(dir, "litestream.yml")
-			writeFile(t, cfg, fmt.Sprintf("shutdown-sync-timeout: %s\nshutdown-sync-interval: 50ms\ndbs:\n  - path: %s\n    monitor-interval: 20ms\n    replica: {url: 'file://%s', sync-interval: 20ms}\n", timeout, dbPath, replica))
+			cfg := writeConfig(t, dir, fmt.Sprintf("shutdown-sync-timeout: %s\nshutdown-sync-interval: 50ms\ndbs:\n  - path: %s\n    monitor-interval: 20ms\n    replica: {url: 'file://%s', sync-interval: 20ms}\n", timeout, dbPath, replica))
 			d := startDaemon(t, "-config", cfg)
 			waitFor(t, "the first sync", 10*time.Second, func() bool { return countLTX(replica) > 0 })
 			replaceWithFile(t, replica, replica+".away")
@@ -544,6 +541,25 @@ func replaceWithFile(t *testing.T, replica, away string) {
 
 var _ = io.Discard
 
+// gatedApp is an -exec application that says it runs (a file appears),
+// then waits until the test releases it and exits 0.
+type gatedApp struct{ started, mayExit string }
+
+func newGatedApp(dir string) gatedApp {
+	return gatedApp{started: filepath.Join(dir, "app-started"), mayExit: filepath.Join(dir, "app-may-exit")}
+}
+
+func (a gatedApp) command() string {
+	return fmt.Sprintf(`sh -c 'touch %s; while [ ! -e %s ]; do sleep 0.05; done'`, a.started, a.mayExit)
+}
+
+func (a gatedApp) waitStarted(t *testing.T) {
+	t.Helper()
+	waitFor(t, "the application to start", 20*time.Second, func() bool { _, err := os.Stat(a.started); return err == nil })
+}
+
+func (a gatedApp) release(t *testing.T) { writeFile(t, a.mayExit, "") }
+
 // TestReplicate_ExecReplicaUnreachable: with the replica unreachable at
 // start (its directory is a regular file), replicate -exec still starts
 // the application, says why it cannot replicate (log, status, metrics)
@@ -551,21 +567,14 @@ var _ = io.Discard
 // application's exit brings the final sync. Before, replicate exited at
 // start and never ran the application.
 func TestReplicate_ExecReplicaUnreachable(t *testing.T) {
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "app.db")
-	replica := filepath.Join(dir, "replica")
+	dir, dbPath, replica, app := appDir(t)
 	sock := filepath.Join(dir, "ls.sock")
-	started := filepath.Join(dir, "app-started")
-	release := filepath.Join(dir, "app-may-exit")
-	app := openApp(t, dbPath)
 	writeFile(t, replica, "not a directory")
 
-	// The application: says it runs, then waits for the test.
-	script := fmt.Sprintf(`touch %s; while [ ! -e %s ]; do sleep 0.05; done`, started, release)
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf("addr: 127.0.0.1:0\nsocket: {enabled: true, path: %s}\ndbs:\n  - path: %s\n    monitor-interval: 20ms\n    replica: {url: 'file://%s', sync-interval: 50ms}\n", sock, dbPath, replica))
-	d := startDaemon(t, "-config", cfg, "-exec", "sh -c '"+script+"'")
-	waitFor(t, "the application to start", 20*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
+	ga := newGatedApp(dir)
+	cfg := writeConfig(t, dir, fmt.Sprintf("addr: 127.0.0.1:0\nsocket: {enabled: true, path: %s}\ndbs:\n  - path: %s\n    monitor-interval: 20ms\n    replica: {url: 'file://%s', sync-interval: 50ms}\n", sock, dbPath, replica))
+	d := startDaemon(t, "-config", cfg, "-exec", ga.command())
+	ga.waitStarted(t)
 	waitFor(t, "the open failure in the log", 10*time.Second, func() bool {
 		return strings.Contains(d.out.String(), "cannot open database; retrying in the background")
 	})
@@ -595,13 +604,9 @@ func TestReplicate_ExecReplicaUnreachable(t *testing.T) {
 	if _, err := app.Exec(`INSERT INTO t(v) VALUES ('after')`); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, release, "")
-	if code := d.wait(30 * time.Second); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.out.String())
-	}
-	out := filepath.Join(dir, "restored.db")
-	restoreTo(t, replica, out)
-	if got := queryString(t, out, "SELECT group_concat(v) FROM t"); got != "while down,after" {
+	ga.release(t)
+	d.mustExit(0)
+	if got := restoredQuery(t, replica, filepath.Join(dir, "restored.db"), "SELECT group_concat(v) FROM t"); got != "while down,after" {
 		t.Errorf("restored %q", got)
 	}
 }
@@ -613,8 +618,7 @@ func TestReplicate_ExecS3Unreachable(t *testing.T) {
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "app.db")
 	sock := filepath.Join(dir, "ls.sock")
-	started := filepath.Join(dir, "app-started")
-	release := filepath.Join(dir, "app-may-exit")
+	ga := newGatedApp(dir)
 	openApp(t, dbPath).Close()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -624,16 +628,14 @@ func TestReplicate_ExecS3Unreachable(t *testing.T) {
 	l.Close()
 	t.Setenv("LITESTREAM_ACCESS_KEY_ID", "k")
 	t.Setenv("LITESTREAM_SECRET_ACCESS_KEY", "s")
-	cfg := filepath.Join(dir, "litestream.yml")
-	writeFile(t, cfg, fmt.Sprintf("socket: {enabled: true, path: %s}\nshutdown-sync-timeout: 1s\ndbs:\n  - path: %s\n    replica: {url: 's3://bkt/app?endpoint=%s'}\n", sock, dbPath, closed))
-	script := fmt.Sprintf(`touch %s; while [ ! -e %s ]; do sleep 0.05; done`, started, release)
-	d := startDaemon(t, "-config", cfg, "-exec", "sh -c '"+script+"'")
-	waitFor(t, "the application to start", 20*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
+	cfg := writeConfig(t, dir, fmt.Sprintf("socket: {enabled: true, path: %s}\nshutdown-sync-timeout: 1s\ndbs:\n  - path: %s\n    replica: {url: 's3://bkt/app?endpoint=%s'}\n", sock, dbPath, closed))
+	d := startDaemon(t, "-config", cfg, "-exec", ga.command())
+	ga.waitStarted(t)
 	waitFor(t, "status to say why", 20*time.Second, func() bool {
 		st := liveStatusJSON(t, cfg)
 		return st.State == "opening" && strings.Contains(st.LastError, "connection refused")
 	})
-	writeFile(t, release, "")
+	ga.release(t)
 	// The final sync cannot happen: replicate says so and exits 1.
 	if code := d.wait(30 * time.Second); code != 1 || !strings.Contains(d.out.String(), "the database was never opened") {
 		t.Fatalf("exit %d:\n%s", code, d.out.String())

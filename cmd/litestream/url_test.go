@@ -78,18 +78,42 @@ func TestRedactErr(t *testing.T) {
 	raw := "sftp://alice:hunter22@host/x?token=s3cr3t"
 	base := errors.New("boom")
 	err := redactErr(fmt.Errorf("dial %s: password hunter22 rejected, token s3cr3t: %w", raw, base), raw)
+	if msg := checkRedacted(t, err, base, "hunter22", "s3cr3t"); !strings.Contains(msg, "sftp://alice:xxxxx@host/x") {
+		t.Errorf("message %q does not name the redacted URL", msg)
+	}
+}
+
+// checkErr checks err against a table's wantErr: with one, err must
+// contain it; without, err must be nil (the test stops otherwise). It
+// reports whether there was an error (the case is done).
+func checkErr(t *testing.T, err error, wantErr string) (failed bool) {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("err = %v, want one containing %q", err, wantErr)
+		}
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return false
+}
+
+// checkRedacted fails the test if err's message holds one of secrets or
+// err no longer wraps base; it returns the message.
+func checkRedacted(t *testing.T, err, base error, secrets ...string) string {
+	t.Helper()
 	msg := err.Error()
-	for _, secret := range []string{"hunter22", "s3cr3t"} {
+	for _, secret := range secrets {
 		if strings.Contains(msg, secret) {
 			t.Errorf("message %q leaks %q", msg, secret)
 		}
 	}
-	if !strings.Contains(msg, "sftp://alice:xxxxx@host/x") {
-		t.Errorf("message %q does not name the redacted URL", msg)
-	}
 	if !errors.Is(err, base) {
 		t.Error("errors.Is lost the wrapped error")
 	}
+	return msg
 }
 
 func TestResolveTarget(t *testing.T) {
@@ -126,14 +150,8 @@ func TestResolveTarget(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tgt, err := tt.m.resolveTarget(tt.arg, &configFlags{path: tt.flagCfg})
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
-				}
+			if checkErr(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if tgt.URL != tt.wantURL || tgt.DBPath != tt.wantDB {
 				t.Errorf("got url %q db %q, want url %q db %q", tgt.URL, tgt.DBPath, tt.wantURL, tt.wantDB)
