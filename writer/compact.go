@@ -29,8 +29,10 @@ const maxCompactInputs = 64
 // Where a level starts: after its own last file; if it has none, after the
 // newest TXID any higher level (including snapshots) covers, so that an
 // empty level never re-merges history the replica already holds at a higher
-// level (for a fresh replica: after the level-9 snapshot at TXID 1, not a
-// database-sized copy of it).
+// level; and if no higher level holds anything either (a fresh replica),
+// after the first sync's level-0 file starting at TXID 1, the full copy
+// every restore starts from until the first level-9 snapshot (retention
+// keeps it), so that no level gets a database-sized copy of it.
 //
 // Compaction never touches SQLite; it reads its inputs from the remote and
 // streams them through ltxframe.Compact straight into the upload: newest page
@@ -104,7 +106,8 @@ func compactLevel(ctx context.Context, c remote.Client, level int, spillDir stri
 
 // levelCursor returns the TXID through which level already covers history:
 // its last file's MaxTXID, or when it is empty the highest MaxTXID of any
-// level above it (0 if none).
+// level above it, or when those are empty too the MaxTXID of the level-0
+// file starting at TXID 1 (0 if none).
 func levelCursor(ctx context.Context, c remote.Client, level int) (ltx.TXID, error) {
 	var above ltx.TXID
 	for l := level; l <= remote.MaxLevel; l++ {
@@ -124,7 +127,17 @@ func levelCursor(ctx context.Context, c remote.Client, level int) (ltx.TXID, err
 		}
 		above = max(above, hi)
 	}
-	return above, nil
+	if above != 0 {
+		return above, nil
+	}
+	l0, err := c.LTXFiles(ctx, remote.L0, 1)
+	if err != nil {
+		return 0, fmt.Errorf("compact level %d: list level 0: %w", level, err)
+	}
+	if len(l0) > 0 && l0[0].MinTXID == 1 {
+		return l0[0].MaxTXID, nil
+	}
+	return 0, nil
 }
 
 // pendingInputs returns the src files that extend past cursor, in TXID

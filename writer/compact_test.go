@@ -96,7 +96,7 @@ func TestCompactLevels(t *testing.T) {
 		e.sync(d)
 		images[d.Status().TXID] = e.image()
 	}
-	step() // TXID 1: snapshot in L0 and L9
+	step() // TXID 1: a full snapshot, at level 0 only
 	for i := 0; i < 5; i++ {
 		e.insert(20, 1000)
 		step()
@@ -105,7 +105,7 @@ func TestCompactLevels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Level 1 starts after the level-9 snapshot at TXID 1: no
+	// Level 1 starts after the first sync's full file at TXID 1: no
 	// database-sized copy of it.
 	if len(out) != 1 || out[0].MinTXID != 2 || out[0].MaxTXID != 6 {
 		t.Fatalf("first level-1 compaction wrote %v, want 2-6", out)
@@ -149,7 +149,7 @@ func TestCompactLevels(t *testing.T) {
 	}
 
 	// Every TXID restores exactly, and the latest one from the fewest files
-	// (the snapshot plus the level-2 file).
+	// (the first sync's file plus the level-2 file).
 	for txid, want := range images {
 		got, plan, err := planRestore(t, e.client, txid, time.Time{})
 		if err != nil {
@@ -159,12 +159,12 @@ func TestCompactLevels(t *testing.T) {
 			t.Fatalf("restore TXID %d differs: %s", txid, diffPages(got, want, 4096))
 		}
 		if txid == 8 && len(plan.Files) != 2 {
-			t.Errorf("plan for TXID 8 has %d files, want 2 (L9 + L2)", len(plan.Files))
+			t.Errorf("plan for TXID 8 has %d files, want 2 (L0 1-1 + L2)", len(plan.Files))
 		}
 	}
-	// With the level-0 files gone, the compacted levels alone still
+	// With the level-0 files but the base gone, the compacted levels still
 	// restore the boundaries.
-	if err := e.client.DeleteLTXFiles(ctx, e.files(0)); err != nil {
+	if err := e.client.DeleteLTXFiles(ctx, e.files(0)[1:]); err != nil {
 		t.Fatal(err)
 	}
 	for _, txid := range []ltx.TXID{1, 6, 8} {
@@ -203,7 +203,9 @@ func TestCompactManyInputsInOneTick(t *testing.T) {
 			t.Fatalf("outputs not contiguous: %v", out)
 		}
 	}
-	if err := e.client.DeleteLTXFiles(context.Background(), e.files(0)); err != nil {
+	// Without the level-0 files but the first (the base: compaction starts
+	// after it), the compactions restore the latest state.
+	if err := e.client.DeleteLTXFiles(context.Background(), e.files(0)[1:]); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err := planRestore(t, e.client, 0, time.Time{})

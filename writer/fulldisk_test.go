@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -81,7 +80,7 @@ func TestFullStagingVolume(t *testing.T) {
 	for _, first := range []bool{false, true} {
 		name := "later sync"
 		if first {
-			name = "first sync (snapshot, level-9 copy)"
+			name = "first sync (snapshot)"
 		}
 		t.Run(name, func(t *testing.T) {
 			vol := testsupport.MountTmpfs(t, "30m")
@@ -109,10 +108,8 @@ func TestFullStagingVolume(t *testing.T) {
 				t.Errorf("staged files left on the full volume: %v", names)
 			}
 			if first {
-				l0 := readLTX(t, e.client, remote.L0, 1, 1)
-				l9 := readLTX(t, e.client, remote.SnapshotLevel, 1, 1)
-				if !bytes.Equal(l0.raw, l9.raw) || !isSnapshot(l0) {
-					t.Error("streamed TXID 1: level-0 and level-9 files differ or are not a snapshot")
+				if l0 := readLTX(t, e.client, remote.L0, 1, 1); !isSnapshot(l0) {
+					t.Error("streamed TXID 1 is not a snapshot")
 				}
 			}
 			e.checkReplica()
@@ -339,50 +336,41 @@ func TestStreamedRetryIsIdentical(t *testing.T) {
 // (staging full) and its upload fails; before the retry the log is restarted
 // (everything was checkpointed, so the application's write may restart it)
 // and the frames it was made from are overwritten. The file cannot be
-// encoded again: if its level-9 copy was uploaded, that copy becomes its
-// level-0 file; otherwise it is planned afresh. Either way TXID 1 has one
-// content and the replica follows the database.
+// encoded again and was never uploaded, so it is planned afresh: TXID 1 has
+// one content (the second, complete attempt) and the replica follows the
+// database.
 func TestStreamedAbandonedAfterRestart(t *testing.T) {
-	for _, failLevel := range []int{remote.SnapshotLevel, remote.L0} {
-		t.Run(fmt.Sprintf("upload fails at level %d", failLevel), func(t *testing.T) {
-			e := newEnv(t)
-			rc := &recordingClient{Client: e.client.Client, attempts: map[string][][]byte{},
-				fail: map[string]int{remote.FileDesc(failLevel, 1, 1): 1}}
-			e.client.Client = rc
-			e.insert(50, 500)
-			var busy, logN, done int
-			if err := e.app.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logN, &done); err != nil || done != logN {
-				t.Fatalf("checkpoint: %d of %d, %v", done, logN, err)
-			}
-			before, _ := e.walHeader()
-			d := e.open(e.opts())
-			if err := os.Symlink("/dev/full", d.stagingPath(1)); err != nil {
-				t.Skipf("cannot link /dev/full: %v", err)
-			}
-			if err := d.Sync(context.Background()); err == nil {
-				t.Fatal("sync succeeded despite the upload failure")
-			}
-			e.insert(3, 500)
-			if after, _ := e.walHeader(); after.SameGeneration(before) {
-				t.Fatal("the application's write did not restart the log")
-			}
-			e.sync(d)
-			l0 := rc.attempts[remote.FileDesc(0, 1, 1)]
-			l9 := rc.attempts[remote.FileDesc(remote.SnapshotLevel, 1, 1)]
-			if failLevel == remote.L0 {
-				// The level-9 copy went up once and was copied to level 0.
-				if len(l9) != 1 || len(l0) != 2 || !bytes.Equal(l0[1], l9[0]) {
-					t.Errorf("level 9: %d uploads, level 0: %d; level 0 equals level 9: %v", len(l9), len(l0), len(l0) == 2 && len(l9) == 1 && bytes.Equal(l0[1], l9[0]))
-				}
-			} else if len(l9) != 2 || len(l0) != 1 || !bytes.Equal(l0[0], l9[1]) {
-				t.Errorf("level 9: %d uploads, level 0: %d", len(l9), len(l0))
-			}
-			e.checkReplica()
-			e.insert(3, 500)
-			e.sync(d)
-			e.checkReplica()
-		})
+	e := newEnv(t)
+	rc := &recordingClient{Client: e.client.Client, attempts: map[string][][]byte{},
+		fail: map[string]int{remote.FileDesc(remote.L0, 1, 1): 1}}
+	e.client.Client = rc
+	e.insert(50, 500)
+	var busy, logN, done int
+	if err := e.app.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logN, &done); err != nil || done != logN {
+		t.Fatalf("checkpoint: %d of %d, %v", done, logN, err)
 	}
+	before, _ := e.walHeader()
+	d := e.open(e.opts())
+	if err := os.Symlink("/dev/full", d.stagingPath(1)); err != nil {
+		t.Skipf("cannot link /dev/full: %v", err)
+	}
+	if err := d.Sync(context.Background()); err == nil {
+		t.Fatal("sync succeeded despite the upload failure")
+	}
+	e.insert(3, 500)
+	if after, _ := e.walHeader(); after.SameGeneration(before) {
+		t.Fatal("the application's write did not restart the log")
+	}
+	e.sync(d)
+	l0 := rc.attempts[remote.FileDesc(0, 1, 1)]
+	l9 := rc.attempts[remote.FileDesc(remote.SnapshotLevel, 1, 1)]
+	if len(l9) != 0 || len(l0) != 2 || bytes.Equal(l0[0], l0[1]) {
+		t.Errorf("level 9: %d uploads, level 0: %d (want 0 and 2, the second planned afresh)", len(l9), len(l0))
+	}
+	e.checkReplica()
+	e.insert(3, 500)
+	e.sync(d)
+	e.checkReplica()
 }
 
 // syncedAfter waits until a sync that began after the moment after has

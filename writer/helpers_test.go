@@ -34,6 +34,8 @@ type faultyClient struct {
 	// writeHook, if set, runs before every write (outside mu).
 	writeHook func(level int, txid ltx.TXID)
 	writes    []string
+	// written counts the bytes of the successful writes.
+	written int64
 }
 
 func (c *faultyClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
@@ -52,6 +54,7 @@ func (c *faultyClient) WriteLTXFile(ctx context.Context, level int, minTXID, max
 	if err == nil {
 		c.mu.Lock()
 		c.writes = append(c.writes, remote.FileDesc(level, minTXID, maxTXID))
+		c.written += info.Size
 		c.mu.Unlock()
 	}
 	return info, err
@@ -276,9 +279,10 @@ func isSnapshot(f ltxFile) bool {
 	return uint32(len(f.pgnos)) == want
 }
 
-// restore applies the newest level-9 snapshot and the level-0 files after it
-// to a page buffer, the way a restore does, checking that TXIDs are
-// contiguous. It returns the image and the last TXID.
+// restore applies the newest level-9 snapshot (else the first sync's level-0
+// file, which starts at TXID 1) and the level-0 files after it to a page
+// buffer, the way a restore does, checking that TXIDs are contiguous. It
+// returns the image and the last TXID.
 func restore(t *testing.T, c remote.Client) ([]byte, ltx.TXID) {
 	t.Helper()
 	ctx := context.Background()
@@ -286,8 +290,16 @@ func restore(t *testing.T, c remote.Client) ([]byte, ltx.TXID) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	base := remote.SnapshotLevel
 	if len(snaps) == 0 {
-		t.Fatal("replica has no level-9 snapshot")
+		base = remote.L0
+		if snaps, err = c.LTXFiles(ctx, remote.L0, 1); err != nil {
+			t.Fatal(err)
+		}
+		if len(snaps) == 0 || snaps[0].MinTXID != 1 {
+			t.Fatal("replica has no level-9 snapshot and no level-0 file at TXID 1")
+		}
+		snaps = snaps[:1]
 	}
 	snap := snaps[len(snaps)-1]
 	var img []byte
@@ -303,7 +315,7 @@ func restore(t *testing.T, c remote.Client) ([]byte, ltx.TXID) {
 			copy(img[(int(pgno)-1)*ps:], data)
 		}
 	}
-	apply(remote.SnapshotLevel, snap)
+	apply(base, snap)
 	txid := snap.MaxTXID
 	l0, err := c.LTXFiles(ctx, remote.L0, txid+1)
 	if err != nil {

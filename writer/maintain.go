@@ -3,6 +3,8 @@ package writer
 import (
 	"context"
 	"time"
+
+	"github.com/litestream-go/litestream/remote"
 )
 
 // startMaintenance starts the background compaction/retention and snapshot
@@ -80,7 +82,10 @@ func (d *DB) compactionLoop(ctx context.Context) {
 
 // snapshotLoop writes a snapshot on multiples of SnapshotInterval. It runs
 // apart from compaction: a snapshot is database-sized and must not delay the
-// small, frequent level-1 merges.
+// small, frequent level-1 merges. The first level-9 snapshot waits for the
+// first multiple at least one interval after the first sync's level-0 file
+// (firstSyncBase): that file already holds the whole database, and a
+// snapshot right after it would upload the database a second time.
 func (d *DB) snapshotLoop(ctx context.Context) {
 	iv := d.opts.SnapshotInterval
 	if iv <= 0 {
@@ -94,6 +99,10 @@ func (d *DB) snapshotLoop(ctx context.Context) {
 			return
 		case <-timer.C:
 		}
+		if base, ok := d.firstSyncBase(ctx); ok && time.Since(base) < iv {
+			d.log.Debug("snapshot deferred: the first sync's full copy is recent", "created", base)
+			continue
+		}
 		if _, err := d.Snapshot(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
@@ -101,4 +110,21 @@ func (d *DB) snapshotLoop(ctx context.Context) {
 			d.log.Error("snapshot failed", "err", err)
 		}
 	}
+}
+
+// firstSyncBase returns the creation time of the level-0 file starting at
+// TXID 1 when the replica has no level-9 snapshot yet, i.e. when that file is
+// the full copy every restore starts from. ok is false otherwise, and when
+// the listing fails (the snapshot then runs, and reports its own error).
+// The writer answers these listings from what it knows (known.go).
+func (d *DB) firstSyncBase(ctx context.Context) (created time.Time, ok bool) {
+	snaps, err := d.client.LTXFiles(ctx, remote.SnapshotLevel, 0)
+	if err != nil || len(snaps) > 0 {
+		return time.Time{}, false
+	}
+	l0, err := d.client.LTXFiles(ctx, remote.L0, 1)
+	if err != nil || len(l0) == 0 || l0[0].MinTXID != 1 {
+		return time.Time{}, false
+	}
+	return l0[0].CreatedAt, true
 }

@@ -16,7 +16,11 @@ import (
 // returns them. The rules (Litestream v0.5's):
 //
 //   - Snapshots (level 9) older than SnapshotRetention are deleted; the
-//     newest snapshot is always kept.
+//     newest snapshot is always kept. The first sync's level-0 file (it
+//     starts at TXID 1, so it holds every page) counts as a snapshot here:
+//     until the first level-9 snapshot it is the base every restore starts
+//     from, and compaction starts after it (compact.go), so it is deleted
+//     only as an old snapshot would be, never by the level-0 rule.
 //   - Files of levels 1..8 that end at or before the oldest kept snapshot are
 //     deleted, but a file of a configured level below the top one only once
 //     the level above has merged it (its compaction must not lose inputs).
@@ -150,15 +154,35 @@ func retentionCandidates(files []*ltx.FileInfo, now time.Time, r retentionRules)
 		levelMax[f.Level] = max(levelMax[f.Level], f.MaxTXID)
 	}
 
-	// Snapshots: keep the newest and every one younger than the retention.
-	snaps := slices.Clone(byLevel[remote.SnapshotLevel])
-	slices.SortFunc(snaps, func(a, b *ltx.FileInfo) int { return cmpTXID(a.MaxTXID, b.MaxTXID) })
+	// Snapshots, and the first sync's level-0 file as the oldest of them:
+	// keep the newest and every one younger than the retention. The
+	// level-0 base is listed first (on a tie with a level-9 snapshot at
+	// the same TXID, that snapshot is the newest and the one kept).
+	// (A level-9 snapshot as old as the base, such as the copy at TXID 1
+	// that earlier versions uploaded, makes it redundant: it is then an
+	// ordinary level-0 file.)
+	var snaps []*ltx.FileInfo
+	var l0Base *ltx.FileInfo
+	for _, f := range byLevel[remote.L0] {
+		if f.MinTXID == 1 && !slices.ContainsFunc(byLevel[remote.SnapshotLevel], func(s *ltx.FileInfo) bool { return s.MaxTXID <= f.MaxTXID }) {
+			l0Base = f
+			snaps = append(snaps, f)
+		}
+	}
+	snaps = append(snaps, byLevel[remote.SnapshotLevel]...)
+	slices.SortStableFunc(snaps, func(a, b *ltx.FileInfo) int { return cmpTXID(a.MaxTXID, b.MaxTXID) })
 	var oldestKept ltx.TXID
+	baseKept := false
 	for i, s := range snaps {
 		newest := i == len(snaps)-1
 		if !newest && now.Sub(s.CreatedAt) > r.snapshotRetention {
-			out = append(out, s)
+			if s != l0Base {
+				out = append(out, s) // the level-0 rule below decides for the base
+			}
 			continue
+		}
+		if s == l0Base {
+			baseKept = true
 		}
 		if oldestKept == 0 {
 			oldestKept = s.MaxTXID
@@ -191,6 +215,8 @@ func retentionCandidates(files []*ltx.FileInfo, now time.Time, r retentionRules)
 	// writer resumes from after a restart without a new snapshot.
 	for _, f := range byLevel[remote.L0] {
 		switch {
+		case f == l0Base && baseKept:
+			census.TooRecent++ // kept as a snapshot
 		case f.MaxTXID > cover:
 			census.NotCompacted++
 		case f.MaxTXID < levelMax[remote.L0] && now.Sub(f.CreatedAt) > r.l0Retention:

@@ -85,9 +85,49 @@ func TestRetentionCandidates(t *testing.T) {
 				fi(0, 2, 2, ago(20*time.Minute)),
 				fi(0, 3, 3, ago(20*time.Minute)),
 			},
-			rules:  retentionRules{snapshotRetention: time.Hour, l0Retention: time.Minute},
-			want:   []string{"0/1-1", "0/2-2"},
-			census: L0Census{NotCompacted: 1}, // 3-3: past the snapshot
+			rules: retentionRules{snapshotRetention: time.Hour, l0Retention: time.Minute},
+			// 1-1, the first sync's full file, counts as a snapshot younger
+			// than the retention (no level-9 snapshot at TXID 1).
+			want:   []string{"0/2-2"},
+			census: L0Census{NotCompacted: 1, TooRecent: 1}, // 3-3: past the snapshot
+		},
+		{
+			name: "the first sync's level-0 file is the base until a snapshot",
+			files: []*ltx.FileInfo{
+				fi(0, 1, 1, ago(48*time.Hour)),
+				fi(0, 2, 2, ago(20*time.Minute)),
+				fi(0, 3, 3, ago(20*time.Minute)),
+				fi(1, 2, 3, ago(20*time.Minute)),
+				fi(2, 2, 3, ago(20*time.Minute)),
+			},
+			rules:  rules,
+			want:   []string{"0/2-2"},
+			census: L0Census{TooRecent: 2}, // 1-1 the base, 3-3 the newest
+		},
+		{
+			name: "the level-0 base goes as an old snapshot once a newer one exists",
+			files: []*ltx.FileInfo{
+				fi(0, 1, 1, ago(48*time.Hour)),
+				fi(0, 4, 4, ago(20*time.Minute)),
+				fi(1, 2, 4, ago(20*time.Minute)),
+				fi(2, 2, 4, ago(20*time.Minute)),
+				fi(9, 1, 4, ago(20*time.Minute)),
+			},
+			rules:  rules,
+			want:   []string{"0/1-1", "1/2-4", "2/2-4"},
+			census: L0Census{TooRecent: 1},
+		},
+		{
+			name: "the level-0 base younger than the snapshot retention keeps history from TXID 1",
+			files: []*ltx.FileInfo{
+				fi(0, 1, 1, ago(30*time.Minute)),
+				fi(0, 4, 4, ago(20*time.Minute)),
+				fi(1, 2, 4, ago(20*time.Minute)),
+				fi(2, 2, 4, ago(20*time.Minute)),
+				fi(9, 1, 4, ago(20*time.Minute)),
+			},
+			rules:  rules,
+			census: L0Census{TooRecent: 2},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,10 +192,11 @@ func TestRetentionGraceAndDisabled(t *testing.T) {
 	if time.Since(start) < opts.RetentionGrace {
 		t.Fatalf("deleted after %v, grace %v", time.Since(start), opts.RetentionGrace)
 	}
-	// TXIDs 1..3 of level 0 go (1 is also in level 9, 2..3 in level 1);
-	// the newest level-0 file stays for resume.
+	// TXIDs 2..3 of level 0 go (level 1 covers them); 1 stays, the first
+	// sync's full file and the only base (no level-9 snapshot yet), and so
+	// does the newest level-0 file, for resume.
 	l0 := e.files(remote.L0)
-	if len(deleted) != 3 || len(l0) != 1 || l0[0].MaxTXID != 4 {
+	if len(deleted) != 2 || len(l0) != 2 || l0[0].MaxTXID != 1 || l0[1].MaxTXID != 4 {
 		t.Fatalf("deleted %d files, level 0 left %v", len(deleted), l0)
 	}
 	e.checkReplicaPlan()

@@ -69,7 +69,6 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 		path:     path,
 		txid:     txid,
 		plan:     pl,
-		needL9:   txid == 1,
 		snapshot: pl.snapshot,
 		ts:       time.Now().UnixMilli(),
 		started:  started,
@@ -99,7 +98,6 @@ func (d *DB) streamed(pl *plan) *pending {
 	return &pending{
 		txid:     txid,
 		plan:     pl,
-		needL9:   txid == 1,
 		snapshot: pl.snapshot,
 		ts:       time.Now().UnixMilli(),
 		started:  time.Now(),

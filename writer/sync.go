@@ -147,8 +147,6 @@ type pending struct {
 	txid     ltx.TXID
 	plan     *plan
 	ts       int64 // the header's timestamp (Unix ms)
-	needL9   bool
-	l9Done   bool
 	snapshot bool
 	// pinned: staged by a forced restart (checkpoint.go), whose read
 	// transaction ended when the pin began again; the pin holds its state.
@@ -494,16 +492,12 @@ func selectPages(pages map[uint32]int64, commit, lockPgno uint32) []uint32 {
 	return out
 }
 
-// upload sends a staged file: first the level-9 snapshot copy when this is
-// TXID 1 (restore starts from the newest level-9 snapshot, and a replica
-// whose last file is that snapshot still resumes), then level 0.
+// upload sends a staged file to level 0. The first file (TXID 1) is a full
+// snapshot and is uploaded once, to level 0 only, as Litestream does: every
+// reader starts from a file that begins at TXID 1 at any level, and the first
+// level-9 snapshot comes from the snapshot schedule (firstSyncBase in
+// maintain.go), so day one does not upload the database twice.
 func (d *DB) upload(ctx context.Context, p *pending) error {
-	if p.needL9 && !p.l9Done {
-		if err := d.uploadFile(ctx, p, remote.SnapshotLevel); err != nil {
-			return err
-		}
-		p.l9Done = true
-	}
 	return d.uploadFile(ctx, p, remote.L0)
 }
 
@@ -571,27 +565,8 @@ func (d *DB) abandonStreamed(ctx context.Context, p *pending, level int) error {
 			return nil
 		}
 	}
-	if level == remote.L0 && p.l9Done {
-		// The level-9 copy is the same file: copy it, so that TXID 1 keeps
-		// the one content it was uploaded with.
-		return d.copyFile(ctx, p.txid, remote.SnapshotLevel, remote.L0)
-	}
 	d.log.Info("WAL restarted before a streamed file was uploaded; planning it again", "txid", p.txid.String())
 	d.pending = nil
 	d.endRead(&d.spare)
 	return errRestarted
-}
-
-// copyFile copies the file of txid from one level of the replica to another.
-func (d *DB) copyFile(ctx context.Context, txid ltx.TXID, from, to int) error {
-	desc := remote.FileDesc(from, txid, txid)
-	rc, err := d.client.OpenLTXFile(ctx, from, txid, txid, 0, 0)
-	if err != nil {
-		return fmt.Errorf("copy %s to level %d: %w", desc, to, err)
-	}
-	defer rc.Close()
-	if _, err := d.client.WriteLTXFile(ctx, to, txid, txid, rc); err != nil {
-		return fmt.Errorf("copy %s to level %d: %w", desc, to, err)
-	}
-	return nil
 }

@@ -22,60 +22,6 @@ import (
 	"github.com/litestream-go/litestream/writer/wal"
 )
 
-func TestFirstSyncWritesSnapshotL0AndL9(t *testing.T) {
-	e := newEnv(t)
-	e.insert(200, 300)
-	d := e.open(e.opts())
-	walHdr, ok := e.walHeader()
-	if !ok {
-		t.Fatal("no WAL header before the first sync")
-	}
-	e.sync(d)
-
-	l0 := readLTX(t, e.client, 0, 1, 1)
-	l9 := readLTX(t, e.client, remote.SnapshotLevel, 1, 1)
-	if !bytes.Equal(l0.raw, l9.raw) {
-		t.Error("level-9 snapshot differs from the level-0 file of TXID 1")
-	}
-	checkFile(t, l0, 1)
-	if !isSnapshot(l0) {
-		t.Errorf("first file has %d pages, commit %d: not a snapshot", len(l0.pgnos), l0.hdr.Commit)
-	}
-	img := e.image()
-	if want := uint32(len(img) / 4096); l0.hdr.Commit != want || l0.hdr.PageSize != 4096 {
-		t.Errorf("commit %d page size %d, want %d, 4096", l0.hdr.Commit, l0.hdr.PageSize, want)
-	}
-	// The WAL fields cover the generation from its first frame, as
-	// Litestream's first file does.
-	fi, err := os.Stat(e.path + "-wal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := l0.hdr
-	if h.WALOffset != wal.HeaderSize || h.WALOffset+h.WALSize != fi.Size() ||
-		h.WALSalt1 != walHdr.Salt1 || h.WALSalt2 != walHdr.Salt2 {
-		t.Errorf("WAL fields offset %d size %d salts %08x/%08x; WAL is %d bytes, salts %08x/%08x",
-			h.WALOffset, h.WALSize, h.WALSalt1, h.WALSalt2, fi.Size(), walHdr.Salt1, walHdr.Salt2)
-	}
-	if txid := e.checkReplica(); txid != 1 {
-		t.Errorf("replica at TXID %d", txid)
-	}
-
-	// Nothing changed: no file.
-	e.sync(d)
-	if n := len(e.files(0)); n != 1 {
-		t.Errorf("%d level-0 files after an idle sync, want 1", n)
-	}
-	if st := d.Status(); st.TXID != 1 || st.LastError != "" || st.Snapshots != 1 || st.PageSize != 4096 {
-		t.Errorf("status %+v", st)
-	}
-	// The writer added nothing to the schema.
-	var n int
-	if err := e.app.QueryRow(`SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil || n != 2 {
-		t.Errorf("sqlite_master has %d entries (%v), want 2", n, err)
-	}
-}
-
 func TestIncrementalSyncs(t *testing.T) {
 	e := newEnv(t)
 	e.insert(100, 500)
@@ -313,8 +259,8 @@ func TestSnapshotAfterContinuityLoss(t *testing.T) {
 	if !isSnapshot(f) {
 		t.Errorf("file after continuity loss has %d pages of %d: not a snapshot", len(f.pgnos), f.hdr.Commit)
 	}
-	if files := e.files(remote.SnapshotLevel); len(files) != 1 {
-		t.Errorf("%d level-9 files, want only TXID 1's", len(files))
+	if files := e.files(remote.SnapshotLevel); len(files) != 0 {
+		t.Errorf("%d level-9 files, want none (full snapshots in a sync go to level 0 only)", len(files))
 	}
 	e.checkReplica()
 	e.insert(5, 500)
@@ -371,8 +317,7 @@ func TestFullDiskWhileStaging(t *testing.T) {
 func TestUploadFailureRetriesSameFile(t *testing.T) {
 	e := newEnv(t)
 	e.insert(50, 500)
-	// Fail the first upload of TXID 1 at level 0 (after its level-9 copy
-	// succeeded) and the first upload of TXID 2.
+	// Fail the first upload of TXID 1 and the first upload of TXID 2.
 	failures := map[string]int{remote.FileDesc(0, 1, 1): 1, remote.FileDesc(0, 2, 2): 1}
 	e.client.set(func(c *faultyClient) {
 		c.failWrite = func(level int, txid ltx.TXID) error {
@@ -416,12 +361,9 @@ func TestUploadFailureRetriesSameFile(t *testing.T) {
 	e.client.mu.Lock()
 	writes := slices.Clone(e.client.writes)
 	e.client.mu.Unlock()
-	want := []string{
-		remote.FileDesc(9, 1, 1), remote.FileDesc(0, 1, 1),
-		remote.FileDesc(0, 2, 2), remote.FileDesc(0, 3, 3),
-	}
+	want := []string{remote.FileDesc(0, 1, 1), remote.FileDesc(0, 2, 2), remote.FileDesc(0, 3, 3)}
 	if !slices.Equal(writes, want) {
-		t.Errorf("uploads %v, want %v (the level-9 copy is uploaded once)", writes, want)
+		t.Errorf("uploads %v, want %v (each file uploaded once, the first to level 0 only)", writes, want)
 	}
 }
 
@@ -485,7 +427,7 @@ func TestBackgroundLoop(t *testing.T) {
 			// complete between writes.
 			want := e.image()
 			waitFor(t, 10*time.Second, "the loop to upload", func() bool {
-				if len(e.files(remote.SnapshotLevel)) == 0 {
+				if len(e.files(remote.L0)) == 0 {
 					return false
 				}
 				got, _ := restore(t, e.client)
