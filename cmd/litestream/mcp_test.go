@@ -82,8 +82,8 @@ func TestMCP(t *testing.T) {
 			ReplicaTXID string `json:"replica_txid"`
 		} `json:"dbs"`
 	}
-	// The first file's level-9 copy lands before its level-0 upload
-	// completes; poll until the daemon has recorded the upload.
+	// The first file may be listed before the daemon has recorded its
+	// upload; poll until it has.
 	waitFor(t, "the first upload in the status", 10*time.Second, func() bool {
 		call("status", nil, &st)
 		return len(st.DBs) == 1 && st.DBs[0].ReplicaTXID != "0000000000000000"
