@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"bytes"
 	"database/sql"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -231,25 +229,9 @@ func dirSize(b *testing.B, dir string) int64 {
 
 // sameFile compares two files byte for byte.
 func sameFile(b *testing.B, x, y string) bool {
-	fx, err := os.Open(x)
+	pos, err := testsupport.FirstDiff(x, y)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer fx.Close()
-	fy, err := os.Open(y)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer fy.Close()
-	bx, by := make([]byte, 4<<20), make([]byte, 4<<20)
-	for {
-		nx, ex := io.ReadFull(fx, bx)
-		ny, ey := io.ReadFull(fy, by)
-		if nx != ny || !bytes.Equal(bx[:nx], by[:ny]) {
-			return false
-		}
-		if ex != nil || ey != nil {
-			return ex != nil && ey != nil
-		}
-	}
+	return pos < 0
 }

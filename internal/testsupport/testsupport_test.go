@@ -1,6 +1,7 @@
 package testsupport
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -127,5 +128,42 @@ func TestLockedBufferLimit(t *testing.T) {
 	unlimited.Write([]byte("def"))
 	if got := unlimited.String(); got != "abcdef" {
 		t.Fatalf("unlimited buffer kept %q", got)
+	}
+}
+
+func TestFirstDiff(t *testing.T) {
+	dir := t.TempDir()
+	big := make([]byte, 9<<20+5) // more than two of FirstDiff's chunks
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	changed := bytes.Clone(big)
+	changed[8<<20+3] ^= 1
+	a := write("a", big)
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want int64
+	}{
+		{"same", bytes.Clone(big), -1},
+		{"changed", changed, 8<<20 + 3},
+		{"prefix", big[:4<<20], 4 << 20},
+		{"longer", append(bytes.Clone(big), 1), int64(len(big))},
+		{"empty", nil, 0},
+	} {
+		got, err := FirstDiff(a, write(tc.name, tc.b))
+		if err != nil || got != tc.want {
+			t.Errorf("%s: FirstDiff = %d, %v; want %d", tc.name, got, err, tc.want)
+		}
+	}
+	if _, err := FirstDiff(a, filepath.Join(dir, "missing")); err == nil {
+		t.Error("FirstDiff of a missing file: no error")
 	}
 }
