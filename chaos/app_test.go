@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // appEnv is the environment of an application shell (no shim).
@@ -61,14 +63,7 @@ func startWriterGen(t *testing.T, w *workload, dbPath string, pace time.Duration
 	return b
 }
 
-func (b *bgWriter) stopped() bool {
-	select {
-	case <-b.stop:
-		return true
-	default:
-		return false
-	}
-}
+func (b *bgWriter) stopped() bool { return testsupport.Closed(b.stop) }
 
 func (b *bgWriter) loop() {
 	defer close(b.done)

@@ -99,8 +99,8 @@ func (c *checker) readers() []struct {
 		return parseState(strings.Join(lines, "\n"))
 	}
 	follow := func(full bool) (dbState, error) {
-		if c.follow.exited() {
-			return dbState{}, fmt.Errorf("restore -f exited (%v): %s", c.follow.err, tail(c.follow.out.String(), 1500))
+		if c.follow.Exited() {
+			return dbState{}, fmt.Errorf("restore -f exited (%v): %s", c.follow.Err(), tail(c.follow.Out.String(), 1500))
 		}
 		b, _ := os.ReadFile(c.followTo + "-txid")
 		got := strings.TrimSpace(string(b))
@@ -183,7 +183,7 @@ func (c *checker) check(label string, final bool) {
 		if r.name == "vfs-live" && c.live.exited() {
 			c.startLive()
 		}
-		if r.name == "restore-f" && c.follow.exited() {
+		if r.name == "restore-f" && c.follow.Exited() {
 			c.startFollow()
 		}
 	}

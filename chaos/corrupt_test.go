@@ -99,8 +99,8 @@ func (m *matrix) build() {
 	if errs := bg.halt(); len(errs) > 0 {
 		t.Fatalf("writer: %v", errs)
 	}
-	if code := d.term(time.Minute); code != 0 {
-		t.Fatalf("replicate exited %d:\n%s", code, tail(d.out.String(), 3000))
+	if code := d.Term(time.Minute); code != 0 {
+		t.Fatalf("replicate exited %d:\n%s", code, tail(d.Out.String(), 3000))
 	}
 	var err error
 	if m.src, err = readSource(db, true); err != nil {
@@ -405,19 +405,19 @@ func (m *matrix) trial(i int, kind string) {
 	}
 	ready := liveErr == nil && waitFor(30*time.Second, 50*time.Millisecond, func() bool {
 		_, txid, _, err := liveState(false)
-		return err == nil && txid == cut && (followTXID() == cut || follow.exited())
+		return err == nil && txid == cut && (followTXID() == cut || follow.Exited())
 	})
-	if !ready || follow.exited() {
-		t.Fatalf("%s: the followers did not reach TXID %s of the undamaged replica (follow at %s, exited %v; vfs: %v):\n%s", label, cut, followTXID(), follow.exited(), liveErr, tail(follow.out.String(), 2000))
+	if !ready || follow.Exited() {
+		t.Fatalf("%s: the followers did not reach TXID %s of the undamaged replica (follow at %s, exited %v; vfs: %v):\n%s", label, cut, followTXID(), follow.Exited(), liveErr, tail(follow.Out.String(), 2000))
 	}
 	m.copyReplica(liveDir, func(f replicaFile) bool { return f.max > cut || f.path == dmg.target.path }, &dmg)
 
 	// restore -f: it must reach the end, or stop with an error, or at
 	// least report one.
-	waitFor(15*time.Second, 50*time.Millisecond, func() bool { return follow.exited() || followTXID() == named })
-	exited := follow.exited()
-	code := follow.term(time.Minute)
-	logText := follow.out.String()
+	waitFor(15*time.Second, 50*time.Millisecond, func() bool { return follow.Exited() || followTXID() == named })
+	exited := follow.Exited()
+	code := follow.Term(time.Minute)
+	logText := follow.Out.String()
 	ftxid := followTXID()
 	st, err := readFile(out, true)
 	switch {

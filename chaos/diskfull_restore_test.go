@@ -40,7 +40,7 @@ func TestDiskFullRestore(t *testing.T) {
 			st, err := readVFS(fileURL(replica), false)
 			return err == nil && st.hash == src.hash
 		}) {
-			t.Fatalf("the replica did not catch up with the source:\n%s", tail(d.out.String(), 3000))
+			t.Fatalf("the replica did not catch up with the source:\n%s", tail(d.Out.String(), 3000))
 		}
 		return src
 	}
@@ -97,7 +97,7 @@ func TestDiskFullRestore(t *testing.T) {
 			b, _ := os.ReadFile(fout + "-txid")
 			return strings.TrimSpace(string(b)) == replicaMax(replica).String()
 		}) {
-			t.Fatalf("%s: restore -f did not restore the replica:\n%s", label, tail(f.out.String(), 2000))
+			t.Fatalf("%s: restore -f did not restore the replica:\n%s", label, tail(f.Out.String(), 2000))
 		}
 		vol.fill(int64(rng.IntN(3)) * 64 << 10)
 		for range 2 {
@@ -113,27 +113,27 @@ func TestDiskFullRestore(t *testing.T) {
 		label = fmt.Sprintf("cycle %d: restore -f while its volume filled", cycle)
 		ok := waitFor(ch.bound, 50*time.Millisecond, func() bool {
 			b, _ := os.ReadFile(fout + "-txid")
-			return f.exited() || strings.TrimSpace(string(b)) == target
+			return f.Exited() || strings.TrimSpace(string(b)) == target
 		})
 		switch {
-		case f.exited():
-			c.add(outcomeStuck, fmt.Sprintf("%s: it exited (%v) instead of carrying on once space returned: %s", label, f.err, tail(f.out.String(), 1500)))
+		case f.Exited():
+			c.add(outcomeStuck, fmt.Sprintf("%s: it exited (%v) instead of carrying on once space returned: %s", label, f.Err(), tail(f.Out.String(), 1500)))
 		case !ok:
-			c.add(outcomeStuck, fmt.Sprintf("%s: not at TXID %s within %s of space returning: %s", label, target, ch.bound, tail(f.out.String(), 1500)))
+			c.add(outcomeStuck, fmt.Sprintf("%s: not at TXID %s within %s of space returning: %s", label, target, ch.bound, tail(f.Out.String(), 1500)))
 		default:
-			f.term(time.Minute)
+			f.Term(time.Minute)
 			if st, err := readFile(fout, true); err != nil || st.hash != src.hash {
 				c.add(outcomeWrong, fmt.Sprintf("%s: its output at TXID %s is not the source (err %v)", label, target, err))
 			} else {
 				c.add(outcomeOK, "")
 			}
 		}
-		f.kill()
+		f.Kill()
 		for _, suffix := range []string{"", "-txid", "-follow.ltx", "-follow.ltx.tmp", ".follow-init"} {
 			os.Remove(fout + suffix)
 		}
 	}
-	if code := d.term(time.Minute); code != 0 {
-		t.Errorf("replicate exited %d:\n%s", code, tail(d.out.String(), 3000))
+	if code := d.Term(time.Minute); code != 0 {
+		t.Errorf("replicate exited %d:\n%s", code, tail(d.Out.String(), 3000))
 	}
 }

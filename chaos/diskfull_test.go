@@ -140,7 +140,7 @@ func diskFullDatabase(t *testing.T) {
 		return ok
 	}
 	if !quiet("start") {
-		t.Fatalf("no first sync:\n%s", tail(d.out.String(), 3000))
+		t.Fatalf("no first sync:\n%s", tail(d.Out.String(), 3000))
 	}
 	ch.startFollowers()
 
@@ -186,8 +186,8 @@ func diskFullDatabase(t *testing.T) {
 		vol.free()
 		time.Sleep(time.Duration(1000+rng.IntN(1000)) * time.Millisecond) // and on once space returned
 		errs := bg.halt()
-		if d.exited() {
-			t.Fatalf("cycle %d: replicate exited (%v):\n%s", cycle, d.err, tail(d.out.String(), 3000))
+		if d.Exited() {
+			t.Fatalf("cycle %d: replicate exited (%v):\n%s", cycle, d.Err(), tail(d.Out.String(), 3000))
 		}
 		used, _ := vol.used()
 		after := bg.count() - whileFull
@@ -199,10 +199,23 @@ func diskFullDatabase(t *testing.T) {
 		t.Log(label)
 		ch.check(label, false)
 	}
-	code := d.term(2 * time.Minute)
+	finishFullDisk(t, c, ch, d, vol.dir)
+	if os.Getenv("CHAOS_KEEP") != "" {
+		_ = os.WriteFile(filepath.Join(dir, "replicate.log"), []byte(d.Out.String()), 0o644)
+	}
+	t.Logf("%d syncs uploaded straight from the WAL (staging full); the daemon's last errors and warnings:\n%s", strings.Count(d.Out.String(), "uploading straight from the WAL"), tail(logProblems(d.Out.String()), 3000))
+}
+
+// finishFullDisk stops the daemon (SIGTERM: it must exit 0 after a final
+// sync, or the trial counts as lost), checks every reader against the
+// source a last time, stops the readers, and checks the daemon's full-disk
+// reports.
+func finishFullDisk(t *testing.T, c *tally, ch *checker, d *proc, volDir string) {
+	t.Helper()
+	code := d.Term(2 * time.Minute)
 	final := "final"
-	if code != 0 || !strings.Contains(d.out.String(), "final sync done") {
-		c.add(outcomeLost, fmt.Sprintf("replicate exited %d after SIGTERM (want 0 after a final sync): %s", code, tail(d.out.String(), 2000)))
+	if code != 0 || !strings.Contains(d.Out.String(), "final sync done") {
+		c.add(outcomeLost, fmt.Sprintf("replicate exited %d after SIGTERM (want 0 after a final sync): %s", code, tail(d.Out.String(), 2000)))
 		final = "final (after a failed shutdown)"
 	} else {
 		c.add(outcomeOK, "")
@@ -210,12 +223,8 @@ func diskFullDatabase(t *testing.T) {
 	ch.check(final, true)
 	ch.finalSource()
 	ch.live.kill()
-	ch.follow.kill()
-	fullDiskReports(t, c, d.out.String(), vol.dir)
-	if os.Getenv("CHAOS_KEEP") != "" {
-		_ = os.WriteFile(filepath.Join(dir, "replicate.log"), []byte(d.out.String()), 0o644)
-	}
-	t.Logf("%d syncs uploaded straight from the WAL (staging full); the daemon's last errors and warnings:\n%s", strings.Count(d.out.String(), "uploading straight from the WAL"), tail(logProblems(d.out.String()), 3000))
+	ch.follow.Kill()
+	fullDiskReports(t, c, d.Out.String(), volDir)
 }
 
 // fullDiskReports checks that every line of the daemon's log that reports
@@ -286,7 +295,7 @@ func diskFullReplicaRound(t *testing.T, c *tally, rng *rand.Rand, vol *volume, d
 	createDB(t, db)
 	d := startLS(t, "replicate", cleanEnv(), "replicate", "-config", slowSnapshots(t, daemonYAML(t, dir, db, fileURL(replica), "")))
 	if !waitFor(time.Minute, 20*time.Millisecond, func() bool { return replicaMax(replica) > 0 }) {
-		t.Fatalf("no first sync:\n%s", tail(d.out.String(), 3000))
+		t.Fatalf("no first sync:\n%s", tail(d.Out.String(), 3000))
 	}
 	ch := newChecker(t, w, c, dir, db, replica)
 	ch.startFollowers()
@@ -303,7 +312,7 @@ func diskFullReplicaRound(t *testing.T, c *tally, rng *rand.Rand, vol *volume, d
 		if rng.IntN(2) == 0 {
 			slack = int64(1+rng.IntN(6)) << 20
 		}
-		logBefore := len(d.out.String())
+		logBefore := len(d.Out.String())
 		vol.fill(slack)
 		// Writes go on against the full volume for a while.
 		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
@@ -311,7 +320,7 @@ func diskFullReplicaRound(t *testing.T, c *tally, rng *rand.Rand, vol *volume, d
 			id, sql := w.large("L", 200+rng.IntN(600))
 			_ = commitOnce(w, db, id, sql)
 		}
-		if strings.Contains(strings.ToLower(d.out.String()[logBefore:]), "no space left") {
+		if strings.Contains(strings.ToLower(d.Out.String()[logBefore:]), "no space left") {
 			reported++
 		}
 		vol.free()
@@ -322,26 +331,14 @@ func diskFullReplicaRound(t *testing.T, c *tally, rng *rand.Rand, vol *volume, d
 		}
 		time.Sleep(time.Duration(100+rng.IntN(400)) * time.Millisecond)
 		appErrs += len(bg.halt())
-		if d.exited() {
-			t.Fatalf("cycle %d: replicate exited (%v):\n%s", cycle, d.err, tail(d.out.String(), 3000))
+		if d.Exited() {
+			t.Fatalf("cycle %d: replicate exited (%v):\n%s", cycle, d.Err(), tail(d.Out.String(), 3000))
 		}
 		used, _ := vol.used()
 		label := fmt.Sprintf("cycle %d (replica volume filled, %d KiB left; %d MiB used after freeing)", cycle, slack>>10, used>>20)
 		t.Log(label)
 		ch.check(label, false)
 	}
-	code := d.term(2 * time.Minute)
-	final := "final"
-	if code != 0 || !strings.Contains(d.out.String(), "final sync done") {
-		c.add(outcomeLost, fmt.Sprintf("replicate exited %d after SIGTERM (want 0 after a final sync): %s", code, tail(d.out.String(), 2000)))
-		final = "final (after a failed shutdown)"
-	} else {
-		c.add(outcomeOK, "")
-	}
-	ch.check(final, true)
-	ch.finalSource()
-	ch.live.kill()
-	ch.follow.kill()
-	fullDiskReports(t, c, d.out.String(), vol.dir)
+	finishFullDisk(t, c, ch, d, vol.dir)
 	t.Logf("%d cycles; the daemon's log named the full disk in %d; the application's writer met %d errors", cycles, reported, appErrs)
 }

@@ -51,20 +51,16 @@ func pick[T any](short, long_ T) T {
 // so that a failure can be rerun.
 func testSeed(t *testing.T) (uint64, *rand.Rand) {
 	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("CHAOS_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("CHAOS_SEED=%q: %v", s, err)
-		}
-		seed = v
+	seed, rng, err := testsupport.Seed("CHAOS_SEED")
+	if err != nil {
+		t.Fatal(err)
 	}
 	profile := "short"
 	if long {
 		profile = "long"
 	}
 	fmt.Printf("%s: seed %d (reproduce: CHAOS=%s CHAOS_SEED=%d go test -count=1 -v ./chaos -run '^%s$')\n", t.Name(), seed, profile, seed, t.Name())
-	return seed, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	return seed, rng
 }
 
 // tally counts a test's trials and failures and prints the final line.
@@ -139,12 +135,7 @@ func cleanEnv(extra ...string) []string {
 	return append(append(env, "LITESTREAM_CONFIG=/nonexistent/litestream.yml"), extra...)
 }
 
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "...\n" + s[len(s)-n:]
-}
+func tail(s string, n int) string { return testsupport.Tail(s, n) }
 
 func fileURL(dir string) string { return (&url.URL{Scheme: "file", Path: dir}).String() }
 
@@ -199,14 +190,7 @@ func startShell(t *testing.T, name string, env []string, dbArg string) *shellPro
 
 func (p *shellProc) pid() int { return p.cmd.Process.Pid }
 
-func (p *shellProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *shellProc) exited() bool { return testsupport.Closed(p.done) }
 
 // send writes statements without waiting for them.
 func (p *shellProc) send(script string) {
@@ -342,72 +326,12 @@ func runLSEnv(t *testing.T, env []string, timeout time.Duration, args ...string)
 }
 
 // proc is a long-running litestream process (replicate, restore -f).
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *testsupport.LockedBuffer
-	done chan struct{}
-	err  error // valid after done
-}
+type proc = testsupport.Process
 
+// startLS starts the built binary; it is killed when the test ends.
 func startLS(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, out: &testsupport.LockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(lsBin, args...)
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start litestream %s: %v", strings.Join(args, " "), err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("%s (pid %d) output:\n%s", p.name, p.cmd.Process.Pid, tail(p.out.String(), 6000))
-		}
-	})
-	return p
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *proc) kill() {
-	if !p.exited() {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	}
-	<-p.done
-}
-
-// term sends SIGTERM and waits for the exit; it returns the exit code (-1:
-// did not exit within timeout, then killed).
-func (p *proc) term(timeout time.Duration) int {
-	if !p.exited() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		p.kill()
-		return -1
-	}
-	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
-		return ee.ExitCode()
-	}
-	if p.err != nil {
-		return -1
-	}
-	return 0
+	return testsupport.StartProcess(t, name, lsBin, env, args...)
 }
 
 // daemonYAML is a config replicating dbPath to replica with short intervals
@@ -502,16 +426,7 @@ func replicaStamp(root string) string {
 
 // waitFor polls cond until it holds or timeout passes.
 func waitFor(timeout, every time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(every)
-	}
+	return testsupport.Poll(timeout, every, cond)
 }
 
 // logProblems returns the error and warning lines of a litestream log.

@@ -40,7 +40,7 @@ func runKillLoop(t *testing.T, appKills, daemonKills bool, cycles int) {
 	k.cfg = daemonYAML(t, dir, k.db, fileURL(k.replica), "")
 	k.startDaemon()
 	if !waitFor(time.Minute, 20*time.Millisecond, func() bool { return replicaMax(k.replica) > 0 }) {
-		t.Fatalf("no first sync within a minute:\n%s", tail(k.daemon.out.String(), 3000))
+		t.Fatalf("no first sync within a minute:\n%s", tail(k.daemon.Out.String(), 3000))
 	}
 	ch := newChecker(t, k.w, c, dir, k.db, k.replica)
 	ch.startFollowers()
@@ -67,8 +67,8 @@ func runKillLoop(t *testing.T, appKills, daemonKills bool, cycles int) {
 		if errs := bg.halt(); len(errs) > 0 {
 			t.Errorf("cycle %d: the application's writer failed: %s", cycle, strings.Join(errs, "; "))
 		}
-		if k.daemon.exited() {
-			t.Errorf("cycle %d: replicate exited by itself (%v):\n%s", cycle, k.daemon.err, tail(k.daemon.out.String(), 3000))
+		if k.daemon.Exited() {
+			t.Errorf("cycle %d: replicate exited by itself (%v):\n%s", cycle, k.daemon.Err(), tail(k.daemon.Out.String(), 3000))
 			k.startDaemon()
 		}
 		label := fmt.Sprintf("cycle %d (%s)", cycle, strings.Join(what, "; "))
@@ -76,10 +76,10 @@ func runKillLoop(t *testing.T, appKills, daemonKills bool, cycles int) {
 		ch.check(label, false)
 	}
 
-	if code := k.daemon.term(2 * time.Minute); code != 0 {
-		t.Errorf("replicate exited %d after SIGTERM:\n%s", code, tail(k.daemon.out.String(), 3000))
-	} else if !strings.Contains(k.daemon.out.String(), "final sync done") {
-		t.Errorf("replicate's log lacks the final sync:\n%s", tail(k.daemon.out.String(), 3000))
+	if code := k.daemon.Term(2 * time.Minute); code != 0 {
+		t.Errorf("replicate exited %d after SIGTERM:\n%s", code, tail(k.daemon.Out.String(), 3000))
+	} else if !strings.Contains(k.daemon.Out.String(), "final sync done") {
+		t.Errorf("replicate's log lacks the final sync:\n%s", tail(k.daemon.Out.String(), 3000))
 	}
 	ch.check("final", true)
 	ch.finalSource()
@@ -112,7 +112,7 @@ func (k *killLoop) daemonKill() string {
 			what = "daemon killed mid-sync"
 		}
 	}
-	k.daemon.kill()
+	k.daemon.Kill()
 	k.stats[what]++
 	k.pause(0, 400)
 	k.startDaemon()

@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,30 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/litestream-go/litestream/internal/faultproxy"
 	"github.com/litestream-go/litestream/internal/testserver"
 )
 
 func createBucket(t *testing.T, endpoint, bucket string) {
 	t.Helper()
-	cl := s3.New(s3.Options{
-		BaseEndpoint: aws.String(endpoint),
-		Region:       "us-east-1",
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(testserver.MinIOUser, testserver.MinIOPassword, ""),
-	})
-	// MinIO may answer 503 for a moment after it starts.
-	var err error
-	if !waitFor(30*time.Second, 100*time.Millisecond, func() bool {
-		_, err = cl.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)})
-		return err == nil
-	}) {
-		t.Fatalf("create bucket %s: %v", bucket, err)
-	}
+	testserver.CreateMinIOBucket(t, endpoint, bucket)
 }
 
 // TestS3Faults replicates to MinIO through internal/faultproxy: 500 and
@@ -88,8 +70,8 @@ func TestS3Faults(t *testing.T) {
 		if errs := bg.halt(); len(errs) > 0 {
 			t.Fatalf("writer: %v", errs)
 		}
-		if d.exited() {
-			t.Fatalf("replicate exited under faults (%v):\n%s", d.err, tail(d.out.String(), 3000))
+		if d.Exited() {
+			t.Fatalf("replicate exited under faults (%v):\n%s", d.Err(), tail(d.Out.String(), 3000))
 		}
 		// Faults off: the replica catches up and every reader agrees.
 		proxy.SetEnabled(false)
@@ -137,8 +119,8 @@ func TestS3Faults(t *testing.T) {
 	}
 	st := proxy.Stats()
 	t.Logf("proxy: %d requests, %d failed by the proxy", st.TotalRequests(), st.Failures())
-	if code := d.term(2 * time.Minute); code != 0 || !strings.Contains(d.out.String(), "final sync done") {
-		t.Errorf("replicate exited %d after SIGTERM (want 0 after a final sync):\n%s", code, tail(d.out.String(), 3000))
+	if code := d.Term(2 * time.Minute); code != 0 || !strings.Contains(d.Out.String(), "final sync done") {
+		t.Errorf("replicate exited %d after SIGTERM (want 0 after a final sync):\n%s", code, tail(d.Out.String(), 3000))
 	}
 	ch.check("final", true)
 	ch.finalSource()

@@ -71,8 +71,8 @@ func TestWALBound(t *testing.T) {
 		if time.Since(start) < runFor/2 {
 			halfPeak = peak
 		}
-		if d.exited() {
-			t.Fatalf("replicate exited:\n%s", tail(d.out.String(), 3000))
+		if d.Exited() {
+			t.Fatalf("replicate exited:\n%s", tail(d.Out.String(), 3000))
 		}
 	}
 	tick.Stop()
@@ -108,8 +108,8 @@ func TestWALBound(t *testing.T) {
 
 	ch := newChecker(t, w, c, dir, db, replica)
 	ch.check("after the writes", false)
-	if code := d.term(2 * time.Minute); code != 0 {
-		t.Errorf("replicate exited %d after SIGTERM:\n%s", code, tail(d.out.String(), 3000))
+	if code := d.Term(2 * time.Minute); code != 0 {
+		t.Errorf("replicate exited %d after SIGTERM:\n%s", code, tail(d.Out.String(), 3000))
 	}
 	ch.check("final", true)
 }

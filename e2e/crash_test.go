@@ -240,9 +240,9 @@ func TestCrashRecovery(t *testing.T) {
 			// have continued from the WAL.
 			waitFor(t, "the daemon to open the database", time.Minute, func() bool {
 				d.checkAlive()
-				return strings.Contains(d.out.String(), "msg=replicating")
+				return strings.Contains(d.Out.String(), "msg=replicating")
 			})
-			if log := d.out.String(); !strings.Contains(log, "resuming replica") {
+			if log := d.Out.String(); !strings.Contains(log, "resuming replica") {
 				t.Errorf("after an idle kill with nothing written since, the daemon did not resume from the WAL:\n%s", tail(log, 3000))
 			} else {
 				resumedAfterIdle++
@@ -282,7 +282,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 		}
 		d.kill()
-		logs = append(logs, d.out.String())
+		logs = append(logs, d.Out.String())
 		p := crashPoint{committed: k, synced: replicaMaxTXID(t, replica)}
 		points = append(points, p)
 		t.Logf("kill %d (%s): transactions through %d committed before a sync the replica holds; replica at TXID %s after the kill",
@@ -319,7 +319,7 @@ func TestCrashRecovery(t *testing.T) {
 	total := w.committed.Load()
 	files, _ := listReplica(replica)
 	t.Logf("%d transactions, %d restarts; replica: %d files, max TXID %s", total, len(modes), len(files), replicaMaxTXID(t, replica))
-	logs = append(logs, d.out.String())
+	logs = append(logs, d.Out.String())
 	all := strings.Join(logs, "")
 	t.Logf("daemon starts that resumed from the WAL: %d (after idle kills: %d); that could not (snapshot): %d",
 		strings.Count(all, "resuming replica"), resumedAfterIdle, strings.Count(all, "cannot continue the replica from the WAL"))

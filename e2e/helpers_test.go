@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -46,10 +44,16 @@ func (r result) String() string {
 // output; it fails the test only if the process cannot be run at all.
 func runCLI(t *testing.T, args ...string) result {
 	t.Helper()
+	return runCLIEnv(t, nil, args...)
+}
+
+// runCLIEnv is runCLI with extra environment variables ("KEY=value").
+func runCLIEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), cliTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
-	cmd.Env = cliEnv()
+	cmd.Env = append(cliEnv(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -102,14 +106,12 @@ func restore(t *testing.T, replica string, txid ltx.TXID, out string) result {
 	return mustCLI(t, append(args, fileURL(replica))...)
 }
 
-// daemon is a running "litestream replicate" process.
+// daemon is a running "litestream replicate" process (ours or another
+// Litestream's).
 type daemon struct {
+	*testsupport.Process
 	t    *testing.T
-	cmd  *exec.Cmd
-	out  *testsupport.LockedBuffer
-	done chan struct{}
-	err  error // valid after done is closed
-	ours bool  // this project's binary (its log lines are known)
+	ours bool // this project's binary (its log lines are known)
 }
 
 // daemonConfig writes a config file replicating dbPath to the file replica
@@ -143,72 +145,34 @@ func startDaemon(t *testing.T, cfg string) *daemon {
 }
 
 // startProcess starts a replicating process of bin (ours or another
-// Litestream's).
+// Litestream's). It is killed at the end of the test if it still runs.
 func startProcess(t *testing.T, bin string, env []string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, out: &testsupport.LockedBuffer{}, done: make(chan struct{}), ours: bin == binPath}
-	d.cmd = exec.Command(bin, args...)
-	d.cmd.Env = env
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start replicate: %v", err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
-		if t.Failed() {
-			t.Logf("replicate (pid %d) output:\n%s", d.cmd.Process.Pid, tail(d.out.String(), 8000))
-		}
-	})
-	return d
-}
-
-// exited reports whether the process has ended.
-func (d *daemon) exited() bool {
-	select {
-	case <-d.done:
-		return true
-	default:
-		return false
-	}
+	return &daemon{Process: testsupport.StartProcess(t, "replicate", bin, env, args...), t: t, ours: bin == binPath}
 }
 
 // kill ends the daemon with SIGKILL (no final sync, no cleanup) and waits
 // for it to be gone.
-func (d *daemon) kill() {
-	d.t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil && !d.exited() {
-		d.t.Fatalf("kill replicate: %v", err)
-	}
-	<-d.done
-}
+func (d *daemon) kill() { d.Kill() }
 
 // stop sends SIGTERM and waits for a clean exit after the final sync.
 func (d *daemon) stop() {
 	d.t.Helper()
-	if d.exited() {
-		d.t.Fatalf("replicate exited early (%v):\n%s", d.err, tail(d.out.String(), 8000))
+	if d.Exited() {
+		d.t.Fatalf("replicate exited early (%v):\n%s", d.Err(), tail(d.Out.String(), 8000))
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		d.t.Fatalf("signal replicate: %v", err)
 	}
 	select {
-	case <-d.done:
+	case <-d.Done():
 	case <-time.After(2 * time.Minute):
-		d.t.Fatalf("replicate did not exit within 2m of SIGTERM:\n%s", tail(d.out.String(), 8000))
+		d.t.Fatalf("replicate did not exit within 2m of SIGTERM:\n%s", tail(d.Out.String(), 8000))
 	}
-	if d.err != nil {
-		d.t.Fatalf("replicate exited with %v:\n%s", d.err, tail(d.out.String(), 8000))
+	if d.Err() != nil {
+		d.t.Fatalf("replicate exited with %v:\n%s", d.Err(), tail(d.Out.String(), 8000))
 	}
-	if log := d.out.String(); d.ours && !strings.Contains(log, "final sync done") {
+	if log := d.Out.String(); d.ours && !strings.Contains(log, "final sync done") {
 		d.t.Fatalf("replicate log lacks the final sync:\n%s", tail(log, 8000))
 	}
 }
@@ -216,17 +180,12 @@ func (d *daemon) stop() {
 // checkAlive fails the test if the daemon has exited.
 func (d *daemon) checkAlive() {
 	d.t.Helper()
-	if d.exited() {
-		d.t.Fatalf("replicate exited unexpectedly (%v):\n%s", d.err, tail(d.out.String(), 8000))
+	if d.Exited() {
+		d.t.Fatalf("replicate exited unexpectedly (%v):\n%s", d.Err(), tail(d.Out.String(), 8000))
 	}
 }
 
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "...\n" + s[len(s)-n:]
-}
+func tail(s string, n int) string { return testsupport.Tail(s, n) }
 
 // replicaFile is one LTX file of a file replica.
 type replicaFile struct {
@@ -305,12 +264,8 @@ func maxOf[T int | int64 | ltx.TXID](a, b T) T {
 // timeout, naming what it waited for.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testsupport.Poll(timeout, 10*time.Millisecond, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
 	}
 }
 
@@ -495,35 +450,16 @@ func sameFiles(t *testing.T, a, b string, pageSize int) {
 	}
 }
 
-// sha256File returns the hex SHA-256 of a file.
-func sha256File(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // testSeed returns the seed of a randomized test: $E2E_SEED, else the
 // clock. It is logged so a failure can be reproduced.
 func testSeed(t *testing.T) (uint64, *rand.Rand) {
 	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("E2E_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("E2E_SEED=%q: %v", s, err)
-		}
-		seed = v
+	seed, rng, err := testsupport.Seed("E2E_SEED")
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("seed %d (reproduce with E2E_SEED=%d go test ./e2e -run '^%s$')", seed, seed, t.Name())
-	return seed, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	return seed, rng
 }
 
 func envInt(t *testing.T, name string, def int) int {

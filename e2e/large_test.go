@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/superfly/ltx"
 )
 
@@ -55,7 +56,7 @@ func TestLargeDatabaseLockPage(t *testing.T) {
 	if pages <= int64(lockPgno) {
 		t.Fatalf("database has %d pages; the test needs more than the lock page %d", pages, lockPgno)
 	}
-	snapshotSum := sha256File(t, dbPath)
+	snapshotSum := testsupport.FileSHA256(t, dbPath)
 	t.Logf("built %d pages (%.2f GiB) in %s", pages, float64(pages*pageSize)/(1<<30), time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
@@ -92,7 +93,7 @@ func TestLargeDatabaseLockPage(t *testing.T) {
 	out := filepath.Join(dir, "restored.db")
 	start = time.Now()
 	mustCLI(t, "restore", "-integrity-check", "quick", "-txid", "1", "-o", out, fileURL(replica))
-	if sum := sha256File(t, out); sum != snapshotSum {
+	if sum := testsupport.FileSHA256(t, out); sum != snapshotSum {
 		t.Errorf("restore at TXID 1 (the snapshot): sha256 %s, source then %s", sum, snapshotSum)
 	}
 	t.Logf("restore at TXID 1 in %s", time.Since(start).Round(time.Millisecond))

@@ -398,7 +398,7 @@ func TestFixtureRestore(t *testing.T) {
 				}
 				if tt.txid == "" || tt.txid == "f" {
 					const wantSHA = "14fa823941da3d28611583249fa3fc83fc60876a3e3753a1767652092a3c94bf"
-					if sum := sha256File(t, out); sum != wantSHA {
+					if sum := testsupport.FileSHA256(t, out); sum != wantSHA {
 						t.Errorf("sha256 of the latest restore %s, want %s (the fixture's source.db)", sum, wantSHA)
 					}
 				}

@@ -19,10 +19,6 @@ import (
 
 	"filippo.io/age"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	_ "github.com/mattn/go-sqlite3" // the primary's SQLite, and the one the VFS registers into
 
@@ -146,15 +142,7 @@ func startMinIOAt(t *testing.T, bucket, dataDir string) *testserver.Server {
 	t.Helper()
 	s := testserver.StartMinIO(t, dataDir)
 	t.Cleanup(s.Stop)
-	cfg, err := config.LoadDefaultConfig(t.Context(), config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(testserver.MinIOUser, testserver.MinIOPassword, "")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(s.Endpoint); o.UsePathStyle = true })
-	if _, err := cl.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		t.Fatal(err)
-	}
+	testserver.CreateMinIOBucket(t, s.Endpoint, bucket)
 	return s
 }
 

@@ -19,7 +19,7 @@ import (
 // BucketAlreadyOwnedByYou is success.
 func CreateMinIOBucket(tb testing.TB, endpoint, bucket string) {
 	tb.Helper()
-	cl := minioS3(endpoint)
+	cl := S3Client(endpoint)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -35,9 +35,10 @@ func CreateMinIOBucket(tb testing.TB, endpoint, bucket string) {
 	}
 }
 
-// minioS3 is an S3 client of the MinIO server at endpoint with the test
-// credentials.
-func minioS3(endpoint string) *s3.Client {
+// S3Client is an S3 client of the MinIO server at endpoint with the test
+// credentials, path-style, for a test's own requests beside the code under
+// test (placing or listing objects).
+func S3Client(endpoint string) *s3.Client {
 	return s3.New(s3.Options{
 		BaseEndpoint: aws.String(endpoint),
 		Region:       "us-east-1",

@@ -22,7 +22,7 @@ func TestMinIO(t *testing.T) {
 	defer s.Stop()
 	CreateMinIOBucket(t, s.Endpoint, "twice")
 	CreateMinIOBucket(t, s.Endpoint, "twice")
-	out, err := minioS3(s.Endpoint).ListBuckets(t.Context(), &s3.ListBucketsInput{})
+	out, err := S3Client(s.Endpoint).ListBuckets(t.Context(), &s3.ListBucketsInput{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real Litestream v0.5.18 that the compatibility tests of
-# cmd/litestream compare against (golden -h/text/JSON output, both-ways
+# cmd/litestream and e2e/ compare against (golden -h/text/JSON output, both-ways
 # replication on one replica, its sample configs and Grafana dashboard),
 # once, into the test server cache (see common.sh). It is a Go module like
 # MinIO: about 3 minutes cold. Its module source (docs/, etc/, the Grafana

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -118,7 +118,7 @@ func TestRestore_V3(t *testing.T) {
 			}
 		}
 	}
-	ours := tool{"ours", func(t *testing.T, env []string, args ...string) (int, string, string) { return run(t, nil, args...) }}
+	ours := oursTool()
 
 	t.Run("file", func(t *testing.T) {
 		root := t.TempDir()
@@ -136,8 +136,8 @@ func TestRestore_V3(t *testing.T) {
 		}
 		url := "file://" + root
 		check(t, url, nil, ours)
-		if code, _, stderr := run(t, nil, "restore", "-txid", "1", "-o", filepath.Join(t.TempDir(), "x.db"), url); code != 1 || !strings.Contains(stderr, "no TXIDs") {
-			t.Errorf("-txid on a v0.3 replica: exit %d %q", code, stderr)
+		if res := runCLI(t, "restore", "-txid", "1", "-o", filepath.Join(t.TempDir(), "x.db"), url); res.code != 1 || !strings.Contains(res.stderr, "no TXIDs") {
+			t.Errorf("-txid on a v0.3 replica: exit %d %q", res.code, res.stderr)
 		}
 		_, theirs := bothTools(t)
 		check(t, url, nil, theirs)
@@ -145,11 +145,7 @@ func TestRestore_V3(t *testing.T) {
 
 	t.Run("s3", func(t *testing.T) {
 		_, theirs := bothTools(t)
-		m := startMinIO(t)
-		for _, kv := range m.env() {
-			k, v, _ := strings.Cut(kv, "=")
-			t.Setenv(k, v)
-		}
+		m := startMinIO(t) // both tools get the credentials in their environment (m.env)
 		m.bucket(t, "v03-replica")
 		// S3 keeps its own upload times; the latest state is what both
 		// restore there.

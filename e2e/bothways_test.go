@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Both tools on one replica: Litestream v0.5.18 continues a replica this
 // program wrote and the other way round, on the file and S3 (MinIO)
@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/litestream-go/litestream/internal/testserver"
 )
 
 // tool runs replicate/restore/ltx with one of the two programs.
@@ -22,33 +24,29 @@ type tool struct {
 	run  func(t *testing.T, env []string, args ...string) (int, string, string)
 }
 
+// bothTools returns this program (the built binary) and Litestream
+// v0.5.18 (skips, or fails under LITESTREAM_REQUIRE_SERVERS, when it is not
+// installed: scripts/testservers/litestream.sh).
 func bothTools(t *testing.T) (ours, theirs tool) {
-	r := realLitestream(t)
-	ours = tool{"ours", func(t *testing.T, env []string, args ...string) (int, string, string) {
-		m := map[string]string{}
-		for _, kv := range env {
-			k, v, _ := strings.Cut(kv, "=")
-			m[k] = v
-		}
-		return run(t, m, args...)
+	r := testserver.RealLitestream(t)
+	theirs = tool{"litestream " + testserver.LitestreamVersion, func(t *testing.T, env []string, args ...string) (int, string, string) {
+		return r.Run(t, env, args...)
 	}}
-	theirs = tool{"litestream " + realVersion, func(t *testing.T, env []string, args ...string) (int, string, string) { return r.run(t, env, args...) }}
-	return ours, theirs
+	return oursTool(), theirs
+}
+
+// oursTool is this program, the built binary.
+func oursTool() tool {
+	return tool{"ours", func(t *testing.T, env []string, args ...string) (int, string, string) {
+		res := runCLIEnv(t, env, args...)
+		return res.code, res.stdout, res.stderr
+	}}
 }
 
 func (tl tool) mustRun(t *testing.T, env []string, args ...string) string {
 	t.Helper()
 	code, stdout, stderr := tl.run(t, env, args...)
-	if code != 0 {
-		t.Fatalf("%s %s: exit %d\n%s%s", tl.name, strings.Join(args, " "), code, stdout, stderr)
-	}
-	// Litestream logs sync errors and goes on; none may occur here.
-	for _, bad := range []string{"level=ERROR", "cannot verify wal state"} {
-		if strings.Contains(stdout+stderr, bad) {
-			t.Fatalf("%s %s logged an error:\n%s%s", tl.name, strings.Join(args, " "), stdout, stderr)
-		}
-	}
-	return stdout + stderr
+	return testserver.CheckRun(t, tl.name, args, code, stdout, stderr)
 }
 
 // maxTXID lists the replica with ltx -level all and returns its highest TXID.
@@ -69,32 +67,43 @@ func (tl tool) maxTXID(t *testing.T, env []string, url string) uint64 {
 	return max
 }
 
-// rowCount opens a restored database read-only and counts the rows of t.
+// rowCount checks a restored database's integrity and counts the rows of t.
 func rowCount(t *testing.T, path string) int {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&immutable=1")
+	integrityCheck(t, path)
+	return int(queryInt(t, openReadOnly(t, path), `SELECT count(*) FROM t`))
+}
+
+// openApp opens the application's database (WAL, one connection) with the
+// table t the both-ways tests write to.
+func openApp(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	return openAppWith(t, path, "", `CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)`)
+}
+
+// openAppWith opens an application's database: WAL, a 5 s busy timeout,
+// one connection, more DSN parameters in params ("&_txlock=immediate"),
+// then runs schema.
+func openAppWith(t *testing.T, path, params, schema string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", path+"?_journal_mode=WAL&_busy_timeout=5000"+params)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil {
-		t.Fatalf("count rows of %s: %v", path, err)
-	}
-	var ok string
-	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
-		t.Fatalf("integrity of %s: %s %v", path, ok, err)
-	}
-	return n
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(1)
+	mustExec(t, db, schema)
+	return db
 }
 
-// insertRows adds n rows to t.
+// itemsSchema is the table of the replicate, NATS and age tests.
+const itemsSchema = `CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL, payload BLOB)`
+
+// insertRows adds n rows to t, one transaction each.
 func insertRows(t *testing.T, db *sql.DB, n int) {
 	t.Helper()
-	for i := 0; i < n; i++ {
-		if _, err := db.Exec(`INSERT INTO t(v) VALUES (?)`, strings.Repeat("r", 100+i)); err != nil {
-			t.Fatal(err)
-		}
+	for i := range n {
+		mustExec(t, db, `INSERT INTO t(v) VALUES (?)`, strings.Repeat("r", 100+i))
 	}
 }
 
@@ -218,24 +227,15 @@ func testFailover(t *testing.T, url string, env []string, closeBeforeLastSync bo
 
 func countRows(t *testing.T, db *sql.DB) int {
 	t.Helper()
-	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return int(queryInt(t, db, `SELECT count(*) FROM t`))
 }
 
 // TestBothWays_MinIO: the handover and the failover on the S3 layout, and
 // a replica at the bucket root (s3://BUCKET/), where both tools use
 // Litestream's keys, "/<level>/<file>".
 func TestBothWays_MinIO(t *testing.T) {
-	realLitestream(t)
-	m := startMinIO(t)
-	// The backends read the credentials from the process environment.
-	for _, kv := range m.env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	testserver.RealLitestream(t)
+	m := startMinIO(t) // both tools get the credentials in their environment (m.env)
 	m.bucket(t, "handover")
 	m.bucket(t, "failover")
 	t.Run("handover", func(t *testing.T) { testHandover(t, m.url("handover", "db/app"), m.env()) })

@@ -1,10 +1,7 @@
-package main
+package e2e
 
 import (
-	"bytes"
-	"database/sql"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,40 +45,28 @@ dbs:
 `
 	writeFile(t, cfgPath, fmt.Sprintf(cfgText, dbPath, serverURL))
 	// Debug logging: the backend's messages must not show the token either.
-	vars := map[string]string{"NATS_TOKEN": token, "LOG_LEVEL": "debug"}
+	vars := []string{"NATS_TOKEN=" + token, "LOG_LEVEL=debug"}
 
-	db, err := sql.Open("sqlite3", dbPath+"?_journal_mode=WAL&_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := db.Exec(q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	exec(`CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL, payload BLOB)`)
+	db := openAppWith(t, dbPath, "", itemsSchema)
 
 	var printed strings.Builder // everything the commands wrote
 	mustRun := func(args ...string) string {
 		t.Helper()
-		code, stdout, stderr := run(t, vars, args...)
-		printed.WriteString(stdout + stderr)
-		if code != 0 {
-			t.Fatalf("%s: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
+		res := runCLIEnv(t, vars, args...)
+		printed.WriteString(res.stdout + res.stderr)
+		if res.code != 0 {
+			t.Fatalf("%s: exit %d\n%s%s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
 		}
-		return stdout
+		return res.stdout
 	}
 
 	// A few rounds of transactions, each replicated with -once.
 	for round := range 3 {
 		for i := range 20 {
-			exec(`INSERT INTO items(name, payload) VALUES (?, randomblob(?))`, fmt.Sprintf("r%d-%d", round, i), 200+i*37)
+			mustExec(t, db, `INSERT INTO items(name, payload) VALUES (?, randomblob(?))`, fmt.Sprintf("r%d-%d", round, i), 200+i*37)
 		}
-		exec(`UPDATE items SET name = name || '+' WHERE id % 3 = ?`, round)
-		exec(`DELETE FROM items WHERE id % 7 = ?`, round)
+		mustExec(t, db, `UPDATE items SET name = name || '+' WHERE id % 3 = ?`, round)
+		mustExec(t, db, `DELETE FROM items WHERE id % 7 = ?`, round)
 		mustRun("replicate", "-once", "-config", cfgPath)
 	}
 
@@ -98,18 +83,8 @@ dbs:
 	restored := filepath.Join(dir, "restored.db")
 	mustRun("restore", "-config", cfgPath, "-integrity-check", "full", "-o", restored, dbPath)
 
-	exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
-	src, err := os.ReadFile(dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := os.ReadFile(restored)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(src, dst) {
-		t.Errorf("restored database (%d bytes) differs from the checkpointed source (%d bytes)", len(dst), len(src))
-	}
+	mustExec(t, db, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	sameFiles(t, dbPath, restored, 4096) // the restored database equals the checkpointed source
 	const rows = `SELECT count(*) || ':' || group_concat(name || length(payload)) FROM (SELECT * FROM items ORDER BY id)`
 	var want string
 	if err := db.QueryRow(rows).Scan(&want); err != nil {
@@ -128,13 +103,15 @@ dbs:
 	const wrong = "wrong-token-value"
 	badCfg := filepath.Join(dir, "bad.yml")
 	writeFile(t, badCfg, fmt.Sprintf(cfgText, dbPath, serverURL))
-	badVars := map[string]string{"NATS_TOKEN": wrong}
-	code, stdout, stderr := run(t, badVars, "restore", "-config", badCfg, "-o", filepath.Join(dir, "bad.db"), dbPath)
+	badVars := []string{"NATS_TOKEN=" + wrong}
+	res := runCLIEnv(t, badVars, "restore", "-config", badCfg, "-o", filepath.Join(dir, "bad.db"), dbPath)
+	code, stdout, stderr := res.code, res.stdout, res.stderr
 	if code == 0 || !strings.Contains(stderr, wantReplica) || !strings.Contains(strings.ToLower(stderr), "authorization") {
 		t.Errorf("restore with a wrong token: exit %d, want a failure naming %s and the authorization error:\n%s%s", code, wantReplica, stdout, stderr)
 	}
 	out := stdout + stderr
-	code, stdout, stderr = run(t, badVars, "status", "-config", badCfg)
+	res = runCLIEnv(t, badVars, "status", "-config", badCfg)
+	code, stdout, stderr = res.code, res.stdout, res.stderr
 	if code != 0 || !strings.Contains(stdout, "error") {
 		t.Errorf("status with a wrong token: exit %d, want a row with the error:\n%s%s", code, stdout, stderr)
 	}

@@ -1,20 +1,18 @@
-package main
+package e2e
 
 import (
 	"bytes"
-	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"filippo.io/age"
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // ageKeyFile writes a fresh X25519 identity to a file (as age-keygen does)
@@ -79,45 +77,39 @@ dbs:
         identities: [%s]
 `, dbPath, replica, recipient, keyPath))
 
-	db, err := sql.Open("sqlite3", dbPath+"?_journal_mode=WAL&_busy_timeout=5000&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	mustExec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := db.Exec(q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	mustExec(`CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL, payload BLOB)`)
+	db := openAppWith(t, dbPath, "&_txlock=immediate", itemsSchema)
 
 	// A writer without an identity cannot compact: refused at start.
 	noID := filepath.Join(dir, "noid.yml")
 	writeFile(t, noID, fmt.Sprintf("dbs:\n  - path: %s\n    replica:\n      url: file://%s\n      age: {recipients: [%s]}\n", dbPath, filepath.Join(dir, "r2"), recipient))
-	if code, stdout, stderr := run(t, nil, "replicate", "-config", noID); code == 0 || !strings.Contains(stdout+stderr, "age.identities") {
-		t.Errorf("replicate with recipients only: exit %d, want an error naming age.identities:\n%s%s", code, stdout, stderr)
+	if res := runCLI(t, "replicate", "-config", noID); res.code == 0 || !strings.Contains(res.stdout+res.stderr, "age.identities") {
+		t.Errorf("replicate with recipients only: exit %d, want an error naming age.identities:\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "r2")); err == nil && countLTX(filepath.Join(dir, "r2")) > 0 {
 		t.Errorf("replicate with recipients only wrote files")
 	}
 
-	sigs := make(chan os.Signal, 1)
-	var out lockedBuffer
-	m := &Main{Stdout: &out, Stderr: &out, Getenv: env(nil), Signals: sigs, Exit: func(int) {}}
-	done := make(chan int, 1)
-	go func() { done <- m.Main(t.Context(), []string{"replicate", "-config", cfgPath}) }()
+	d := startProcess(t, binPath, cliEnv(), "replicate", "-config", cfgPath)
+	out := d.Out
 
 	const marker = "SECRET-MARKER-"
 	n := 0
 	insert := func(k int) {
 		for range k { // one transaction each
 			n++
-			mustExec(`INSERT INTO items(id, name, payload) VALUES (?, ?, zeroblob(?))`, n, fmt.Sprintf("%s%d", marker, n), 200+n%700)
+			mustExec(t, db, `INSERT INTO items(id, name, payload) VALUES (?, ?, zeroblob(?))`, n, fmt.Sprintf("%s%d", marker, n), 200+n%700)
 		}
 	}
-	levelFiles := func(level int) int { return countLTX(filepath.Join(replica, "ltx", strconv.Itoa(level))) }
+	levelFiles := func(level int) int {
+		files, _ := listReplica(replica)
+		n := 0
+		for _, f := range files {
+			if f.level == level {
+				n++
+			}
+		}
+		return n
+	}
 	insert(40)
 	// Compaction and snapshots run while writes go on.
 	waitFor(t, "a compaction to level 1 and a snapshot", 60*time.Second, func() bool {
@@ -129,17 +121,11 @@ dbs:
 		return n >= 150 && levelFiles(1) > 0 && levelFiles(9) > 0
 	})
 	insert(40)
-	mustExec(`INSERT INTO items(id, name, payload) SELECT id + 100000, name, zeroblob(3000) FROM items`) // a large transaction
-	n++                                                                                                  // counts as one step of the history below
+	mustExec(t, db, `INSERT INTO items(id, name, payload) SELECT id + 100000, name, zeroblob(3000) FROM items`) // a large transaction
+	n++                                                                                                         // counts as one step of the history below
 
-	sigs <- syscall.SIGTERM
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("replicate exit %d:\n%s", code, out.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("no exit after SIGTERM:\n%s", out.String())
+	if code := d.Term(60 * time.Second); code != 0 {
+		t.Fatalf("replicate exit %d after SIGTERM (-1: none within 60 s, or killed by the signal):\n%s", code, out.String())
 	}
 	if strings.Contains(out.String(), secret) {
 		t.Errorf("the daemon's log holds the secret key")
@@ -162,11 +148,9 @@ dbs:
 	}
 
 	// Latest state, from the config: equal to the checkpointed source.
-	mustExec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	mustExec(t, db, `PRAGMA wal_checkpoint(TRUNCATE)`)
 	restored := filepath.Join(dir, "restored.db")
-	if code, stdout, stderr := run(t, nil, "restore", "-config", cfgPath, "-integrity-check", "full", "-o", restored, dbPath); code != 0 {
-		t.Fatalf("restore: exit %d\n%s%s", code, stdout, stderr)
-	}
+	mustCLI(t, "restore", "-config", cfgPath, "-integrity-check", "full", "-o", restored, dbPath)
 	src, _ := os.ReadFile(dbPath)
 	dst, _ := os.ReadFile(restored)
 	if !bytes.Equal(src, dst) {
@@ -179,13 +163,15 @@ dbs:
 	// latest holds every row. (A sync may carry several transactions, so
 	// a TXID is not one row.)
 	url := "file://" + replica
-	withKey := map[string]string{"LITESTREAM_CONFIG": filepath.Join(dir, "absent.yml"), "LITESTREAM_AGE_IDENTITY_FILE": keyPath}
-	code, stdout, stderr := run(t, withKey, "restore", "-dry-run", "-json", url)
-	if code != 0 {
-		t.Fatalf("restore -dry-run: exit %d %s%s", code, stdout, stderr)
+	withKey := []string{"LITESTREAM_CONFIG=" + filepath.Join(dir, "absent.yml"), "LITESTREAM_AGE_IDENTITY_FILE=" + keyPath}
+	res := runCLIEnv(t, withKey, "restore", "-dry-run", "-json", url)
+	if res.code != 0 {
+		t.Fatalf("restore -dry-run: %s", res)
 	}
-	var plan restorePlan
-	if err := json.Unmarshal([]byte(stdout), &plan); err != nil {
+	var plan struct {
+		TXID string `json:"txid"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &plan); err != nil {
 		t.Fatal(err)
 	}
 	maxTXID, err := strconv.ParseUint(plan.TXID, 16, 64)
@@ -195,9 +181,8 @@ dbs:
 	countAt := func(txid uint64) int {
 		t.Helper()
 		p := filepath.Join(dir, fmt.Sprintf("at-%d.db", txid))
-		code, stdout, stderr := run(t, withKey, "restore", "-integrity-check", "quick", "-txid", strconv.FormatUint(txid, 16), "-o", p, url)
-		if code != 0 {
-			t.Fatalf("restore -txid %d: exit %d\n%s%s", txid, code, stdout, stderr)
+		if res := runCLIEnv(t, withKey, "restore", "-integrity-check", "quick", "-txid", strconv.FormatUint(txid, 16), "-o", p, url); res.code != 0 {
+			t.Fatalf("restore -txid %d: %s", txid, res)
 		}
 		if queryString(t, p, "SELECT count(*) FROM sqlite_master WHERE name = 'items'") == "0" {
 			return 0
@@ -231,11 +216,8 @@ dbs:
 	// restore -f follows the encrypted replica to its latest TXID, with
 	// the same bytes as the restore above.
 	follow := filepath.Join(dir, "follow.db")
-	fctx, cancel := context.WithCancel(t.Context())
-	var ferr lockedBuffer
-	fm := &Main{Stdout: &lockedBuffer{}, Stderr: &ferr, Getenv: env(withKey)}
-	fdone := make(chan int, 1)
-	go func() { fdone <- fm.Main(fctx, []string{"restore", "-f", "-o", follow, url}) }()
+	f := testsupport.StartProcess(t, "restore -f", binPath, append(cliEnv(), withKey...), "restore", "-f", "-o", follow, url)
+	ferr := f.Out
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		b, _ := os.ReadFile(follow + "-txid")
@@ -243,31 +225,30 @@ dbs:
 			break
 		}
 		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("restore -f did not reach TXID %s; stderr:\n%s", plan.TXID, ferr.String())
+			t.Fatalf("restore -f did not reach TXID %s; output:\n%s", plan.TXID, ferr.String())
 		}
 		time.Sleep(10 * time.Millisecond) // polling the follower's TXID file
 	}
-	cancel()
-	if code := <-fdone; code != 0 {
-		t.Fatalf("restore -f exit %d: %s", code, ferr.String())
+	// A signal ends the follower as a cancelled context did in process.
+	if code := f.Term(60 * time.Second); code != 0 {
+		t.Fatalf("restore -f exit %d after SIGTERM: %s", code, ferr.String())
 	}
 	if got, _ := os.ReadFile(follow); !bytes.Equal(got, dst) {
 		t.Errorf("restore -f output (%d bytes) differs from the restored database (%d bytes)", len(got), len(dst))
 	}
 
 	// ltx lists the files with their plaintext sizes.
-	if code, stdout, stderr := run(t, withKey, "ltx", url); code != 0 || !strings.Contains(stdout, "0000000000000001") {
-		t.Errorf("ltx: exit %d\n%s%s", code, stdout, stderr)
+	if res := runCLIEnv(t, withKey, "ltx", url); res.code != 0 || !strings.Contains(res.stdout, "0000000000000001") {
+		t.Errorf("ltx: %s", res)
 	}
 
 	// Without an identity, with another one: a clear error naming a file.
-	for name, e := range map[string]map[string]string{
-		"no identity":    {"LITESTREAM_CONFIG": filepath.Join(dir, "absent.yml")},
-		"other identity": {"LITESTREAM_CONFIG": filepath.Join(dir, "absent.yml"), "LITESTREAM_AGE_IDENTITY_FILE": otherKey},
+	for name, e := range map[string][]string{
+		"no identity":    {"LITESTREAM_CONFIG=" + filepath.Join(dir, "absent.yml")},
+		"other identity": {"LITESTREAM_CONFIG=" + filepath.Join(dir, "absent.yml"), "LITESTREAM_AGE_IDENTITY_FILE=" + otherKey},
 	} {
-		code, stdout, stderr := run(t, e, "restore", "-o", filepath.Join(dir, "x-"+strings.ReplaceAll(name, " ", "")+".db"), url)
-		msg := stdout + stderr
+		res := runCLIEnv(t, e, "restore", "-o", filepath.Join(dir, "x-"+strings.ReplaceAll(name, " ", "")+".db"), url)
+		code, msg := res.code, res.stdout+res.stderr
 		t.Logf("%s: %s", name, strings.TrimSpace(msg))
 		want := "encrypted to other recipients"
 		if name == "no identity" {
@@ -325,16 +306,14 @@ func TestAgeReplica_V3(t *testing.T) {
 	cfg := filepath.Join(dir, "litestream.yml")
 	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    replica:\n      url: file://%s\n      age: {identities: [%s]}\n", dbPath, root, keyPath))
 	out := filepath.Join(dir, "latest.db")
-	if code, stdout, stderr := run(t, nil, "restore", "-config", cfg, "-o", out, dbPath); code != 0 {
-		t.Fatalf("restore: exit %d\n%s%s", code, stdout, stderr)
-	}
+	mustCLI(t, "restore", "-config", cfg, "-o", out, dbPath)
 	if n := rowCount(t, out); n != latest {
 		t.Errorf("latest holds %d rows, want %d", n, latest)
 	}
 	for ts, want := range rowsAt {
 		out := filepath.Join(dir, fmt.Sprintf("at-%d.db", ts.Unix()))
-		if code, stdout, stderr := run(t, nil, "restore", "-config", cfg, "-timestamp", ts.Format(time.RFC3339), "-o", out, dbPath); code != 0 {
-			t.Fatalf("restore at %s: exit %d\n%s%s", ts, code, stdout, stderr)
+		if res := runCLI(t, "restore", "-config", cfg, "-timestamp", ts.Format(time.RFC3339), "-o", out, dbPath); res.code != 0 {
+			t.Fatalf("restore at %s: %s", ts, res)
 		}
 		if n := rowCount(t, out); n != want {
 			t.Errorf("at %s holds %d rows, want %d", ts.Format(time.RFC3339), n, want)
@@ -342,15 +321,16 @@ func TestAgeReplica_V3(t *testing.T) {
 	}
 	url := "file://" + root
 	for name, tc := range map[string]struct {
-		env  map[string]string
+		env  []string
 		want string
 	}{
-		"no identity":    {map[string]string{"LITESTREAM_CONFIG": filepath.Join(dir, "absent.yml")}, "encrypted with age; reading it needs an age identity"},
-		"other identity": {map[string]string{"LITESTREAM_CONFIG": filepath.Join(dir, "absent.yml"), "LITESTREAM_AGE_IDENTITY_FILE": otherKey}, "encrypted to other recipients"},
-		"identity":       {map[string]string{"LITESTREAM_CONFIG": filepath.Join(dir, "absent.yml"), "LITESTREAM_AGE_IDENTITY_FILE": keyPath}, "ok"},
+		"no identity":    {[]string{"LITESTREAM_CONFIG=" + filepath.Join(dir, "absent.yml")}, "encrypted with age; reading it needs an age identity"},
+		"other identity": {[]string{"LITESTREAM_CONFIG=" + filepath.Join(dir, "absent.yml"), "LITESTREAM_AGE_IDENTITY_FILE=" + otherKey}, "encrypted to other recipients"},
+		"identity":       {[]string{"LITESTREAM_CONFIG=" + filepath.Join(dir, "absent.yml"), "LITESTREAM_AGE_IDENTITY_FILE=" + keyPath}, "ok"},
 	} {
 		out := filepath.Join(dir, strings.ReplaceAll(name, " ", "")+".db")
-		code, stdout, stderr := run(t, tc.env, "restore", "-o", out, url)
+		res := runCLIEnv(t, tc.env, "restore", "-o", out, url)
+		code, stdout, stderr := res.code, res.stdout, res.stderr
 		t.Logf("%s: exit %d %s", name, code, strings.TrimSpace(stdout+stderr))
 		switch tc.want {
 		case "ok":
