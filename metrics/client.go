@@ -121,13 +121,13 @@ func (r *countingReader) Close() error {
 
 func (c *client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	start := time.Now()
-	cr := &countReader{r: r}
+	cr := &remote.CountingReader{R: r}
 	info, err := c.Client.WriteLTXFile(ctx, level, minTXID, maxTXID, cr)
 	c.done(OpPut, start, err)
 	if err != nil {
 		return info, err
 	}
-	n := cr.n
+	n := cr.N
 	if info != nil && info.Size > 0 {
 		n = info.Size
 	}
@@ -140,17 +140,6 @@ func (c *client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		c.m.compactions.WithLabelValues(c.db).Inc()
 	}
 	return info, nil
-}
-
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (r *countReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.n += int64(n)
-	return n, err
 }
 
 func (c *client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {

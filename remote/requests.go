@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"io"
 	"sync/atomic"
 )
 
@@ -97,4 +98,18 @@ func (r *Requests) Add(k RequestKind) {
 func (r *Requests) RequestCounts() RequestCounts {
 	return RequestCounts{List: r.n[ReqList].Load(), Head: r.n[ReqHead].Load(), Get: r.n[ReqGet].Load(),
 		Put: r.n[ReqPut].Load(), Delete: r.n[ReqDelete].Load()}
+}
+
+// CountingReader counts the bytes read through it: for a client, or a
+// wrapper of one, that streams an upload and must tell its size (an
+// upload API that does not report it, metrics of bytes written).
+type CountingReader struct {
+	R io.Reader
+	N int64
+}
+
+func (c *CountingReader) Read(p []byte) (int, error) {
+	n, err := c.R.Read(p)
+	c.N += int64(n)
+	return n, err
 }

@@ -393,7 +393,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	}
 	ts := backend.FormatTimestamp(createdAt)
 	contentType := "application/octet-stream"
-	cr := &backend.CountingReader{R: r}
+	cr := &remote.CountingReader{R: r}
 	_, err = azb.UploadStream(ctx, c.cfg.Container, name, cr, &azblob.UploadStreamOptions{
 		BlockSize:   c.cfg.BlockSize,
 		Concurrency: c.cfg.Concurrency,

@@ -280,19 +280,6 @@ type redacted struct {
 func (e *redacted) Error() string { return e.msg }
 func (e *redacted) Unwrap() error { return e.err }
 
-// CountingReader counts the bytes read through it, for backends whose upload
-// APIs do not report the size they stored.
-type CountingReader struct {
-	R io.Reader
-	N int64
-}
-
-func (c *CountingReader) Read(p []byte) (int, error) {
-	n, err := c.R.Read(p)
-	c.N += int64(n)
-	return n, err
-}
-
 // PrefixLister lists the LTX files under a key prefix that want accepts,
 // with their sizes and creation times, in any order: what a backend whose
 // one listing of a prefix tells all of that needs to give ListLevel and
