@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -218,7 +217,7 @@ func TestFaultProxy(t *testing.T) {
 	proxy := faultproxy.StartT(t, u.Scheme+"://"+u.Host, faultproxy.Options{SlowFor: 50 * time.Millisecond, Logf: t.Logf})
 	c, err := New(Config{AccountName: testserver.AzuriteAccount, AccountKey: testserver.AzuriteKey, Endpoint: proxy.URL() + u.Path,
 		Container: "faults", Path: "db", Retry: fastRetry, TryTimeout: time.Second, BlockSize: 2 << 20,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: remotetest.Quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -72,11 +71,7 @@ func (f *fake) client(t *testing.T, bucket, p string) *Client {
 	t.Helper()
 	c, err := New(Config{Bucket: bucket, Path: p, Endpoint: f.endpoint, ChunkSize: 5 << 20,
 		Retry: retry.Policy{Attempts: 5, Base: time.Millisecond, Max: 10 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return remotetest.CloseAtEnd(t, c, err)
 }
 
 func TestContract(t *testing.T) {
@@ -193,7 +188,7 @@ func TestFaultProxy(t *testing.T) {
 	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "faults"})
 	c, err := New(Config{Bucket: "faults", Path: "db", Endpoint: proxy.URL() + "/storage/v1/", ChunkSize: 2 << 20,
 		Retry:  retry.Policy{Attempts: 4, Base: time.Millisecond, Max: 10 * time.Millisecond, AttemptTimeout: time.Second},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: remotetest.Quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,38 +24,17 @@ import (
 
 // startServer runs an embedded NATS server with JetStream on 127.0.0.1
 // (internal/testserver, the one way the tests start NATS); port 0 picks a
-// free port. It stops when the test ends.
-func startServer(t *testing.T, opts server.Options) *server.Server {
+// free port. It stops when the test ends. connOpts are what its
+// CreateBucket (an operator's `nats object add`) connects with.
+func startServer(t *testing.T, opts server.Options, connOpts ...nats.Option) *testserver.NATS {
 	t.Helper()
-	return testserver.StartNATSWith(t, opts).Server
-}
-
-// createBucket creates an object store bucket through a connection of its
-// own, as an operator would with `nats object add`.
-func createBucket(t *testing.T, s *server.Server, bucket string, connOpts ...nats.Option) {
-	t.Helper()
-	nc, err := nats.Connect(s.ClientURL(), connOpts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.CreateObjectStore(t.Context(), jetstream.ObjectStoreConfig{Bucket: bucket, Storage: jetstream.FileStorage}); err != nil {
-		t.Fatal(err)
-	}
+	return testserver.StartNATSWith(t, opts, connOpts...)
 }
 
 func newClient(t *testing.T, cfg Config) *Client {
 	t.Helper()
 	c, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return remotetest.CloseAtEnd(t, c, err)
 }
 
 func TestContract(t *testing.T) {
@@ -63,8 +42,8 @@ func TestContract(t *testing.T) {
 	var n atomic.Int64
 	remotetest.RunContract(t, func(t *testing.T) remote.Client {
 		bucket := fmt.Sprintf("contract%d", n.Add(1))
-		createBucket(t, s, bucket)
-		return newClient(t, Config{URL: s.ClientURL(), Bucket: bucket, Path: "db/app"})
+		s.CreateBucket(t, bucket)
+		return newClient(t, Config{URL: s.URL, Bucket: bucket, Path: "db/app"})
 	})
 }
 
@@ -72,7 +51,7 @@ func TestContract(t *testing.T) {
 // Litestream v0.5 reads, through a plain object store handle.
 func TestLayout(t *testing.T) {
 	s := startServer(t, server.Options{})
-	createBucket(t, s, "layout")
+	s.CreateBucket(t, "layout")
 	ts := time.Date(2021, 3, 4, 5, 6, 7, 89_000_000, time.UTC)
 	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 0x1a, MaxTXID: 0x2b, Timestamp: ts, Pages: 2})
 
@@ -81,11 +60,11 @@ func TestLayout(t *testing.T) {
 		{"", "ltx/3/000000000000001a-000000000000002b.ltx"},
 	} {
 		t.Run("path="+tt.path, func(t *testing.T) {
-			c := newClient(t, Config{URL: s.ClientURL(), Bucket: "layout", Path: tt.path})
+			c := newClient(t, Config{URL: s.URL, Bucket: "layout", Path: tt.path})
 			if _, err := c.WriteLTXFile(t.Context(), 3, 0x1a, 0x2b, bytes.NewReader(data)); err != nil {
 				t.Fatal(err)
 			}
-			nc, err := nats.Connect(s.ClientURL())
+			nc, err := nats.Connect(s.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,10 +94,10 @@ func TestLayout(t *testing.T) {
 // foreign objects.
 func TestPathsShareBucket(t *testing.T) {
 	s := startServer(t, server.Options{})
-	createBucket(t, s, "shared")
-	a := newClient(t, Config{URL: s.ClientURL(), Bucket: "shared", Path: "a"})
-	ab := newClient(t, Config{URL: s.ClientURL(), Bucket: "shared", Path: "a/b"})
-	b := newClient(t, Config{URL: s.ClientURL(), Bucket: "shared", Path: "b"})
+	s.CreateBucket(t, "shared")
+	a := newClient(t, Config{URL: s.URL, Bucket: "shared", Path: "a"})
+	ab := newClient(t, Config{URL: s.URL, Bucket: "shared", Path: "a/b"})
+	b := newClient(t, Config{URL: s.URL, Bucket: "shared", Path: "b"})
 	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now()})
 	for _, c := range []*Client{a, ab, b} {
 		if _, err := c.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(data)); err != nil {
@@ -126,7 +105,7 @@ func TestPathsShareBucket(t *testing.T) {
 		}
 	}
 	// Foreign objects in a's level directory.
-	nc, _ := nats.Connect(s.ClientURL())
+	nc, _ := nats.Connect(s.URL)
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	obs, _ := js.ObjectStore(t.Context(), "shared")
@@ -153,7 +132,7 @@ func TestPathsShareBucket(t *testing.T) {
 
 func TestMissingBucket(t *testing.T) {
 	s := startServer(t, server.Options{})
-	c := newClient(t, Config{URL: s.ClientURL(), Bucket: "nope", Path: "db"})
+	c := newClient(t, Config{URL: s.URL, Bucket: "nope", Path: "db"})
 	start := time.Now()
 	_, err := c.LTXFiles(t.Context(), 0, 0)
 	if err == nil || !strings.Contains(err.Error(), `bucket "nope"`) || !strings.Contains(err.Error(), "does not exist") {
@@ -170,16 +149,16 @@ func TestMissingBucket(t *testing.T) {
 // is reported without the password.
 func TestAuth(t *testing.T) {
 	const user, pass = "litestream", "s3cret-pass"
-	s := startServer(t, server.Options{Username: user, Password: pass})
-	createBucket(t, s, "auth", nats.UserInfo(user, pass))
+	s := startServer(t, server.Options{Username: user, Password: pass}, nats.UserInfo(user, pass))
+	s.CreateBucket(t, "auth")
 	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now()})
 
-	ok := newClient(t, Config{URL: s.ClientURL(), Bucket: "auth", Username: user, Password: pass})
+	ok := newClient(t, Config{URL: s.URL, Bucket: "auth", Username: user, Password: pass})
 	if _, err := ok.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
 
-	bad := newClient(t, Config{URL: s.ClientURL(), Bucket: "auth", Username: user, Password: "wrong-pass"})
+	bad := newClient(t, Config{URL: s.URL, Bucket: "auth", Username: user, Password: "wrong-pass"})
 	start := time.Now()
 	_, err := bad.LTXFiles(t.Context(), 0, 0)
 	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
@@ -200,16 +179,16 @@ func TestAuth(t *testing.T) {
 func TestServerRestart(t *testing.T) {
 	dir := t.TempDir()
 	s := startServer(t, server.Options{StoreDir: dir})
-	createBucket(t, s, "restart")
-	c := newClient(t, Config{URL: s.ClientURL(), Bucket: "restart", ReconnectWait: 50 * time.Millisecond, OpTimeout: time.Second,
+	s.CreateBucket(t, "restart")
+	c := newClient(t, Config{URL: s.URL, Bucket: "restart", ReconnectWait: 50 * time.Millisecond, OpTimeout: time.Second,
 		Retry: retry.Policy{Attempts: 20, Base: 50 * time.Millisecond, Max: 500 * time.Millisecond}})
 	first := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now()})
 	if _, err := c.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(first)); err != nil {
 		t.Fatal(err)
 	}
-	tcpPort := s.Addr().(*net.TCPAddr).Port
-	s.Shutdown()
-	s.WaitForShutdown()
+	tcpPort := s.Server.Addr().(*net.TCPAddr).Port
+	s.Server.Shutdown()
+	s.Server.WaitForShutdown()
 
 	// Restart in the background; the write below starts while the server
 	// is down and must ride it out.
@@ -314,10 +293,10 @@ func readAllWithin(t *testing.T, rc io.Reader, limit time.Duration) ([]byte, err
 // deadline (two minutes in the end-to-end test that caught it), and a
 // caller without a deadline got the library's 5 s limit on the whole read.
 func TestReadStalls(t *testing.T) {
-	open := func(t *testing.T, ctx context.Context, opTimeout time.Duration) (*server.Server, io.ReadCloser) {
+	open := func(t *testing.T, ctx context.Context, opTimeout time.Duration) (*testserver.NATS, io.ReadCloser) {
 		s := startServer(t, server.Options{})
-		createBucket(t, s, "stall")
-		c := newClient(t, Config{URL: s.ClientURL(), Bucket: "stall", OpTimeout: opTimeout, MaxReconnects: 1, ReconnectWait: 10 * time.Millisecond,
+		s.CreateBucket(t, "stall")
+		c := newClient(t, Config{URL: s.URL, Bucket: "stall", OpTimeout: opTimeout, MaxReconnects: 1, ReconnectWait: 10 * time.Millisecond,
 			Retry: retry.Policy{Attempts: 1}})
 		bigObject(t, c)
 		rc, err := c.OpenLTXFile(ctx, 0, 1, 1, 0, 0)
@@ -334,7 +313,7 @@ func TestReadStalls(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 		defer cancel()
 		s, rc := open(t, ctx, time.Second)
-		s.Shutdown()
+		s.Server.Shutdown()
 		_, err := readAllWithin(t, rc, 30*time.Second)
 		if !errors.Is(err, nats.ErrTimeout) || !strings.Contains(err.Error(), "0000000000000001-0000000000000001.ltx") {
 			t.Fatalf("read after the server went away: %v, want a timeout naming the object", err)
@@ -344,7 +323,7 @@ func TestReadStalls(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 		defer cancel()
 		s, rc := open(t, ctx, time.Minute)
-		s.Shutdown()
+		s.Server.Shutdown()
 		cancel()
 		if _, err := readAllWithin(t, rc, 30*time.Second); !errors.Is(err, context.Canceled) {
 			t.Fatalf("read after cancel: %v, want context.Canceled", err)
@@ -352,8 +331,8 @@ func TestReadStalls(t *testing.T) {
 	})
 	t.Run("a slow reader without a deadline reads to the end", func(t *testing.T) {
 		s := startServer(t, server.Options{})
-		createBucket(t, s, "slow")
-		c := newClient(t, Config{URL: s.ClientURL(), Bucket: "slow"})
+		s.CreateBucket(t, "slow")
+		c := newClient(t, Config{URL: s.URL, Bucket: "slow"})
 		want := bigObject(t, c)
 		rc, err := c.OpenLTXFile(context.Background(), 0, 1, 1, 0, 0)
 		if err != nil {

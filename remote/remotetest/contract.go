@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -28,6 +29,22 @@ const LargeFileSize = 12 << 20
 // baseTime is the header timestamp of the contract's files: well in the
 // past, so a backend that stores upload time instead is caught.
 var baseTime = time.Date(2021, 3, 4, 5, 6, 7, 89_000_000, time.UTC)
+
+// Quiet is a logger that drops everything: for clients whose retry
+// warnings a test provokes.
+var Quiet = slog.New(slog.DiscardHandler)
+
+// CloseAtEnd fails the test if err is not nil, and otherwise closes c when
+// the test ends: for a client just made, as in
+// c, err := New(cfg); return remotetest.CloseAtEnd(t, c, err).
+func CloseAtEnd[C io.Closer](t testing.TB, c C, err error) C {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
 
 // RunContract runs the behaviour every remote.Client must have. newClient
 // must return a client over an empty replica, a fresh one on every call

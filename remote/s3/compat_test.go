@@ -161,7 +161,7 @@ func TestCompat(t *testing.T) {
 			bucket := "compat-" + strings.NewReplacer(" ", "-", ",", "").Replace(strings.ToLower(tc.name))
 			c, err := New(Config{Bucket: bucket[:min(len(bucket), 60)], Path: "db", Endpoint: proxy,
 				AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword,
-				Retry: retry.Policy{Attempts: 3, Max: 20 * time.Millisecond}, Logger: quiet, Compat: tc.compat})
+				Retry: retry.Policy{Attempts: 3, Max: 20 * time.Millisecond}, Logger: remotetest.Quiet, Compat: tc.compat})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -27,9 +26,6 @@ import (
 	"github.com/litestream-go/litestream/remote/retry"
 )
 
-// quiet discards the clients' retry warnings, which these tests provoke.
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
 // minio starts one MinIO server for the test (about a second).
 func minio(t *testing.T) string {
 	t.Helper()
@@ -42,7 +38,7 @@ func newClient(t *testing.T, endpoint, bucket, p string) *Client {
 	t.Helper()
 	c, err := New(Config{Bucket: bucket, Path: p, Endpoint: endpoint,
 		AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword,
-		Retry: retry.Policy{Attempts: 4, Max: 20 * time.Millisecond}, Logger: quiet})
+		Retry: retry.Policy{Attempts: 4, Max: 20 * time.Millisecond}, Logger: remotetest.Quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +146,7 @@ func TestFaults(t *testing.T) {
 	proxy := faultproxy.StartT(t, endpoint, faultproxy.Options{StallFor: time.Minute, SlowFor: 100 * time.Millisecond})
 	cfg := Config{Bucket: "faults", Path: "db", Endpoint: proxy.URL(), PartSize: 5 << 20,
 		AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword,
-		Retry: retry.Policy{Attempts: 4, Base: time.Millisecond, Max: 20 * time.Millisecond, AttemptTimeout: 600 * time.Millisecond}, Logger: quiet}
+		Retry: retry.Policy{Attempts: 4, Base: time.Millisecond, Max: 20 * time.Millisecond, AttemptTimeout: 600 * time.Millisecond}, Logger: remotetest.Quiet}
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +224,7 @@ func TestFaults(t *testing.T) {
 	// A denied request is not retried, and says so.
 	proxy.ResetStats()
 	bad, _ := New(Config{Bucket: "faults", Path: "db", Endpoint: proxy.URL(), AccessKeyID: testserver.MinIOUser, SecretAccessKey: "wrong-secret",
-		Retry: cfg.Retry, Logger: quiet})
+		Retry: cfg.Retry, Logger: remotetest.Quiet})
 	_, err = bad.LTXFiles(t.Context(), 0, 0)
 	if err == nil || proxy.Stats().TotalRequests() != 1 || !strings.Contains(err.Error(), "access denied") || !retry.IsPermanent(err) {
 		t.Fatalf("403: %v after %d requests", err, proxy.Stats().TotalRequests())
@@ -254,7 +250,7 @@ func TestFaultsRandom(t *testing.T) {
 	// six faults in a row on one PUT). 0.27^14 = 1e-8 per operation.
 	c, err := New(Config{Bucket: "random", Path: "db", Endpoint: proxy.URL(),
 		AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword,
-		Retry: retry.Policy{Attempts: 14, Base: time.Millisecond, Max: 20 * time.Millisecond, AttemptTimeout: time.Second}, Logger: quiet})
+		Retry: retry.Policy{Attempts: 14, Base: time.Millisecond, Max: 20 * time.Millisecond, AttemptTimeout: time.Second}, Logger: remotetest.Quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +327,7 @@ func TestListAllRequests(t *testing.T) {
 	endpoint := minio(t)
 	proxy := faultproxy.StartT(t, endpoint, faultproxy.Options{})
 	cfg := Config{Bucket: "count", Path: "db", Endpoint: proxy.URL(),
-		AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword, Logger: quiet}
+		AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword, Logger: remotetest.Quiet}
 	writer, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

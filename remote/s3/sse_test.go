@@ -29,7 +29,7 @@ func newSSEClient(t *testing.T, endpoint, bucket string, compat Compat) *Client 
 	t.Helper()
 	c, err := New(Config{Bucket: bucket, Path: "db/app", Endpoint: endpoint,
 		AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword,
-		Retry: retry.Policy{Attempts: 4, Max: 20 * time.Millisecond}, Logger: quiet, Compat: compat})
+		Retry: retry.Policy{Attempts: 4, Max: 20 * time.Millisecond}, Logger: remotetest.Quiet, Compat: compat})
 	if err != nil {
 		t.Fatal(err)
 	}

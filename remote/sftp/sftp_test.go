@@ -7,165 +7,41 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/litestream-go/litestream/internal/testserver"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/remotetest"
 	"github.com/litestream-go/litestream/remote/retry"
 )
 
-const (
-	testUser     = "litestream"
-	testPassword = "ssh-s3cret"
-)
-
-// server is an SSH server on 127.0.0.1 that serves SFTP (pkg/sftp's
-// server) over a directory, with password and public key logins.
-type server struct {
-	addr    string
-	root    string
-	hostKey ssh.PublicKey
-
-	mu     sync.Mutex
-	conns  []net.Conn
-	logins atomic.Int64
-}
-
-func startServer(t *testing.T, clientKey ssh.PublicKey) *server {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{root: t.TempDir(), hostKey: signer.PublicKey()}
-	cfg := &ssh.ServerConfig{
-		PasswordCallback: func(m ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
-			if m.User() == testUser && string(pw) == testPassword {
-				s.logins.Add(1)
-				return nil, nil
-			}
-			return nil, fmt.Errorf("bad password")
-		},
-		PublicKeyCallback: func(m ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-			if clientKey != nil && m.User() == testUser && bytes.Equal(key.Marshal(), clientKey.Marshal()) {
-				s.logins.Add(1)
-				return nil, nil
-			}
-			return nil, fmt.Errorf("unknown key")
-		},
-	}
-	cfg.AddHostKey(signer)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.addr = l.Addr().String()
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		l.Close()
-		s.dropAll()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, nc)
-			s.mu.Unlock()
-			wg.Go(func() { s.serveConn(nc, cfg) })
-		}
-	})
-	return s
-}
-
-func (s *server) serveConn(nc net.Conn, cfg *ssh.ServerConfig) {
-	defer nc.Close()
-	_, chans, reqs, err := ssh.NewServerConn(nc, cfg)
-	if err != nil {
-		return
-	}
-	go ssh.DiscardRequests(reqs)
-	for nch := range chans {
-		if nch.ChannelType() != "session" {
-			nch.Reject(ssh.UnknownChannelType, "session only")
-			continue
-		}
-		ch, reqs, err := nch.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			for req := range reqs {
-				ok := req.Type == "subsystem" && len(req.Payload) > 4 && string(req.Payload[4:]) == "sftp"
-				req.Reply(ok, nil)
-				if ok {
-					srv, err := sftp.NewServer(ch, sftp.WithServerWorkingDirectory(s.root))
-					if err == nil {
-						_ = srv.Serve()
-						srv.Close()
-					}
-					return
-				}
-			}
-		}()
-	}
-}
-
-// dropAll cuts every open connection, as a network failure would.
-func (s *server) dropAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range s.conns {
-		c.Close()
-	}
-	s.conns = nil
-}
-
-func (s *server) authorizedHostKey() string {
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.hostKey)))
-}
-
 func newClient(t *testing.T, cfg Config) *Client {
 	t.Helper()
 	c, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return remotetest.CloseAtEnd(t, c, err)
 }
 
 func TestContract(t *testing.T) {
-	s := startServer(t, nil)
+	s := testserver.StartSFTP(t)
 	var n atomic.Int64
 	// SFTP version 3 stores mtimes in whole seconds.
 	remotetest.RunContractWithOptions(t, remotetest.Options{TimestampPrecision: time.Second}, func(t *testing.T) remote.Client {
-		return newClient(t, Config{Host: s.addr, User: testUser, Password: testPassword, HostKey: s.authorizedHostKey(),
+		return newClient(t, Config{Host: s.Addr, User: s.User, Password: s.Password, HostKey: s.HostKey,
 			Path: fmt.Sprintf("r%d/app", n.Add(1))})
 	})
 }
 
 // TestLayout checks where the files land on the server and their mtime.
 func TestLayout(t *testing.T) {
-	s := startServer(t, nil)
-	c := newClient(t, Config{Host: s.addr, User: testUser, Password: testPassword, HostKey: s.authorizedHostKey(), Path: "backups/app"})
+	s := testserver.StartSFTP(t)
+	c := newClient(t, Config{Host: s.Addr, User: s.User, Password: s.Password, HostKey: s.HostKey, Path: "backups/app"})
 	ts := time.Date(2021, 3, 4, 5, 6, 7, 89_000_000, time.UTC)
 	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 0x1a, MaxTXID: 0x2b, Timestamp: ts, Pages: 2})
 	info, err := c.WriteLTXFile(t.Context(), 3, 0x1a, 0x2b, bytes.NewReader(data))
@@ -175,7 +51,7 @@ func TestLayout(t *testing.T) {
 	if !info.CreatedAt.Equal(ts.Truncate(time.Second)) {
 		t.Fatalf("CreatedAt %v", info.CreatedAt)
 	}
-	p := filepath.Join(s.root, "backups/app/ltx/3/000000000000001a-000000000000002b.ltx")
+	p := filepath.Join(s.Root, "backups/app/ltx/3/000000000000001a-000000000000002b.ltx")
 	got, err := os.ReadFile(p)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("file on the server: %v", err)
@@ -191,30 +67,30 @@ func TestLayout(t *testing.T) {
 }
 
 func TestHostKeyVerification(t *testing.T) {
-	s := startServer(t, nil)
+	s := testserver.StartSFTP(t)
 	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
 	otherSigner, _ := ssh.NewSignerFromKey(otherPriv)
 	wrongKey := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(otherSigner.PublicKey())))
-	base := Config{Host: s.addr, User: testUser, Password: testPassword, Path: "db",
+	base := Config{Host: s.Addr, User: s.User, Password: s.Password, Path: "db",
 		Retry: retry.Policy{Attempts: 3, Base: time.Millisecond}}
 
 	t.Run("wrong host key is refused, not retried", func(t *testing.T) {
 		cfg := base
 		cfg.HostKey = wrongKey
 		c := newClient(t, cfg)
-		before := s.logins.Load()
+		before := s.Logins()
 		_, err := c.LTXFiles(t.Context(), 0, 0)
 		if err == nil || !strings.Contains(err.Error(), "host key") {
 			t.Fatalf("got %v", err)
 		}
-		if s.logins.Load() != before {
+		if s.Logins() != before {
 			t.Fatal("logged in despite a wrong host key")
 		}
 		t.Log(err)
 	})
 	t.Run("host key from a file", func(t *testing.T) {
 		f := filepath.Join(t.TempDir(), "host.pub")
-		os.WriteFile(f, []byte(s.authorizedHostKey()+"\n"), 0o600)
+		os.WriteFile(f, []byte(s.HostKey+"\n"), 0o600)
 		cfg := base
 		cfg.HostKey = f
 		if _, err := newClient(t, cfg).LTXFiles(t.Context(), 0, 0); err != nil {
@@ -229,13 +105,13 @@ func TestHostKeyVerification(t *testing.T) {
 			t.Fatalf("no host key and no known_hosts: got %v", err)
 		}
 		os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
-		line := fmt.Sprintf("[127.0.0.1]:%s %s\n", s.addr[strings.LastIndex(s.addr, ":")+1:], s.authorizedHostKey())
+		line := fmt.Sprintf("[127.0.0.1]:%s %s\n", s.Addr[strings.LastIndex(s.Addr, ":")+1:], s.HostKey)
 		os.WriteFile(filepath.Join(home, ".ssh", "known_hosts"), []byte(line), 0o600)
 		if _, err := newClient(t, cfg).LTXFiles(t.Context(), 0, 0); err != nil {
 			t.Fatal(err)
 		}
 		// A known_hosts entry with another key is a mismatch.
-		os.WriteFile(filepath.Join(home, ".ssh", "known_hosts"), []byte(strings.Replace(line, s.authorizedHostKey(), wrongKey, 1)), 0o600)
+		os.WriteFile(filepath.Join(home, ".ssh", "known_hosts"), []byte(strings.Replace(line, s.HostKey, wrongKey, 1)), 0o600)
 		if _, err := newClient(t, cfg).LTXFiles(t.Context(), 0, 0); err == nil {
 			t.Fatal("known_hosts mismatch accepted")
 		}
@@ -253,7 +129,7 @@ func TestHostKeyVerification(t *testing.T) {
 func TestAuth(t *testing.T) {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	signer, _ := ssh.NewSignerFromKey(priv)
-	s := startServer(t, signer.PublicKey())
+	s := testserver.StartSFTPWith(t, testserver.SFTPOptions{ClientKey: signer.PublicKey()})
 
 	t.Run("private key file", func(t *testing.T) {
 		block, err := ssh.MarshalPrivateKey(priv, "")
@@ -262,14 +138,14 @@ func TestAuth(t *testing.T) {
 		}
 		keyPath := filepath.Join(t.TempDir(), "id_ed25519")
 		os.WriteFile(keyPath, pem.EncodeToMemory(block), 0o600)
-		c := newClient(t, Config{Host: s.addr, User: testUser, KeyPath: keyPath, HostKey: s.authorizedHostKey(), Path: "k"})
+		c := newClient(t, Config{Host: s.Addr, User: s.User, KeyPath: keyPath, HostKey: s.HostKey, Path: "k"})
 		data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now()})
 		if _, err := c.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(data)); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("wrong password", func(t *testing.T) {
-		c := newClient(t, Config{Host: s.addr, User: testUser, Password: "wrong-pass", HostKey: s.authorizedHostKey(), Path: "k",
+		c := newClient(t, Config{Host: s.Addr, User: s.User, Password: "wrong-pass", HostKey: s.HostKey, Path: "k",
 			Retry: retry.Policy{Attempts: 5, Base: 50 * time.Millisecond}})
 		start := time.Now()
 		_, err := c.LTXFiles(t.Context(), 0, 0)
@@ -284,7 +160,7 @@ func TestAuth(t *testing.T) {
 		}
 	})
 	t.Run("no credentials", func(t *testing.T) {
-		if _, err := New(Config{Host: s.addr, User: testUser, HostKey: s.authorizedHostKey()}); err == nil {
+		if _, err := New(Config{Host: s.Addr, User: s.User, HostKey: s.HostKey}); err == nil {
 			t.Fatal("no error")
 		}
 	})
@@ -293,20 +169,20 @@ func TestAuth(t *testing.T) {
 // TestReconnect cuts the connection between operations and in the middle
 // of a read: the client reconnects and retries.
 func TestReconnect(t *testing.T) {
-	s := startServer(t, nil)
-	c := newClient(t, Config{Host: s.addr, User: testUser, Password: testPassword, HostKey: s.authorizedHostKey(), Path: "db",
+	s := testserver.StartSFTP(t)
+	c := newClient(t, Config{Host: s.Addr, User: s.User, Password: s.Password, HostKey: s.HostKey, Path: "db",
 		Retry: retry.Policy{Attempts: 5, Base: time.Millisecond, Max: 10 * time.Millisecond}})
 	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now(), Pages: 4})
 	if _, err := c.WriteLTXFile(t.Context(), 0, 1, 1, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		s.dropAll()
+		s.DropAll()
 		want := min(i+1, 2) // file 2 exists from round 1 on
 		if infos, err := c.LTXFiles(t.Context(), 0, 0); err != nil || len(infos) != want {
 			t.Fatalf("round %d: list after a dropped connection: %d %v", i, len(infos), err)
 		}
-		s.dropAll()
+		s.DropAll()
 		data2 := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 2, MaxTXID: 2, Timestamp: time.Now()})
 		if _, err := c.WriteLTXFile(t.Context(), 0, 2, 2, bytes.NewReader(data2)); err != nil {
 			t.Fatalf("round %d: write after a dropped connection: %v", i, err)
@@ -317,7 +193,7 @@ func TestReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.dropAll()
+	s.DropAll()
 	if b, err := io.ReadAll(rc); err == nil && !bytes.Equal(b, data) {
 		t.Fatal("short read without an error")
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,9 +22,6 @@ import (
 	"github.com/litestream-go/litestream/remote/remotetest"
 	"github.com/litestream-go/litestream/remote/retry"
 )
-
-// quiet discards retry warnings, which the fault tests provoke.
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // serve runs h on 127.0.0.1 until the test ends and returns its URL.
 func serve(t *testing.T, h http.Handler) string {
@@ -247,7 +243,7 @@ func TestNewErrors(t *testing.T) {
 // of a WebDAV server: every fault kind on every operation.
 func TestFaultProxy(t *testing.T) {
 	proxy := faultproxy.StartT(t, "http://"+testserver.StartWebDAV(t), faultproxy.Options{SlowFor: 50 * time.Millisecond, Logf: t.Logf})
-	c := newClient(t, Config{URL: proxy.URL(), Path: "backups/app", Timeout: 500 * time.Millisecond, Logger: quiet,
+	c := newClient(t, Config{URL: proxy.URL(), Path: "backups/app", Timeout: 500 * time.Millisecond, Logger: remotetest.Quiet,
 		Retry: retry.Policy{Attempts: 4, Base: time.Millisecond, Max: 10 * time.Millisecond}})
 	remotetest.RunFaults(t, proxy, c, remotetest.FaultOptions{LargeSize: 6 << 20})
 }
