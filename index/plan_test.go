@@ -3,12 +3,13 @@ package index
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -58,9 +59,7 @@ func describe(files []*ltx.FileInfo) string {
 }
 
 func TestPlanFromFiles(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("listing shuffle seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 0))
+	rng := testsupport.Rand(t, 0) // shuffles the listings
 
 	tests := []struct {
 		name    string

@@ -238,9 +238,7 @@ func randomPages(rng *rand.Rand, pageSize uint32, from uint32, n int) []indextes
 }
 
 func TestReadFileIndex(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
+	rng := testsupport.Rand(t, 1)
 
 	big, err := indextest.Encode(ltx.Header{PageSize: 4096, Commit: 40, MinTXID: 1, MaxTXID: 1}, randomPages(rng, 4096, 1, 40))
 	if err != nil {

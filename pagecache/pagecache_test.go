@@ -19,6 +19,7 @@ import (
 
 	"github.com/litestream-go/litestream/index"
 	"github.com/litestream-go/litestream/index/indextest"
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/retry"
 )
@@ -81,9 +82,8 @@ func putFile(t *testing.T, c *indextest.Mem, rng *rand.Rand, level int, txid ltx
 }
 
 func newRNG(t *testing.T) *rand.Rand {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	return rand.New(rand.NewPCG(seed, 2))
+	t.Helper()
+	return testsupport.Rand(t, 2)
 }
 
 func checkPages(t *testing.T, tf *testFile, pgnos []uint32, got [][]byte) {

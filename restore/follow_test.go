@@ -37,10 +37,8 @@ type followPrimary struct {
 }
 
 func newFollowPrimary(t *testing.T) *followPrimary {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
 	return &followPrimary{
-		t: t, c: fileremote.New(t.TempDir()), rng: rand.New(rand.NewPCG(seed, 7)),
+		t: t, c: fileremote.New(t.TempDir()), rng: testsupport.Rand(t, 7),
 		images: map[ltx.TXID][]byte{}, changed: map[ltx.TXID]map[uint32]bool{},
 	}
 }

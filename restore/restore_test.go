@@ -35,6 +35,18 @@ const restoreFixtureSHA256 = testsupport.FixtureSHA256
 
 var restoreQuiet = slog.New(slog.DiscardHandler)
 
+// restoreLatest restores c's latest state to a new file and returns its
+// path and the result.
+func restoreLatest(t *testing.T, c remote.Client) (string, *restore.Result) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "db")
+	res, err := restore.Run(context.Background(), c, restore.Options{OutputPath: out, Logger: restoreQuiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, res
+}
+
 type restoreFixtureState struct {
 	users  [3]float64
 	events [4]float64
@@ -347,9 +359,7 @@ func restoreSynthetic(t *testing.T, rng *rand.Rand, pageSize uint32, n uint32, t
 }
 
 func TestRestoreSynthetic(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 4))
+	rng := testsupport.Rand(t, 4)
 	c, states := restoreSynthetic(t, rng, 1024, 300, 20)
 	ctx := context.Background()
 	// The restoreSynthetic header timestamps are 2026-01-01 plus TXID seconds.
@@ -412,11 +422,7 @@ func TestRestoreLockPage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out := filepath.Join(t.TempDir(), "db")
-	res, err := restore.Run(context.Background(), c, restore.Options{OutputPath: out, Logger: restoreQuiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, res := restoreLatest(t, c)
 	f, err := os.Open(out)
 	if err != nil {
 		t.Fatal(err)
@@ -450,9 +456,7 @@ func TestRestoreLockPage(t *testing.T) {
 // A file of several read chunks, with transient read failures: chunks are
 // retried and reassembled in order.
 func TestRestoreLargeFileWithRetries(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 5))
+	rng := testsupport.Rand(t, 5)
 	const ps, n = 4096, 3000 // ~12 MiB of incompressible pages: 3 chunks
 	var pages []indextest.Page
 	want := make([]byte, 0, n*ps)
@@ -480,11 +484,7 @@ func TestRestoreLargeFileWithRetries(t *testing.T) {
 		}
 		return nil
 	}
-	out := filepath.Join(t.TempDir(), "db")
-	res, err := restore.Run(context.Background(), c, restore.Options{OutputPath: out, Logger: restoreQuiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, res := restoreLatest(t, c)
 	got, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -533,16 +533,10 @@ func TestRestoreSpeed(t *testing.T) {
 
 // A long chain of small L0 files restores quickly and exactly.
 func TestRestoreManyFiles(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 7))
+	rng := testsupport.Rand(t, 7)
 	c, states := restoreSynthetic(t, rng, 4096, 2000, 800)
-	out := filepath.Join(t.TempDir(), "db")
 	start := time.Now()
-	res, err := restore.Run(context.Background(), c, restore.Options{OutputPath: out, Logger: restoreQuiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, res := restoreLatest(t, c)
 	t.Logf("restored %d files in %s", res.Files, time.Since(start))
 	got, err := os.ReadFile(out)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"hash/crc64"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -200,9 +199,7 @@ func TestRestorePostApplyChecksum(t *testing.T) {
 // rejects, Run rejects too, naming the file; whatever Run accepts
 // restores the right pages.
 func TestRestoreCorruptionParity(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 6))
+	rng := testsupport.Rand(t, 6)
 	const ps, n = 4096, 600 // several 1 MiB jobs
 	var pages []indextest.Page
 	want := make([]byte, 0, n*ps)

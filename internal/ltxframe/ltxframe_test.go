@@ -8,10 +8,11 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pierrec/lz4/v4"
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 func TestXXH32(t *testing.T) {
@@ -49,9 +50,8 @@ func pageOf(rng *rand.Rand, size int, kind int) []byte {
 }
 
 func testRNG(t *testing.T) *rand.Rand {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	return rand.New(rand.NewPCG(seed, 3))
+	t.Helper()
+	return testsupport.Rand(t, 3)
 }
 
 // Frames are valid LZ4 frames (pierrec/lz4's reader, which checks the
