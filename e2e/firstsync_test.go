@@ -18,7 +18,13 @@ import (
 // every compaction's end, random level-0 TXIDs), then takes it over on a new
 // machine (replicate -restore-if-db-not-exists, as after a failover),
 // continues it, and both tools restore the result to that machine's
-// database.
+// database. Last, Litestream's daemon runs on it with a short level-0
+// retention at its default retention check interval (15 s): it snapshots to
+// level 9 at start-up, before its first retention pass deletes the level-0
+// file at TXID 1 (level 1 covers it), so the replica has a full copy at TXID
+// 1 throughout, and both tools still restore it. (With a check interval
+// shorter than its start-up snapshot takes, Litestream deletes that file
+// first: see the README, "Storage requests and their cost".)
 func TestLitestreamOnLevel0OnlyFirstSync(t *testing.T) {
 	bin := litestreamV05(t)
 	_, rng := testSeed(t)
@@ -130,4 +136,48 @@ dbs:
 	theirs := filepath.Join(dir, "theirs-after-takeover.db")
 	v05Restore(t, bin, replica, 0, theirs)
 	sameFiles(t, db2Path, theirs, 4096)
+
+	cfg2 := filepath.Join(dir, "litestream-v05.yml")
+	if err := os.WriteFile(cfg2, []byte(fmt.Sprintf(`levels:
+  - interval: 1s
+snapshot: {interval: 1h, retention: 1h}
+l0-retention: 1s
+l0-retention-check-interval: 15s
+dbs:
+  - path: %s
+    monitor-interval: 20ms
+    replica: {url: '%s', sync-interval: 50ms}
+`, db2Path, fileURL(replica))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ld := startProcess(t, bin, v05Env(), "replicate", "-config", cfg2)
+	fullCopy := func() (l0Base, l9 bool) {
+		files, err := listReplica(replica)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			l0Base = l0Base || (f.level == 0 && f.min == 1)
+			l9 = l9 || (f.level == 9 && f.min == 1)
+		}
+		return l0Base, l9
+	}
+	i := 0
+	waitFor(t, "Litestream's level-9 snapshot and its retention of the level-0 file at TXID 1", 60*time.Second, func() bool {
+		ld.checkAlive()
+		i++
+		mustExec(t, db2, `INSERT INTO users(name, email, score) VALUES (?, ?, ?)`, "v05", fmt.Sprintf("v05-%d", i), i)
+		time.Sleep(50 * time.Millisecond) // pacing of the writes, not a synchronization
+		l0Base, l9 := fullCopy()
+		if !l0Base && !l9 {
+			t.Fatal("the replica has no full copy at TXID 1 (level 0 or 9)")
+		}
+		return l9 && !l0Base
+	})
+	ld.stop()
+	checkpoint(t, db2)
+	restore(t, replica, 0, filepath.Join(dir, "ours-after-v05-daemon.db"))
+	sameFiles(t, db2Path, filepath.Join(dir, "ours-after-v05-daemon.db"), 4096)
+	v05Restore(t, bin, replica, 0, filepath.Join(dir, "theirs-after-v05-daemon.db"))
+	sameFiles(t, db2Path, filepath.Join(dir, "theirs-after-v05-daemon.db"), 4096)
 }
