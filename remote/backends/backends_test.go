@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,6 +63,7 @@ func TestOpenErrors(t *testing.T) {
 		{"abs://container/db", []string{"account name is required"}, false},
 		{"sftp://u:hunter2@127.0.0.1:22/db", []string{"cannot verify the host key", "u:xxxxx@"}, false},
 		{"file://host/x", []string{`has host "host"`}, false},
+		{"webdav://h/x?skip-verify=maybe", []string{"skip-verify"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
@@ -93,163 +95,108 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-func TestOpenNATS(t *testing.T) {
-	tests := []struct {
-		raw                     string
-		opts                    Options
-		url, bucket, path, user string
-		password                string
-	}{
-		{raw: "nats://127.0.0.1:4222/bucket/app", url: "nats://127.0.0.1:4222", bucket: "bucket", path: "app"},
-		{raw: "nats://127.0.0.1:4222/bucket", url: "nats://127.0.0.1:4222", bucket: "bucket", path: ""},
-		{raw: "nats://u:pw@host:4222/b/x/y", url: "nats://host:4222", bucket: "b", path: "x/y", user: "u", password: "pw"},
-		{raw: "nats://host/x/y", opts: Options{Bucket: "cfg", User: "o", Password: "opw", TLS: true}, url: "tls://host", bucket: "cfg", path: "x/y", user: "o", password: "opw"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.raw, func(t *testing.T) {
-			c, err := OpenWithOptions(t.Context(), tt.raw, tt.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nc, ok := c.(*nats.Client)
-			if !ok || c.Type() != "nats" {
-				t.Fatalf("got %T", c)
-			}
-			cfg := nc.Config()
-			if cfg.URL != tt.url || cfg.Bucket != tt.bucket || cfg.Path != tt.path || cfg.Username != tt.user || cfg.Password != tt.password {
-				t.Fatalf("config %+v", cfg)
-			}
-		})
-	}
-}
-
-func TestOpenWebDAV(t *testing.T) {
-	tests := []struct {
-		raw                     string
-		opts                    Options
-		url, path, user, passwd string
-		skip                    bool
-	}{
-		{raw: "webdav://127.0.0.1:8080/backups/app", url: "http://127.0.0.1:8080", path: "backups/app"},
-		{raw: "webdavs://u:pw@dav.example.com/x?skip-verify=true", url: "https://dav.example.com", path: "x", user: "u", passwd: "pw", skip: true},
-		{raw: "webdavs://dav.example.com/x", opts: Options{User: "o", Password: "opw", SkipVerify: true}, url: "https://dav.example.com", path: "x", user: "o", passwd: "opw", skip: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.raw, func(t *testing.T) {
-			c, err := OpenWithOptions(t.Context(), tt.raw, tt.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wc, ok := c.(*webdav.Client)
-			if !ok || c.Type() != "webdav" {
-				t.Fatalf("got %T", c)
-			}
-			cfg := wc.Config()
-			if cfg.URL != tt.url || cfg.Path != tt.path || cfg.Username != tt.user || cfg.Password != tt.passwd || cfg.SkipVerify != tt.skip {
-				t.Fatalf("config URL=%s path=%s user=%s skip=%v", cfg.URL, cfg.Path, cfg.Username, cfg.SkipVerify)
-			}
-		})
-	}
-	if _, err := Open(t.Context(), "webdav://h/x?skip-verify=maybe"); err == nil || !strings.Contains(err.Error(), "skip-verify") {
-		t.Fatalf("bad bool: %v", err)
-	}
-}
-
-func TestOpenSFTP(t *testing.T) {
+// TestOpenConfig: what each backend's configuration holds after Open, from
+// the URL and from Options (which win), per backend.
+func TestOpenConfig(t *testing.T) {
 	t.Setenv("HOME", t.TempDir()) // no known_hosts
+	for _, env := range []string{"LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY", "LITESTREAM_AZURE_ACCOUNT_KEY", "LITESTREAM_AZURE_SAS_TOKEN"} {
+		t.Setenv(env, "")
+	}
 	const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-	tests := []struct {
-		raw                      string
-		opts                     Options
-		host, user, pw, path, hk string
-		insecure                 bool
+	for _, tt := range []struct {
+		raw  string
+		opts Options
+		want string
 	}{
-		{raw: "sftp://u:pw@127.0.0.1:2222/backups/app?host-key=" + strings.ReplaceAll(hostKey, " ", "%20"), host: "127.0.0.1:2222", user: "u", pw: "pw", path: "backups/app", hk: hostKey},
-		{raw: "sftp://u@h/x?insecure-ignore-host-key=true", host: "h", user: "u", path: "x", insecure: true, opts: Options{Password: "opw"}, pw: "opw"},
-		{raw: "sftp://h/x", opts: Options{User: "o", Password: "opw", HostKey: hostKey}, host: "h", user: "o", pw: "opw", path: "x", hk: hostKey},
-	}
-	for _, tt := range tests {
+		{"nats://127.0.0.1:4222/bucket/app", Options{}, "nats url=nats://127.0.0.1:4222 bucket=bucket path=app user= password="},
+		{"nats://127.0.0.1:4222/bucket", Options{}, "nats url=nats://127.0.0.1:4222 bucket=bucket path= user= password="},
+		{"nats://u:pw@host:4222/b/x/y", Options{}, "nats url=nats://host:4222 bucket=b path=x/y user=u password=pw"},
+		{"nats://host/x/y", Options{Bucket: "cfg", User: "o", Password: "opw", TLS: true}, "nats url=tls://host bucket=cfg path=x/y user=o password=opw"},
+
+		{"webdav://127.0.0.1:8080/backups/app", Options{}, "webdav url=http://127.0.0.1:8080 path=backups/app user= password= skip-verify=false"},
+		{"webdavs://u:pw@dav.example.com/x?skip-verify=true", Options{}, "webdav url=https://dav.example.com path=x user=u password=pw skip-verify=true"},
+		{"webdavs://dav.example.com/x", Options{User: "o", Password: "opw", SkipVerify: true}, "webdav url=https://dav.example.com path=x user=o password=opw skip-verify=true"},
+
+		{"sftp://u:pw@127.0.0.1:2222/backups/app?host-key=" + strings.ReplaceAll(hostKey, " ", "%20"), Options{},
+			"sftp host=127.0.0.1:2222 user=u password=pw path=backups/app host-key=" + hostKey + " insecure=false"},
+		{"sftp://u@h/x?insecure-ignore-host-key=true", Options{Password: "opw"}, "sftp host=h user=u password=opw path=x host-key= insecure=true"},
+		{"sftp://h/x", Options{User: "o", Password: "opw", HostKey: hostKey}, "sftp host=h user=o password=opw path=x host-key=" + hostKey + " insecure=false"},
+
+		{"gs://my-bucket/backups/app?endpoint=http://127.0.0.1:4443/storage/v1/", Options{}, "gs bucket=my-bucket path=backups/app endpoint=http://127.0.0.1:4443/storage/v1/"},
+		{"gs://my-bucket/x", Options{Bucket: "other", Path: "y"}, "gs bucket=other path=y endpoint="},
+
+		{"s3://bucket/app", Options{}, "s3 bucket=bucket path=app region= endpoint= key= secret= path-style=<nil>"},
+		{"s3://bucket/app?endpoint=127.0.0.1:9000&region=eu-west-1", Options{}, "s3 bucket=bucket path=app region=eu-west-1 endpoint=http://127.0.0.1:9000 key= secret= path-style=<nil>"},
+		{"s3://bucket/app?endpoint=https://r2.example.com&forcePathStyle=false", Options{}, "s3 bucket=bucket path=app region= endpoint=https://r2.example.com key= secret= path-style=false"},
+		{"s3://bucket/app", Options{Endpoint: "minio.example.com", AccessKeyID: "AK", SecretAccessKey: "SK", Region: "r"},
+			"s3 bucket=bucket path=app region=r endpoint=https://minio.example.com key=AK secret=SK path-style=<nil>"},
+
+		// Litestream's form: the user part is the account.
+		{"abs://myaccount@mycontainer/app", Options{}, "abs account=myaccount container=mycontainer path=app endpoint=https://myaccount.blob.core.windows.net/ key="},
+		{"abs://c/app?endpoint=http://127.0.0.1:10000/devstoreaccount1", Options{AccountName: "devstoreaccount1", AccountKey: "k3y"},
+			"abs account=devstoreaccount1 container=c path=app endpoint=http://127.0.0.1:10000/devstoreaccount1 key=k3y"},
+		{"abs://a@c/app", Options{Bucket: "cfg-container"}, "abs account=a container=cfg-container path=app endpoint=https://a.blob.core.windows.net/ key="},
+	} {
 		t.Run(tt.raw, func(t *testing.T) {
 			c, err := OpenWithOptions(t.Context(), tt.raw, tt.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			sc, ok := c.(*sftp.Client)
-			if !ok || c.Type() != "sftp" {
-				t.Fatalf("got %T", c)
-			}
-			cfg := sc.Config()
-			if cfg.Host != tt.host || cfg.User != tt.user || cfg.Password != tt.pw || cfg.Path != tt.path || cfg.HostKey != tt.hk || cfg.InsecureIgnoreHostKey != tt.insecure {
-				t.Fatalf("config host=%s user=%s path=%s hostkey=%q insecure=%v", cfg.Host, cfg.User, cfg.Path, cfg.HostKey, cfg.InsecureIgnoreHostKey)
+			if got := describe(c); got != tt.want {
+				t.Fatalf("config\n got %s\nwant %s", got, tt.want)
 			}
 		})
 	}
 }
 
-func TestOpenGCS(t *testing.T) {
-	c, err := Open(t.Context(), "gs://my-bucket/backups/app?endpoint=http://127.0.0.1:4443/storage/v1/")
-	if err != nil {
-		t.Fatal(err)
+// describe prints the settings of c that TestOpenConfig checks, after its
+// Type() (so that a client of the wrong type or name shows).
+func describe(c remote.Client) string {
+	switch c := c.(type) {
+	case *nats.Client:
+		cfg := c.Config()
+		return fmt.Sprintf("%s url=%s bucket=%s path=%s user=%s password=%s", c.Type(), cfg.URL, cfg.Bucket, cfg.Path, cfg.Username, cfg.Password)
+	case *webdav.Client:
+		cfg := c.Config()
+		return fmt.Sprintf("%s url=%s path=%s user=%s password=%s skip-verify=%v", c.Type(), cfg.URL, cfg.Path, cfg.Username, cfg.Password, cfg.SkipVerify)
+	case *sftp.Client:
+		cfg := c.Config()
+		return fmt.Sprintf("%s host=%s user=%s password=%s path=%s host-key=%s insecure=%v", c.Type(), cfg.Host, cfg.User, cfg.Password, cfg.Path, cfg.HostKey, cfg.InsecureIgnoreHostKey)
+	case *gcs.Client:
+		cfg := c.Config()
+		return fmt.Sprintf("%s bucket=%s path=%s endpoint=%s", c.Type(), cfg.Bucket, cfg.Path, cfg.Endpoint)
+	case *s3.Client:
+		cfg := c.Config()
+		pathStyle := "<nil>"
+		if cfg.ForcePathStyle != nil {
+			pathStyle = fmt.Sprint(*cfg.ForcePathStyle)
+		}
+		return fmt.Sprintf("%s bucket=%s path=%s region=%s endpoint=%s key=%s secret=%s path-style=%s", c.Type(), cfg.Bucket, cfg.Path, cfg.Region, cfg.Endpoint, cfg.AccessKeyID, cfg.SecretAccessKey, pathStyle)
+	case *abs.Client:
+		cfg := c.Config()
+		return fmt.Sprintf("%s account=%s container=%s path=%s endpoint=%s key=%s", c.Type(), cfg.AccountName, cfg.Container, cfg.Path, cfg.Endpoint, cfg.AccountKey)
 	}
-	gc, ok := c.(*gcs.Client)
-	if !ok || c.Type() != "gs" {
-		t.Fatalf("got %T", c)
-	}
-	if cfg := gc.Config(); cfg.Bucket != "my-bucket" || cfg.Path != "backups/app" || cfg.Endpoint != "http://127.0.0.1:4443/storage/v1/" {
-		t.Fatalf("config %+v", cfg)
-	}
-	c, err = OpenWithOptions(t.Context(), "gs://my-bucket/x", Options{Bucket: "other", Path: "y"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg := c.(*gcs.Client).Config(); cfg.Bucket != "other" || cfg.Path != "y" {
-		t.Fatalf("config %+v", cfg)
-	}
+	return fmt.Sprintf("%T %s", c, c.Type())
 }
 
-func TestOpenS3(t *testing.T) {
-	t.Setenv("LITESTREAM_ACCESS_KEY_ID", "")
-	t.Setenv("LITESTREAM_SECRET_ACCESS_KEY", "")
-	f := false
-	tests := []struct {
-		raw                      string
-		opts                     Options
-		bucket, path, region, ep string
-		pathStyle                *bool
-		key, secret              string
-	}{
-		{raw: "s3://bucket/app", bucket: "bucket", path: "app"},
-		{raw: "s3://bucket/app?endpoint=127.0.0.1:9000&region=eu-west-1", bucket: "bucket", path: "app", region: "eu-west-1", ep: "http://127.0.0.1:9000"},
-		{raw: "s3://bucket/app?endpoint=https://r2.example.com&forcePathStyle=false", bucket: "bucket", path: "app", ep: "https://r2.example.com", pathStyle: &f},
-		{raw: "s3://bucket/app", opts: Options{Endpoint: "minio.example.com", AccessKeyID: "AK", SecretAccessKey: "SK", Region: "r"},
-			bucket: "bucket", path: "app", region: "r", ep: "https://minio.example.com", key: "AK", secret: "SK"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.raw, func(t *testing.T) {
-			c, err := OpenWithOptions(t.Context(), tt.raw, tt.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sc, ok := c.(*s3.Client)
-			if !ok || c.Type() != "s3" {
-				t.Fatalf("got %T", c)
-			}
-			cfg := sc.Config()
-			if cfg.Bucket != tt.bucket || cfg.Path != tt.path || cfg.Region != tt.region || cfg.Endpoint != tt.ep ||
-				cfg.AccessKeyID != tt.key || cfg.SecretAccessKey != tt.secret ||
-				(cfg.ForcePathStyle == nil) != (tt.pathStyle == nil) || (cfg.ForcePathStyle != nil && *cfg.ForcePathStyle != *tt.pathStyle) {
-				t.Fatalf("config bucket=%s path=%s region=%s endpoint=%s key=%s pathStyle=%v", cfg.Bucket, cfg.Path, cfg.Region, cfg.Endpoint, cfg.AccessKeyID, cfg.ForcePathStyle)
-			}
-		})
-	}
+// TestOpenEnv: Litestream's environment variables give the credentials
+// that neither the URL nor Options do.
+func TestOpenEnv(t *testing.T) {
 	t.Setenv("LITESTREAM_ACCESS_KEY_ID", "envkey")
 	t.Setenv("LITESTREAM_SECRET_ACCESS_KEY", "envsecret")
-	c, err := Open(t.Context(), "s3://b/p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg := c.(*s3.Client).Config(); cfg.AccessKeyID != "envkey" || cfg.SecretAccessKey != "envsecret" {
-		t.Fatalf("LITESTREAM_* credentials not used")
+	t.Setenv("LITESTREAM_AZURE_ACCOUNT_KEY", "envkey")
+	t.Setenv("LITESTREAM_AZURE_SAS_TOKEN", "")
+	for raw, want := range map[string]string{
+		"s3://b/p":    "s3 bucket=b path=p region= endpoint= key=envkey secret=envsecret path-style=<nil>",
+		"abs://a@c/p": "abs account=a container=c path=p endpoint=https://a.blob.core.windows.net/ key=envkey",
+	} {
+		c, err := Open(t.Context(), raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := describe(c); got != want {
+			t.Errorf("%s: config\n got %s\nwant %s", raw, got, want)
+		}
 	}
 }
 
@@ -283,45 +230,5 @@ func TestOpenS3Compat(t *testing.T) {
 	}
 	if _, err := Open(t.Context(), "s3://b/p?signPayload=maybe"); err == nil {
 		t.Error("signPayload=maybe accepted")
-	}
-}
-
-func TestOpenABS(t *testing.T) {
-	t.Setenv("LITESTREAM_AZURE_ACCOUNT_KEY", "")
-	t.Setenv("LITESTREAM_AZURE_SAS_TOKEN", "")
-	tests := []struct {
-		raw                               string
-		opts                              Options
-		account, container, path, ep, key string
-	}{
-		// Litestream's form: the user part is the account.
-		{raw: "abs://myaccount@mycontainer/app", account: "myaccount", container: "mycontainer", path: "app", ep: "https://myaccount.blob.core.windows.net/"},
-		{raw: "abs://c/app?endpoint=http://127.0.0.1:10000/devstoreaccount1", opts: Options{AccountName: "devstoreaccount1", AccountKey: "k3y"},
-			account: "devstoreaccount1", container: "c", path: "app", ep: "http://127.0.0.1:10000/devstoreaccount1", key: "k3y"},
-		{raw: "abs://a@c/app", opts: Options{Bucket: "cfg-container"}, account: "a", container: "cfg-container", path: "app", ep: "https://a.blob.core.windows.net/"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.raw, func(t *testing.T) {
-			c, err := OpenWithOptions(t.Context(), tt.raw, tt.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ac, ok := c.(*abs.Client)
-			if !ok || c.Type() != "abs" {
-				t.Fatalf("got %T", c)
-			}
-			cfg := ac.Config()
-			if cfg.AccountName != tt.account || cfg.Container != tt.container || cfg.Path != tt.path || cfg.Endpoint != tt.ep || cfg.AccountKey != tt.key {
-				t.Fatalf("config account=%s container=%s path=%s endpoint=%s", cfg.AccountName, cfg.Container, cfg.Path, cfg.Endpoint)
-			}
-		})
-	}
-	t.Setenv("LITESTREAM_AZURE_ACCOUNT_KEY", "envkey")
-	c, err := Open(t.Context(), "abs://a@c/p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.(*abs.Client).Config().AccountKey != "envkey" {
-		t.Fatal("LITESTREAM_AZURE_ACCOUNT_KEY not used")
 	}
 }
