@@ -28,24 +28,6 @@ func ageKeyFile(t *testing.T, dir, name string) (path, recipient string) {
 	return path, id.Recipient().String()
 }
 
-// ltxFilesUnder returns every LTX file under dir by level directory name.
-func ltxFilesUnder(t *testing.T, dir string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		out[p] = b
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // TestAgeReplica (issue 13): replicate with `age:` to a file replica while
 // the test writes (compaction to level 1 and level-9 snapshots included),
 // then: no stored object holds plaintext (a marker string from every row,
@@ -132,7 +114,7 @@ dbs:
 	}
 
 	// Nothing readable in storage.
-	files := ltxFilesUnder(t, replica)
+	files := testsupport.ReadTree(t, replica)
 	levels := map[string]int{}
 	for p, b := range files {
 		if bytes.Contains(b, []byte(marker)) || bytes.Contains(b, []byte("LTX1")) {

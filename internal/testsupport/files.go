@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -75,4 +76,23 @@ func readErr(path string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("read %s: %w", path, err)
+}
+
+// ReadTree returns the content of every file below dir, by path (dir
+// joined with the file's path below it): what a file replica stores, say.
+func ReadTree(tb testing.TB, dir string) map[string][]byte {
+	tb.Helper()
+	out := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		out[p] = b
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	"filippo.io/age"
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/crypt"
 	"github.com/litestream-go/litestream/remote/file"
@@ -130,24 +131,6 @@ func buildLTX(t testing.TB, minTXID, maxTXID ltx.TXID, pages int, marker string)
 	return buf.Bytes()
 }
 
-// storedFiles returns every stored object under dir.
-func storedFiles(t testing.TB, dir string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || fi.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		out[p] = b
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // TestRoundTrip: files of sizes around chunk boundaries are stored
 // encrypted (no plaintext marker, the padded header length), read back
 // whole and by random ranges exactly, with the plaintext size in listings,
@@ -196,7 +179,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("stored size %d, want %d", raw[0].Size, crypt.CipherSize(int64(len(data))))
 		}
 	}
-	for p, b := range storedFiles(t, dir) {
+	for p, b := range testsupport.ReadTree(t, dir) {
 		if bytes.Contains(b, []byte(marker)) || bytes.Contains(b, []byte("LTX1")) {
 			t.Fatalf("%s holds plaintext", p)
 		}
@@ -463,7 +446,7 @@ func TestTamper(t *testing.T) {
 	}
 	var stored []byte
 	var rel string
-	for p, b := range storedFiles(t, srcDir) {
+	for p, b := range testsupport.ReadTree(t, srcDir) {
 		stored, rel = b, strings.TrimPrefix(p, srcDir)
 	}
 	n := len(stored)
