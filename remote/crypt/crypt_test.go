@@ -24,23 +24,27 @@ import (
 	"github.com/litestream-go/litestream/remote/retry"
 )
 
-// keys returns a fresh X25519 identity and its recipient.
+// x25519 returns a fresh X25519 identity and its recipient.
 func x25519(t testing.TB) (*age.X25519Identity, age.Recipient) {
-	t.Helper()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := generate(t, age.GenerateX25519Identity)
 	return id, id.Recipient()
 }
 
+// hybrid returns a fresh post-quantum (ML-KEM + X25519) identity and its
+// recipient.
 func hybrid(t testing.TB) (*age.HybridIdentity, age.Recipient) {
+	id := generate(t, age.GenerateHybridIdentity)
+	return id, id.Recipient()
+}
+
+// generate returns a new identity made by gen, failing the test on error.
+func generate[I age.Identity](t testing.TB, gen func() (I, error)) I {
 	t.Helper()
-	id, err := age.GenerateHybridIdentity()
+	id, err := gen()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id, id.Recipient()
+	return id
 }
 
 // counting counts the requests that reach the backend.
