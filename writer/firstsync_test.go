@@ -243,3 +243,43 @@ func TestFirstSnapshotWaitsOneInterval(t *testing.T) {
 		t.Errorf("replica at TXID %d, want 1", txid)
 	}
 }
+
+// A replica left without any file starting at TXID 1 (Litestream's daemon
+// deleted the first sync's level-0 file, which its level 1 covers, and its
+// own start-up snapshot never landed) restores nothing; a writer started on
+// it snapshots at once instead of at the next multiple of the interval (1 h
+// here).
+func TestSnapshotAtOnceWithoutBase(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.insert(50, 1000)
+	opts := e.opts()
+	opts.Levels = []time.Duration{time.Hour}
+	opts.SnapshotInterval = time.Hour
+	d := e.open(opts)
+	e.sync(d)
+	for range 3 {
+		e.insert(5, 1000)
+		e.sync(d)
+	}
+	if out, err := d.Compact(ctx, 1); err != nil || len(out) != 1 || out[0].MinTXID != 2 {
+		t.Fatalf("compaction %v, %v", out, err)
+	}
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.client.DeleteLTXFiles(ctx, e.files(0)[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := planRestore(t, e.client, 0, time.Time{}); err == nil {
+		t.Fatal("a replica without a file at TXID 1 restored")
+	}
+	d = e.open(opts)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d.Start(runCtx)
+	waitFor(t, 30*time.Second, "a level-9 snapshot", func() bool { return len(e.files(remote.SnapshotLevel)) > 0 })
+	if txid := e.checkReplica(); txid != 4 {
+		t.Errorf("replica at TXID %d, want 4", txid)
+	}
+}

@@ -86,13 +86,24 @@ func (d *DB) compactionLoop(ctx context.Context) {
 // first multiple at least one interval after the first sync's level-0 file
 // (firstSyncBase): that file already holds the whole database, and a
 // snapshot right after it would upload the database a second time.
+//
+// At start, a replica that has files but none starting at TXID 1 (no full
+// copy: every restore fails) is snapshotted at once instead of at the next
+// multiple. Litestream's daemon leaves a replica so when it deletes our
+// first level-0 file (its level 1 covers that TXID) and its own start-up
+// snapshot never lands.
 func (d *DB) snapshotLoop(ctx context.Context) {
 	iv := d.opts.SnapshotInterval
 	if iv <= 0 {
 		return
 	}
-	for {
-		timer := time.NewTimer(time.Until(nextAligned(time.Now(), iv)))
+	for first := true; ; first = false {
+		wait := time.Until(nextAligned(time.Now(), iv))
+		if first && d.lacksBase(ctx) {
+			d.log.Warn("the replica has no file starting at TXID 1 (no full copy to restore from); snapshotting now")
+			wait = 0
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -110,6 +121,21 @@ func (d *DB) snapshotLoop(ctx context.Context) {
 			d.log.Error("snapshot failed", "err", err)
 		}
 	}
+}
+
+// lacksBase reports whether the replica has files but none that starts at
+// TXID 1 at any level. A failed listing reports false.
+func (d *DB) lacksBase(ctx context.Context) bool {
+	files, err := remote.ListAllUntimed(ctx, d.client)
+	if err != nil || len(files) == 0 {
+		return false
+	}
+	for _, f := range files {
+		if f.MinTXID == 1 {
+			return false
+		}
+	}
+	return true
 }
 
 // firstSyncBase returns the creation time of the level-0 file starting at
