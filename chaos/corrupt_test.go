@@ -30,11 +30,7 @@ import (
 // "latest" that silently stops before files the replica still names is
 // lost; a follower that neither advances nor reports anything is stuck.
 func TestCorruption(t *testing.T) {
-	requireTools(t)
-	c := &tally{}
-	defer c.report(t)
-	_, rng := testSeed(t)
-	dir := workDir(t)
+	c, _, rng, dir := startTrials(t)
 	m := &matrix{t: t, rng: rng, c: c, dir: dir, w: newWorkload(rng), txns: map[ltx.TXID]int{}, stats: map[string]int{}}
 	m.build()
 	perKind := pick(4, 100)

@@ -13,11 +13,7 @@ import (
 // restore onto a full volume must fail clearly and leave nothing that
 // blocks the next one, and `restore -f` must carry on once space returns.
 func TestDiskFullRestore(t *testing.T) {
-	requireTools(t)
-	c := &tally{}
-	defer c.report(t)
-	_, rng := testSeed(t)
-	dir := workDir(t)
+	c, _, rng, dir := startTrials(t)
 	vol := mountVolume(t, filepath.Join(dir, "vol"))
 	db, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
 	w := newWorkload(rng)

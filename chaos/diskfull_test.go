@@ -106,10 +106,7 @@ func TestDiskFull(t *testing.T) {
 // equal the source within the bound. At the end SIGTERM must exit 0 after a
 // final sync, and the readers hold every transaction.
 func diskFullDatabase(t *testing.T) {
-	c := &tally{}
-	defer c.report(t)
-	_, rng := testSeed(t)
-	dir := workDir(t)
+	c, _, rng, dir := startTrials(t)
 	vol := mountVolume(t, filepath.Join(dir, "vol"))
 	db, replica := filepath.Join(vol.dir, "app.db"), filepath.Join(dir, "replica")
 	w := newWorkload(rng)
@@ -274,10 +271,7 @@ func fileSize(p string) int64 {
 // replica's history, which every level keeps a copy of, well under the
 // volume's size.
 func diskFullReplica(t *testing.T) {
-	c := &tally{}
-	defer c.report(t)
-	_, rng := testSeed(t)
-	dir := workDir(t)
+	c, _, rng, dir := startTrials(t)
 	vol := mountVolume(t, filepath.Join(dir, "vol"))
 	for round := 1; round <= pick(1, 5); round++ {
 		rdir := mkdir(dir, fmt.Sprintf("round-%d", round))

@@ -108,6 +108,19 @@ func (c *tally) report(t *testing.T) {
 	}
 }
 
+// startTrials begins a test of trials: it skips (or fails) without the
+// tools, prints the seed, and returns the tally (its line printed, and
+// its failures reported, when the test ends), the seeded generator and the
+// test's directory.
+func startTrials(t *testing.T) (c *tally, seed uint64, rng *rand.Rand, dir string) {
+	t.Helper()
+	requireTools(t)
+	c = &tally{}
+	t.Cleanup(func() { c.report(t) })
+	seed, rng = testSeed(t)
+	return c, seed, rng, workDir(t)
+}
+
 // workDir is the test's directory (kept, and named, under CHAOS_KEEP=1).
 func workDir(t *testing.T) string {
 	t.Helper()

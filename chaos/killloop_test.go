@@ -30,11 +30,7 @@ type killLoop struct {
 }
 
 func runKillLoop(t *testing.T, appKills, daemonKills bool, cycles int) {
-	requireTools(t)
-	c := &tally{}
-	defer c.report(t)
-	_, rng := testSeed(t)
-	dir := workDir(t)
+	c, _, rng, dir := startTrials(t)
 	k := &killLoop{t: t, rng: rng, w: newWorkload(rng), dir: dir, db: filepath.Join(dir, "app.db"), replica: filepath.Join(dir, "replica"), stats: map[string]int{}}
 	createDB(t, k.db)
 	k.cfg = daemonYAML(t, dir, k.db, fileURL(k.replica), "")

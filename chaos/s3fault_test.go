@@ -27,11 +27,7 @@ func createBucket(t *testing.T, endpoint, bucket string) {
 // stuck: transient faults must be retried), and the VFS must return the
 // source or a clear error.
 func TestS3Faults(t *testing.T) {
-	requireTools(t)
-	c := &tally{}
-	defer c.report(t)
-	seed, rng := testSeed(t)
-	dir := workDir(t)
+	c, seed, rng, dir := startTrials(t)
 	minio := testserver.StartMinIO(t, mkdir(dir, "minio"))
 	t.Cleanup(minio.Stop)
 	endpoint := minio.Endpoint

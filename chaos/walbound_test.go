@@ -15,16 +15,12 @@ import (
 // 10-minute figure, with writer stalls, is bench/'s). Afterwards the
 // replica must catch up and equal the source.
 func TestWALBound(t *testing.T) {
-	requireTools(t)
-	c := &tally{}
-	defer c.report(t)
-	_, rng := testSeed(t)
+	c, _, rng, dir := startTrials(t)
 	const (
 		rate  = 500
 		bound = 64 << 20 // issue 9's target for 10 minutes
 	)
 	runFor := pick(30*time.Second, 3*time.Minute)
-	dir := workDir(t)
 	db, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
 	w := newWorkload(rng)
 	createDB(t, db)

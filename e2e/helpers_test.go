@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -411,43 +410,21 @@ func checkpoint(t *testing.T, db *sql.DB) {
 // first differing page (pageSize bytes) to make a mismatch debuggable.
 func sameFiles(t *testing.T, a, b string, pageSize int) {
 	t.Helper()
-	fa, err := os.Open(a)
+	pos, err := testsupport.FirstDiff(a, b)
 	if err != nil {
 		t.Fatal(err)
+	} else if pos < 0 {
+		return
 	}
-	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fb.Close()
-	sa, _ := fa.Stat()
-	sb, _ := fb.Stat()
-	if sa.Size() != sb.Size() {
-		t.Errorf("%s is %d bytes (%d pages), %s is %d bytes (%d pages)", a, sa.Size(), sa.Size()/int64(pageSize),
-			b, sb.Size(), sb.Size()/int64(pageSize))
-	}
-	const chunk = 4 << 20
-	ba, bb := make([]byte, chunk), make([]byte, chunk)
-	for off := int64(0); ; off += chunk {
-		na, ea := io.ReadFull(fa, ba)
-		nb, eb := io.ReadFull(fb, bb)
-		n := min(na, nb)
-		if !bytes.Equal(ba[:n], bb[:n]) {
-			for i := 0; i < n; i++ {
-				if ba[i] != bb[i] {
-					pos := off + int64(i)
-					t.Fatalf("%s and %s differ first at byte %d (page %d, offset %d in the page)", a, b, pos, pos/int64(pageSize)+1, pos%int64(pageSize))
-				}
-			}
+	size := func(p string) int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if ea != nil || eb != nil {
-			if na != nb {
-				t.FailNow() // size mismatch reported above
-			}
-			return
-		}
+		return fi.Size()
 	}
+	t.Fatalf("%s (%d bytes) and %s (%d bytes) differ first at byte %d (page %d, offset %d in the page)",
+		a, size(a), b, size(b), pos, pos/int64(pageSize)+1, pos%int64(pageSize))
 }
 
 // testSeed returns the seed of a randomized test: $E2E_SEED, else the

@@ -108,12 +108,8 @@ func pickTXIDs(t *testing.T, replica string, n int, pick func(int) int) []ltx.TX
 // to the source), at every compaction's end and at random level-0 TXIDs.
 func TestLitestreamRestoresOurReplica(t *testing.T) {
 	bin := litestreamV05(t)
-	_, rng := testSeed(t)
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "app.db")
-	replica := filepath.Join(dir, "replica")
-	db := openDB(t, dbPath, "PRAGMA page_size=4096")
-	w := newWorkload(t, db, rng)
+	a := newApp(t)
+	dir, dbPath, replica, db, w, rng := a.dir, a.dbPath, a.replica, a.db, a.w, a.rng
 	d := startDaemon(t, daemonConfig(t, dbPath, replica))
 	for i := 0; i < 1500; i++ {
 		switch i {
@@ -141,12 +137,8 @@ func TestLitestreamRestoresOurReplica(t *testing.T) {
 // every level-0 TXID.
 func TestOurRestoreOfLitestreamReplica(t *testing.T) {
 	bin := litestreamV05(t)
-	_, rng := testSeed(t)
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "app.db")
-	replica := filepath.Join(dir, "replica")
-	db := openDB(t, dbPath, "PRAGMA page_size=4096")
-	w := newWorkload(t, db, rng)
+	a := newApp(t)
+	dir, dbPath, replica, w := a.dir, a.dbPath, a.replica, a.w
 	cfg := filepath.Join(dir, "v05.yml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("dbs:\n  - path: %s\n    replica:\n      url: %s\n      sync-interval: 100ms\n", dbPath, fileURL(replica))), 0o644); err != nil {
 		t.Fatal(err)
@@ -189,12 +181,8 @@ func TestLitestreamVFSReadsOurReplica(t *testing.T) {
 	if ext == "" {
 		t.Skip("set E2E_LITESTREAM_V05_VFS to Litestream v0.5's VFS extension (dist/litestream-vfs-linux-amd64.so) to run")
 	}
-	_, rng := testSeed(t)
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "app.db")
-	replica := filepath.Join(dir, "replica")
-	db := openDB(t, dbPath, "PRAGMA page_size=4096")
-	w := newWorkload(t, db, rng)
+	a := newApp(t)
+	dir, dbPath, replica, db, w := a.dir, a.dbPath, a.replica, a.db, a.w
 	cfg := filepath.Join(dir, "litestream.yml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`levels:
   - interval: 1s

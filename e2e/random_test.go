@@ -175,6 +175,27 @@ func (w *workload) shrink() {
 	w.t.Logf("VACUUM: %d -> %d pages", before, after)
 }
 
+// app is a randomized test's application: a database with 4 KiB pages
+// under a seeded random workload, in the test's directory beside the path
+// of its file replica.
+type app struct {
+	dir, dbPath, replica string
+	db                   *sql.DB
+	w                    *workload
+	rng                  *rand.Rand
+}
+
+// newApp creates the test's app; its seed is logged (testSeed).
+func newApp(t *testing.T) app {
+	t.Helper()
+	_, rng := testSeed(t)
+	dir := t.TempDir()
+	a := app{dir: dir, dbPath: filepath.Join(dir, "app.db"), replica: filepath.Join(dir, "replica"), rng: rng}
+	a.db = openDB(t, a.dbPath, "PRAGMA page_size=4096")
+	a.w = newWorkload(t, a.db, rng)
+	return a
+}
+
 // syncPoint is a TXID at which the replica was seen to equal the source.
 type syncPoint struct {
 	txid ltx.TXID

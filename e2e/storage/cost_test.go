@@ -2,11 +2,13 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/litestream-go/litestream/internal/faultproxy"
+	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/s3"
 	"github.com/litestream-go/litestream/vfs"
 	"github.com/litestream-go/litestream/writer"
@@ -28,12 +30,7 @@ func TestS3IdleDaemonRequests(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	app := openApp(t, path)
-	insert := func() {
-		t.Helper()
-		if _, err := app.Exec(`INSERT INTO t(n, v) VALUES (1, randomblob(3000))`); err != nil {
-			t.Fatal(err)
-		}
-	}
+	insert := func() { insertBlob(t, app) }
 	insert()
 	client := rig.client(t, true, s3.Config{})
 	direct := rig.client(t, false, s3.Config{})
@@ -95,21 +92,9 @@ func TestS3ReaderRequests(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	app := openApp(t, path)
-	insert := func() {
-		t.Helper()
-		if _, err := app.Exec(`INSERT INTO t(n, v) VALUES (1, randomblob(3000))`); err != nil {
-			t.Fatal(err)
-		}
-	}
+	insert := func() { insertBlob(t, app) }
 	ctx := t.Context()
-	d := writer.New(path, rig.client(t, false, s3.Config{}), writer.Options{
-		MonitorInterval: time.Hour, SyncInterval: time.Hour, // syncs only when called
-		Levels: []time.Duration{}, SnapshotInterval: -1, RetentionDisabled: true,
-		StagingDir: filepath.Join(dir, "staging"), Logger: quiet(t),
-	})
-	if err := d.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d := openManualWriter(t, path, rig.client(t, false, s3.Config{}), dir)
 	defer d.Close(context.Background())
 	for range 5 {
 		insert()
@@ -157,4 +142,29 @@ func TestS3ReaderRequests(t *testing.T) {
 	if follow.Requests[faultproxy.ClassLIST] != 0 || follow.Requests[faultproxy.ClassHEAD] != 0 {
 		t.Errorf("following a transaction sent %s, want GETs only", follow)
 	}
+}
+
+// insertBlob commits one row of 3000 random bytes to the table t of
+// openApp's database.
+func insertBlob(t *testing.T, app *sql.DB) {
+	t.Helper()
+	if _, err := app.Exec(`INSERT INTO t(n, v) VALUES (1, randomblob(3000))`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openManualWriter opens a writer of path to client that syncs only when
+// the test calls Sync: no compaction, snapshot or retention, staging under
+// dir. The caller closes it.
+func openManualWriter(t *testing.T, path string, client remote.Client, dir string) *writer.DB {
+	t.Helper()
+	d := writer.New(path, client, writer.Options{
+		MonitorInterval: time.Hour, SyncInterval: time.Hour, // syncs only when called
+		Levels: []time.Duration{}, SnapshotInterval: -1, RetentionDisabled: true,
+		StagingDir: filepath.Join(dir, "staging"), Logger: quiet(t),
+	})
+	if err := d.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

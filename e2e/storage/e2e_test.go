@@ -263,11 +263,7 @@ func runEndToEnd(t *testing.T, rep replica) {
 	if res.TXID != st.TXID {
 		t.Fatalf("restored TXID %s, writer reported %s", res.TXID, st.TXID)
 	}
-	restored, err := sql.Open("sqlite3", "file:"+out+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer restored.Close()
+	restored := openReadOnly(t, out)
 	if got := digest(t, restored); got != want {
 		t.Fatalf("restored database differs: %s, want %s", got, want)
 	}
@@ -299,6 +295,18 @@ func runEndToEnd(t *testing.T, rep replica) {
 }
 
 // openApp creates the application's database at path: WAL mode, table t
+// openReadOnly opens a restored database read-only; it is closed when the
+// test ends.
+func openReadOnly(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // with an index on n, one connection. It is closed when the test ends.
 func openApp(t *testing.T, path string) *sql.DB {
 	t.Helper()

@@ -85,14 +85,7 @@ func buildReplica(t *testing.T, rig *faultRig, rng *rand.Rand, txs int) string {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	d := writer.New(path, rig.client(t, false, s3.Config{}), writer.Options{
-		MonitorInterval: time.Hour, SyncInterval: time.Hour, // syncs only when called
-		Levels: []time.Duration{}, SnapshotInterval: -1, RetentionDisabled: true,
-		StagingDir: filepath.Join(dir, "staging"), Logger: quiet(t),
-	})
-	if err := d.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d := openManualWriter(t, path, rig.client(t, false, s3.Config{}), dir)
 	defer d.Close(ctx)
 	if err := d.Sync(ctx); err != nil {
 		t.Fatal(err)
