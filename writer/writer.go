@@ -94,7 +94,9 @@ type Options struct {
 	// disables compaction. See compact.go.
 	Levels []time.Duration
 	// SnapshotInterval is how often a level-9 snapshot is written, on
-	// wall-clock multiples (config key snapshot.interval). Default 24h;
+	// wall-clock multiples (config key snapshot.interval); the first one at
+	// the first multiple at least one interval after the first sync's
+	// level-0 file, which is already a full copy (maintain.go). Default 24h;
 	// negative disables scheduled snapshots.
 	SnapshotInterval time.Duration
 	// SnapshotRetention: snapshots older than this are deleted, the newest
