@@ -14,6 +14,7 @@
 package writer
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -125,24 +126,15 @@ type Options struct {
 }
 
 func (o Options) withDefaults(path string) Options {
-	if o.MonitorInterval <= 0 {
-		o.MonitorInterval = DefaultMonitorInterval
-	}
-	if o.SyncInterval <= 0 {
-		o.SyncInterval = DefaultSyncInterval
-	}
-	if o.CheckpointInterval == 0 {
-		o.CheckpointInterval = DefaultCheckpointInterval
-	}
-	if o.MinCheckpointPageN <= 0 {
-		o.MinCheckpointPageN = DefaultMinCheckpointPageN
-	}
-	if o.TruncatePageN <= 0 {
-		o.TruncatePageN = DefaultTruncatePageN
-	}
-	if o.BusyTimeout <= 0 {
-		o.BusyTimeout = DefaultBusyTimeout
-	}
+	// A zero value takes the default, and so does a negative one where it
+	// has no meaning of its own (positiveOr); the fields set with cmp.Or
+	// give negative values a meaning (see each field).
+	o.MonitorInterval = positiveOr(o.MonitorInterval, DefaultMonitorInterval)
+	o.SyncInterval = positiveOr(o.SyncInterval, DefaultSyncInterval)
+	o.CheckpointInterval = cmp.Or(o.CheckpointInterval, DefaultCheckpointInterval)
+	o.MinCheckpointPageN = positiveOr(o.MinCheckpointPageN, DefaultMinCheckpointPageN)
+	o.TruncatePageN = positiveOr(o.TruncatePageN, DefaultTruncatePageN)
+	o.BusyTimeout = positiveOr(o.BusyTimeout, DefaultBusyTimeout)
 	if o.StagingDir == "" {
 		o.StagingDir = filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"-litestream")
 	}
@@ -155,27 +147,25 @@ func (o Options) withDefaults(path string) Options {
 	if len(o.Levels) > remote.SnapshotLevel-1 {
 		o.Levels = o.Levels[:remote.SnapshotLevel-1]
 	}
-	if o.SnapshotInterval == 0 {
-		o.SnapshotInterval = DefaultSnapshotInterval
-	}
-	if o.SnapshotRetention <= 0 {
-		o.SnapshotRetention = DefaultSnapshotRetention
-	}
-	if o.L0Retention <= 0 {
-		o.L0Retention = DefaultL0Retention
-	}
-	if o.RetentionCheckInterval <= 0 {
-		o.RetentionCheckInterval = DefaultRetentionCheck
-	}
-	if o.ConsistencyCheckInterval == 0 {
-		o.ConsistencyCheckInterval = DefaultConsistencyCheck
-	}
+	o.SnapshotInterval = cmp.Or(o.SnapshotInterval, DefaultSnapshotInterval)
+	o.SnapshotRetention = positiveOr(o.SnapshotRetention, DefaultSnapshotRetention)
+	o.L0Retention = positiveOr(o.L0Retention, DefaultL0Retention)
+	o.RetentionCheckInterval = positiveOr(o.RetentionCheckInterval, DefaultRetentionCheck)
+	o.ConsistencyCheckInterval = cmp.Or(o.ConsistencyCheckInterval, DefaultConsistencyCheck)
 	if o.RetentionGrace < 0 {
 		o.RetentionGrace = 0
 	} else if o.RetentionGrace == 0 {
 		o.RetentionGrace = DefaultRetentionGrace
 	}
 	return o
+}
+
+// positiveOr returns v if it is positive, else def.
+func positiveOr[T ~int | ~int64](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 // Status is a snapshot of a DB's replication state.
