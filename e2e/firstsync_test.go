@@ -34,20 +34,12 @@ func TestLitestreamOnLevel0OnlyFirstSync(t *testing.T) {
 	db := openDB(t, dbPath, "PRAGMA page_size=4096")
 	w := newWorkload(t, db, rng)
 	w.grow() // the first sync's file holds megabytes
-	cfg := filepath.Join(dir, "litestream.yml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`levels:
+	cfg := levelsConfig(t, dbPath, replica, `levels:
   - interval: 1s
   - interval: 2s
 snapshot: {interval: 1h, retention: 1h}
 l0-retention: 1ms
-dbs:
-  - path: %s
-    monitor-interval: 20ms
-    checkpoint-interval: 300ms
-    replica: {url: '%s', sync-interval: 50ms}
-`, dbPath, fileURL(replica))), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`)
 	d := startDaemon(t, cfg)
 	waitTXID(t, d, replica, 1, 30*time.Second)
 	for i := 0; i < 600; i++ {

@@ -136,6 +136,25 @@ dbs:
 	return cfg
 }
 
+// levelsConfig writes a config file beside dbPath that replicates it to
+// the file replica with daemonConfig's short intervals and the top-level
+// keys in top (levels, snapshot, retention: YAML ending in a newline), and
+// returns its path.
+func levelsConfig(t *testing.T, dbPath, replica, top string) string {
+	t.Helper()
+	cfg := filepath.Join(filepath.Dir(dbPath), "litestream.yml")
+	text := top + fmt.Sprintf(`dbs:
+  - path: %s
+    monitor-interval: 20ms
+    checkpoint-interval: 300ms
+    replica: {url: '%s', sync-interval: 50ms}
+`, dbPath, fileURL(replica))
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // startDaemon starts "litestream replicate -config cfg". The process is
 // killed at the end of the test if it is still running.
 func startDaemon(t *testing.T, cfg string) *daemon {

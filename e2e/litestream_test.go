@@ -183,21 +183,13 @@ func TestLitestreamVFSReadsOurReplica(t *testing.T) {
 	}
 	a := newApp(t)
 	dir, dbPath, replica, db, w := a.dir, a.dbPath, a.replica, a.db, a.w
-	cfg := filepath.Join(dir, "litestream.yml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`levels:
+	cfg := levelsConfig(t, dbPath, replica, `levels:
   - interval: 1s
   - interval: 3s
 snapshot: {interval: 4s, retention: 1h}
 l0-retention: 1s
 l0-retention-check-interval: 200ms
-dbs:
-  - path: %s
-    monitor-interval: 20ms
-    checkpoint-interval: 300ms
-    replica: {url: '%s', sync-interval: 50ms}
-`, dbPath, fileURL(replica))), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`)
 	d := startDaemon(t, cfg)
 	start := time.Now()
 	for i := 0; time.Since(start) < 9*time.Second || i < 1000; i++ {
