@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// TestLitestreamOnLevel0OnlyFirstSync (issue 11 item 2): our daemon's first
+// TestLitestreamOnLevel0OnlyFirstSync (issue 11 item 2; with
+// E2E_LITESTREAM_V05_VFS also Litestream's VFS): our daemon's first
 // sync uploads the database once, as the level-0 file of TXID 1, and no
 // level-9 snapshot until the snapshot schedule makes one (1 h here);
 // compaction starts after that file and retention keeps it. Litestream
@@ -98,6 +99,11 @@ l0-retention: 1ms
 	latest := filepath.Join(dir, "latest.db")
 	v05Restore(t, bin, replica, 0, latest)
 	sameFiles(t, dbPath, latest, 4096)
+	if ext := os.Getenv("E2E_LITESTREAM_V05_VFS"); ext != "" {
+		v05VFSReads(t, ext, replica, liveContentHash(t, dbPath))
+	} else {
+		t.Log("E2E_LITESTREAM_V05_VFS not set: Litestream's VFS not run on the replica")
+	}
 
 	// A new machine: Litestream restores the database there and continues
 	// the replica.

@@ -222,7 +222,19 @@ l0-retention-check-interval: 200ms
 		t.Fatalf("no level-1 and level-9 files in the frame encoding (levels with frame-encoded files: %v)", levels)
 	}
 
-	want := liveContentHash(t, dbPath)
+	v05VFSReads(t, ext, replica, liveContentHash(t, dbPath))
+	if bin := os.Getenv("E2E_LITESTREAM_V05"); bin != "" {
+		out := filepath.Join(dir, "theirs.db")
+		v05Restore(t, bin, replica, 0, out)
+		sameFiles(t, dbPath, out, 4096)
+	}
+}
+
+// v05VFSReads opens replica through Litestream v0.5's VFS extension ext in a
+// sqlite3 process and requires its integrity check to pass and its content
+// hash (.sha3sum) to be want.
+func v05VFSReads(t *testing.T, ext, replica, want string) {
+	t.Helper()
 	cmd := exec.Command("sqlite3", ":memory:",
 		"-cmd", ".load "+ext+" sqlite3_litestreamvfs_init",
 		"-cmd", ".open file:replica.db?vfs=litestream",
@@ -236,10 +248,5 @@ l0-retention-check-interval: 200ms
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) < 2 || lines[0] != "ok" || lines[len(lines)-1] != want {
 		t.Fatalf("Litestream's VFS over our replica: integrity and content hash\n%s\nwant ok and %s", out, want)
-	}
-	if bin := os.Getenv("E2E_LITESTREAM_V05"); bin != "" {
-		out := filepath.Join(dir, "theirs.db")
-		v05Restore(t, bin, replica, 0, out)
-		sameFiles(t, dbPath, out, 4096)
 	}
 }
