@@ -154,56 +154,9 @@ func retentionCandidates(files []*ltx.FileInfo, now time.Time, r retentionRules)
 		levelMax[f.Level] = max(levelMax[f.Level], f.MaxTXID)
 	}
 
-	// Snapshots, and the first sync's level-0 file as the oldest of them:
-	// keep the newest and every one younger than the retention. The
-	// level-0 base is listed first (on a tie with a level-9 snapshot at
-	// the same TXID, that snapshot is the newest and the one kept).
-	// (A level-9 snapshot as old as the base, such as the copy at TXID 1
-	// that earlier versions uploaded, makes it redundant: it is then an
-	// ordinary level-0 file.)
-	var snaps []*ltx.FileInfo
-	var l0Base *ltx.FileInfo
-	for _, f := range byLevel[remote.L0] {
-		if f.MinTXID == 1 && !slices.ContainsFunc(byLevel[remote.SnapshotLevel], func(s *ltx.FileInfo) bool { return s.MaxTXID <= f.MaxTXID }) {
-			l0Base = f
-			snaps = append(snaps, f)
-		}
-	}
-	snaps = append(snaps, byLevel[remote.SnapshotLevel]...)
-	slices.SortStableFunc(snaps, func(a, b *ltx.FileInfo) int { return cmpTXID(a.MaxTXID, b.MaxTXID) })
-	var oldestKept ltx.TXID
-	baseKept := false
-	for i, s := range snaps {
-		newest := i == len(snaps)-1
-		if !newest && now.Sub(s.CreatedAt) > r.snapshotRetention {
-			if s != l0Base {
-				out = append(out, s) // the level-0 rule below decides for the base
-			}
-			continue
-		}
-		if s == l0Base {
-			baseKept = true
-		}
-		if oldestKept == 0 {
-			oldestKept = s.MaxTXID
-		}
-	}
-
-	// Levels 1..8: history before the oldest kept snapshot is unreachable
-	// from any kept starting point.
-	if oldestKept != 0 {
-		for level := 1; level < remote.SnapshotLevel; level++ {
-			for _, f := range byLevel[level] {
-				if f.MaxTXID > oldestKept {
-					continue
-				}
-				if level < r.topLevel && f.MaxTXID > levelMax[level+1] {
-					continue // the next level has not merged it yet
-				}
-				out = append(out, f)
-			}
-		}
-	}
+	snaps := expiredSnapshots(byLevel, now, r.snapshotRetention)
+	out = append(out, snaps.expired...)
+	out = append(out, unreachableHistory(byLevel, levelMax, snaps.oldestKept, r.topLevel)...)
 
 	// Level 0: covered by level 1 (or a snapshot without compaction) and
 	// older than the L0 retention.
@@ -215,7 +168,7 @@ func retentionCandidates(files []*ltx.FileInfo, now time.Time, r retentionRules)
 	// writer resumes from after a restart without a new snapshot.
 	for _, f := range byLevel[remote.L0] {
 		switch {
-		case f == l0Base && baseKept:
+		case f == snaps.l0Base && snaps.baseKept:
 			census.TooRecent++ // kept as a snapshot
 		case f.MaxTXID > cover:
 			census.NotCompacted++
@@ -226,4 +179,71 @@ func retentionCandidates(files []*ltx.FileInfo, now time.Time, r retentionRules)
 		}
 	}
 	return out, census
+}
+
+// snapshotVerdict is what the snapshot rule decided.
+type snapshotVerdict struct {
+	expired    []*ltx.FileInfo // level-9 snapshots to delete
+	oldestKept ltx.TXID        // max TXID of the oldest kept full copy (0: none)
+	l0Base     *ltx.FileInfo   // the first sync's level-0 file, if it counts as a snapshot
+	baseKept   bool            // l0Base is kept as a snapshot
+}
+
+// expiredSnapshots applies the snapshot rule to the snapshots, and to the
+// first sync's level-0 file as the oldest of them: keep the newest and
+// every one younger than the retention. The level-0 base is listed first
+// (on a tie with a level-9 snapshot at the same TXID, that snapshot is the
+// newest and the one kept). (A level-9 snapshot as old as the base, such
+// as the copy at TXID 1 that earlier versions uploaded, makes it
+// redundant: it is then an ordinary level-0 file.) An expired base is not
+// in expired: the level-0 rule decides for it.
+func expiredSnapshots(byLevel [][]*ltx.FileInfo, now time.Time, retention time.Duration) (v snapshotVerdict) {
+	var snaps []*ltx.FileInfo
+	for _, f := range byLevel[remote.L0] {
+		if f.MinTXID == 1 && !slices.ContainsFunc(byLevel[remote.SnapshotLevel], func(s *ltx.FileInfo) bool { return s.MaxTXID <= f.MaxTXID }) {
+			v.l0Base = f
+			snaps = append(snaps, f)
+		}
+	}
+	snaps = append(snaps, byLevel[remote.SnapshotLevel]...)
+	slices.SortStableFunc(snaps, func(a, b *ltx.FileInfo) int { return cmpTXID(a.MaxTXID, b.MaxTXID) })
+	for i, s := range snaps {
+		newest := i == len(snaps)-1
+		if !newest && now.Sub(s.CreatedAt) > retention {
+			if s != v.l0Base {
+				v.expired = append(v.expired, s)
+			}
+			continue
+		}
+		if s == v.l0Base {
+			v.baseKept = true
+		}
+		if v.oldestKept == 0 {
+			v.oldestKept = s.MaxTXID
+		}
+	}
+	return v
+}
+
+// unreachableHistory returns the files of levels 1..8 that end at or
+// before the oldest kept full copy: no kept starting point reaches them. A
+// file of a configured level below the top one goes only once the level
+// above has merged it (that compaction must not lose its inputs).
+func unreachableHistory(byLevel [][]*ltx.FileInfo, levelMax []ltx.TXID, oldestKept ltx.TXID, topLevel int) []*ltx.FileInfo {
+	if oldestKept == 0 {
+		return nil
+	}
+	var out []*ltx.FileInfo
+	for level := 1; level < remote.SnapshotLevel; level++ {
+		for _, f := range byLevel[level] {
+			if f.MaxTXID > oldestKept {
+				continue
+			}
+			if level < topLevel && f.MaxTXID > levelMax[level+1] {
+				continue // the next level has not merged it yet
+			}
+			out = append(out, f)
+		}
+	}
+	return out
 }
