@@ -284,6 +284,7 @@ func runEndToEnd(t *testing.T, rep replica) {
 		t.Fatal(err)
 	}
 	defer v.Close()
+	// Closed before the VFS (deferred above) is.
 	viaVFS, err := sql.Open("sqlite3", "file:app.db?vfs="+name+"&replica="+url.QueryEscape(rep.url))
 	if err != nil {
 		t.Fatal(err)
@@ -294,12 +295,18 @@ func runEndToEnd(t *testing.T, rep replica) {
 	}
 }
 
-// openApp creates the application's database at path: WAL mode, table t
 // openReadOnly opens a restored database read-only; it is closed when the
 // test ends.
 func openReadOnly(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	return openDSN(t, "file:"+path+"?mode=ro")
+}
+
+// openDSN opens a database by its go-sqlite3 data source name; it is closed
+// when the test ends.
+func openDSN(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,14 +314,11 @@ func openReadOnly(t *testing.T, path string) *sql.DB {
 	return db
 }
 
+// openApp creates the application's database at path: WAL mode, table t
 // with an index on n, one connection. It is closed when the test ends.
 func openApp(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	app, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
+	app := openDSN(t, "file:"+path+"?_busy_timeout=5000")
 	app.SetMaxOpenConns(1)
 	for _, q := range []string{`PRAGMA journal_mode=WAL`, `CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, v BLOB)`, `CREATE INDEX t_n ON t(n)`} {
 		if _, err := app.Exec(q); err != nil {
