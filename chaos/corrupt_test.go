@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/remote"
 )
 
 // TestCorruption damages one file of a replica — a flipped byte, a
@@ -72,8 +74,12 @@ func (m *matrix) build() {
 	cfg := daemonYAML(t, m.dir, db, fileURL(m.pristine), "")
 	d := startLS(t, "replicate", cleanEnv(), "replicate", "-config", cfg)
 	bg := startWriter(t, m.w, db, 40*time.Millisecond)
+	// Write for the profile's time and, since the first level-9 snapshot
+	// comes one snapshot interval (5 s) or more after the first sync, on
+	// until there is one: the snapshot-level trials need it (bounded).
 	deadline := time.Now().Add(pick(8*time.Second, 20*time.Second))
-	for i := 0; time.Now().Before(deadline); i++ {
+	giveUp := deadline.Add(time.Minute)
+	for i := 0; time.Now().Before(deadline) || (!hasLevel(m.pristine, remote.SnapshotLevel) && time.Now().Before(giveUp)); i++ {
 		var err error
 		switch i % 4 {
 		case 0, 1:
@@ -117,7 +123,7 @@ func (m *matrix) build() {
 	}
 	t.Logf("largest file %d KiB", largest>>10)
 	t.Logf("pristine replica: %d files, levels %v, TXID %s; source: %d transactions", len(m.files), m.levels, replicaMax(m.pristine), len(m.src.txlog))
-	if len(m.levels) < 3 {
+	if len(m.levels) < 3 || m.levels[0] != remote.L0 || m.levels[len(m.levels)-1] != remote.SnapshotLevel {
 		t.Fatalf("the replica has levels %v only; want level 0, a compaction level and snapshots", m.levels)
 	}
 	// The restore of the pristine replica must be the source, or nothing
@@ -518,4 +524,9 @@ func parseVFSExtra(s string) (ltx.TXID, string) {
 		note = ""
 	}
 	return ltx.TXID(v), note
+}
+
+// hasLevel reports whether the file replica at root holds a file of level.
+func hasLevel(root string, level int) bool {
+	return slices.ContainsFunc(listReplica(root), func(f replicaFile) bool { return f.level == level })
 }
