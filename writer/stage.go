@@ -73,8 +73,7 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 		ts:       time.Now().UnixMilli(),
 		started:  started,
 	}
-	cw := &countingWriter{w: f}
-	if err := d.encodeL0(ctx, cw, p, d.opts.StagingDir); err != nil {
+	if err := d.encodeL0(ctx, f, p, d.opts.StagingDir); err != nil {
 		return nil, err
 	}
 	// No fsync: the file is read back right away and deleted after upload,
@@ -83,7 +82,6 @@ func (d *DB) stage(ctx context.Context, pl *plan) (_ *pending, err error) {
 	if err := f.Close(); err != nil {
 		return nil, err
 	}
-	p.size = cw.n
 	ok = true
 	return p, nil
 }
@@ -185,6 +183,7 @@ func (d *DB) encodeL0(ctx context.Context, w io.Writer, p *pending, spillDir str
 	if err := bw.Flush(); err != nil {
 		return err
 	}
+	p.size = enc.N()
 	if ph != nil {
 		p.fingerprint = &fingerprint{TXID: p.txid, Timestamp: hdr.Timestamp, PageSize: hdr.PageSize, Commit: hdr.Commit, SHA256: ph.sum()}
 	}
@@ -266,18 +265,6 @@ func (d *DB) checkSameGeneration(gen wal.Header) error {
 		return errRestarted
 	}
 	return nil
-}
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
 }
 
 // readPage reads page pgno as of a position of the log: from its newest

@@ -528,9 +528,7 @@ func (d *DB) uploadStreamed(ctx context.Context, p *pending, level int) error {
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		cw := &countingWriter{w: pw}
-		err := d.encodeL0(upCtx, cw, p, "")
-		p.size = cw.n
+		err := d.encodeL0(upCtx, pw, p, "")
 		pw.CloseWithError(err)
 		errc <- err
 	}()
