@@ -15,6 +15,7 @@ import (
 	"github.com/pierrec/lz4/v4"
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/flight"
 	"github.com/litestream-go/litestream/internal/ltxframe"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/retry"
@@ -343,10 +344,7 @@ func (f *Fetcher) complete(k key, c *call, data []byte, err error) {
 		f.cache.add(k, data)
 	}
 	c.data, c.err = data, err
-	f.mu.Lock()
-	delete(f.inflight, k)
-	f.mu.Unlock()
-	close(c.done)
+	flight.Finish(&f.mu, f.inflight, k, c.done)
 }
 
 // readRange reads size bytes at off of file, retrying failures by the

@@ -14,6 +14,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/flight"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/retry"
 )
@@ -414,10 +415,7 @@ func (c *Client) complete(id fileID, call *hdrCall, key *fileKey, err error) {
 		c.keys.Add(id, key)
 	}
 	call.key, call.err = key, err
-	c.mu.Lock()
-	delete(c.hdrCalls, id)
-	c.mu.Unlock()
-	close(call.done)
+	flight.Finish(&c.mu, c.hdrCalls, id, call.done)
 }
 
 // readHeader reads a file's header and its first chunk, returns the key
