@@ -152,7 +152,6 @@ func BenchmarkColdQueryS3(b *testing.B) {
 	}
 
 	minio := testserver.StartMinIO(b, b.TempDir())
-	b.Cleanup(minio.Stop)
 	testserver.CreateMinIOBucket(b, minio.Endpoint, "cold")
 	for _, enc := range []string{"block", "frame"} {
 		c, err := s3.New(s3.Config{Bucket: "cold", Path: enc, Endpoint: minio.Endpoint,

@@ -72,7 +72,6 @@ func BenchmarkCost(b *testing.B) {
 	}
 	const warmup = 15 * time.Second
 	minio := testserver.StartMinIO(b, b.TempDir())
-	b.Cleanup(minio.Stop)
 	testserver.CreateMinIOBucket(b, minio.Endpoint, "cost")
 	ls := filepath.Join(testserver.CacheDir(), "litestream-v0.5.18", "litestream")
 	if _, err := os.Stat(ls); err != nil {

@@ -29,7 +29,6 @@ func createBucket(t *testing.T, endpoint, bucket string) {
 func TestS3Faults(t *testing.T) {
 	c, seed, rng, dir := startTrials(t)
 	minio := testserver.StartMinIO(t, mkdir(dir, "minio"))
-	t.Cleanup(minio.Stop)
 	endpoint := minio.Endpoint
 	createBucket(t, endpoint, "chaos")
 	rates := faultproxy.Transient(0.2).Plus(faultproxy.Rates{faultproxy.SlowBody: 0.05})

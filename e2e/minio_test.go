@@ -26,7 +26,6 @@ type minioServer struct {
 func startMinIO(t *testing.T) *minioServer {
 	t.Helper()
 	srv := testserver.StartMinIO(t, t.TempDir())
-	t.Cleanup(srv.Stop)
 	return &minioServer{endpoint: srv.Endpoint, addr: strings.TrimPrefix(srv.Endpoint, "http://"), s3: testserver.S3Client(srv.Endpoint)}
 }
 

@@ -99,7 +99,6 @@ var backendsUnderTest = []struct {
 	}},
 	{"abs", func(t *testing.T) replica {
 		s := testserver.StartAzurite(t, t.TempDir())
-		t.Cleanup(s.Stop)
 		cred, _ := azblob.NewSharedKeyCredential(testserver.AzuriteAccount, testserver.AzuriteKey)
 		azb, err := azblob.NewClientWithSharedKeyCredential(s.Endpoint, cred, nil)
 		if err != nil {
@@ -141,7 +140,6 @@ func startMinIO(t *testing.T, bucket string) *testserver.Server {
 func startMinIOAt(t *testing.T, bucket, dataDir string) *testserver.Server {
 	t.Helper()
 	s := testserver.StartMinIO(t, dataDir)
-	t.Cleanup(s.Stop)
 	testserver.CreateMinIOBucket(t, s.Endpoint, bucket)
 	return s
 }

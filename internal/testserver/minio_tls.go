@@ -35,7 +35,7 @@ type TLSServer struct {
 // StartMinIOTLS starts MinIO on 127.0.0.1 over HTTPS with a self-signed
 // certificate made here (MinIO refuses SSE-C without TLS) and a static KMS
 // key named MinIOKMSKey (for SSE-KMS), or skips/fails the test if MinIO is
-// not installed. The caller stops it.
+// not installed. It stops when the test ends.
 func StartMinIOTLS(tb testing.TB, dir string) *TLSServer {
 	tb.Helper()
 	certs, data := filepath.Join(dir, "certs"), filepath.Join(dir, "data")

@@ -93,7 +93,7 @@ type Server struct {
 	log      *testsupport.LockedBuffer
 }
 
-// Stop kills the server and waits for it.
+// Stop kills the server and waits for it; a second call does nothing.
 func (s *Server) Stop() {
 	if s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
@@ -133,8 +133,8 @@ func MinIOBinary() string {
 }
 
 // StartMinIO starts a MinIO server on 127.0.0.1 with a fresh data
-// directory, or skips/fails the test if MinIO is not installed. The
-// caller stops it.
+// directory, or skips/fails the test if MinIO is not installed. It stops
+// when the test ends (Stop stops it sooner).
 func StartMinIO(tb testing.TB, dataDir string) *Server {
 	tb.Helper()
 	return startMinIO(tb, "MinIO", "http", http.DefaultClient, nil, dataDir)
@@ -181,6 +181,7 @@ func startMinIO(tb testing.TB, what, scheme string, client *http.Client, extraEn
 			lastErr = fmt.Errorf("%w\n%s", err, s.Log())
 			continue
 		}
+		tb.Cleanup(s.Stop)
 		return s
 	}
 	tb.Fatalf("%s did not start: %v", what, lastErr)
@@ -229,7 +230,7 @@ var azuritePort = regexp.MustCompile(`listens on http://127\.0\.0\.1:(\d+)`)
 
 // StartAzurite starts Azurite's blob service on 127.0.0.1 with a port of
 // its choosing, in memory, or skips/fails the test if it is not installed.
-// The caller stops it.
+// It stops when the test ends (Stop stops it sooner).
 func StartAzurite(tb testing.TB, workDir string) *Server {
 	tb.Helper()
 	bin := AzuriteBinary()
@@ -260,6 +261,7 @@ func StartAzurite(tb testing.TB, workDir string) *Server {
 	select {
 	case port := <-found:
 		s.Endpoint = "http://127.0.0.1:" + port + "/" + AzuriteAccount
+		tb.Cleanup(s.Stop)
 		return s
 	case <-s.done:
 		tb.Fatalf("Azurite exited:\n%s", s.Log())

@@ -19,7 +19,6 @@ import (
 // was applied gets BucketAlreadyOwnedByYou).
 func TestMinIO(t *testing.T) {
 	s := StartMinIO(t, t.TempDir())
-	defer s.Stop()
 	CreateMinIOBucket(t, s.Endpoint, "twice")
 	CreateMinIOBucket(t, s.Endpoint, "twice")
 	out, err := S3Client(s.Endpoint).ListBuckets(t.Context(), &s3.ListBucketsInput{})
@@ -35,7 +34,6 @@ func TestMinIO(t *testing.T) {
 	}
 
 	tls := StartMinIOTLS(t, t.TempDir())
-	defer tls.Stop()
 	if !strings.HasPrefix(tls.Endpoint, "https://127.0.0.1:") || tls.CAFile == "" {
 		t.Fatalf("TLS server: endpoint %s, CA file %q", tls.Endpoint, tls.CAFile)
 	}

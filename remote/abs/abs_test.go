@@ -23,13 +23,6 @@ import (
 	"github.com/litestream-go/litestream/remote/retry"
 )
 
-func azurite(t *testing.T) string {
-	t.Helper()
-	s := testserver.StartAzurite(t, t.TempDir())
-	t.Cleanup(s.Stop)
-	return s.Endpoint
-}
-
 var fastRetry = retry.Policy{Attempts: 4, Base: time.Millisecond, Max: 10 * time.Millisecond}
 
 func newClient(t *testing.T, endpoint, container, p string) *Client {
@@ -55,7 +48,7 @@ func createContainer(t *testing.T, endpoint, name string) {
 }
 
 func TestContract(t *testing.T) {
-	endpoint := azurite(t)
+	endpoint := testserver.StartAzurite(t, t.TempDir()).Endpoint
 	var n atomic.Int64
 	remotetest.RunContract(t, func(t *testing.T) remote.Client {
 		name := fmt.Sprintf("contract-%d", n.Add(1))
@@ -67,7 +60,7 @@ func TestContract(t *testing.T) {
 // TestLayoutAndSAS checks blob names and metadata as Litestream writes
 // them, and SAS token authentication, which must not leak into errors.
 func TestLayoutAndSAS(t *testing.T) {
-	endpoint := azurite(t)
+	endpoint := testserver.StartAzurite(t, t.TempDir()).Endpoint
 	createContainer(t, endpoint, "layout")
 	c := newClient(t, endpoint, "layout", "backups/app")
 	ts := time.Date(2021, 3, 4, 5, 6, 7, 89_000_000, time.UTC)
@@ -133,7 +126,7 @@ func TestLayoutAndSAS(t *testing.T) {
 
 // TestFaults puts a proxy that injects 503s and 403s in front of Azurite.
 func TestFaults(t *testing.T) {
-	endpoint := azurite(t)
+	endpoint := testserver.StartAzurite(t, t.TempDir()).Endpoint
 	createContainer(t, endpoint, "faults")
 	target, _ := url.Parse(endpoint)
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
@@ -211,7 +204,7 @@ func TestNewErrors(t *testing.T) {
 // TestFaultProxy runs remotetest.RunFaults through the fault proxy in front
 // of Azurite: every fault kind on every operation.
 func TestFaultProxy(t *testing.T) {
-	endpoint := azurite(t)
+	endpoint := testserver.StartAzurite(t, t.TempDir()).Endpoint
 	createContainer(t, endpoint, "faults")
 	u, _ := url.Parse(endpoint)
 	proxy := faultproxy.StartT(t, u.Scheme+"://"+u.Host, faultproxy.Options{SlowFor: 50 * time.Millisecond, Logf: t.Logf})

@@ -71,7 +71,7 @@ func signedHeaders(h http.Header) string {
 // Litestream's does, and replication still works (MinIO verifies the
 // signatures and Content-MD5).
 func TestCompat(t *testing.T) {
-	endpoint := minio(t)
+	endpoint := testserver.StartMinIO(t, t.TempDir()).Endpoint
 	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	for _, tc := range []struct {
 		name   string

@@ -26,14 +26,6 @@ import (
 	"github.com/litestream-go/litestream/remote/retry"
 )
 
-// minio starts one MinIO server for the test (about a second).
-func minio(t *testing.T) string {
-	t.Helper()
-	s := testserver.StartMinIO(t, t.TempDir())
-	t.Cleanup(s.Stop)
-	return s.Endpoint
-}
-
 func newClient(t *testing.T, endpoint, bucket, p string) *Client {
 	t.Helper()
 	c, err := New(Config{Bucket: bucket, Path: p, Endpoint: endpoint,
@@ -67,7 +59,7 @@ func createBucket(t *testing.T, c *Client) {
 }
 
 func TestContract(t *testing.T) {
-	endpoint := minio(t)
+	endpoint := testserver.StartMinIO(t, t.TempDir()).Endpoint
 	var n atomic.Int64
 	remotetest.RunContract(t, func(t *testing.T) remote.Client {
 		c := newClient(t, endpoint, fmt.Sprintf("contract-%d", n.Add(1)), "db/app")
@@ -83,7 +75,7 @@ func TestLayout(t *testing.T) {
 	if _, err := os.Stat("/etc/ssl/certs/ca-certificates.crt"); err == nil {
 		t.Setenv("AWS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
 	}
-	endpoint := minio(t)
+	endpoint := testserver.StartMinIO(t, t.TempDir()).Endpoint
 	ts := time.Date(2021, 3, 4, 5, 6, 7, 89_000_000, time.UTC)
 	small := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 0x1a, MaxTXID: 0x2b, Timestamp: ts, Pages: 2})
 	large := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 0x2b, Timestamp: ts, Pages: (7 << 20) / 4096})
@@ -142,7 +134,7 @@ func TestLayout(t *testing.T) {
 // that fails after the headers was returned as an error, and a stall
 // hung for the transport's two-minute header timeout.
 func TestFaults(t *testing.T) {
-	endpoint := minio(t)
+	endpoint := testserver.StartMinIO(t, t.TempDir()).Endpoint
 	proxy := faultproxy.StartT(t, endpoint, faultproxy.Options{StallFor: time.Minute, SlowFor: 100 * time.Millisecond})
 	cfg := Config{Bucket: "faults", Path: "db", Endpoint: proxy.URL(), PartSize: 5 << 20,
 		AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword,
@@ -242,7 +234,7 @@ func TestFaults(t *testing.T) {
 // TestFaultsRandom runs whole client operations under random transient
 // faults and stalls; each must succeed with the right content.
 func TestFaultsRandom(t *testing.T) {
-	endpoint := minio(t)
+	endpoint := testserver.StartMinIO(t, t.TempDir()).Endpoint
 	proxy := faultproxy.StartT(t, endpoint, faultproxy.Options{Rates: faultproxy.Transient(0.25).Plus(faultproxy.Stalls(0.02)).Plus(faultproxy.Rates{faultproxy.SlowBody: 0.05})})
 	// About 27% of requests fail, so an operation gives up only when every
 	// attempt does: 0.27^6 = 4e-4 per operation was about 2% per run of
@@ -291,7 +283,7 @@ func TestFaultsRandom(t *testing.T) {
 }
 
 func TestPermanentErrors(t *testing.T) {
-	endpoint := minio(t)
+	endpoint := testserver.StartMinIO(t, t.TempDir()).Endpoint
 	data := remotetest.BuildLTX(t, remotetest.LTXSpec{MinTXID: 1, MaxTXID: 1, Timestamp: time.Now()})
 
 	missing := newClient(t, endpoint, "no-such-bucket", "db")
@@ -324,7 +316,7 @@ func TestPermanentErrors(t *testing.T) {
 // path (a v0.3 generations/ tree) are not listed. The client's own counts
 // (RequestCounts) must agree with the proxy's.
 func TestListAllRequests(t *testing.T) {
-	endpoint := minio(t)
+	endpoint := testserver.StartMinIO(t, t.TempDir()).Endpoint
 	proxy := faultproxy.StartT(t, endpoint, faultproxy.Options{})
 	cfg := Config{Bucket: "count", Path: "db", Endpoint: proxy.URL(),
 		AccessKeyID: testserver.MinIOUser, SecretAccessKey: testserver.MinIOPassword, Logger: remotetest.Quiet}

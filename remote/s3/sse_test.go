@@ -67,7 +67,6 @@ func dataDirHolds(t *testing.T, dir string, marker []byte) bool {
 // fail).
 func TestSSE(t *testing.T) {
 	srv := testserver.StartMinIOTLS(t, t.TempDir())
-	t.Cleanup(srv.Stop)
 	t.Setenv("AWS_CA_BUNDLE", srv.CAFile)
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
