@@ -35,20 +35,28 @@ func benchDB(b *testing.B, mb int) (string, *sql.DB) {
 	return path, app
 }
 
+// openBench opens a writer of path that replicates to a new file replica in
+// a temporary directory; the caller closes it.
+func openBench(b *testing.B, path string) *DB {
+	b.Helper()
+	dir := b.TempDir()
+	d := New(path, file.New(filepath.Join(dir, "replica")), Options{
+		StagingDir: filepath.Join(dir, "staging"),
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err := d.Open(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
 // BenchmarkSnapshot measures a first sync (full snapshot, L0 + L9) of a
 // 64 MiB database to a file replica.
 func BenchmarkSnapshot(b *testing.B) {
 	path, _ := benchDB(b, 64)
 	b.SetBytes(64 << 20)
 	for i := 0; i < b.N; i++ {
-		dir := b.TempDir()
-		d := New(path, file.New(filepath.Join(dir, "replica")), Options{
-			StagingDir: filepath.Join(dir, "staging"),
-			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
-		if err := d.Open(context.Background()); err != nil {
-			b.Fatal(err)
-		}
+		d := openBench(b, path)
 		if err := d.Sync(context.Background()); err != nil {
 			b.Fatal(err)
 		}
@@ -62,15 +70,8 @@ func BenchmarkSnapshot(b *testing.B) {
 // (about 30 pages) into a 16 MiB database.
 func BenchmarkIncrementalSync(b *testing.B) {
 	path, app := benchDB(b, 16)
-	dir := b.TempDir()
-	d := New(path, file.New(filepath.Join(dir, "replica")), Options{
-		StagingDir: filepath.Join(dir, "staging"),
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	d := openBench(b, path)
 	ctx := context.Background()
-	if err := d.Open(ctx); err != nil {
-		b.Fatal(err)
-	}
 	defer d.Close(ctx)
 	if err := d.Sync(ctx); err != nil {
 		b.Fatal(err)

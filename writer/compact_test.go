@@ -183,12 +183,10 @@ func TestCompactManyInputsInOneTick(t *testing.T) {
 	opts := e.opts()
 	opts.Levels = []time.Duration{time.Hour}
 	d := e.open(opts)
-	e.insert(5, 100)
-	e.sync(d)
+	e.insertSync(d, 5, 100)
 	n := maxCompactInputs*2 + 5
 	for i := 0; i < n; i++ {
-		e.insert(1, 100)
-		e.sync(d)
+		e.insertSync(d, 1, 100)
 	}
 	want := e.image()
 	out, err := d.Compact(context.Background(), 1)
@@ -295,8 +293,7 @@ func TestCompactGapDoesNotStall(t *testing.T) {
 	opts.Levels = []time.Duration{time.Hour}
 	d := e.open(opts)
 	for i := 0; i < 6; i++ {
-		e.insert(3, 200)
-		e.sync(d)
+		e.insertSync(d, 3, 200)
 	}
 	ctx := context.Background()
 	if err := e.client.DeleteLTXFiles(ctx, []*ltx.FileInfo{{Level: 0, MinTXID: 4, MaxTXID: 4}}); err != nil {
@@ -306,8 +303,7 @@ func TestCompactGapDoesNotStall(t *testing.T) {
 	if err != nil || len(out) != 2 || out[0].MaxTXID != 3 || out[1].MinTXID != 5 || out[1].MaxTXID != 6 {
 		t.Fatalf("compaction across a gap wrote %v, %v; want 2-3 and 5-6", out, err)
 	}
-	e.insert(3, 200)
-	e.sync(d)
+	e.insertSync(d, 3, 200)
 	out, err = d.Compact(ctx, 1)
 	if err != nil || len(out) != 1 || out[0].MinTXID != 7 {
 		t.Fatalf("next compaction wrote %v, %v; want 7-7", out, err)

@@ -81,8 +81,7 @@ func TestResumeAfterEmptyWALSnapshot(t *testing.T) {
 
 			d2 := e.open(e.opts())
 			e.sync(d2)
-			e.insert(10, 500)
-			e.sync(d2)
+			e.insertSync(d2, 10, 500)
 			txid := e.checkReplica()
 			snapshots := 0
 			for id := ltx.TXID(2); id <= txid; id++ {

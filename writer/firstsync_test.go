@@ -90,12 +90,8 @@ func TestFirstSyncUploadsDatabaseOnce(t *testing.T) {
 // from that file (Open verifies it against the WAL): no second snapshot.
 func TestResumeAfterLevel0OnlyFirstSync(t *testing.T) {
 	e := newEnv(t)
-	e.insert(100, 1000)
-	d := e.open(e.opts())
-	e.sync(d)
-	if err := d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	d := e.openSynced(100, 1000)
+	e.close(d)
 	e.insert(10, 1000)
 	d = e.open(e.opts())
 	e.sync(d)
@@ -121,10 +117,7 @@ func TestLevel0BaseCompactionAndRetention(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.insert(300, 1000)
-	opts := e.opts()
-	opts.Levels = []time.Duration{time.Hour, time.Hour}
-	opts.L0Retention = time.Nanosecond
-	opts.RetentionGrace = -1
+	opts := eagerRetention(e.opts(), 2)
 	opts.SnapshotRetention = time.Hour
 	d := e.open(opts)
 	images := map[ltx.TXID][]byte{}
@@ -259,8 +252,7 @@ func TestSnapshotAtOnceWithoutBase(t *testing.T) {
 	d := e.open(opts)
 	e.sync(d)
 	for range 3 {
-		e.insert(5, 1000)
-		e.sync(d)
+		e.insertSync(d, 5, 1000)
 	}
 	if out, err := d.Compact(ctx, 1); err != nil || len(out) != 1 || out[0].MinTXID != 2 {
 		t.Fatalf("compaction %v, %v", out, err)

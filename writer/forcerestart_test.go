@@ -136,17 +136,11 @@ func TestForcedRestartInterrupted(t *testing.T) {
 					e.insert(3, 300)
 					e.exec(`PRAGMA wal_checkpoint(PASSIVE)`)
 				}
-				e.insert(3, 300)
-				e.sync(d)
-				e.checkReplica()
-				if err := d.Close(context.Background()); err != nil {
-					t.Fatal(err)
-				}
+				e.insertSyncCheck(d, 3, 300)
+				e.close(d)
 				e.checkReplica()
 				d2 := e.open(e.opts())
-				e.insert(2, 300)
-				e.sync(d2)
-				e.checkReplica()
+				e.insertSyncCheck(d2, 2, 300)
 			})
 		}
 	}
@@ -191,8 +185,7 @@ func TestCloseDuringForcedRestart(t *testing.T) {
 				e.exec(`PRAGMA wal_checkpoint(PASSIVE)`)
 			}
 			d2 := e.open(e.opts())
-			e.sync(d2)
-			e.checkReplica()
+			e.syncCheck(d2)
 		})
 	}
 }
@@ -266,26 +259,17 @@ func TestForcedRestartConcurrentApp(t *testing.T) {
 				default:
 				}
 				for i := 0; i < 3; i++ {
-					e.insert(3, 300)
-					e.sync(d)
-					e.checkReplica()
+					e.insertSyncCheck(d, 3, 300)
 					e.exec(`PRAGMA wal_checkpoint(PASSIVE)`)
 				}
 				if err := d.Checkpoint(context.Background()); err != nil {
 					t.Errorf("checkpoint: %v", err)
 				}
 				e.insert(3, 300)
-				if err := d.Close(context.Background()); err != nil {
-					t.Fatal(err)
-				}
+				e.close(d)
 				e.checkReplica()
-				d2, reason := e.openCapturing()
-				if reason != "" {
-					t.Errorf("replica not continued: %s", reason)
-				}
-				e.insert(2, 300)
-				e.sync(d2)
-				e.checkReplica()
+				d2 := e.openContinuing()
+				e.insertSyncCheck(d2, 2, 300)
 			})
 		}
 	}
@@ -323,8 +307,7 @@ func TestCheckpointModesObserved(t *testing.T) {
 	// A second checkpoint in the same log generation with
 	// MinCheckpointPageN frames forces a restart (an application that never
 	// pauses keeps the generation; here it is set as prepareForcedRestart does).
-	e.insert(20, 300)
-	e.sync(d)
+	e.insertSync(d, 20, 300)
 	gen, _ := e.walHeader()
 	d.mu.Lock()
 	d.ckptGen = gen.Salts()

@@ -22,30 +22,6 @@ import (
 	"github.com/litestream-go/litestream/remote/file"
 )
 
-// fill writes a file in dir until its volume is full and returns the file's
-// path; removing it frees the space again.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for _, n := range []int{len(buf), 4096, 512, 1} {
-		for {
-			if _, err := f.Write(buf[:n]); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	return path
-}
-
 // newEnvAt is newEnv with the database at path (the replica and the default
 // test staging directory stay in a temporary directory).
 func newEnvAt(t *testing.T, path string) *env {
@@ -96,7 +72,7 @@ func TestFullStagingVolume(t *testing.T) {
 				e.sync(d)
 				e.insert(50, 2000)
 			}
-			filler := fill(t, vol)
+			filler := testsupport.FillVolume(t, vol, 0)
 
 			e.sync(d)
 			recs := h.take(streamWarning)
@@ -120,14 +96,12 @@ func TestFullStagingVolume(t *testing.T) {
 			_, appErr := e.app.Exec(`INSERT INTO t(v) VALUES(randomblob(2000))`)
 			ckErr := d.Checkpoint(context.Background())
 			t.Logf("while full: app insert: %v; checkpoint: %v", appErr, ckErr)
-			e.sync(d)
-			e.checkReplica()
+			e.syncCheck(d)
 
 			if err := os.Remove(filler); err != nil {
 				t.Fatal(err)
 			}
-			e.insert(20, 2000)
-			e.sync(d)
+			e.insertSync(d, 20, 2000)
 			if recs := h.take(streamWarning); len(recs) != 0 {
 				t.Errorf("still streaming after space returned: %+v", recs)
 			}
@@ -151,10 +125,8 @@ func TestFullReplicaVolume(t *testing.T) {
 	vol := testsupport.MountTmpfs(t, "20m")
 	e := newEnv(t)
 	e.client.Client = file.New(filepath.Join(vol, "replica"))
-	e.insert(100, 2000)
-	d := e.open(e.opts())
-	e.sync(d)
-	filler := fill(t, vol)
+	d := e.openSynced(100, 2000)
+	filler := testsupport.FillVolume(t, vol, 0)
 
 	for i := 0; i < 3; i++ {
 		e.insert(30, 2000)
@@ -229,7 +201,7 @@ func TestFullDatabaseVolumeLoop(t *testing.T) {
 	}
 	caughtUp("before")
 
-	filler := fill(t, vol)
+	filler := testsupport.FillVolume(t, vol, 0)
 	if n := write(50); n == 0 {
 		t.Log("the application committed everything on the full volume (its log had room)")
 	}
@@ -259,7 +231,7 @@ func TestFullDatabaseVolumeLoop(t *testing.T) {
 		t.Fatalf("%d commits failed", n)
 	}
 	h.take(streamWarning)
-	fill(t, vol)
+	testsupport.FillVolume(t, vol, 0)
 	if err := d.Close(context.Background()); err != nil {
 		t.Fatalf("close (final sync) on a full volume: %v", err)
 	}
@@ -306,9 +278,7 @@ func TestStreamedRetryIsIdentical(t *testing.T) {
 	rc := &recordingClient{Client: e.client.Client, attempts: map[string][][]byte{},
 		fail: map[string]int{remote.FileDesc(0, 2, 2): 2}}
 	e.client.Client = rc
-	e.insert(50, 500)
-	d := e.open(e.opts())
-	e.sync(d)
+	d := e.openSynced(50, 500)
 	e.insert(50, 500)
 	if err := os.Symlink("/dev/full", d.stagingPath(2)); err != nil {
 		t.Skipf("cannot link /dev/full: %v", err)
@@ -368,9 +338,7 @@ func TestStreamedAbandonedAfterRestart(t *testing.T) {
 		t.Errorf("level 9: %d uploads, level 0: %d (want 0 and 2, the second planned afresh)", len(l9), len(l0))
 	}
 	e.checkReplica()
-	e.insert(3, 500)
-	e.sync(d)
-	e.checkReplica()
+	e.insertSyncCheck(d, 3, 500)
 }
 
 // syncedAfter waits until a sync that began after the moment after has

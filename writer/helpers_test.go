@@ -145,6 +145,16 @@ func (e *env) opts() Options {
 	}
 }
 
+// eagerRetention returns opts with the given number of compaction levels
+// (hourly: they compact when a test calls Compact) and level-0 files deleted
+// as soon as a compaction covers them, with no grace period.
+func eagerRetention(opts Options, levels int) Options {
+	opts.Levels = slices.Repeat([]time.Duration{time.Hour}, levels)
+	opts.L0Retention = time.Nanosecond
+	opts.RetentionGrace = -1
+	return opts
+}
+
 func (e *env) open(opts Options) *DB {
 	e.t.Helper()
 	d := New(e.path, e.client, opts)
@@ -153,6 +163,14 @@ func (e *env) open(opts Options) *DB {
 	}
 	e.t.Cleanup(func() { d.Close(context.Background()) })
 	return d
+}
+
+// close closes d; its error fails the test.
+func (e *env) close(d *DB) {
+	e.t.Helper()
+	if err := d.Close(context.Background()); err != nil {
+		e.t.Fatalf("close: %v", err)
+	}
 }
 
 func (e *env) sync(d *DB) {
@@ -378,4 +396,36 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// syncCheck syncs d and asserts that the replica restores to the
+// application's database; it returns the replica's TXID.
+func (e *env) syncCheck(d *DB) ltx.TXID {
+	e.t.Helper()
+	e.sync(d)
+	return e.checkReplica()
+}
+
+// insertSync commits n rows (e.insert) and syncs d.
+func (e *env) insertSync(d *DB, n, size int) {
+	e.t.Helper()
+	e.insert(n, size)
+	e.sync(d)
+}
+
+// insertSyncCheck commits n rows (e.insert), then does syncCheck.
+func (e *env) insertSyncCheck(d *DB, n, size int) ltx.TXID {
+	e.t.Helper()
+	e.insert(n, size)
+	return e.syncCheck(d)
+}
+
+// openSynced commits n rows (e.insert), opens a writer with e.opts() and
+// syncs it once.
+func (e *env) openSynced(n, size int) *DB {
+	e.t.Helper()
+	e.insert(n, size)
+	d := e.open(e.opts())
+	e.sync(d)
+	return d
 }

@@ -76,11 +76,8 @@ func TestKilledInsideCommit(t *testing.T) {
 		t.Fatalf("build shim: %v\n%s", err, out)
 	}
 
-	e.insert(100, 300)
-	d := e.open(e.opts())
-	e.sync(d)
-	e.insert(5, 300)
-	e.sync(d)
+	d := e.openSynced(100, 300)
+	e.insertSync(d, 5, 300)
 	_, before := e.walEnd()
 
 	marker := filepath.Join(e.dir, "stalled")
@@ -117,12 +114,10 @@ COMMIT;
 		t.Fatalf("SQLite shows %d rows (%v), want 105: the killed transaction is not committed", n, err)
 	}
 
-	e.sync(d)
-	e.checkReplica()
+	e.syncCheck(d)
 	for i := 0; i < 3; i++ {
 		e.insert(1+i, 300) // overwrites the killed transaction's frames
-		e.sync(d)
-		e.checkReplica()
+		e.syncCheck(d)
 	}
 	if st := d.Status(); st.Snapshots != 1 {
 		t.Errorf("%d snapshots, want 1", st.Snapshots)

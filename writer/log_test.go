@@ -76,11 +76,8 @@ func TestLogLines(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	h := newCapture()
-	opts := e.opts()
+	opts := eagerRetention(e.opts(), 1)
 	opts.Logger = slog.New(h)
-	opts.Levels = []time.Duration{time.Hour}
-	opts.L0Retention = time.Nanosecond
-	opts.RetentionGrace = -1
 	// The first sync's level-0 file counts as a snapshot for retention;
 	// past this retention it goes once the level-9 snapshot exists.
 	opts.SnapshotRetention = time.Nanosecond
@@ -109,13 +106,11 @@ func TestLogLines(t *testing.T) {
 		}
 	}
 
-	e.insert(20, 500)
-	e.sync(d)
+	e.insertSync(d, 20, 500)
 	one("first sync (a snapshot)", h.take("snapshot uploaded"), slog.LevelInfo,
 		map[string]string{"level": "0", "min_txid": "0000000000000001", "max_txid": "0000000000000001", "size": "*", "pages": "*"})
 
-	e.insert(5, 500)
-	e.sync(d)
+	e.insertSync(d, 5, 500)
 	one("sync", h.take("synced"), slog.LevelDebug,
 		map[string]string{"txid": "0000000000000002", "pages": "*", "size": "*"})
 	e.sync(d) // nothing new: no line

@@ -2,15 +2,10 @@ package writer
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/litestream-go/litestream/remote/file"
 )
 
 // peakHeap samples the heap in use until stop is called and returns the
@@ -51,15 +46,8 @@ func peakHeap() (stop func() uint64) {
 // streamed from a read transaction, and the peak extra heap it needs.
 func BenchmarkL9Snapshot(b *testing.B) {
 	path, app := benchDB(b, 64)
-	dir := b.TempDir()
-	d := New(path, file.New(filepath.Join(dir, "replica")), Options{
-		StagingDir: filepath.Join(dir, "staging"),
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	d := openBench(b, path)
 	ctx := context.Background()
-	if err := d.Open(ctx); err != nil {
-		b.Fatal(err)
-	}
 	defer d.Close(ctx)
 	b.SetBytes(64 << 20)
 	var peak uint64
@@ -86,14 +74,7 @@ func BenchmarkCompactL1(b *testing.B) {
 	var peak uint64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		dir := b.TempDir()
-		d := New(path, file.New(filepath.Join(dir, "replica")), Options{
-			StagingDir: filepath.Join(dir, "staging"),
-			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
-		if err := d.Open(ctx); err != nil {
-			b.Fatal(err)
-		}
+		d := openBench(b, path)
 		if err := d.Sync(ctx); err != nil {
 			b.Fatal(err)
 		}

@@ -255,9 +255,7 @@ func TestPointInTimeUnderLoad(t *testing.T) {
 	checkBounded(t, e.client, opts, maxDB+int64(opts.MinCheckpointPageN)*4096)
 
 	cancel()
-	if err := d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.close(d)
 	e.checkReplicaPlan()
 
 	// After the run, with the replica still. Every TXID a remaining

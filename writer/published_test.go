@@ -96,11 +96,8 @@ func (e *env) pages() uint32 {
 
 func TestOrphanedCommitNotReplicated(t *testing.T) {
 	e := newEnv(t)
-	e.insert(100, 300)
-	d := e.open(e.opts())
-	e.sync(d)
-	e.insert(10, 300)
-	e.sync(d)
+	d := e.openSynced(100, 300)
+	e.insertSync(d, 10, 300)
 
 	// A killed writer's transaction: valid frames, never published.
 	n := e.pages()
@@ -109,12 +106,8 @@ func TestOrphanedCommitNotReplicated(t *testing.T) {
 	e.checkReplica() // the orphan must not be in the replica
 
 	// The next writer overwrites the orphan's frames with other content.
-	e.insert(3, 300)
-	e.sync(d)
-	e.checkReplica()
-	e.insert(20, 300)
-	e.sync(d)
-	e.checkReplica()
+	e.insertSyncCheck(d, 3, 300)
+	e.insertSyncCheck(d, 20, 300)
 	if st := d.Status(); st.Snapshots != 1 {
 		t.Errorf("%d snapshots, want 1 (continuity holds throughout)", st.Snapshots)
 	}
@@ -128,11 +121,8 @@ func TestOrphanedCommitFirstSync(t *testing.T) {
 	n := e.pages()
 	e.forgeOrphan([]uint32{1, 2, n}, n)
 	d := e.open(e.opts())
-	e.sync(d)
-	e.checkReplica()
-	e.insert(5, 300)
-	e.sync(d)
-	e.checkReplica()
+	e.syncCheck(d)
+	e.insertSyncCheck(d, 5, 300)
 }
 
 // writeLTX uploads a level-0 file by hand, as another (older) replicator
@@ -194,17 +184,24 @@ func (e *env) openCapturing() (*DB, string) {
 	return d, recs[0].attrs["reason"]
 }
 
+// openContinuing opens a writer (openCapturing) that must continue the
+// replica from the WAL rather than snapshot.
+func (e *env) openContinuing() *DB {
+	e.t.Helper()
+	d, reason := e.openCapturing()
+	if reason != "" {
+		e.t.Errorf("replica not continued: %s", reason)
+	}
+	return d
+}
+
 // TestResumeNotPastPublishedEnd: an older replicator uploaded an orphaned
 // transaction; its frames are still in the log, unpublished. Open must not
 // continue after them.
 func TestResumeNotPastPublishedEnd(t *testing.T) {
 	e := newEnv(t)
-	e.insert(100, 300)
-	d1 := e.open(e.opts())
-	e.sync(d1)
-	if err := d1.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	d1 := e.openSynced(100, 300)
+	e.close(d1)
 	n := e.pages()
 	start, end := e.forgeOrphan([]uint32{2, n}, n)
 	e.orphanFile(2, start, end, n)
@@ -215,8 +212,7 @@ func TestResumeNotPastPublishedEnd(t *testing.T) {
 	}
 	e.sync(d2)
 	e.insert(3, 300) // overwrites the orphan's frames
-	e.sync(d2)
-	e.checkReplica()
+	e.syncCheck(d2)
 	if st := d2.Status(); st.Snapshots != 1 {
 		t.Errorf("%d snapshots after Open, want 1 (the replica's last file is not in the published log)", st.Snapshots)
 	}
@@ -230,12 +226,8 @@ func TestResumeVerifiesLastFile(t *testing.T) {
 	for _, name := range []string{"other content", "other pages"} {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
-			e.insert(100, 300)
-			d1 := e.open(e.opts())
-			e.sync(d1)
-			if err := d1.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			d1 := e.openSynced(100, 300)
+			e.close(d1)
 			_, before := e.walEnd()
 			e.insert(1, 300) // the transaction that overwrote the orphan
 			_, after := e.walEnd()
@@ -279,14 +271,11 @@ func TestResumeVerifiesLastFile(t *testing.T) {
 			if !strings.Contains(reason, want) {
 				t.Errorf("reason for not continuing: %q, want it to say %q", reason, want)
 			}
-			e.sync(d2)
-			e.checkReplica()
+			e.syncCheck(d2)
 			if st := d2.Status(); st.Snapshots != 1 {
 				t.Errorf("%d snapshots after Open, want 1", st.Snapshots)
 			}
-			e.insert(3, 300)
-			e.sync(d2)
-			e.checkReplica()
+			e.insertSyncCheck(d2, 3, 300)
 		})
 	}
 }
@@ -298,22 +287,13 @@ func TestResumeAcceptsMatchingLastFile(t *testing.T) {
 	for _, syncs := range []int{1, 2} {
 		t.Run(fmt.Sprintf("%d syncs", syncs), func(t *testing.T) {
 			e := newEnv(t)
-			e.insert(100, 300)
-			d1 := e.open(e.opts())
-			e.sync(d1)
+			d1 := e.openSynced(100, 300)
 			if syncs == 2 {
-				e.insert(10, 300)
-				e.sync(d1)
+				e.insertSync(d1, 10, 300)
 			}
-			if err := d1.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			d2, reason := e.openCapturing()
-			if reason != "" {
-				t.Errorf("not continued: %s", reason)
-			}
-			e.insert(3, 300)
-			e.sync(d2)
+			e.close(d1)
+			d2 := e.openContinuing()
+			e.insertSync(d2, 3, 300)
 			if st := d2.Status(); st.Snapshots != 0 || st.TXID != ltx.TXID(syncs+1) {
 				t.Errorf("status after resume: %+v", st)
 			}
@@ -359,9 +339,7 @@ func (e *env) writeShm(b []byte) {
 // must the replica.
 func TestTornIndexRecoveryPublishes(t *testing.T) {
 	e := newEnv(t)
-	e.insert(100, 300)
-	d := e.open(e.opts())
-	e.sync(d)
+	d := e.openSynced(100, 300)
 
 	n := e.pages()
 	_, end := e.forgeOrphan([]uint32{2, n}, n)
@@ -387,9 +365,7 @@ func TestTornIndexRecoveryPublishes(t *testing.T) {
 		t.Errorf("after recovery the index publishes %d frames, want %d", x.MaxFrame, newer.MaxFrame)
 	}
 	e.checkReplica() // the recovered transaction is what SQLite shows
-	e.insert(5, 300)
-	e.sync(d)
-	e.checkReplica()
+	e.insertSyncCheck(d, 5, 300)
 }
 
 // TestRestartedIndexOldLog: a writer restarts the log (the wal-index header
@@ -399,9 +375,7 @@ func TestTornIndexRecoveryPublishes(t *testing.T) {
 // continues the replica without a snapshot.
 func TestRestartedIndexOldLog(t *testing.T) {
 	e := newEnv(t)
-	e.insert(100, 300)
-	d := e.open(e.opts())
-	e.sync(d)
+	d := e.openSynced(100, 300)
 	// Everything is uploaded and backfilled, and our pin reads only the
 	// database file (read slot 0): a restart is allowed.
 	if err := d.Checkpoint(context.Background()); err != nil {
@@ -422,17 +396,13 @@ func TestRestartedIndexOldLog(t *testing.T) {
 	x.ReadMarks = [wal.IndexReaders]uint32{0, 0, wal.ReadMarkNotUsed, wal.ReadMarkNotUsed, wal.ReadMarkNotUsed}
 	e.writeShm(wal.AppendIndex(nil, x, binary.NativeEndian))
 
-	e.sync(d)
-	e.checkReplica()
+	e.syncCheck(d)
 	e.insert(5, 300)
 	if h, _ := e.walHeader(); h.Salt1 == x.Salt1-1 {
 		t.Fatal("the application's write did not start a new generation")
 	}
-	e.sync(d)
-	e.checkReplica()
-	e.insert(5, 300)
-	e.sync(d)
-	e.checkReplica()
+	e.syncCheck(d)
+	e.insertSyncCheck(d, 5, 300)
 	if st := d.Status(); st.Snapshots != 1 {
 		t.Errorf("%d snapshots, want 1", st.Snapshots)
 	}
@@ -443,9 +413,7 @@ func TestRestartedIndexOldLog(t *testing.T) {
 // with an error that says so, after retrying, and uploads nothing.
 func TestLogShorterThanIndexNeverUploads(t *testing.T) {
 	e := newEnv(t)
-	e.insert(100, 300)
-	d := e.open(e.opts())
-	e.sync(d)
+	d := e.openSynced(100, 300)
 	e.insert(10, 300)
 	fi, err := os.Stat(e.path + "-wal")
 	if err != nil {

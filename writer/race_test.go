@@ -39,14 +39,10 @@ func (c *hookClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXI
 func TestRestoreRacingRetention(t *testing.T) {
 	e := newEnv(t)
 	e.insert(100, 500)
-	opts := e.opts()
-	opts.Levels = []time.Duration{time.Hour}
-	opts.L0Retention = time.Nanosecond
-	opts.RetentionGrace = -1
+	opts := eagerRetention(e.opts(), 1)
 	d := e.open(opts)
 	for i := 0; i < 8; i++ {
-		e.insert(10, 500)
-		e.sync(d)
+		e.insertSync(d, 10, 500)
 	}
 	want := e.image()
 	ctx := context.Background()
@@ -90,10 +86,7 @@ func TestRestoreRacingRetention(t *testing.T) {
 func TestRestoresRacingRetentionLoop(t *testing.T) {
 	e := newEnv(t)
 	e.insert(100, 300)
-	opts := e.opts()
-	opts.Levels = []time.Duration{time.Hour}
-	opts.L0Retention = time.Nanosecond
-	opts.RetentionGrace = -1
+	opts := eagerRetention(e.opts(), 1)
 	d := e.open(opts)
 	ctx := context.Background()
 	h := &history{byTX: map[ltx.TXID]*step{}}

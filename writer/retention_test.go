@@ -160,8 +160,7 @@ func TestRetentionGraceAndDisabled(t *testing.T) {
 	d := e.open(opts)
 	ctx := context.Background()
 	for i := 0; i < 4; i++ {
-		e.insert(10, 500)
-		e.sync(d)
+		e.insertSync(d, 10, 500)
 	}
 	if _, err := d.Compact(ctx, 1); err != nil {
 		t.Fatal(err)

@@ -17,9 +17,7 @@ import (
 // exactly the state at its TXID.
 func TestSnapshotDoesNotBlockWriters(t *testing.T) {
 	e := newEnv(t)
-	e.insert(300, 2000)
-	d := e.open(e.opts())
-	e.sync(d)
+	d := e.openSynced(300, 2000)
 	for i := 0; i < 3; i++ {
 		e.insert(30, 2000)
 		e.exec(`UPDATE t SET v = randomblob(1500) WHERE id % 7 = ?`, i)
@@ -98,12 +96,9 @@ func TestSnapshotDoesNotBlockWriters(t *testing.T) {
 // a restarted log are read correctly.
 func TestSnapshotAfterCheckpoints(t *testing.T) {
 	e := newEnv(t)
-	e.insert(200, 1500)
-	d := e.open(e.opts())
-	e.sync(d)
+	d := e.openSynced(200, 1500)
 	for i := 0; i < 4; i++ {
-		e.insert(40, 1500)
-		e.sync(d)
+		e.insertSync(d, 40, 1500)
 		if err := d.Checkpoint(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -87,19 +87,12 @@ func TestForcedRestartUnderNonStopWrites(t *testing.T) {
 	syncedAfter(t, d, time.Now(), 10*time.Second)
 	e.checkReplica()
 	cancel()
-	if err := d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.close(d)
 	e.checkReplica()
 
 	// A writer opened now continues the replica.
-	d2, reason := e.openCapturing()
-	if reason != "" {
-		t.Errorf("not continued after restarts: %s", reason)
-	}
-	e.insert(3, 300)
-	e.sync(d2)
-	e.checkReplica()
+	d2 := e.openContinuing()
+	e.insertSyncCheck(d2, 3, 300)
 }
 
 // TestWALBoundAt500TPS is the short form of bench's BenchmarkWALBound: 500
@@ -140,9 +133,7 @@ func TestWALBoundAt500TPS(t *testing.T) {
 		t.Errorf("a commit waited %v", res.MaxCommit)
 	}
 	cancel()
-	if err := d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.close(d)
 	e.checkReplica()
 }
 
@@ -167,8 +158,7 @@ func TestTruncatePageN(t *testing.T) {
 	}
 	e.sync(d)
 	e.exec(`UPDATE t SET v = randomblob(100) WHERE id = 1`) // a few frames
-	e.sync(d)
-	e.checkReplica()
+	e.syncCheck(d)
 	if st := d.Status(); st.Snapshots != 1 {
 		t.Errorf("%d snapshots, want 1", st.Snapshots)
 	}
@@ -179,9 +169,7 @@ func TestTruncatePageN(t *testing.T) {
 	if fi, err := os.Stat(e.path + "-wal"); err != nil || fi.Size() == 0 {
 		t.Errorf("small WAL truncated: %v %v", fi, err)
 	}
-	e.insert(5, 1000)
-	e.sync(d)
-	e.checkReplica()
+	e.insertSyncCheck(d, 5, 1000)
 }
 
 // TestForcedRestartStagedUploadFails: the forced restart stages what was
@@ -241,9 +229,7 @@ func TestForcedRestartStagedUploadFails(t *testing.T) {
 	if f.hdr.WALOffset != wal.HeaderSize || isSnapshot(f) {
 		t.Errorf("TXID 4 does not continue from the new generation's first frame: offset %d, %d pages", f.hdr.WALOffset, len(f.pgnos))
 	}
-	e.insert(5, 300)
-	e.sync(d)
-	e.checkReplica()
+	e.insertSyncCheck(d, 5, 300)
 }
 
 // TestCheckpointIntervalDisabled: a negative CheckpointInterval turns

@@ -24,9 +24,7 @@ import (
 
 func TestIncrementalSyncs(t *testing.T) {
 	e := newEnv(t)
-	e.insert(100, 500)
-	d := e.open(e.opts())
-	e.sync(d)
+	d := e.openSynced(100, 500)
 	prev := e.image()
 	prevHdr := readLTX(t, e.client, 0, 1, 1).hdr
 	for txid := ltx.TXID(2); txid <= 12; txid++ {
@@ -85,9 +83,7 @@ func TestIncrementalSyncs(t *testing.T) {
 
 func TestVacuumShrinkAndGrowth(t *testing.T) {
 	e := newEnv(t)
-	e.insert(400, 2000)
-	d := e.open(e.opts())
-	e.sync(d)
+	d := e.openSynced(400, 2000)
 	big := readLTX(t, e.client, 0, 1, 1).hdr.Commit
 
 	e.exec(`DELETE FROM t WHERE id > 20`)
@@ -102,21 +98,15 @@ func TestVacuumShrinkAndGrowth(t *testing.T) {
 
 	// Grow again past the old size within one sync, then shrink and grow
 	// within one sync.
-	e.insert(500, 2000)
-	e.sync(d)
-	e.checkReplica()
+	e.insertSyncCheck(d, 500, 2000)
 	e.exec(`DELETE FROM t WHERE id % 2 = 0`)
 	e.exec(`VACUUM`)
-	e.insert(50, 3000)
-	e.sync(d)
-	e.checkReplica()
+	e.insertSyncCheck(d, 50, 3000)
 }
 
 func TestAppTruncateCheckpointWhilePinned(t *testing.T) {
 	e := newEnv(t)
-	e.insert(50, 500)
-	d := e.open(e.opts())
-	e.sync(d)
+	d := e.openSynced(50, 500)
 	before, _ := e.walHeader()
 
 	e.insert(30, 500) // not yet synced
@@ -147,9 +137,7 @@ func TestAppTruncateCheckpointWhilePinned(t *testing.T) {
 
 func TestWALRestartContinues(t *testing.T) {
 	e := newEnv(t)
-	e.insert(50, 500)
-	d := e.open(e.opts())
-	e.sync(d)
+	d := e.openSynced(50, 500)
 	gen1, _ := e.walHeader()
 
 	// Our passive checkpoint backfills everything uploaded and renews the
@@ -184,8 +172,7 @@ func TestWALRestartContinues(t *testing.T) {
 		t.Fatalf("app TRUNCATE checkpoint: busy=%d, WAL %v %v", busy, fi, err)
 	}
 	e.sync(d) // sees the empty log
-	e.insert(5, 500)
-	e.sync(d)
+	e.insertSync(d, 5, 500)
 	f = readLTX(t, e.client, 0, 3, 3)
 	if isSnapshot(f) {
 		t.Error("file after an app TRUNCATE of a fully uploaded log is a snapshot")
@@ -204,17 +191,13 @@ func TestResumeAfterCloseOpen(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
-			e.insert(100, 500)
-			d1 := e.open(e.opts())
-			e.sync(d1)
+			d1 := e.openSynced(100, 500)
 			e.insert(10, 500)
 			if appClosed {
 				e.app.Close()
 			}
 			// Close runs a final sync.
-			if err := d1.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			e.close(d1)
 			if appClosed {
 				e.openApp()
 			}
@@ -237,12 +220,8 @@ func TestResumeAfterCloseOpen(t *testing.T) {
 
 func TestSnapshotAfterContinuityLoss(t *testing.T) {
 	e := newEnv(t)
-	e.insert(100, 500)
-	d1 := e.open(e.opts())
-	e.sync(d1)
-	if err := d1.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	d1 := e.openSynced(100, 500)
+	e.close(d1)
 	// While no writer runs, the application writes, truncates the log and
 	// writes more: the replica's position is gone from the WAL.
 	e.insert(20, 500)
@@ -263,9 +242,7 @@ func TestSnapshotAfterContinuityLoss(t *testing.T) {
 		t.Errorf("%d level-9 files, want none (full snapshots in a sync go to level 0 only)", len(files))
 	}
 	e.checkReplica()
-	e.insert(5, 500)
-	e.sync(d2)
-	e.checkReplica()
+	e.insertSyncCheck(d2, 5, 500)
 }
 
 func TestFullDiskWhileStaging(t *testing.T) {
@@ -304,8 +281,7 @@ func TestFullDiskWhileStaging(t *testing.T) {
 	if err := d.Checkpoint(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	e.insert(10, 500)
-	e.sync(d)
+	e.insertSync(d, 10, 500)
 	if txid := e.checkReplica(); txid != 3 {
 		t.Errorf("replica at TXID %d, want 3", txid)
 	}
@@ -369,9 +345,7 @@ func TestUploadFailureRetriesSameFile(t *testing.T) {
 
 func TestWritersNotBlockedDuringUpload(t *testing.T) {
 	e := newEnv(t)
-	e.insert(50, 500)
-	d := e.open(e.opts())
-	e.sync(d)
+	d := e.openSynced(50, 500)
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	e.client.set(func(c *faultyClient) {
@@ -435,9 +409,7 @@ func TestBackgroundLoop(t *testing.T) {
 			})
 		}
 	}
-	if err := d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.close(d)
 	st := d.Status()
 	if st.LastCheckpoint.IsZero() {
 		t.Error("the loop never checkpointed")
@@ -525,9 +497,7 @@ func TestSelectPages(t *testing.T) {
 
 func TestStageDetectsRestart(t *testing.T) {
 	e := newEnv(t)
-	e.insert(20, 500)
-	d := e.open(e.opts())
-	e.sync(d)
+	d := e.openSynced(20, 500)
 	e.insert(5, 500)
 
 	// Plan a sync, then pretend the log was restarted while its frames were
@@ -630,9 +600,7 @@ func TestSnapshotSkipsLockPage(t *testing.T) {
 // uploaded TXID without a snapshot.
 func TestCloseWithFailingUploadResumes(t *testing.T) {
 	e := newEnv(t)
-	e.insert(50, 500)
-	d1 := e.open(e.opts())
-	e.sync(d1)
+	d1 := e.openSynced(50, 500)
 	e.insert(20, 500)
 	e.client.set(func(c *faultyClient) {
 		c.failWrite = func(int, ltx.TXID) error { return errors.New("injected upload failure") }
@@ -644,9 +612,7 @@ func TestCloseWithFailingUploadResumes(t *testing.T) {
 		t.Errorf("staging not cleaned: %v", names)
 	}
 	e.client.set(func(c *faultyClient) { c.failWrite = nil })
-	e.insert(5, 500)
-	d2 := e.open(e.opts())
-	e.sync(d2)
+	e.openSynced(5, 500)
 	if f := readLTX(t, e.client, 0, 2, 2); isSnapshot(f) {
 		t.Error("resume after a failed final sync wrote a snapshot")
 	}
@@ -659,9 +625,7 @@ func TestCloseWithFailingUploadResumes(t *testing.T) {
 func TestAppAutocheckpointKeepsUnsyncedFrames(t *testing.T) {
 	e := newEnv(t)
 	e.exec(`PRAGMA wal_autocheckpoint=100`)
-	e.insert(20, 500)
-	d := e.open(e.opts())
-	e.sync(d)
+	d := e.openSynced(20, 500)
 	before, _ := e.walHeader()
 	for i := 0; i < 10; i++ {
 		e.insert(100, 1000) // about 30 pages each, one autocheckpoint each
@@ -714,9 +678,7 @@ func TestStressLoopWithAppCheckpoints(t *testing.T) {
 			gens[h.Salt1] = true
 		}
 	}
-	if err := d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.close(d)
 	st := d.Status()
 	t.Logf("TXID %d, %d snapshots, %d WAL generations", st.TXID, st.Snapshots, len(gens))
 	if st.Snapshots != 1 {
