@@ -62,9 +62,7 @@ func TestFirstSyncUploadsDatabaseOnce(t *testing.T) {
 		t.Errorf("WAL fields offset %d size %d salts %08x/%08x; WAL is %d bytes, salts %08x/%08x",
 			h.WALOffset, h.WALSize, h.WALSalt1, h.WALSalt2, fi.Size(), walHdr.Salt1, walHdr.Salt2)
 	}
-	if txid := e.checkReplica(); txid != 1 {
-		t.Errorf("replica at TXID %d", txid)
-	}
+	e.checkReplicaAt(1)
 	if got, plan, err := planRestore(t, e.client, 0, time.Time{}); err != nil || !bytes.Equal(got, img) {
 		t.Errorf("restore of the level-0-only replica: %v, equal %v", err, bytes.Equal(got, img))
 	} else if len(plan.Files) != 1 || plan.Files[0].Level != remote.L0 {
@@ -104,9 +102,7 @@ func TestResumeAfterLevel0OnlyFirstSync(t *testing.T) {
 	if n := len(e.files(remote.SnapshotLevel)); n != 0 {
 		t.Errorf("%d level-9 files, want 0", n)
 	}
-	if txid := e.checkReplica(); txid != 2 {
-		t.Errorf("replica at TXID %d, want 2", txid)
-	}
+	e.checkReplicaAt(2)
 }
 
 // Compaction starts after the first sync's level-0 file, so no level gets
@@ -211,12 +207,10 @@ func hasFile(files []*ltx.FileInfo, minTXID ltx.TXID) bool {
 // base, and within a few ticks.
 func TestFirstSnapshotWaitsOneInterval(t *testing.T) {
 	e := newEnv(t)
-	e.insert(100, 1000)
 	opts := e.opts()
 	opts.SnapshotInterval = 2 * time.Second
 	opts.Levels = []time.Duration{}
-	d := e.open(opts)
-	e.sync(d)
+	d := e.openSyncedWith(opts, 100, 1000)
 	base := e.files(0)[0].CreatedAt
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -232,9 +226,7 @@ func TestFirstSnapshotWaitsOneInterval(t *testing.T) {
 	if age := seen.Sub(base); age < opts.SnapshotInterval {
 		t.Errorf("first level-9 snapshot %v after the first sync's file, want at least one interval (%v)", age.Round(time.Millisecond), opts.SnapshotInterval)
 	}
-	if txid := e.checkReplica(); txid != 1 {
-		t.Errorf("replica at TXID %d, want 1", txid)
-	}
+	e.checkReplicaAt(1)
 }
 
 // A replica left without any file starting at TXID 1 (Litestream's daemon
@@ -245,12 +237,10 @@ func TestFirstSnapshotWaitsOneInterval(t *testing.T) {
 func TestSnapshotAtOnceWithoutBase(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	e.insert(50, 1000)
 	opts := e.opts()
 	opts.Levels = []time.Duration{time.Hour}
 	opts.SnapshotInterval = time.Hour
-	d := e.open(opts)
-	e.sync(d)
+	d := e.openSyncedWith(opts, 50, 1000)
 	for range 3 {
 		e.insertSync(d, 5, 1000)
 	}
@@ -271,7 +261,5 @@ func TestSnapshotAtOnceWithoutBase(t *testing.T) {
 	defer cancel()
 	d.Start(runCtx)
 	waitFor(t, 30*time.Second, "a level-9 snapshot", func() bool { return len(e.files(remote.SnapshotLevel)) > 0 })
-	if txid := e.checkReplica(); txid != 4 {
-		t.Errorf("replica at TXID %d, want 4", txid)
-	}
+	e.checkReplicaAt(4)
 }

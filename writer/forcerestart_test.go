@@ -63,9 +63,7 @@ func prepareForcedRestart(e *env) *DB {
 	e.t.Helper()
 	opts := e.opts()
 	opts.MinCheckpointPageN = 5
-	e.insert(50, 300)
-	d := e.open(opts)
-	e.sync(d)
+	d := e.openSyncedWith(opts, 50, 300)
 	e.insert(20, 300)
 	txid := d.Status().TXID
 	e.client.set(func(c *faultyClient) {
@@ -298,9 +296,7 @@ func TestCheckpointModesObserved(t *testing.T) {
 	opts := e.opts()
 	opts.Observer = rec
 	opts.MinCheckpointPageN = 5
-	e.insert(50, 300)
-	d := e.open(opts)
-	e.sync(d)
+	d := e.openSyncedWith(opts, 50, 300)
 	if err := d.Checkpoint(context.Background()); err != nil {
 		t.Fatal(err)
 	}

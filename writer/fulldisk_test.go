@@ -297,9 +297,7 @@ func TestStreamedRetryIsIdentical(t *testing.T) {
 	if len(got) != 3 || !bytes.Equal(got[0], got[1]) || !bytes.Equal(got[0], got[2]) {
 		t.Fatalf("%d attempts of TXID 2, identical: %v", len(got), len(got) == 3 && bytes.Equal(got[0], got[1]) && bytes.Equal(got[0], got[2]))
 	}
-	if txid := e.checkReplica(); txid != 3 {
-		t.Errorf("replica at TXID %d, want 3", txid)
-	}
+	e.checkReplicaAt(3)
 }
 
 // TestStreamedAbandonedAfterRestart: the first sync's snapshot is streamed

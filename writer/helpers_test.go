@@ -361,6 +361,14 @@ func (e *env) checkReplica() ltx.TXID {
 	return txid
 }
 
+// checkReplicaAt is checkReplica, and the replica must end at TXID want.
+func (e *env) checkReplicaAt(want ltx.TXID) {
+	e.t.Helper()
+	if txid := e.checkReplica(); txid != want {
+		e.t.Errorf("replica at TXID %d, want %d", txid, want)
+	}
+}
+
 func diffPages(got, want []byte, ps int) string {
 	if len(got) != len(want) {
 		return fmt.Sprintf("size %d pages, want %d", len(got)/ps, len(want)/ps)
@@ -420,12 +428,18 @@ func (e *env) insertSyncCheck(d *DB, n, size int) ltx.TXID {
 	return e.syncCheck(d)
 }
 
-// openSynced commits n rows (e.insert), opens a writer with e.opts() and
-// syncs it once.
+// openSynced is openSyncedWith(e.opts(), n, size).
 func (e *env) openSynced(n, size int) *DB {
 	e.t.Helper()
+	return e.openSyncedWith(e.opts(), n, size)
+}
+
+// openSyncedWith commits n rows (e.insert), opens a writer with opts and
+// syncs it once.
+func (e *env) openSyncedWith(opts Options, n, size int) *DB {
+	e.t.Helper()
 	e.insert(n, size)
-	d := e.open(e.opts())
+	d := e.open(opts)
 	e.sync(d)
 	return d
 }

@@ -144,9 +144,7 @@ func TestTruncatePageN(t *testing.T) {
 	e := newEnv(t)
 	opts := e.opts()
 	opts.TruncatePageN = 50
-	e.insert(300, 1000)
-	d := e.open(opts)
-	e.sync(d)
+	d := e.openSyncedWith(opts, 300, 1000)
 	if fi, err := os.Stat(e.path + "-wal"); err != nil || fi.Size() < 50*4096 {
 		t.Fatalf("WAL %v %v: too small for the test", fi, err)
 	}
@@ -182,9 +180,7 @@ func TestForcedRestartStagedUploadFails(t *testing.T) {
 	e := newEnv(t)
 	opts := e.opts()
 	opts.MinCheckpointPageN = 5
-	e.insert(50, 300)
-	d := e.open(opts)
-	e.sync(d)
+	d := e.openSyncedWith(opts, 50, 300)
 	e.insert(20, 300)
 	// Commits land while the forced restart's first sync uploads TXID 2,
 	// so the restart stages them as TXID 3, whose first upload fails.

@@ -247,12 +247,10 @@ func TestSnapshotAfterContinuityLoss(t *testing.T) {
 
 func TestFullDiskWhileStaging(t *testing.T) {
 	e := newEnv(t)
-	e.insert(50, 500)
 	h := newCapture()
 	opts := e.opts()
 	opts.Logger = slog.New(h)
-	d := e.open(opts)
-	e.sync(d)
+	d := e.openSyncedWith(opts, 50, 500)
 	e.insert(50, 500)
 
 	// The staged file for TXID 2 is a link to /dev/full: every write fails
@@ -275,16 +273,12 @@ func TestFullDiskWhileStaging(t *testing.T) {
 	if _, err := os.Lstat(staged); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("staged file left behind: %v", err)
 	}
-	if txid := e.checkReplica(); txid != 2 {
-		t.Errorf("replica at TXID %d, want 2", txid)
-	}
+	e.checkReplicaAt(2)
 	if err := d.Checkpoint(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	e.insertSync(d, 10, 500)
-	if txid := e.checkReplica(); txid != 3 {
-		t.Errorf("replica at TXID %d, want 3", txid)
-	}
+	e.checkReplicaAt(3)
 	if recs := h.take(streamWarning); len(recs) != 0 {
 		t.Errorf("TXID 3 was not staged: %+v", recs)
 	}
@@ -331,9 +325,7 @@ func TestUploadFailureRetriesSameFile(t *testing.T) {
 	}
 	e.insert(20, 500)
 	e.sync(d) // uploads the staged TXID 2, then TXID 3
-	if txid := e.checkReplica(); txid != 3 {
-		t.Errorf("replica at TXID %d, want 3", txid)
-	}
+	e.checkReplicaAt(3)
 	e.client.mu.Lock()
 	writes := slices.Clone(e.client.writes)
 	e.client.mu.Unlock()
@@ -374,9 +366,7 @@ func TestWritersNotBlockedDuringUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.sync(d)
-	if txid := e.checkReplica(); txid != 3 {
-		t.Errorf("replica at TXID %d, want 3", txid)
-	}
+	e.checkReplicaAt(3)
 }
 
 func TestBackgroundLoop(t *testing.T) {
