@@ -12,9 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -384,39 +381,14 @@ type replicaFile struct {
 	size     int64
 }
 
-var ltxName = regexp.MustCompile(`^[0-9a-f]{16}-[0-9a-f]{16}\.ltx$`)
-
-// listReplica returns a file replica's LTX files by level, then min TXID.
+// listReplica returns a file replica's LTX files by level, then min TXID
+// (testsupport.ReplicaFiles; none if it cannot be listed).
 func listReplica(root string) []replicaFile {
-	var files []replicaFile
-	levels, _ := os.ReadDir(filepath.Join(root, "ltx"))
-	for _, l := range levels {
-		level, err := strconv.Atoi(l.Name())
-		if err != nil || !l.IsDir() {
-			continue
-		}
-		ents, _ := os.ReadDir(filepath.Join(root, "ltx", l.Name()))
-		for _, e := range ents {
-			if !ltxName.MatchString(e.Name()) {
-				continue
-			}
-			minTXID, maxTXID, err := ltx.ParseFilename(e.Name())
-			if err != nil {
-				continue
-			}
-			fi, err := e.Info()
-			if err != nil {
-				continue
-			}
-			files = append(files, replicaFile{level, minTXID, maxTXID, filepath.Join(root, "ltx", l.Name(), e.Name()), fi.Size()})
-		}
+	all, _ := testsupport.ReplicaFiles(root)
+	files := make([]replicaFile, len(all))
+	for i, f := range all {
+		files[i] = replicaFile{f.Level, f.Min, f.Max, f.Path, f.Size}
 	}
-	slices.SortFunc(files, func(a, b replicaFile) int {
-		if a.level != b.level {
-			return a.level - b.level
-		}
-		return int(a.min) - int(b.min)
-	})
 	return files
 }
 

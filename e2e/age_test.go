@@ -86,7 +86,7 @@ dbs:
 		files, _ := listReplica(replica)
 		n := 0
 		for _, f := range files {
-			if f.level == level {
+			if f.Level == level {
 				n++
 			}
 		}

@@ -55,8 +55,8 @@ l0-retention: 1ms
 		}
 		var l1, l2 bool
 		for _, f := range files {
-			l1 = l1 || f.level == 1
-			l2 = l2 || f.level == 2
+			l1 = l1 || f.Level == 1
+			l2 = l2 || f.Level == 2
 		}
 		return l1 && l2
 	})
@@ -74,24 +74,24 @@ l0-retention: 1ms
 	l0 := 0
 	for i, f := range files {
 		switch {
-		case f.level == 9:
-			t.Errorf("level-9 file %s: the first snapshot is due in 1 h", filepath.Base(f.path))
-		case f.min == 1 && f.level != 0:
-			t.Errorf("level-%d file %s starts at TXID 1: a second copy of the first sync's database", f.level, filepath.Base(f.path))
-		case f.min == 1:
+		case f.Level == 9:
+			t.Errorf("level-9 file %s: the first snapshot is due in 1 h", filepath.Base(f.Path))
+		case f.Min == 1 && f.Level != 0:
+			t.Errorf("level-%d file %s starts at TXID 1: a second copy of the first sync's database", f.Level, filepath.Base(f.Path))
+		case f.Min == 1:
 			base = &files[i]
 		}
-		if f.level == 0 {
+		if f.Level == 0 {
 			l0++
 		}
 	}
-	if base == nil || base.max != 1 {
+	if base == nil || base.Max != 1 {
 		t.Fatalf("no level-0 file 1-1 in the replica: %v", files)
 	}
-	if l0 > 1 && files[1].level == 0 && files[1].min == 2 {
+	if l0 > 1 && files[1].Level == 0 && files[1].Min == 2 {
 		t.Errorf("retention deleted no covered level-0 file (level 0 is 1, 2, ...)")
 	}
-	t.Logf("replica: %d files, %d at level 0; the first sync's file is %d bytes", len(files), l0, base.size)
+	t.Logf("replica: %d files, %d at level 0; the first sync's file is %d bytes", len(files), l0, base.Size)
 
 	txids := pickTXIDs(t, replica, 5, rng.IntN)
 	t.Logf("restoring TXIDs %v with both (0 = latest)", txids)
@@ -155,8 +155,8 @@ dbs:
 			t.Fatal(err)
 		}
 		for _, f := range files {
-			l0Base = l0Base || (f.level == 0 && f.min == 1)
-			l9 = l9 || (f.level == 9 && f.min == 1)
+			l0Base = l0Base || (f.Level == 0 && f.Min == 1)
+			l9 = l9 || (f.Level == 9 && f.Min == 1)
 		}
 		return l0Base, l9
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -206,56 +204,13 @@ func (d *daemon) checkAlive() {
 func tail(s string, n int) string { return testsupport.Tail(s, n) }
 
 // replicaFile is one LTX file of a file replica.
-type replicaFile struct {
-	level    int
-	min, max ltx.TXID
-	path     string
-	size     int64
-}
+type replicaFile = testsupport.ReplicaFile
 
 var ltxName = regexp.MustCompile(`^[0-9a-f]{16}-[0-9a-f]{16}\.ltx$`)
 
-// listReplica returns the LTX files of a file replica (<root>/ltx/<level>/),
-// by level then MinTXID. Hidden files (uploads in progress) are skipped.
-func listReplica(root string) ([]replicaFile, error) {
-	var files []replicaFile
-	levels, err := os.ReadDir(filepath.Join(root, "ltx"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	for _, l := range levels {
-		level, err := strconv.Atoi(l.Name())
-		if err != nil || !l.IsDir() {
-			continue
-		}
-		ents, err := os.ReadDir(filepath.Join(root, "ltx", l.Name()))
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range ents {
-			if !ltxName.MatchString(e.Name()) {
-				continue
-			}
-			minTXID, maxTXID, err := ltx.ParseFilename(e.Name())
-			if err != nil {
-				return nil, err
-			}
-			fi, err := e.Info()
-			if errors.Is(err, os.ErrNotExist) {
-				continue // removed meanwhile
-			} else if err != nil {
-				return nil, err
-			}
-			files = append(files, replicaFile{level, minTXID, maxTXID, filepath.Join(root, "ltx", l.Name(), e.Name()), fi.Size()})
-		}
-	}
-	slices.SortFunc(files, func(a, b replicaFile) int {
-		return cmp.Or(cmp.Compare(a.level, b.level), cmp.Compare(a.min, b.min))
-	})
-	return files, nil
-}
+// listReplica returns the LTX files of a file replica by level then
+// MinTXID (testsupport.ReplicaFiles).
+func listReplica(root string) ([]replicaFile, error) { return testsupport.ReplicaFiles(root) }
 
 // replicaMaxTXID returns the highest TXID in the replica (0 if empty).
 func replicaMaxTXID(t *testing.T, root string) ltx.TXID {
@@ -266,7 +221,7 @@ func replicaMaxTXID(t *testing.T, root string) ltx.TXID {
 	}
 	var max ltx.TXID
 	for _, f := range files {
-		max = maxOf(max, f.max)
+		max = maxOf(max, f.Max)
 	}
 	return max
 }

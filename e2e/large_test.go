@@ -82,11 +82,11 @@ func TestLargeDatabaseLockPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range files {
-		ff, err := checkLTXFile(f.path, f.level, f.min, f.max)
+		ff, err := checkLTXFile(f.Path, f.Level, f.Min, f.Max)
 		if err != nil {
-			t.Errorf("%s: %v", f.path, err)
+			t.Errorf("%s: %v", f.Path, err)
 		} else if ff.noWAL {
-			t.Logf("%s: a level-0 snapshot of an empty WAL, without WAL fields (Litestream's never lack them)", filepath.Base(f.path))
+			t.Logf("%s: a level-0 snapshot of an empty WAL, without WAL fields (Litestream's never lack them)", filepath.Base(f.Path))
 		}
 	}
 

@@ -276,38 +276,38 @@ func checkReplicaLayout(t *testing.T, root string) *replicaFacts {
 	facts := &replicaFacts{files: len(files)}
 	byLevel := map[int][]replicaFile{}
 	for _, f := range files {
-		ff, err := checkLTXFile(f.path, f.level, f.min, f.max)
+		ff, err := checkLTXFile(f.Path, f.Level, f.Min, f.Max)
 		if err != nil {
-			t.Errorf("%s: %v", f.path, err)
+			t.Errorf("%s: %v", f.Path, err)
 			continue
 		}
 		if ff.noWAL {
-			facts.noWAL = append(facts.noWAL, f.path)
+			facts.noWAL = append(facts.noWAL, f.Path)
 		}
 		if facts.pageSize == 0 {
 			facts.pageSize = ff.hdr.PageSize
 		} else if ff.hdr.PageSize != facts.pageSize {
-			t.Errorf("%s: page size %d, other files %d", f.path, ff.hdr.PageSize, facts.pageSize)
+			t.Errorf("%s: page size %d, other files %d", f.Path, ff.hdr.PageSize, facts.pageSize)
 		}
-		byLevel[f.level] = append(byLevel[f.level], f)
+		byLevel[f.Level] = append(byLevel[f.Level], f)
 	}
 	for level, fs := range byLevel {
 		facts.levels = append(facts.levels, level)
 		for i := 1; i < len(fs); i++ {
-			if fs[i].min <= fs[i-1].max {
-				t.Errorf("level %d: %s overlaps %s", level, filepath.Base(fs[i].path), filepath.Base(fs[i-1].path))
+			if fs[i].Min <= fs[i-1].Max {
+				t.Errorf("level %d: %s overlaps %s", level, filepath.Base(fs[i].Path), filepath.Base(fs[i-1].Path))
 			}
 		}
 	}
 	slices.Sort(facts.levels)
 	for i, f := range byLevel[0] {
-		facts.l0 = append(facts.l0, f.min)
-		if i > 0 && f.min != byLevel[0][i-1].max+1 {
-			t.Errorf("level 0: %s does not follow TXID %s", filepath.Base(f.path), byLevel[0][i-1].max)
+		facts.l0 = append(facts.l0, f.Min)
+		if i > 0 && f.Min != byLevel[0][i-1].Max+1 {
+			t.Errorf("level 0: %s does not follow TXID %s", filepath.Base(f.Path), byLevel[0][i-1].Max)
 		}
 	}
 	l9, l0 := byLevel[9], byLevel[0]
-	if (len(l9) == 0 || l9[0].min != 1) && (len(l0) == 0 || l0[0].min != 1) {
+	if (len(l9) == 0 || l9[0].Min != 1) && (len(l0) == 0 || l0[0].Min != 1) {
 		t.Errorf("replica %s: no level-9 snapshot and no level-0 file starting at TXID 1", root)
 	}
 	return facts

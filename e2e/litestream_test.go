@@ -88,10 +88,10 @@ func pickTXIDs(t *testing.T, replica string, n int, pick func(int) int) []ltx.TX
 	var l0 []ltx.TXID
 	for _, f := range files {
 		switch {
-		case f.level == 0:
-			l0 = append(l0, f.max)
-		case !slices.Contains(txids, f.max):
-			txids = append(txids, f.max)
+		case f.Level == 0:
+			l0 = append(l0, f.Max)
+		case !slices.Contains(txids, f.Max):
+			txids = append(txids, f.Max)
 		}
 	}
 	for i := 0; i < n && len(l0) > 0; i++ {
@@ -162,8 +162,8 @@ func TestOurRestoreOfLitestreamReplica(t *testing.T) {
 	}
 	var txids []ltx.TXID
 	for _, f := range files {
-		if f.level == 0 {
-			txids = append(txids, f.max)
+		if f.Level == 0 {
+			txids = append(txids, f.Max)
 		}
 	}
 	t.Logf("Litestream wrote %d files, level-0 TXIDs %v", len(files), txids)
@@ -208,13 +208,13 @@ l0-retention-check-interval: 200ms
 	}
 	levels := map[int]bool{}
 	for _, f := range files {
-		if f.level > 0 {
-			b, err := os.ReadFile(f.path)
+		if f.Level > 0 {
+			b, err := os.ReadFile(f.Path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(b) > ltx.HeaderSize+ltx.PageHeaderSize && b[ltx.HeaderSize+4]|b[ltx.HeaderSize+5] == 0 {
-				levels[f.level] = true
+				levels[f.Level] = true
 			}
 		}
 	}
