@@ -297,9 +297,7 @@ func TestCheckpointModesObserved(t *testing.T) {
 	opts.Observer = rec
 	opts.MinCheckpointPageN = 5
 	d := e.openSyncedWith(opts, 50, 300)
-	if err := d.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.checkpoint(d)
 	// A second checkpoint in the same log generation with
 	// MinCheckpointPageN frames forces a restart (an application that never
 	// pauses keeps the generation; here it is set as prepareForcedRestart does).
@@ -308,9 +306,7 @@ func TestCheckpointModesObserved(t *testing.T) {
 	d.mu.Lock()
 	d.ckptGen = gen.Salts()
 	d.mu.Unlock()
-	if err := d.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.checkpoint(d)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if len(rec.modes) == 0 || rec.modes[0] != CheckpointPassive {

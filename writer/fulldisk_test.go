@@ -29,10 +29,7 @@ func newEnvAt(t *testing.T, path string) *env {
 	e := newEnv(t)
 	e.app.Close()
 	e.path = path
-	e.openApp()
-	e.exec(`PRAGMA journal_mode=WAL`)
-	e.exec(`CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)`)
-	e.exec(`CREATE INDEX t_v ON t(v)`)
+	e.createApp()
 	return e
 }
 
@@ -289,9 +286,7 @@ func TestStreamedRetryIsIdentical(t *testing.T) {
 		}
 		e.insert(5, 500) // not part of the pending file
 	}
-	if err := d.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.checkpoint(d)
 	e.sync(d)
 	got := rc.attempts[remote.FileDesc(0, 2, 2)]
 	if len(got) != 3 || !bytes.Equal(got[0], got[1]) || !bytes.Equal(got[0], got[2]) {

@@ -18,6 +18,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/file"
 	"github.com/litestream-go/litestream/writer/wal"
@@ -91,11 +92,18 @@ func newEnv(t *testing.T) *env {
 		staging: filepath.Join(dir, "staging"),
 		rng:     rand.New(rand.NewPCG(seed, 1)),
 	}
+	e.createApp()
+	return e
+}
+
+// createApp opens the application's connection to e.path and creates the
+// WAL-mode database with table t.
+func (e *env) createApp() {
+	e.t.Helper()
 	e.openApp()
 	e.exec(`PRAGMA journal_mode=WAL`)
 	e.exec(`CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)`)
 	e.exec(`CREATE INDEX t_v ON t(v)`)
-	return e
 }
 
 func (e *env) openApp() {
@@ -170,6 +178,14 @@ func (e *env) close(d *DB) {
 	e.t.Helper()
 	if err := d.Close(context.Background()); err != nil {
 		e.t.Fatalf("close: %v", err)
+	}
+}
+
+// checkpoint runs d's checkpoint; its error fails the test.
+func (e *env) checkpoint(d *DB) {
+	e.t.Helper()
+	if err := d.Checkpoint(context.Background()); err != nil {
+		e.t.Fatalf("checkpoint: %v", err)
 	}
 }
 
@@ -397,12 +413,8 @@ func changedPages(before, after []byte, ps int) []uint32 {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testsupport.Poll(timeout, 5*time.Millisecond, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

@@ -378,9 +378,7 @@ func TestRestartedIndexOldLog(t *testing.T) {
 	d := e.openSynced(100, 300)
 	// Everything is uploaded and backfilled, and our pin reads only the
 	// database file (read slot 0): a restart is allowed.
-	if err := d.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.checkpoint(d)
 	x := e.shmIndex()
 	if x.Backfilled != x.MaxFrame || x.MaxFrame == 0 {
 		t.Fatalf("not fully checkpointed: %+v", x)

@@ -99,9 +99,7 @@ func TestSnapshotAfterCheckpoints(t *testing.T) {
 	d := e.openSynced(200, 1500)
 	for i := 0; i < 4; i++ {
 		e.insertSync(d, 40, 1500)
-		if err := d.Checkpoint(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		e.checkpoint(d)
 	}
 	e.exec(`DELETE FROM t WHERE id % 3 = 0`)
 	want := e.image()

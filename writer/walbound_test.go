@@ -148,9 +148,7 @@ func TestTruncatePageN(t *testing.T) {
 	if fi, err := os.Stat(e.path + "-wal"); err != nil || fi.Size() < 50*4096 {
 		t.Fatalf("WAL %v %v: too small for the test", fi, err)
 	}
-	if err := d.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.checkpoint(d)
 	if fi, err := os.Stat(e.path + "-wal"); err != nil || fi.Size() != 0 {
 		t.Fatalf("WAL after checkpoint: %v %v, want truncated", fi.Size(), err)
 	}
@@ -161,9 +159,7 @@ func TestTruncatePageN(t *testing.T) {
 		t.Errorf("%d snapshots, want 1", st.Snapshots)
 	}
 	// Below the threshold nothing is truncated.
-	if err := d.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.checkpoint(d)
 	if fi, err := os.Stat(e.path + "-wal"); err != nil || fi.Size() == 0 {
 		t.Errorf("small WAL truncated: %v %v", fi, err)
 	}

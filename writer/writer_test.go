@@ -142,9 +142,7 @@ func TestWALRestartContinues(t *testing.T) {
 
 	// Our passive checkpoint backfills everything uploaded and renews the
 	// pin, so the application's next write restarts the log.
-	if err := d.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.checkpoint(d)
 	e.insert(5, 500)
 	gen2, _ := e.walHeader()
 	if gen2.SameGeneration(gen1) {
@@ -161,9 +159,7 @@ func TestWALRestartContinues(t *testing.T) {
 
 	// The application truncates the log while everything is uploaded and
 	// backfilled: allowed, and the next generation still continues.
-	if err := d.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.checkpoint(d)
 	var busy, logN, done int
 	if err := e.app.QueryRow(`PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logN, &done); err != nil {
 		t.Fatal(err)
@@ -274,9 +270,7 @@ func TestFullDiskWhileStaging(t *testing.T) {
 		t.Errorf("staged file left behind: %v", err)
 	}
 	e.checkReplicaAt(2)
-	if err := d.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.checkpoint(d)
 	e.insertSync(d, 10, 500)
 	e.checkReplicaAt(3)
 	if recs := h.take(streamWarning); len(recs) != 0 {
@@ -320,9 +314,7 @@ func TestUploadFailureRetriesSameFile(t *testing.T) {
 	}
 	// A checkpoint while an upload is pending must not backfill frames
 	// that are not uploaded: the pin still covers only TXID 1.
-	if err := d.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.checkpoint(d)
 	e.insert(20, 500)
 	e.sync(d) // uploads the staged TXID 2, then TXID 3
 	e.checkReplicaAt(3)
