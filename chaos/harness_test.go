@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -317,17 +316,12 @@ func runLSEnv(t *testing.T, env []string, timeout time.Duration, args ...string)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, lsBin, args...)
 	cmd.Env = cleanEnv(env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := cliResult{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
+	var res cliResult
+	var err error
+	res.code, res.stdout, res.stderr, err = testsupport.RunCommand(cmd)
 	switch {
 	case err == nil:
-	case errors.As(err, &ee) && ee.Exited():
-		res.code = ee.ExitCode()
 	case ctx.Err() != nil:
-		res.code = -1
 		res.stderr += fmt.Sprintf("\n(killed after %s)", timeout)
 	default:
 		t.Fatalf("run litestream %s: %v", strings.Join(args, " "), err)

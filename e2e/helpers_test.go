@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -51,16 +49,10 @@ func runCLIEnv(t *testing.T, env []string, args ...string) result {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
 	cmd.Env = append(cliEnv(), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := result{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee) && ee.Exited():
-		res.code = ee.ExitCode()
-	default:
+	var res result
+	var err error
+	res.code, res.stdout, res.stderr, err = testsupport.RunCommand(cmd)
+	if err != nil {
 		t.Fatalf("run litestream %s: %v\n%s", strings.Join(args, " "), err, res)
 	}
 	return res

@@ -1,6 +1,7 @@
 package testsupport
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -93,6 +94,26 @@ func (p *Process) Term(timeout time.Duration) int {
 		return -1
 	}
 	return 0
+}
+
+// RunCommand runs cmd to its end with its stdout and stderr captured (e2e's
+// and chaos's one-shot CLI runs). code is the exit status, or -1 when the
+// process did not exit by itself (a signal, such as its context's kill);
+// err is cmd.Run's error unless the process exited by itself, whatever its
+// status.
+func RunCommand(cmd *exec.Cmd) (code int, stdout, stderr string, err error) {
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ee.Exited():
+		code, err = ee.ExitCode(), nil
+	default:
+		code = -1
+	}
+	return code, out.String(), errOut.String(), err
 }
 
 // Closed reports, without blocking, whether ch is closed (a done or stop
