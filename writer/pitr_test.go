@@ -89,6 +89,27 @@ func (h *history) get(txid ltx.TXID) (*step, bool) {
 	return s, ok
 }
 
+// eachPick calls fn with steps picked by rng (pick) until stop is closed or
+// fn returns false; while there is nothing to pick yet it tries again a
+// little later.
+func (h *history) eachPick(stop <-chan struct{}, rng *rand.Rand, fn func(step) bool) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		s, ok := h.pick(rng)
+		if !ok {
+			time.Sleep(5 * time.Millisecond) // nothing recorded yet: not a synchronization
+			continue
+		}
+		if !fn(s) {
+			return
+		}
+	}
+}
+
 // checkTXIDRestore restores s.txid. It must equal the primary at that TXID;
 // it may be unavailable only if it is older than window: the level-0 files
 // from the last level-1 boundary up to it may have been deleted.
@@ -190,17 +211,7 @@ func TestPointInTimeUnderLoad(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		rng := rand.New(rand.NewPCG(restoreSeed, 2))
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			s, ok := h.pick(rng)
-			if !ok {
-				time.Sleep(10 * time.Millisecond) // nothing recorded yet: not a synchronization
-				continue
-			}
+		h.eachPick(stop, rng, func(s step) bool {
 			time.Sleep(20 * time.Millisecond) // pacing, leaves CPU to the writer; not a synchronization
 			var good bool
 			if rng.IntN(2) == 0 {
@@ -212,7 +223,8 @@ func TestPointInTimeUnderLoad(t *testing.T) {
 			if good {
 				duringOK++
 			}
-		}
+			return true
+		})
 	}()
 
 	deadline := time.Now().Add(runFor)

@@ -104,17 +104,7 @@ func TestRestoresRacingRetentionLoop(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(seed, uint64(w)))
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				s, found := h.pick(rng)
-				if !found {
-					time.Sleep(5 * time.Millisecond) // nothing recorded yet; not a synchronization
-					continue
-				}
+			h.eachPick(stop, rng, func(s step) bool {
 				out := filepath.Join(e.dir, "r", string(rune('a'+w)), time.Now().Format("150405.000000000"))
 				os.MkdirAll(filepath.Dir(out), 0o755)
 				res, err := restorepkg.RunReplanning(ctx, e.client, restorepkg.Options{OutputPath: out, TXID: s.txid, Logger: opts.Logger})
@@ -123,11 +113,11 @@ func TestRestoresRacingRetentionLoop(t *testing.T) {
 					got, rerr := os.ReadFile(out)
 					if rerr != nil {
 						t.Error(rerr)
-						return
+						return false
 					}
 					if res.TXID != s.txid || digest(got) != s.sum {
 						t.Errorf("restore of TXID %s returned wrong data", s.txid)
-						return
+						return false
 					}
 					ok.Add(1)
 				case errors.Is(err, index.ErrNotAvailable):
@@ -136,10 +126,11 @@ func TestRestoresRacingRetentionLoop(t *testing.T) {
 					deleted.Add(1)
 				default:
 					t.Errorf("restore of TXID %s: %v", s.txid, err)
-					return
+					return false
 				}
 				os.Remove(out)
-			}
+				return true
+			})
 		}(w)
 	}
 	deadline := time.Now().Add(4 * time.Second)
