@@ -22,8 +22,7 @@ import (
 //	go test -run '^$' -bench '^BenchmarkRestoreEncrypted$' -benchtime 1x -timeout 60m ./bench/
 func BenchmarkRestoreEncrypted(b *testing.B) {
 	work, bin := oneShot(b, "litestream-bench-crypt-")
-	mib := envInt(b, "BENCH_DB_MB", 1024)
-	runs := envInt(b, "BENCH_RUNS", 3)
+	mib, runs := restoreScale(b)
 	dbPath := filepath.Join(work, "bench.db")
 	plain, enc := filepath.Join(work, "plain"), filepath.Join(work, "encrypted")
 	out := filepath.Join(work, "out.db")

@@ -7,14 +7,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"text/tabwriter"
 	"time"
 
-	"github.com/litestream-go/litestream/internal/testsupport"
 	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // BenchmarkRestoreVsDD builds a database of $BENCH_DB_MB MiB (default
@@ -35,8 +35,7 @@ import (
 // Run it with bench/restore.sh, or make bench.
 func BenchmarkRestoreVsDD(b *testing.B) {
 	work, bin := oneShot(b, "litestream-bench-")
-	mib := envInt(b, "BENCH_DB_MB", 1024)
-	runs := envInt(b, "BENCH_RUNS", 3)
+	mib, runs := restoreScale(b)
 	dbPath := filepath.Join(work, "bench.db")
 	replica := filepath.Join(work, "replica")
 	out := filepath.Join(work, "out.db")
@@ -107,16 +106,10 @@ func BenchmarkRestoreVsDD(b *testing.B) {
 	b.ReportMetric((sumDD / n).Seconds(), "dd-s")
 }
 
-func envInt(b *testing.B, name string, def int) int {
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	v, err := strconv.Atoi(s)
-	if err != nil || v <= 0 {
-		b.Fatalf("%s=%q: want a positive integer", name, s)
-	}
-	return v
+// restoreScale returns the database size in MiB ($BENCH_DB_MB, default 1024)
+// and the number of runs ($BENCH_RUNS, default 3) of the restore benchmarks.
+func restoreScale(b *testing.B) (mib, runs int) {
+	return testsupport.EnvInt(b, "BENCH_DB_MB", 1024), testsupport.EnvInt(b, "BENCH_RUNS", 3)
 }
 
 // oneShot starts a benchmark whose one iteration is the whole measurement

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/litestream-go/litestream/bench/walload"
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // BenchmarkWALBound runs the same workload twice, one run after the other:
@@ -33,8 +34,8 @@ import (
 //	BENCH_WAL_SECONDS=60 go test -run '^$' -bench '^BenchmarkWALBound$' -benchtime 1x ./bench/
 func BenchmarkWALBound(b *testing.B) {
 	work, bin := oneShot(b, "litestream-bench-wal-")
-	secs := envInt(b, "BENCH_WAL_SECONDS", 600)
-	rate := envInt(b, "BENCH_WAL_RATE", 500)
+	secs := testsupport.EnvInt(b, "BENCH_WAL_SECONDS", 600)
+	rate := testsupport.EnvInt(b, "BENCH_WAL_RATE", 500)
 	dur := time.Duration(secs) * time.Second
 	seed := uint64(time.Now().UnixNano())
 	fmt.Printf("WAL bound: %d transactions/s for %v, plain SQLite then with litestream replicate (seed %d)\n", rate, dur, seed)

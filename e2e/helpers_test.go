@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -403,19 +402,6 @@ func testSeed(t *testing.T) (uint64, *rand.Rand) {
 	}
 	t.Logf("seed %d (reproduce with E2E_SEED=%d go test ./e2e -run '^%s$')", seed, seed, t.Name())
 	return seed, rng
-}
-
-func envInt(t *testing.T, name string, def int) int {
-	t.Helper()
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	v, err := strconv.Atoi(s)
-	if err != nil || v <= 0 {
-		t.Fatalf("%s=%q: want a positive integer", name, s)
-	}
-	return v
 }
 
 // randBytes returns n pseudo-random bytes from r.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // workload commits random transactions to a database with several tables
@@ -240,7 +242,7 @@ func awaitReplica(t *testing.T, d *daemon, dbPath, replica, scratch string, at i
 // then.
 func TestRandomizedWorkload(t *testing.T) {
 	_, rng := testSeed(t)
-	n := envInt(t, "E2E_TXNS", 4000)
+	n := testsupport.EnvInt(t, "E2E_TXNS", 4000)
 	pageSize := []int{1024, 4096, 8192}[rng.IntN(3)]
 	t.Logf("%d transactions, page size %d", n, pageSize)
 

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"testing"
 )
 
 // ModulePath is this repository's module path, as its go.mod declares it.
@@ -65,4 +67,20 @@ func RepoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// EnvInt returns the positive integer in the environment variable name (a
+// size or count a run may scale, BENCH_RUNS say), or def if it is unset; any
+// other value fails the test.
+func EnvInt(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v <= 0 {
+		tb.Fatalf("%s=%q: want a positive integer", name, s)
+	}
+	return v
 }
