@@ -76,6 +76,20 @@ func restoreBoth(t *testing.T, bin, replica, scratch string, txids []ltx.TXID) {
 	}
 }
 
+// restoreBothPicked is restoreBoth at the TXIDs of pickTXIDs (five random
+// level-0 ones), and requires Litestream's restore of the latest state to
+// equal dbPath (the checkpointed source).
+func restoreBothPicked(t *testing.T, bin, replica, dbPath string, pick func(int) int) {
+	t.Helper()
+	txids := pickTXIDs(t, replica, 5, pick)
+	t.Logf("restoring TXIDs %v with both (0 = latest)", txids)
+	scratch := t.TempDir()
+	restoreBoth(t, bin, replica, scratch, txids)
+	latest := filepath.Join(scratch, "latest.db")
+	v05Restore(t, bin, replica, 0, latest)
+	sameFiles(t, dbPath, latest, 4096)
+}
+
 // pickTXIDs returns the latest TXID (as 0), every compaction's end and up
 // to n random level-0 TXIDs, without repeats.
 func pickTXIDs(t *testing.T, replica string, n int, pick func(int) int) []ltx.TXID {
@@ -109,7 +123,7 @@ func pickTXIDs(t *testing.T, replica string, n int, pick func(int) int) []ltx.TX
 func TestLitestreamRestoresOurReplica(t *testing.T) {
 	bin := litestreamV05(t)
 	a := newApp(t)
-	dir, dbPath, replica, db, w, rng := a.dir, a.dbPath, a.replica, a.db, a.w, a.rng
+	dbPath, replica, db, w, rng := a.dbPath, a.replica, a.db, a.w, a.rng
 	d := startDaemon(t, daemonConfig(t, dbPath, replica))
 	for i := 0; i < 1500; i++ {
 		switch i {
@@ -124,12 +138,7 @@ func TestLitestreamRestoresOurReplica(t *testing.T) {
 	d.stop()
 	checkpoint(t, db)
 
-	txids := pickTXIDs(t, replica, 5, rng.IntN)
-	t.Logf("restoring TXIDs %v with both (0 = latest)", txids)
-	restoreBoth(t, bin, replica, t.TempDir(), txids)
-	out := filepath.Join(dir, "latest.db")
-	v05Restore(t, bin, replica, 0, out)
-	sameFiles(t, dbPath, out, 4096)
+	restoreBothPicked(t, bin, replica, dbPath, rng.IntN)
 }
 
 // TestOurRestoreOfLitestreamReplica: the real Litestream replicates a
