@@ -37,16 +37,23 @@ func run(t *testing.T, getenv map[string]string, args ...string) (int, string, s
 
 func queryString(t *testing.T, path, q string) string {
 	t.Helper()
+	return queryValue[string](t, path, q)
+}
+
+// queryValue runs q on the database at path, opened read-only and
+// immutable, and returns its one value.
+func queryValue[T any](t *testing.T, path, q string) T {
+	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&immutable=1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var s string
-	if err := db.QueryRow(q).Scan(&s); err != nil {
+	var v T
+	if err := db.QueryRow(q).Scan(&v); err != nil {
 		t.Fatalf("%s on %s: %v", q, path, err)
 	}
-	return s
+	return v
 }
 
 // noConfig points LITESTREAM_CONFIG at a file that does not exist so that
@@ -137,19 +144,11 @@ func TestRestore_Errors(t *testing.T) {
 	corrupt := testsupport.FixtureCopy(t)
 	// Flip one byte inside every file's page data: whichever file the
 	// restore reads must fail its checksum, and the error must name it.
-	err := filepath.WalkDir(corrupt, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
+	for p, b := range testsupport.ReadTree(t, corrupt) {
 		b[len(b)/2] ^= 0xff
-		return os.WriteFile(p, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	tests := []struct {

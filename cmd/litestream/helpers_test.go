@@ -64,23 +64,14 @@ func (tl tool) mustRun(t *testing.T, env []string, args ...string) string {
 	return testserver.CheckRun(t, tl.name, args, code, stdout, stderr)
 }
 
-// rowCount opens a restored database read-only and counts the rows of t.
+// rowCount checks a restored database's integrity and counts the rows of t
+// (opened read-only).
 func rowCount(t *testing.T, path string) int {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&immutable=1")
-	if err != nil {
-		t.Fatal(err)
+	if ok := queryString(t, path, `PRAGMA integrity_check`); ok != "ok" {
+		t.Fatalf("integrity of %s: %s", path, ok)
 	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil {
-		t.Fatalf("count rows of %s: %v", path, err)
-	}
-	var ok string
-	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
-		t.Fatalf("integrity of %s: %s %v", path, ok, err)
-	}
-	return n
+	return queryValue[int](t, path, `SELECT count(*) FROM t`)
 }
 
 // insertRows adds n rows to t.

@@ -7,11 +7,9 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -23,6 +21,7 @@ import (
 	_ "github.com/mattn/go-sqlite3" // the primary's SQLite, and the one the VFS registers into
 
 	"github.com/litestream-go/litestream/internal/testserver"
+	"github.com/litestream-go/litestream/internal/testsupport"
 	"github.com/litestream-go/litestream/remote"
 	"github.com/litestream-go/litestream/remote/backends"
 	"github.com/litestream-go/litestream/remote/crypt"
@@ -356,22 +355,13 @@ func digest(t *testing.T, db *sql.DB) string {
 // LTX file's magic, and if there are no files at all.
 func checkNoPlaintext(t *testing.T, dir, marker string) {
 	t.Helper()
-	n := 0
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		n++
+	files := testsupport.ReadTree(t, dir)
+	if len(files) == 0 {
+		t.Fatalf("walk %s: no files", dir)
+	}
+	for p, b := range files {
 		if bytes.Contains(b, []byte(marker)) || bytes.Contains(b, []byte("LTX1")) {
 			t.Errorf("%s holds plaintext", p)
 		}
-		return nil
-	})
-	if err != nil || n == 0 {
-		t.Fatalf("walk %s: %d files, %v", dir, n, err)
 	}
 }
