@@ -130,14 +130,8 @@ func TestFaults(t *testing.T) {
 	}
 	f.failNext.Store(2)
 	f.ranges.Store(0)
-	rc, err := c.OpenLTXFile(t.Context(), 0, 1, 1, 100, 200)
-	if err != nil {
-		t.Fatalf("read through 503s: %v", err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !bytes.Equal(got, data[100:300]) {
-		t.Fatalf("range read: %v", err)
+	if got, err := remotetest.ReadRange(t.Context(), c, 0, 1, 1, 100, 200); err != nil || !bytes.Equal(got, data[100:300]) {
+		t.Fatalf("range read through 503s: %v", err)
 	}
 	if f.ranges.Load() == 0 {
 		t.Fatal("no Range request was sent")
@@ -146,7 +140,7 @@ func TestFaults(t *testing.T) {
 	f.failCode.Store(403)
 	f.failNext.Store(1)
 	f.requests.Store(0)
-	_, err = c.LTXFiles(t.Context(), 0, 0)
+	_, err := c.LTXFiles(t.Context(), 0, 0)
 	if err == nil || f.requests.Load() != 1 {
 		t.Fatalf("403: %v after %d requests", err, f.requests.Load())
 	}

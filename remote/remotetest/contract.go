@@ -185,7 +185,9 @@ func checkInfo(t *testing.T, opts Options, what string, info *ltx.FileInfo, f fi
 	}
 }
 
-func readRange(ctx context.Context, c remote.Client, level int, minTXID, maxTXID ltx.TXID, offset, size int64) ([]byte, error) {
+// ReadRange reads size bytes at offset of a file (size 0: to its end) and
+// closes it; the open's, the read's or the close's error.
+func ReadRange(ctx context.Context, c remote.Client, level int, minTXID, maxTXID ltx.TXID, offset, size int64) ([]byte, error) {
 	rc, err := c.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
 	if err != nil {
 		return nil, err
@@ -199,7 +201,7 @@ func readRange(ctx context.Context, c remote.Client, level int, minTXID, maxTXID
 
 func readFile(t *testing.T, c remote.Client, f file, offset, size int64) []byte {
 	t.Helper()
-	b, err := readRange(t.Context(), c, f.level, f.spec.MinTXID, f.spec.MaxTXID, offset, size)
+	b, err := ReadRange(t.Context(), c, f.level, f.spec.MinTXID, f.spec.MaxTXID, offset, size)
 	if err != nil {
 		t.Fatalf("read %s offset=%d size=%d: %v", f.name(), offset, size, err)
 	}
@@ -355,7 +357,7 @@ func testReadRanges(t *testing.T, c remote.Client) {
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := readRange(t.Context(), c, f.level, f.spec.MinTXID, f.spec.MaxTXID, tt.offset, tt.size)
+			b, err := ReadRange(t.Context(), c, f.level, f.spec.MinTXID, f.spec.MaxTXID, tt.offset, tt.size)
 			if err == nil {
 				t.Fatalf("offset=%d size=%d of a %d-byte file: got %d bytes and no error", tt.offset, tt.size, n, len(b))
 			}
@@ -410,7 +412,7 @@ func testLevels(t *testing.T, c remote.Client) {
 func testReadMissing(t *testing.T, c remote.Client) {
 	check := func(what string, level int, minTXID, maxTXID ltx.TXID, offset, size int64) {
 		t.Helper()
-		_, err := readRange(t.Context(), c, level, minTXID, maxTXID, offset, size)
+		_, err := ReadRange(t.Context(), c, level, minTXID, maxTXID, offset, size)
 		if !errors.Is(err, remote.ErrNotExist) {
 			t.Fatalf("%s: read of missing %s: got %v, want an error wrapping ErrNotExist", what, remote.FileDesc(level, minTXID, maxTXID), err)
 		}
@@ -439,7 +441,7 @@ func testDelete(t *testing.T, c remote.Client) {
 	}
 	remaining := []file{files[0], files[2], files[4]}
 	checkList(t, c, "after delete", list(t, c, 0, 0), remaining)
-	if _, err := readRange(t.Context(), c, 0, 2, 2, 0, 0); !errors.Is(err, remote.ErrNotExist) {
+	if _, err := ReadRange(t.Context(), c, 0, 2, 2, 0, 0); !errors.Is(err, remote.ErrNotExist) {
 		t.Fatalf("read of deleted file: got %v, want ErrNotExist", err)
 	}
 	for _, f := range remaining {
@@ -541,7 +543,7 @@ func testRequestCounts(t *testing.T, c remote.Client) {
 		return err
 	})
 	step("list", remote.ReqList, func() error { _, err := c.LTXFiles(t.Context(), 0, 0); return err })
-	step("read", remote.ReqGet, func() error { _, err := readRange(t.Context(), c, 0, 1, 1, 0, 0); return err })
+	step("read", remote.ReqGet, func() error { _, err := ReadRange(t.Context(), c, 0, 1, 1, 0, 0); return err })
 	step("delete", remote.ReqDelete, func() error {
 		return c.DeleteLTXFiles(t.Context(), []*ltx.FileInfo{{Level: 0, MinTXID: 1, MaxTXID: 1}})
 	})
@@ -661,7 +663,7 @@ func testFailedUpload(t *testing.T, c remote.Client) {
 			if infos := list(t, c, f.level, 0); len(infos) != 0 {
 				t.Fatalf("failed write left %s visible", infoNames(infos))
 			}
-			if _, err := readRange(t.Context(), c, f.level, f.spec.MinTXID, f.spec.MaxTXID, 0, 0); !errors.Is(err, remote.ErrNotExist) {
+			if _, err := ReadRange(t.Context(), c, f.level, f.spec.MinTXID, f.spec.MaxTXID, 0, 0); !errors.Is(err, remote.ErrNotExist) {
 				t.Fatalf("read after failed write of %s: got %v, want ErrNotExist", f.name(), err)
 			}
 		})

@@ -184,13 +184,7 @@ func TestCompat(t *testing.T) {
 			if err != nil || len(files) != 1 {
 				t.Fatalf("list: %v %v", files, err)
 			}
-			rc, err := c.OpenLTXFile(t.Context(), 0, 1, 1, 0, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := io.ReadAll(rc)
-			rc.Close()
-			if err != nil || !bytes.Equal(got, data) {
+			if got, err := remotetest.ReadRange(t.Context(), c, 0, 1, 1, 0, 0); err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("read back %d bytes, %v", len(got), err)
 			}
 			if err := c.DeleteLTXFiles(t.Context(), []*ltx.FileInfo{files[0]}); err != nil {

@@ -96,13 +96,7 @@ func TestSSE(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A ranged read (as the VFS makes) passes the key.
-			rc, err := c.OpenLTXFile(t.Context(), 0, 1, 1, 5000, 3000)
-			if err != nil {
-				t.Fatalf("ranged read: %v", err)
-			}
-			got, err := io.ReadAll(rc)
-			rc.Close()
-			if err != nil || !bytes.Equal(got, data[5000:8000]) {
+			if got, err := remotetest.ReadRange(t.Context(), c, 0, 1, 1, 5000, 3000); err != nil || !bytes.Equal(got, data[5000:8000]) {
 				t.Fatalf("ranged read: %v, equal %v", err, bytes.Equal(got, data[5000:8000]))
 			}
 			if marker := remotetest.PageData(seed, 7, 4096)[:64]; dataDirHolds(t, srv.DataDir, marker) {
