@@ -221,13 +221,7 @@ func TestServerRestart(t *testing.T) {
 	if err != nil || len(infos) != 2 {
 		t.Fatalf("after restart: %d files, %v", len(infos), err)
 	}
-	rc, err := c.OpenLTXFile(ctx, 0, 1, 1, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !bytes.Equal(got, first) {
+	if got, err := remotetest.ReadRange(ctx, c, 0, 1, 1, 0, 0); err != nil || !bytes.Equal(got, first) {
 		t.Fatalf("file written before the restart: %v", err)
 	}
 }
