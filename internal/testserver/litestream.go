@@ -8,7 +8,6 @@ package testserver
 // cache, never copied into this repository.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/testsupport"
 )
 
 // Pinned; keep in step with scripts/testservers/litestream.sh.
@@ -96,19 +97,13 @@ func (r *Litestream) Run(tb testing.TB, env []string, args ...string) (int, stri
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := r.Cmd(ctx, env, args...)
-	var stdout, stderr bytes.Buffer
-	c.Stdout, c.Stderr = &stdout, &stderr
-	err := c.Run()
-	code := 0
+	code, stdout, stderr, err := testsupport.RunCommand(r.Cmd(ctx, env, args...))
+	// A kill (the minute is up) is an exit status of -1, not a failure.
 	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
+	if err != nil && !errors.As(err, &ee) {
 		tb.Fatalf("run litestream %s %v: %v", LitestreamVersion, args, err)
 	}
-	return code, stdout.String(), stderr.String()
+	return code, stdout, stderr
 }
 
 // File returns the path of a file of its module source (docs/..., etc/...).
