@@ -130,14 +130,27 @@ func levelCursor(ctx context.Context, c remote.Client, level int) (ltx.TXID, err
 	if above != 0 {
 		return above, nil
 	}
-	l0, err := c.LTXFiles(ctx, remote.L0, 1)
+	base, err := firstSyncFile(ctx, c)
 	if err != nil {
-		return 0, fmt.Errorf("compact level %d: list level 0: %w", level, err)
+		return 0, fmt.Errorf("compact level %d: %w", level, err)
 	}
-	if len(l0) > 0 && l0[0].MinTXID == 1 {
-		return l0[0].MaxTXID, nil
+	if base != nil {
+		return base.MaxTXID, nil
 	}
 	return 0, nil
+}
+
+// firstSyncFile returns the level-0 file that starts at TXID 1 (the first
+// sync's full copy of the database), or nil if there is none.
+func firstSyncFile(ctx context.Context, c remote.Client) (*ltx.FileInfo, error) {
+	l0, err := c.LTXFiles(ctx, remote.L0, 1)
+	if err != nil {
+		return nil, fmt.Errorf("list level 0: %w", err)
+	}
+	if len(l0) > 0 && l0[0].MinTXID == 1 {
+		return l0[0], nil
+	}
+	return nil, nil
 }
 
 // pendingInputs returns the src files that extend past cursor, in TXID

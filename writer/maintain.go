@@ -148,9 +148,9 @@ func (d *DB) firstSyncBase(ctx context.Context) (created time.Time, ok bool) {
 	if err != nil || len(snaps) > 0 {
 		return time.Time{}, false
 	}
-	l0, err := d.client.LTXFiles(ctx, remote.L0, 1)
-	if err != nil || len(l0) == 0 || l0[0].MinTXID != 1 {
+	base, err := firstSyncFile(ctx, d.client)
+	if err != nil || base == nil {
 		return time.Time{}, false
 	}
-	return l0[0].CreatedAt, true
+	return base.CreatedAt, true
 }
