@@ -106,15 +106,14 @@ func (r *objectReader) pump(size int64, idle time.Duration) {
 			// Hold the last bytes until the end is read: the store checks
 			// the object's digest there.
 			var b [1]byte
-			m, eerr := read(b[:])
-			switch {
-			case m > 0:
-				err = fmt.Errorf("the object is longer than its size, %d bytes", size)
-			case eerr == nil:
-				err = io.ErrNoProgress
-			default:
-				err = eerr
+			m, eerr := 0, error(nil)
+			for m == 0 && eerr == nil {
+				m, eerr = read(b[:]) // (0, nil) is a wait that ended early
 			}
+			if m > 0 {
+				eerr = fmt.Errorf("the object is longer than its size, %d bytes", size)
+			}
+			err = eerr
 		}
 		if errors.Is(err, io.EOF) && got != size {
 			err = fmt.Errorf("%w: %d of %d bytes", io.ErrUnexpectedEOF, got, size)
