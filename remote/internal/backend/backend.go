@@ -150,28 +150,19 @@ func SortAll(infos []*ltx.FileInfo) {
 // (a server that ignored the Range header) fails too, rather than handing
 // the caller bytes from the wrong offset. desc names the object in errors.
 func ExactReader(rc io.ReadCloser, n int64, desc string) io.ReadCloser {
-	return &exactReader{rc: rc, left: n, desc: desc, checkExtra: true}
-}
-
-// PrefixReader returns a ReadCloser that yields the first n bytes of rc and
-// fails with io.ErrUnexpectedEOF if rc ends before them. Unlike ExactReader
-// it does not mind that rc has more: it is for streams that cannot be
-// limited at the source.
-func PrefixReader(rc io.ReadCloser, n int64, desc string) io.ReadCloser {
 	return &exactReader{rc: rc, left: n, desc: desc}
 }
 
 type exactReader struct {
-	rc         io.ReadCloser
-	left       int64
-	desc       string
-	checkExtra bool
-	done       bool
+	rc   io.ReadCloser
+	left int64
+	desc string
+	done bool
 }
 
 func (r *exactReader) Read(p []byte) (int, error) {
 	if r.left <= 0 {
-		if !r.done && r.checkExtra {
+		if !r.done {
 			r.done = true
 			// One more read tells a body of the right length (EOF) from
 			// a longer one.
