@@ -430,14 +430,15 @@ func (c *Client) get(ctx context.Context, cl *s3.Client, key string, offset, siz
 // DeleteLTXFiles removes files, up to 1000 per request; missing ones are
 // not an error. It tries every batch and returns all failures.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	keys, errs := backend.DeleteKeys(files, c.Key, c.fail)
-	if c.cfg.Path == "" {
-		// Both forms of a bucket-root key (see LTXFiles).
-		for _, k := range keys[:len(keys):len(keys)] {
-			keys = append(keys, strings.TrimPrefix(k, "/"))
+	return backend.DeleteFiles(ctx, files, c.Key, c.fail, func(ctx context.Context, keys []string) error {
+		if c.cfg.Path == "" {
+			// Both forms of a bucket-root key (see LTXFiles).
+			for _, k := range keys[:len(keys):len(keys)] {
+				keys = append(keys, strings.TrimPrefix(k, "/"))
+			}
 		}
-	}
-	return errors.Join(append(errs, c.deleteKeys(ctx, keys))...)
+		return c.deleteKeys(ctx, keys)
+	})
 }
 
 func (c *Client) deleteKeys(ctx context.Context, keys []string) error {
