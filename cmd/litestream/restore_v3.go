@@ -14,7 +14,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -222,9 +221,11 @@ func copyLZ4(ctx context.Context, raw remote.RawReader, key, path string, append
 	}
 	defer f.Close()
 	br := bufio.NewReader(rc)
-	if head, _ := br.Peek(4); bytes.Equal(head, []byte("age-")) {
-		// v0.3 encrypted it (its age: section) and no identity is set.
-		return 0, remote.ErrEncrypted
+	// v0.3 may have encrypted it (its age: section) with no identity set
+	// here: say so rather than fail to decompress.
+	head, _ := br.Peek(len("age-encryption.org/v1\n"))
+	if err := remote.ExplainHeader(head, nil); err != nil {
+		return 0, err
 	}
 	n, err := io.Copy(f, lz4.NewReader(br))
 	if err != nil {
