@@ -22,20 +22,18 @@ type replicateArgs struct {
 // exec, -once excludes -exec, -force-snapshot and -enforce-retention need
 // -once.
 func (m *Main) parseReplicateArgs(_ context.Context, args []string) (*replicateArgs, error) {
-	fs := m.newFlagSet("replicate", m.replicateUsage)
+	fs, cf := m.newConfigFlagSet("replicate", m.replicateUsage)
 	execFlag := fs.String("exec", "", "execute subcommand")
 	logLevel := fs.String("log-level", "", "log level (trace, debug, info, warn, error)")
 	restoreIfNotExists := fs.Bool("restore-if-db-not-exists", false, "restore from replica if database doesn't exist")
 	once := fs.Bool("once", false, "replicate once and exit")
 	forceSnapshot := fs.Bool("force-snapshot", false, "force snapshot when replicating once")
 	enforceRetention := fs.Bool("enforce-retention", false, "enforce retention of old snapshots when replicating once")
-	var cf configFlags
-	cf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 
-	cfg, err := m.replicateConfig(fs, &cf)
+	cfg, err := m.replicateConfig(fs, cf)
 	if err != nil {
 		return nil, err
 	}
