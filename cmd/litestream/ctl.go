@@ -16,21 +16,6 @@ import (
 	"github.com/litestream-go/litestream/control"
 )
 
-// socketFlags are -socket and -timeout (seconds).
-type socketFlags struct {
-	socket  string
-	timeout int
-}
-
-func (sf *socketFlags) register(fs *flag.FlagSet, defTimeout int) {
-	fs.StringVar(&sf.socket, "socket", control.DefaultPath, "control socket path")
-	fs.IntVar(&sf.timeout, "timeout", defTimeout, "timeout in seconds")
-}
-
-func (sf *socketFlags) client() *control.Client {
-	return control.NewClient(sf.socket, time.Duration(sf.timeout)*time.Second)
-}
-
 func checkTimeout(t int) error {
 	if t <= 0 {
 		return errors.New("timeout must be greater than 0")
@@ -38,11 +23,12 @@ func checkTimeout(t int) error {
 	return nil
 }
 
-// ctlFlags are the flags every control command has: -socket, -timeout and
-// -json.
+// ctlFlags are the flags every control command has: -socket, -timeout
+// (seconds) and -json.
 type ctlFlags struct {
-	socketFlags
-	asJSON bool
+	socket  string
+	timeout int
+	asJSON  bool
 }
 
 // newCtlFlagSet returns the flag set of the control command name, with the
@@ -51,9 +37,14 @@ type ctlFlags struct {
 func (m *Main) newCtlFlagSet(name string, usage func(), defTimeout int) (*flag.FlagSet, *ctlFlags) {
 	fs := m.newFlagSet(name, usage)
 	cf := &ctlFlags{}
-	cf.socketFlags.register(fs, defTimeout)
+	fs.StringVar(&cf.socket, "socket", control.DefaultPath, "control socket path")
+	fs.IntVar(&cf.timeout, "timeout", defTimeout, "timeout in seconds")
 	fs.BoolVar(&cf.asJSON, "json", false, "output raw JSON")
 	return fs, cf
+}
+
+func (cf *ctlFlags) client() *control.Client {
+	return control.NewClient(cf.socket, time.Duration(cf.timeout)*time.Second)
 }
 
 // parse parses a control command's arguments: none when hint is "",
