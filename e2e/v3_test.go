@@ -139,6 +139,20 @@ func TestRestore_V3(t *testing.T) {
 		if res := runCLI(t, "restore", "-txid", "1", "-o", filepath.Join(t.TempDir(), "x.db"), url); res.code != 1 || !strings.Contains(res.stderr, "no TXIDs") {
 			t.Errorf("-txid on a v0.3 replica: exit %d %q", res.code, res.stderr)
 		}
+		// A stale WAL beside the output would be applied by SQLite to the
+		// restored database: refused without -force, as for v0.5 replicas
+		// (restore.Publish), and removed with it.
+		out := filepath.Join(t.TempDir(), "stale.db")
+		if err := os.WriteFile(out+"-wal", []byte("stale"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if res := runCLI(t, "restore", "-o", out, url); res.code != 1 || !strings.Contains(res.stderr, out+"-wal") {
+			t.Errorf("v0.3 restore beside a stale WAL: exit %d %q, want an error naming it", res.code, res.stderr)
+		}
+		ours.mustRun(t, nil, "restore", "-force", "-o", out, url)
+		if _, err := os.Stat(out + "-wal"); !os.IsNotExist(err) || rowCount(t, out) != latest {
+			t.Errorf("v0.3 restore -force beside a stale WAL: wal %v, rows %d, want gone and %d", err, rowCount(t, out), latest)
+		}
 		_, theirs := bothTools(t)
 		check(t, url, nil, theirs)
 	})

@@ -192,7 +192,7 @@ func Run(ctx context.Context, c remote.Client, opts Options) (*Result, error) {
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("restore: close %s: %w", tmp, err)
 	}
-	renamed, err := publish(tmp, out, opts.Force)
+	renamed, err := Publish(tmp, out, opts.Force)
 	ok = renamed // tmp is gone once renamed, whatever follows
 	if err != nil {
 		return nil, err
@@ -208,13 +208,13 @@ func Run(ctx context.Context, c remote.Client, opts Options) (*Result, error) {
 	return res, nil
 }
 
-// publish puts the complete, fsynced tmp in place of out and fsyncs the
+// Publish puts the complete, fsynced tmp in place of out and fsyncs the
 // directory (docs/ARCHITECTURE.md invariant 9). It re-checks out just before
 // replacing it: the output may have appeared while the restore ran. Stale
 // WAL/journal files go before the rename, never after: a crash in between
 // must not leave an old WAL beside the new database. It reports whether tmp
 // was renamed.
-func publish(tmp, out string, force bool) (renamed bool, err error) {
+func Publish(tmp, out string, force bool) (renamed bool, err error) {
 	if err := checkOutput(out, force); err != nil {
 		return false, err
 	}

@@ -111,13 +111,10 @@ func (m *Main) restoreV3(ctx context.Context, client remote.Client, p restorePar
 	if err != nil {
 		return nil, err
 	}
-	if p.force {
-		for _, sfx := range []string{"-wal", "-shm", "-journal"} {
-			_ = os.Remove(p.output + sfx)
-		}
-	}
-	if err := os.Rename(tmp, p.output); err != nil {
-		return nil, fmt.Errorf("rename restored database: %w", err)
+	// The same publication as a v0.5 restore's: re-checked output, stale
+	// WAL and journal removed first (with -force), rename, directory fsync.
+	if _, err := restore.Publish(tmp, p.output, p.force); err != nil {
+		return nil, err
 	}
 	if err := integrityCheck(ctx, p.output, p.integrity); err != nil {
 		return nil, err
